@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Set up and run Quicklake on a fresh machine that has only Python 3.11+.
+
+    python3 dev.py demo [ql demo options]   # make .venv, install, generate + ingest the demo archive
+    python3 dev.py test [pytest options]    # make .venv, install with test tools, run the tests
+    python3 dev.py lint                     # ruff (lint + format check) and mypy
+    python3 dev.py ql ARGS...               # any ql command inside the venv
+
+The venv is (re)installed only when pyproject.toml or constraints.txt changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+
+
+def _ensure_venv() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"Quicklake needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    stamp_text = hashlib.sha256(
+        (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
+    ).hexdigest()
+    stamp = VENV / ".quicklake-installed"
+    if stamp.exists() and stamp.read_text() == stamp_text:
+        return
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    print("installing Quicklake and its dependencies (first run only)", flush=True)
+    subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True)
+    stamp.write_text(stamp_text)
+
+
+def _run(cmd: list[str]) -> int:
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "lint", "ql"}:
+        print(__doc__)
+        return 2
+    _ensure_venv()
+    what, rest = argv[0], argv[1:]
+    if what == "demo":
+        return _run([str(BIN / "ql"), "demo", *rest])
+    if what == "ql":
+        return _run([str(BIN / "ql"), *rest])
+    if what == "test":
+        return _run([str(BIN / "python"), "-m", "pytest", *rest])
+    rc = _run([str(BIN / "ruff"), "check", "lake", "ingest", "monitors", "tests", "bench", "dev.py"])
+    rc |= _run([str(BIN / "ruff"), "format", "--check", "lake", "ingest", "monitors", "tests", "bench", "dev.py"])
+    rc |= _run([str(BIN / "mypy")])
+    return rc
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,532 @@
+"""Fast FITS header reader: every card of every HDU, without touching pixel data.
+
+Reading is split in two steps so that the expensive one can be vectorised over a whole batch of files:
+
+1. :func:`read_raw_headers` reads only the header blocks of each HDU of one file and jumps over the data
+   using BITPIX/NAXISn/PCOUNT/GCOUNT (one ``pread`` per HDU in the common case).
+2. :func:`parse_headers` turns the raw 80-byte card images of many headers into one Arrow table, with
+   numpy for the fixed-column work and Arrow's RE2 kernels for the value/comment split. Cards that are not
+   in plain fixed format (CONTINUE long strings, complex numbers, quotes inside strings, lower-case or
+   HIERARCH keywords, anything odd) are handed to ``astropy.io.fits.Card``, so that the result agrees
+   with astropy card for card; they are rare in HST data.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lake.errors import FitsError
+
+READER_VERSION = "1"
+BLOCK = 2880
+CARD = 80
+END_CARD = b"END" + b" " * 77
+_FIRST_READ = 10 * BLOCK  # a WFC3 primary header is 7-9 blocks: one read covers it
+
+# Value types as stored in the lake.
+BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT = (
+    "bool",
+    "int",
+    "float",
+    "complex",
+    "string",
+    "undefined",
+    "text",  # COMMENT, HISTORY and blank-keyword cards: free text, no value indicator
+)
+COMMENTARY = frozenset({"", "COMMENT", "HISTORY"})
+
+CARD_SCHEMA = pa.schema(
+    [
+        ("header", pa.int32()),  # index into the list of headers given to parse_headers
+        ("position", pa.int32()),  # logical card index in the HDU, as astropy counts (CONTINUE joined)
+        ("keyword", pa.dictionary(pa.int32(), pa.string())),
+        ("value_type", pa.dictionary(pa.int32(), pa.string())),
+        ("value_str", pa.dictionary(pa.int32(), pa.string())),
+        ("value_int", pa.int64()),
+        ("value_float", pa.float64()),
+        ("value_bool", pa.bool_()),
+        ("comment", pa.dictionary(pa.int32(), pa.string())),
+        ("image", pa.string()),  # 80 characters, or a multiple of 80 for CONTINUE-joined cards
+    ]
+)
+
+# RE2 pattern for the part after "= " of a fixed-format card. Strings with embedded quotes are left to
+# astropy (its quote rules are subtle); so are complex values.
+_VALUE_RE = (
+    r"^ *(?:'(?P<s>[^']*)'|(?P<b>[TF])|(?P<n>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[EeDd][+-]?\d+)?)|)"
+    r" *(?:/ *(?P<c>.*))?$"
+)
+_INT_RE = r"^[+-]?0*\d{1,18}$"  # fits int64 for sure; longer integers go to astropy
+
+_KW_LUT = np.zeros(256, dtype=bool)
+for _c in b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-":
+    _KW_LUT[_c] = True
+
+
+@dataclass(frozen=True)
+class Card:
+    """One logical header card."""
+
+    keyword: str
+    value: Any
+    comment: str
+    image: str
+    value_type: str
+
+
+@dataclass(frozen=True)
+class RawHeader:
+    """The card images of one HDU as found in the file (END card and padding excluded)."""
+
+    hdu: int
+    offset: int
+    data: bytes
+    data_size: int
+
+
+# --------------------------------------------------------------------------------------------------
+# Step 1: header blocks of one file
+
+
+def _is_blank_tail(chunk: bytes) -> bool:
+    return not chunk.strip(b"\0 ")
+
+
+def _find_end(buf: bytes, start: int = 0) -> int:
+    """Offset of the END card in ``buf`` (80-aligned), or -1."""
+    i = buf.find(END_CARD, start)
+    while i >= 0 and i % CARD:
+        i = buf.find(END_CARD, i + 1)
+    return i
+
+
+_SIZE_KEYS = frozenset({b"BITPIX  ", b"NAXIS   ", b"PCOUNT  ", b"GCOUNT  ", b"GROUPS  "})
+
+
+def _data_size(path: str, hdu: int, header: bytes) -> int:
+    """Bytes of data following this header, padded to whole blocks (FITS 4.4.1)."""
+    vals: dict[bytes, bytes] = {}
+    naxes: dict[int, int] = {}
+    ncards = len(header) // CARD
+    for i in range(ncards):
+        card = header[i * CARD : i * CARD + CARD]
+        key = card[:8]
+        if card[8:10] != b"= ":
+            continue
+        if key in _SIZE_KEYS:
+            vals[key] = card[10:].split(b"/", 1)[0].strip()
+        elif key[:5] == b"NAXIS" and key[5:].strip().isdigit():
+            try:
+                naxes[int(key[5:])] = int(card[10:].split(b"/", 1)[0])
+            except ValueError:
+                raise FitsError(path, "NAXISn is not an integer", hdu, key.decode().strip()) from None
+        if b"NAXIS   " in vals and len(naxes) >= int(vals[b"NAXIS   "] or 0) and i > 8:
+            if (hdu == 0 and naxes.get(1) != 0) or (b"PCOUNT  " in vals and b"GCOUNT  " in vals):
+                break
+    try:
+        bitpix = int(vals[b"BITPIX  "])
+        naxis = int(vals[b"NAXIS   "])
+    except KeyError as e:
+        raise FitsError(path, "mandatory keyword missing", hdu, e.args[0].decode().strip()) from None
+    except ValueError:
+        raise FitsError(path, "BITPIX or NAXIS is not an integer", hdu, "BITPIX") from None
+    if naxis == 0:
+        return 0
+    try:
+        dims = [naxes[k] for k in range(1, naxis + 1)]
+        pcount = int(vals.get(b"PCOUNT  ", b"0") or 0)
+        gcount = int(vals.get(b"GCOUNT  ", b"1") or 1)
+    except KeyError as e:
+        raise FitsError(path, f"NAXIS{e.args[0]} missing", hdu, f"NAXIS{e.args[0]}") from None
+    except ValueError:
+        raise FitsError(path, "PCOUNT or GCOUNT is not an integer", hdu, "PCOUNT") from None
+    if hdu == 0 and dims[0] == 0 and vals.get(b"GROUPS  ") == b"T":  # random groups
+        dims = dims[1:]
+    n = 1
+    for d in dims:
+        n *= d
+    size = abs(bitpix) // 8 * gcount * (pcount + n)
+    return -(-size // BLOCK) * BLOCK
+
+
+class _Reader:
+    """Positional reads from a local file descriptor or any seekable file object."""
+
+    def __init__(self, src: str | os.PathLike[str] | IO[bytes]) -> None:
+        if isinstance(src, str | os.PathLike):
+            self.fd: int | None = os.open(src, os.O_RDONLY)
+            self.fobj: IO[bytes] | None = None
+            self.size = os.fstat(self.fd).st_size
+        else:
+            self.fd = None
+            self.fobj = src
+            src.seek(0, os.SEEK_END)
+            self.size = src.tell()
+
+    def read(self, offset: int, n: int) -> bytes:
+        if self.fd is not None:
+            return os.pread(self.fd, n, offset)
+        assert self.fobj is not None
+        self.fobj.seek(offset)
+        return self.fobj.read(n)
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None = None) -> list[RawHeader]:
+    """Read the header cards of every HDU of one FITS file, skipping all data.
+
+    ``src`` is a local path or an open binary file object (e.g. from fsspec); ``name`` is used in
+    error messages (defaults to the path). Raises :class:`FitsError` for anything that is not a
+    complete FITS file.
+    """
+    label = name or os.fspath(src) if isinstance(src, str | os.PathLike) else (name or "<file>")
+    r = _Reader(src)
+    try:
+        size = r.size
+        if size == 0:
+            raise FitsError(label, "file is empty (0 bytes)", 0)
+        out: list[RawHeader] = []
+        pos = 0
+        hdu = 0
+        while pos < size:
+            buf = r.read(pos, _FIRST_READ)
+            if hdu == 0 and not buf.startswith(b"SIMPLE  ="):
+                raise FitsError(label, "not a FITS file (does not start with SIMPLE)", 0, "SIMPLE")
+            if hdu > 0 and not buf.startswith(b"XTENSION="):
+                if _is_blank_tail(r.read(pos, size - pos)):
+                    break  # zero or blank padding after the last HDU: astropy ignores it too
+                raise FitsError(label, f"unexpected bytes at offset {pos} (expected XTENSION)", hdu, "XTENSION")
+            end = _find_end(buf)
+            while end < 0:
+                if len(buf) % BLOCK or pos + len(buf) >= size:
+                    raise FitsError(label, "header has no END card (file truncated?)", hdu, "END")
+                more = r.read(pos + len(buf), len(buf))
+                buf += more
+                end = _find_end(buf, max(0, len(buf) - len(more) - CARD))
+            header = buf[:end]
+            data_size = _data_size(label, hdu, header)
+            hdr_size = -(-(end + CARD) // BLOCK) * BLOCK
+            out.append(RawHeader(hdu, pos, header, data_size))
+            pos += hdr_size + data_size
+            if pos > size:
+                raise FitsError(
+                    label,
+                    f"file truncated: data of HDU {hdu} ends at byte {pos} but the file has {size} bytes",
+                    hdu,
+                    "NAXIS",
+                )
+            hdu += 1
+        return out
+    finally:
+        r.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# Step 2: vectorised card parsing
+
+
+def _astropy_card(image: str) -> tuple[str, Any, str, str]:
+    """Parse one (possibly CONTINUE-joined) card image exactly as astropy does."""
+    from astropy.io.fits import Card as _ACard
+    from astropy.io.fits.card import Undefined
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        c = _ACard.fromstring(image)
+        if c.field_specifier:  # record-valued card (DP1 = 'AXIS.1: 1'): keep the card as written
+            keyword, value = c.rawkeyword, c.rawvalue
+        else:
+            keyword, value = c.keyword, c.value
+        comment = c.comment
+    if keyword in COMMENTARY:
+        return keyword, str(value), "", TEXT
+    if isinstance(value, Undefined) or value is None:
+        return keyword, None, comment, UNDEFINED
+    if isinstance(value, bool | np.bool_):
+        return keyword, bool(value), comment, BOOL
+    if isinstance(value, int | np.integer):
+        return keyword, int(value), comment, INT
+    if isinstance(value, float | np.floating):
+        return keyword, float(value), comment, FLOAT
+    if isinstance(value, complex):
+        return keyword, value, comment, COMPLEX
+    return keyword, str(value), comment, STRING
+
+
+_PIECE_RE = re.compile(r"'(?P<s>[^']*)' *(?:/ *(?P<c>.*))?$")
+_KEY_RE = re.compile(r"[A-Z0-9_-]{1,8} *$")
+
+
+def _long_string(image: str) -> tuple[str, Any, str, str] | None:
+    """A CONTINUE long string in plain form, parsed as astropy's Card._split does; None if unusual."""
+    key = image[:8]
+    if image[8:10] != "= " or not _KEY_RE.match(key) or key.rstrip() in COMMENTARY:
+        return None
+    values: list[str] = []
+    comments: list[str] = []
+    for k in range(0, len(image), CARD):
+        sub = image[k : k + CARD]
+        vc = (sub[10:] if k == 0 else sub[8:]).strip()
+        m = _PIECE_RE.match(vc)
+        if m is None or (k and sub[:8] != "CONTINUE"):
+            return None
+        v = m.group("s").rstrip()
+        if v.endswith("&"):
+            v = v[:-1]
+        values.append(v)
+        if m.group("c"):
+            comments.append(m.group("c").rstrip())
+    return key.rstrip(), "".join(values).rstrip(), " ".join(comments).rstrip(), STRING
+
+
+def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
+    cols: dict[str, list[Any]] = {k: [] for k in ("keyword", "value_type", "s", "i", "f", "b", "comment")}
+    for image in images:
+        parsed = _long_string(image) if len(image) > CARD else None
+        kw, val, com, vt = parsed if parsed is not None else _astropy_card(image)
+        cols["keyword"].append(kw)
+        cols["value_type"].append(vt)
+        cols["comment"].append(com)
+        s = i = f = b = None
+        if vt in (STRING, TEXT):
+            s = val
+        elif vt == BOOL:
+            b = val
+        elif vt == INT:
+            if -(2**63) <= val < 2**63:
+                i = val
+            f = float(val)
+            s = str(val)  # exact text for integers beyond int64
+        elif vt == FLOAT:
+            f = val
+        elif vt == COMPLEX:
+            s = f"({val.real!r}, {val.imag!r})"
+        cols["s"].append(s)
+        cols["i"].append(i)
+        cols["f"].append(f)
+        cols["b"].append(b)
+    return {
+        "keyword": pa.array(cols["keyword"], pa.string()),
+        "value_type": pa.array(cols["value_type"], pa.string()),
+        "value_str": pa.array(cols["s"], pa.string()),
+        "value_int": pa.array(cols["i"], pa.int64()),
+        "value_float": pa.array(cols["f"], pa.float64()),
+        "value_bool": pa.array(cols["b"], pa.bool_()),
+        "comment": pa.array(cols["comment"], pa.string()),
+    }
+
+
+_DICT_FIELDS = ("keyword", "value_type", "value_str", "comment")
+_FIELDS = ("keyword", "value_type", "value_str", "value_int", "value_float", "value_bool", "comment")
+_VT_DICT = pa.array([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT], pa.string())
+_VT_CODE = {v: i for i, v in enumerate(_VT_DICT.to_pylist())}
+_VALUE_START = np.frombuffer(b"'TF+-.0123456789/\0", dtype=np.uint8)
+_NUM_START = np.frombuffer(b"+-.0123456789", dtype=np.uint8)
+_HASH_MULT = np.random.default_rng(20261123).integers(1, 2**63, size=CARD // 8, dtype=np.uint64) | np.uint64(1)
+
+
+def _string_array(rows: np.ndarray) -> pa.Array:
+    """Arrow strings from an (n, w) uint8 array of printable ASCII (zero-copy after one compaction)."""
+    rows = np.ascontiguousarray(rows)
+    n, w = rows.shape
+    fsb = pa.Array.from_buffers(pa.binary(w), n, [None, pa.py_buffer(rows)])
+    return pc.cast(pc.cast(fsb, pa.binary()), pa.string(), safe=False)
+
+
+def _vt_array(codes: np.ndarray) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), _VT_DICT).cast(pa.string())
+
+
+def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
+    """Parse distinct single (not CONTINUE-joined) 80-byte cards; columns :data:`_FIELDS`."""
+    n = len(A)
+    printable = (A.min(axis=1) >= 32) & (A.max(axis=1) <= 126)
+    kw8 = A[:, :8]
+    sp = kw8 == 32
+    kw_ok = (sp | _KW_LUT[kw8]).all(axis=1) & ~(sp[:, :-1] & ~sp[:, 1:]).any(axis=1)
+    K = np.ascontiguousarray(kw8).view("S8").ravel()
+    is_comm = (K == b"COMMENT ") | (K == b"HISTORY ") | (K == b" " * 8)
+    has_vi = (A[:, 8] == ord("=")) & (A[:, 9] == ord(" "))
+    V = A[:, 10:]
+    nb = V != 32
+    first = nb.argmax(axis=1)
+    ch = np.where(nb.any(axis=1), V[np.arange(n), first], 0)
+    fast_comm = printable & is_comm
+    fast_val = printable & ~is_comm & kw_ok & has_vi & (K != b"CONTINUE") & np.isin(ch, _VALUE_START)
+
+    # Value cards: one RE2 pass over the part after "= ".
+    fv_idx = np.flatnonzero(fast_val)
+    m = pc.extract_regex(_string_array(V[fv_idx]), _VALUE_RE)
+    ok = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    num = m.field("n")
+    # Integers too long for int64 keep Python's exact value: astropy handles them.
+    digits = pc.match_substring_regex(num, r"^[+-]?\d+$").fill_null(False)
+    fits64 = pc.match_substring_regex(num, _INT_RE).fill_null(False)
+    ok &= ~np.asarray(pc.and_(digits, pc.invert(fits64)).to_numpy(zero_copy_only=False), dtype=bool)
+    fv_idx = fv_idx[ok]
+    m = m.filter(pa.array(ok))
+    num = m.field("n")
+    chv = ch[fv_idx]
+    is_str = chv == ord("'")
+    is_bool = (chv == ord("T")) | (chv == ord("F"))
+    is_int = np.asarray(fits64.filter(pa.array(ok)).to_numpy(zero_copy_only=False), dtype=bool) & np.isin(
+        chv, _NUM_START
+    )
+    is_flt = np.isin(chv, _NUM_START) & ~is_int
+    codes = np.full(len(fv_idx), _VT_CODE[UNDEFINED], dtype=np.int8)
+    codes[is_str] = _VT_CODE[STRING]
+    codes[is_bool] = _VT_CODE[BOOL]
+    codes[is_int] = _VT_CODE[INT]
+    codes[is_flt] = _VT_CODE[FLOAT]
+
+    def masked(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+        return pc.if_else(pa.array(mask), arr, pa.scalar(None, arr.type))
+
+    ints = pc.utf8_ltrim(pc.if_else(pa.array(is_int), num, "0"), "+")
+    flts = pc.if_else(pa.array(is_flt), num, "0")
+    flts = pc.replace_substring(pc.replace_substring(flts, "D", "E"), "d", "e")
+    fast = {
+        "keyword": pc.ascii_rtrim(_string_array(kw8[fv_idx]), " "),
+        "value_type": _vt_array(codes),
+        "value_str": masked(pc.ascii_rtrim(m.field("s"), " "), is_str),
+        "value_int": masked(pc.cast(ints, pa.int64()), is_int),
+        "value_float": masked(pc.cast(flts, pa.float64()), is_flt),
+        "value_bool": masked(pc.equal(m.field("b"), "T"), is_bool),
+        "comment": pc.ascii_rtrim(m.field("c"), " "),
+    }
+    fast_val[:] = False
+    fast_val[fv_idx] = True
+
+    # Commentary cards: keyword and free text.
+    fc_idx = np.flatnonzero(fast_comm)
+    nc = len(fc_idx)
+    comm = {
+        "keyword": pc.ascii_rtrim(_string_array(kw8[fc_idx]), " "),
+        "value_type": _vt_array(np.full(nc, _VT_CODE[TEXT], dtype=np.int8)),
+        "value_str": pc.ascii_rtrim(_string_array(A[fc_idx, 8:]), " "),
+        "value_int": pa.nulls(nc, pa.int64()),
+        "value_float": pa.nulls(nc, pa.float64()),
+        "value_bool": pa.nulls(nc, pa.bool_()),
+        "comment": pa.array(np.full(nc, "", dtype=object), pa.string()),
+    }
+
+    # Everything else (rare): astropy.
+    sl_idx = np.flatnonzero(~fast_val & ~fast_comm)
+    slow = _slow_columns([A[i].tobytes().decode("latin-1") for i in sl_idx])
+    order = np.concatenate([fv_idx, fc_idx, sl_idx])
+    perm = pa.array(np.argsort(order, kind="stable"))
+    return {f: pa.concat_arrays([fast[f], comm[f], slow[f]]).take(perm) for f in _FIELDS}
+
+
+def parse_headers(headers: Sequence[bytes]) -> pa.Table:
+    """Parse the card images of many headers into one table (schema :data:`CARD_SCHEMA`).
+
+    Each element of ``headers`` is the raw card images of one HDU (a multiple of 80 bytes, without the
+    END card). Row order is header by header, card by card. Identical card images are parsed once:
+    across the files of a batch most cards repeat verbatim.
+    """
+    counts = np.fromiter((len(h) // CARD for h in headers), dtype=np.int64, count=len(headers))
+    for k, h in enumerate(headers):
+        if len(h) % CARD:
+            raise ValueError(f"header {k} is not a whole number of cards")
+    n = int(counts.sum())
+    if n == 0:
+        return CARD_SCHEMA.empty_table()
+    buf = b"".join(headers)
+    A = np.frombuffer(buf, dtype=np.uint8).reshape(n, CARD)
+    header_of = np.repeat(np.arange(len(headers), dtype=np.int32), counts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+
+    # A CONTINUE card belongs to the card before it in the same header (astropy's Header.fromstring).
+    is_cont = np.ascontiguousarray(A[:, :8]).view("S8").ravel() == b"CONTINUE"
+    is_cont[starts[counts > 0]] = False
+    has_cont = np.zeros(n, dtype=bool)
+    has_cont[:-1] = is_cont[1:]
+    joined = np.flatnonzero(has_cont & ~is_cont)
+    kept = np.flatnonzero(~is_cont)
+
+    # Distinct card images (Arrow's hash kernel), parsed once each.
+    enc = pc.dictionary_encode(pa.Array.from_buffers(pa.binary(CARD), n, [None, pa.py_buffer(buf)]))
+    distinct = np.frombuffer(enc.dictionary.buffers()[1], dtype=np.uint8)[: len(enc.dictionary) * CARD]
+    uniq = _parse_single(distinct.reshape(-1, CARD))
+    index = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+
+    # Cards continued by CONTINUE cards: parsed whole, appended after the distinct ones.
+    long_images = []
+    for i in joined:
+        j = i + 1
+        while j < n and is_cont[j]:
+            j += 1
+        long_images.append(buf[i * CARD : j * CARD].decode("latin-1"))
+    grp = _slow_columns(long_images)
+    index[joined] = len(enc.dictionary) + np.arange(len(joined))
+    take = pa.array(index[kept].astype(np.int32))
+
+    hdr = header_of[kept]
+    kept_starts = np.searchsorted(hdr, np.arange(len(headers), dtype=np.int32))
+    position = (np.arange(len(kept)) - kept_starts[hdr]).astype(np.int32)
+    # Kept cards tile the buffer (a CONTINUE card belongs to the kept card before it): the images are
+    # the buffer itself, cut at the kept cards' offsets.
+    if len(buf) >= 2**31:
+        raise ValueError("parse_headers: batch too large (2 GiB of header bytes); use smaller batches")
+    offsets = np.append(kept * CARD, n * CARD).astype(np.int32)
+    images = pa.Array.from_buffers(pa.string(), len(kept), [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    cols = [pa.array(hdr), pa.array(position)]
+    # String columns stay dictionary-encoded over the distinct cards: no copy of repeated text.
+    for f in _FIELDS:
+        values = pa.concat_arrays([uniq[f], grp[f]])
+        cols.append(pa.DictionaryArray.from_arrays(take, values) if f in _DICT_FIELDS else values.take(take))
+    cols.append(images)
+    return pa.Table.from_arrays(cols, schema=CARD_SCHEMA)
+
+
+def _value_of(row: dict[str, Any]) -> Any:
+    vt = row["value_type"]
+    if vt == BOOL:
+        return row["value_bool"]
+    if vt == INT:
+        return row["value_int"] if row["value_int"] is not None else int(row["value_str"])
+    if vt == FLOAT:
+        return row["value_float"]
+    if vt == COMPLEX:
+        re_, im = row["value_str"].strip("()").split(",")
+        return complex(float(re_), float(im))
+    if vt == UNDEFINED:
+        return None
+    return row["value_str"]
+
+
+def cards_from_table(table: pa.Table) -> list[list[Card]]:
+    """Turn a :func:`parse_headers` table back into per-header lists of :class:`Card`."""
+    out: dict[int, list[Card]] = {}
+    for row in table.to_pylist():
+        out.setdefault(row["header"], []).append(
+            Card(row["keyword"], _value_of(row), row["comment"], row["image"], row["value_type"])
+        )
+    return [out[k] for k in sorted(out)]
+
+
+def read_header(src: str | os.PathLike[str] | IO[bytes]) -> list[list[Card]]:
+    """All cards of all HDUs of one file, in order: ``result[hdu][position]``."""
+    raws = read_raw_headers(src)
+    table = parse_headers([r.data for r in raws])
+    cards = {k: v for k, v in enumerate(cards_from_table(table))}
+    return [cards.get(k, []) for k in range(len(raws))]
+
+
+def iter_images(card: Card) -> Iterable[str]:
+    """The 80-character physical card images of a logical card (one, or several for CONTINUE)."""
+    for i in range(0, len(card.image), CARD):
+        yield card.image[i : i + CARD]

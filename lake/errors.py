@@ -1,0 +1,64 @@
+"""Every exception Quicklake raises on purpose.
+
+Library code raises these; only the CLI turns them into exit messages.
+Messages name the file, HDU and keyword where there is one, and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class QuicklakeError(Exception):
+    """Base class of all Quicklake errors."""
+
+
+class ConfigError(QuicklakeError):
+    """A setting is missing, malformed or contradicts another."""
+
+
+class LayoutError(QuicklakeError):
+    """A path does not fit the archive layout template."""
+
+
+class FitsError(QuicklakeError):
+    """A FITS file could not be read.
+
+    ``path``, ``hdu`` and ``keyword`` locate the problem as precisely as is known.
+    """
+
+    def __init__(
+        self, path: str, reason: str, hdu: int | None = None, keyword: str | None = None
+    ) -> None:
+        self.path = path
+        self.hdu = hdu
+        self.keyword = keyword
+        self.reason = reason
+        where = path
+        if hdu is not None:
+            where += f": HDU {hdu}"
+        if keyword is not None:
+            where += f": card {keyword!r}"
+        super().__init__(f"{where}: {reason}")
+
+
+class LakeError(QuicklakeError):
+    """The lake could not be read or written."""
+
+
+class LakeNotFound(LakeError):
+    """No lake exists at the given path."""
+
+
+class LakeLocked(LakeError):
+    """Another writer holds the lake's lock."""
+
+
+class SchemaConflict(QuicklakeError):
+    """A keyword value does not fit the column type fixed for it."""
+
+
+class QueryError(QuicklakeError):
+    """A SQL query failed or was refused."""
+
+
+class GeneratorError(QuicklakeError):
+    """The demo-archive generator was given options it cannot honour."""
