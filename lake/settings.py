@@ -1,0 +1,105 @@
+"""The one registry of Quicklake settings.
+
+Each setting has a name, a default and a help text. Values come, in increasing precedence, from the
+defaults, ``quicklake.toml`` (the file named by ``QUICKLAKE_CONFIG``, else ``./quicklake.toml``), the
+``QUICKLAKE_<NAME>`` environment variables, and explicit overrides (CLI options).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lake.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+
+
+REGISTRY: tuple[Setting, ...] = (
+    Setting("archive", "demo/archive", "Root of the FITS archive (local path or fsspec URL)."),
+    Setting("lake", "demo/lake", "Directory of the lake: warehouse, catalogs, logs (local path)."),
+    Setting(
+        "catalog_uri",
+        "",
+        "SQLAlchemy URL of the Iceberg SQL catalog; empty means sqlite:///<lake>/catalog.sqlite. "
+        "Use postgresql+psycopg2://... for a shared PostgreSQL catalog.",
+    ),
+    Setting(
+        "layout",
+        "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
+        "Archive path template below the archive root; fields: proposid, visit, rootname, filetype, "
+        "dir (any folders), stem (any name without '_').",
+    ),
+    Setting(
+        "scheduler",
+        "local",
+        "Dask scheduler for ingest: 'local' (a LocalCluster, one worker per core), 'synchronous' "
+        "(in this process), or the address of a running scheduler (tcp://host:8786).",
+    ),
+    Setting("workers", 0, "Workers of the local cluster; 0 means one per core.", int),
+    Setting(
+        "batch_files",
+        2000,
+        "Files per ingest task and per lake commit; tasks are kept coarse because Dask's per-task "
+        "overhead dominates small ones.",
+        int,
+    ),
+    Setting("progress", True, "Show progress bars on a terminal.", bool),
+)
+_BY_NAME = {s.name: s for s in REGISTRY}
+
+
+def _convert(setting: Setting, value: Any, source: str) -> Any:
+    if setting.type is bool and isinstance(value, str):
+        if value.lower() in {"1", "true", "yes", "on"}:
+            return True
+        if value.lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{source}: {setting.name} must be true or false, not {value!r}")
+    try:
+        return setting.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{source}: {setting.name} must be of type {setting.type.__name__}, not {value!r}"
+        ) from None
+
+
+def config_file() -> Path:
+    return Path(os.environ.get("QUICKLAKE_CONFIG", "quicklake.toml"))
+
+
+def load(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Resolve every setting; ``overrides`` (e.g. CLI options) win, ``None`` values are ignored."""
+    values = {s.name: s.default for s in REGISTRY}
+    path = config_file()
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML ({e}); fix the file or unset QUICKLAKE_CONFIG") from None
+        table = data.get("quicklake", data)
+        for key, value in table.items():
+            if key not in _BY_NAME:
+                raise ConfigError(f"{path}: unknown setting {key!r}; known: {', '.join(_BY_NAME)}")
+            values[key] = _convert(_BY_NAME[key], value, str(path))
+    for s in REGISTRY:
+        env = f"QUICKLAKE_{s.name.upper()}"
+        if env in os.environ:
+            values[s.name] = _convert(s, os.environ[env], env)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if key not in _BY_NAME:
+            raise ConfigError(f"unknown setting {key!r}")
+        values[key] = _convert(_BY_NAME[key], value, "option")
+    return values
