@@ -472,7 +472,8 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
         long_images.append(buf[i * CARD : j * CARD].decode("latin-1"))
     grp = _slow_columns(long_images)
     index[joined] = len(enc.dictionary) + np.arange(len(joined))
-    take = pa.array(index[kept].astype(np.int32))
+    take_np = index[kept].astype(np.int32)
+    take = pa.array(take_np)
 
     hdr = header_of[kept]
     kept_starts = np.searchsorted(hdr, np.arange(len(headers), dtype=np.int32))
@@ -487,7 +488,13 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     # String columns stay dictionary-encoded over the distinct cards: no copy of repeated text.
     for f in _FIELDS:
         values = pa.concat_arrays([uniq[f], grp[f]])
-        cols.append(pa.DictionaryArray.from_arrays(take, values) if f in _DICT_FIELDS else values.take(take))
+        if f in _DICT_FIELDS:
+            # nulls live in the indices: Parquet cannot write a dictionary that holds a null
+            nulls = np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)[take_np]
+            idx = pa.array(take_np, mask=nulls) if nulls.any() else take
+            cols.append(pa.DictionaryArray.from_arrays(idx, values.fill_null("")))
+        else:
+            cols.append(values.take(take))
     cols.append(images)
     return pa.Table.from_arrays(cols, schema=CARD_SCHEMA)
 

@@ -1,0 +1,306 @@
+"""An ingest run: scan the archive, parse what is new or changed on Dask, commit one lake snapshot per batch."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ingest.batch import BatchResult, FileJob, process_batch
+from lake import schema as sch
+from lake.master import build_master
+from lake.tables import Lake, Pins
+
+
+@dataclass
+class IngestSummary:
+    scanned: int = 0
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    ingested: int = 0
+    errors: int = 0
+    cards: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+    error_samples: list[tuple[str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        rate = self.ingested / self.seconds if self.seconds else 0.0
+        return [
+            f"scanned {self.scanned} files: {self.new} new, {self.changed} changed, {self.removed} removed, "
+            f"{self.unchanged} unchanged",
+            f"ingested {self.ingested} files ({self.cards} cards) in {self.batches} batches, "
+            f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors",
+        ]
+
+
+def scan_archive(archive: str) -> dict[str, tuple[int, float]]:
+    """Every ``*.fits`` file below ``archive``: relative path → (size, mtime)."""
+    out: dict[str, tuple[int, float]] = {}
+    if "://" in archive:
+        fs, root = fsspec.core.url_to_fs(archive)
+        for p, info in fs.find(root, detail=True).items():
+            if p.endswith(".fits"):
+                mtime = info.get("mtime") or info.get("LastModified") or 0
+                out[p[len(root) :].lstrip("/")] = (int(info["size"]), float(getattr(mtime, "timestamp", lambda: mtime)()))
+        return out
+    root = os.path.abspath(archive)
+
+    def walk(d: str) -> None:
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    walk(e.path)
+                elif e.name.endswith(".fits") and e.is_file():
+                    st = e.stat()
+                    out[os.path.relpath(e.path, root).replace(os.sep, "/")] = (st.st_size, st.st_mtime)
+
+    walk(root)
+    return out
+
+
+def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str]]:
+    """path → (size, mtime, status, tables) from the pinned ``files`` table."""
+    files = lake.data_files(pins, "files")
+    if not files:
+        return {}
+    t = pq.ParquetDataset(files).read(columns=["path", "size", "mtime", "status", "tables"])
+    return {
+        p: (s, m, st, tb or "")
+        for p, s, m, st, tb in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
+    }
+
+
+class _Executor:
+    """Runs batch tasks on Dask (a LocalCluster, a remote scheduler) or in this process."""
+
+    def __init__(self, scheduler: str, workers: int) -> None:
+        self.scheduler = scheduler
+        self.client: Any = None
+        self.cluster: Any = None
+        if scheduler == "synchronous":
+            return
+        from distributed import Client, LocalCluster
+
+        if scheduler == "local":
+            n = workers or os.cpu_count() or 1
+            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                                        dashboard_address=None, silence_logs=40)
+            self.client = Client(self.cluster)
+        else:
+            self.client = Client(scheduler, timeout=30)
+
+    def map(self, fn: Callable[..., BatchResult], tasks: list[tuple[Any, ...]]) -> Iterator[BatchResult]:
+        if self.client is None:
+            for t in tasks:
+                yield fn(*t)
+            return
+        from distributed import as_completed
+
+        futures = [self.client.submit(fn, *t, pure=False, key=f"ingest-{t[0]}") for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+            fut.release()
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _reconcile(lake: Lake, pins: Pins, table: str, files: list[str], cols: list[tuple[str, str]]) -> list[str]:
+    """Make worker files agree with column types fixed meanwhile by another batch (int→double cast)."""
+    tbl_types = {f.name: f.type for f in lake.table(pins, table).schema().as_arrow()}
+    bad = {c for c, t in cols if c in tbl_types and sch.ARROW_TYPES[t] != _norm(tbl_types[c])}
+    if not bad:
+        return files
+    for f in files:
+        t = pq.read_table(f)
+        for c in bad:
+            target = _norm(tbl_types[c])
+            col = t.column(c)
+            try:
+                new = pc.cast(col, target, safe=True)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                new = pa.nulls(len(col), target)  # the cards table keeps the exact values
+            t = t.set_column(t.schema.get_field_index(c), c, new)
+        pq.write_table(t, f + ".tmp", compression="zstd")
+        os.replace(f + ".tmp", f)
+    return files
+
+
+def _norm(t: pa.DataType) -> pa.DataType:
+    return pa.string() if t == pa.large_string() else t
+
+
+def _commit(lake: Lake, pins: Pins, res: BatchResult, replaced: dict[str, str]) -> None:
+    """Register one batch's files in every table it touched, then publish the new pins."""
+    deletes = [p for p in res.relpaths if p in replaced]
+    old_tables = {t for p in deletes for t in replaced[p].split(",") if t}
+    touched = set(res.files) | old_tables | ({"files", "cards"} if deletes else set())
+    for table in sorted(touched):
+        files = res.files.get(table, [])
+        if table not in pins.tables:
+            lake.ensure_table(pins, table, _schema_of(res.schemas[table]))
+        if table in res.schemas:
+            lake.evolve(pins, table, _schema_of(res.schemas[table]))
+            files = _reconcile(lake, pins, table, files, res.schemas[table])
+        lake.commit_files(pins, table, files, delete_paths=deletes, properties={"quicklake.batch": res.batch_id},
+                          hdu_columns=res.hdu_columns.get(table))
+    lake.publish(pins)
+
+
+def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
+    return pa.schema([(c, sch.ARROW_TYPES[t]) for c, t in cols])
+
+
+def ingest(
+    lake_dir: str | os.PathLike[str],
+    archive: str,
+    *,
+    rebuild: bool = False,
+    scheduler: str = "local",
+    workers: int = 0,
+    batch_files: int = 2000,
+    template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
+    catalog_uri: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """Bring the lake up to date with the archive (or, with ``rebuild``, re-extract everything).
+
+    Incremental: files whose size and mtime match the lake are skipped; new and changed files are parsed
+    in batches of ``batch_files``; files gone from disk are marked ``missing`` and their header rows
+    removed. ``rebuild`` writes a complete new set of tables in a fresh namespace and swaps it in with one
+    pin update at the end, so readers see the old lake until the new one is whole.
+    ``progress(files_done, errors)`` is called after each batch.
+    """
+    t0 = time.monotonic()
+    lake = Lake(lake_dir, catalog_uri)
+    summary = IngestSummary()
+    if not archive.startswith(("file://",)) and "://" not in archive and not Path(archive).is_dir():
+        from lake.errors import ConfigError
+
+        raise ConfigError(f"archive {archive} is not a directory; set --archive or QUICKLAKE_ARCHIVE")
+    with lake.writer():
+        lake.recover()
+        pins = lake.init()
+        old_namespace = None
+        if rebuild:
+            old_namespace = pins.namespace
+            n = int(pins.namespace.rsplit("_", 1)[-1]) + 1 if pins.namespace.rsplit("_", 1)[-1].isdigit() else 1
+            pins = Pins(f"lake_{n}", {})
+            lake.catalog.create_namespace_if_not_exists(pins.namespace)
+            for name in sch.FIXED_TABLES:
+                lake.ensure_table(pins, name, sch.arrow_schema(name))
+        listing = scan_archive(archive)
+        known = {} if rebuild else _known_files(lake, pins)
+        summary.scanned = len(listing)
+        todo: list[FileJob] = []
+        for rel, (size, mtime) in sorted(listing.items()):
+            k = known.get(rel)
+            if k is None:
+                summary.new += 1
+            elif k[2] == "missing" or k[0] != size or abs((k[1] or 0) - mtime) > 1e-6:
+                summary.changed += 1
+            else:
+                summary.unchanged += 1
+                continue
+            todo.append(FileJob(rel, size, mtime))
+        removed = [p for p, k in known.items() if p not in listing and k[2] != "missing"]
+        replaced = {p: known[p][3] for p in known if p in {j.relpath for j in todo} or p in removed}
+
+        types = {t: {c: sch.TYPE_NAMES.get(_norm(ty), "string") for c, ty in cols.items()}
+                 for t, cols in lake.column_types(pins).items()}
+        data_root = str(lake.warehouse / f"{pins.namespace}.db")
+        batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
+        tasks = [(uuid.uuid4().hex[:16], archive, b, data_root, template, types) for b in batches]
+        if tasks:
+            ex = _Executor(scheduler, workers)
+            try:
+                for res in ex.map(process_batch, tasks):
+                    _commit(lake, pins, res, replaced)
+                    summary.batches += 1
+                    summary.ingested += res.n_files
+                    summary.errors += res.n_errors
+                    summary.cards += res.n_cards
+                    summary.error_samples.extend(res.errors[: 20 - len(summary.error_samples)])
+                    if progress:
+                        progress(summary.ingested, summary.errors)
+            finally:
+                ex.close()
+        if removed:
+            _mark_missing(lake, pins, removed, known)
+            summary.removed = len(removed)
+        if tasks or removed or rebuild:
+            _refresh_master(lake, pins)
+        if old_namespace is not None:
+            _drop_namespace(lake, old_namespace)
+    summary.seconds = time.monotonic() - t0
+    return summary
+
+
+def _mark_missing(lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str]]) -> None:
+    from datetime import UTC, datetime
+
+    tables = {t for p in removed for t in known[p][3].split(",") if t}
+    for t in sorted(tables | {"cards"}):
+        lake.commit_files(pins, t, [], delete_paths=removed)
+    old = lake.table(pins, "files").scan(
+        row_filter=pc_in("path", removed), snapshot_id=pins.tables["files"]
+    ).to_arrow()
+    now = datetime.now(UTC)
+    old = old.set_column(old.schema.get_field_index("status"), "status", pa.array(["missing"] * old.num_rows))
+    old = old.set_column(old.schema.get_field_index("error"), "error",
+                         pa.array(["file no longer in the archive"] * old.num_rows))
+    old = old.set_column(old.schema.get_field_index("tables"), "tables", pa.array([""] * old.num_rows))
+    old = old.set_column(old.schema.get_field_index("ingested_at"), "ingested_at",
+                         pa.array([now] * old.num_rows, pa.timestamp("us", tz="UTC")))
+    tbl = lake.table(pins, "files")
+    with warnings.catch_warnings(), tbl.transaction() as tx:
+        warnings.filterwarnings("ignore", "Delete operation did not match any records")
+        tx.delete(pc_in("path", removed))
+        tx.append(old.cast(tbl.schema().as_arrow()))
+    pins.tables["files"] = lake.table(pins, "files").metadata.current_snapshot_id
+    lake.publish(pins)
+
+
+def pc_in(column: str, values: list[str]) -> Any:
+    from pyiceberg.expressions import In
+
+    return In(column, values)
+
+
+def _refresh_master(lake: Lake, pins: Pins) -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"ATTACH '{lake.duckdb_path}' AS lk (READ_ONLY)")
+        con.execute("USE lk")
+        master = build_master(con, sorted(pins.tables))
+    finally:
+        con.close()
+    lake.overwrite(pins, "master", master)
+    lake.publish(pins)
+
+
+def _drop_namespace(lake: Lake, namespace: str) -> None:
+    import shutil
+
+    for ident in lake.catalog.list_tables(namespace):
+        lake.catalog.drop_table(ident)
+    lake.catalog.drop_namespace(namespace)
+    shutil.rmtree(lake.warehouse / f"{namespace}.db", ignore_errors=True)

@@ -1,0 +1,146 @@
+"""Pivot parsed cards into a wide header table: one row per HDU, one typed column per keyword."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.fitsheader import BOOL, FLOAT, INT, STRING, TEXT, UNDEFINED
+from lake.schema import WIDE_BASE, column_name
+
+# Record-valued keyword cards (FITS distortion paper): DP1 = 'AXIS.1: 1' is the keyword DP1.AXIS.1.
+RVKC_RE = r"^(?P<f>[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*): +(?P<v>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?)$"
+
+_FITS: dict[pa.DataType, set[str]] = {
+    pa.int64(): {INT},
+    pa.float64(): {INT, FLOAT},
+    pa.bool_(): {BOOL},
+    pa.string(): {STRING},
+}
+
+
+@dataclass
+class Conflict:
+    row: int
+    keyword: str
+    column_type: str
+    value_type: str
+    value: str
+
+
+def _a(x: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
+
+
+def _norm(t: pa.DataType) -> pa.DataType:
+    return pa.string() if t in (pa.large_string(), pa.string_view()) else t
+
+
+def infer_type(kinds: set[str]) -> pa.DataType:
+    """Type of a new column from the kinds of its first values (majority rules live in the caller)."""
+    if kinds <= {INT}:
+        return pa.int64()
+    if kinds <= {INT, FLOAT}:
+        return pa.float64()
+    if kinds <= {BOOL}:
+        return pa.bool_()
+    return pa.string()
+
+
+def _value_text(cards: pa.Table, i: int) -> str:
+    row = {k: cards.column(k)[i].as_py() for k in ("value_str", "value_int", "value_float", "value_bool")}
+    for k in ("value_str", "value_int", "value_float", "value_bool"):
+        if row[k] is not None:
+            return str(row[k])
+    return ""
+
+
+def pivot(
+    cards: pa.Table,
+    rows: np.ndarray,
+    nrows: int,
+    base: dict[str, pa.Array],
+    known: dict[str, pa.DataType],
+) -> tuple[pa.Table, list[Conflict]]:
+    """Build the wide table.
+
+    ``cards`` holds the parsed cards of the table's HDUs (columns of :data:`ingest.fitsheader.CARD_SCHEMA`),
+    ``rows`` gives each card's row in the wide table, ``base`` the identifying columns, ``known`` the
+    column types already fixed (from the lake or ``schemas/headers``). A keyword present twice in one HDU
+    keeps its first value, as astropy's ``header[key]`` does.
+    """
+    keep = np.asarray(pc.not_equal(cards.column("value_type"), TEXT).fill_null(True).to_numpy(zero_copy_only=False))
+    keep_idx = np.flatnonzero(keep)
+    c = cards.take(pa.array(keep_idx))
+    rows = rows[keep_idx]
+    kw = _a(pc.cast(c.column("keyword"), pa.string()))
+    vtype = _a(pc.cast(c.column("value_type"), pa.string()))
+    vstr = _a(pc.cast(c.column("value_str"), pa.string()))
+    vfloat = _a(c.column("value_float"))
+
+    # Record-valued cards become KEYWORD.FIELD with a float value.
+    rv = pc.extract_regex(vstr, RVKC_RE)
+    is_rv = rv.is_valid().to_numpy(zero_copy_only=False) & (vtype.to_numpy(zero_copy_only=False) == STRING)
+    if is_rv.any():
+        rv_mask = pa.array(is_rv)
+        kw = pc.if_else(rv_mask, pc.binary_join_element_wise(kw, rv.field("f"), "."), kw)
+        rv_num = pc.cast(pc.replace_substring(pc.if_else(rv_mask, rv.field("v"), "0"), "D", "E"), pa.float64())
+        vfloat = pc.if_else(rv_mask, rv_num, vfloat)
+        vtype = pc.if_else(rv_mask, FLOAT, vtype)
+        vstr = pc.if_else(rv_mask, pa.scalar(None, pa.string()), vstr)
+
+    typed = {INT: _a(c.column("value_int")), FLOAT: vfloat, BOOL: _a(c.column("value_bool")), STRING: vstr}
+    kw_c = kw
+    enc = pc.dictionary_encode(kw_c)
+    codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
+    keywords = enc.dictionary.to_pylist()
+    vt_np = np.asarray(vtype.to_numpy(zero_copy_only=False), dtype=object)
+    position = np.asarray(c.column("position").to_numpy())
+    order = np.lexsort((position, codes))
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    columns: dict[str, pa.Array] = dict(base)
+    conflicts: list[Conflict] = []
+    base_names = set(WIDE_BASE.names)
+    for group in np.split(order, bounds):
+        if not len(group):
+            continue
+        keyword = keywords[codes[group[0]]]
+        col = column_name(keyword)
+        if col in base_names or col in columns:
+            continue
+        r = rows[group]
+        _, first = np.unique(r, return_index=True)
+        group = group[first]
+        r = r[first]
+        kinds = vt_np[group]
+        if col in known:
+            ctype = _norm(known[col])
+        else:
+            present = set(kinds) - {UNDEFINED}
+            if present <= {INT, FLOAT} or len(present) <= 1:
+                ctype = infer_type(present)
+            else:  # mixed kinds in one batch: the most common kind fixes the type
+                vals, counts = np.unique(kinds[kinds != UNDEFINED].astype(str), return_counts=True)
+                ctype = infer_type({str(vals[counts.argmax()])})
+        ok_kinds = _FITS.get(ctype, {STRING})
+        fits = np.isin(kinds, list(ok_kinds))
+        bad = np.flatnonzero(~fits & (kinds != UNDEFINED))
+        for b in bad:
+            conflicts.append(Conflict(int(r[b]), keyword, str(ctype), str(kinds[b]), _value_text(c, int(group[b]))))
+        idx = np.full(nrows, -1, dtype=np.int64)
+        good = fits
+        idx[r[good]] = group[good]
+        take = pa.array(idx, mask=idx < 0)
+        if ctype == pa.float64():
+            src = pc.if_else(pa.array(vt_np == INT), pc.cast(typed[INT], pa.float64()), typed[FLOAT])
+        elif ctype == pa.int64():
+            src = typed[INT]
+        elif ctype == pa.bool_():
+            src = typed[BOOL]
+        else:
+            src = typed[STRING]
+        columns[col] = src.take(take)
+    return pa.table(columns), conflicts

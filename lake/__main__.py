@@ -1,0 +1,5 @@
+"""``python -m lake`` runs the ``ql`` command line."""
+
+from lake.cli import main
+
+main()

@@ -1,0 +1,92 @@
+"""``<lake>/catalog.duckdb``: one view per lake table, pinned to the files of its pinned snapshot.
+
+Written from Python's DuckDB 2.0 in storage format v1.5.0 so that the ``duckdb`` 1.5 CLI opens it, with
+absolute file paths so that it works from any directory, and published with an atomic rename so that a
+reader holding the old file keeps a consistent view (``shared/docs/lake-formats.md`` §1, §3).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import duckdb
+import pyarrow as pa
+
+from lake.schema import WIDE_BASE
+from lake.tables import hdu_columns_of
+
+if TYPE_CHECKING:
+    from lake.tables import Lake, Pins
+
+STORAGE_VERSION = "v1.5.0"
+
+_DUCK_TYPES = {
+    pa.string(): "VARCHAR",
+    pa.large_string(): "VARCHAR",
+    pa.int64(): "BIGINT",
+    pa.int32(): "INTEGER",
+    pa.float64(): "DOUBLE",
+    pa.float32(): "FLOAT",
+    pa.bool_(): "BOOLEAN",
+}
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def duck_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ" if t.tz else "TIMESTAMP"
+    return _DUCK_TYPES.get(t, "VARCHAR")
+
+
+def view_sql(name: str, files: list[str], schema: pa.Schema) -> str:
+    """CREATE VIEW over the given Parquet files (an empty typed relation when there are none)."""
+    if files:
+        file_list = ", ".join(_sql_str(f) for f in files)
+        return (
+            f"CREATE OR REPLACE VIEW {_quote(name)} AS SELECT * FROM read_parquet([{file_list}], "
+            "union_by_name = true)"
+        )
+    cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
+    return f"CREATE OR REPLACE VIEW {_quote(name)} AS SELECT {cols} WHERE false"
+
+
+def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
+    """A per-HDU wide table (``uvisflt_1``): the HDU's rows of the physical table, with its own columns."""
+    cols = ", ".join(_quote(c) for c in [*WIDE_BASE.names, *columns])
+    return f"CREATE OR REPLACE VIEW {_quote(view)} AS SELECT {cols} FROM {_quote(table)} WHERE hdu = {int(hdu)}"
+
+
+def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
+    tmp = lake.duckdb_path.with_name(f".catalog.{os.getpid()}.duckdb")
+    for p in (tmp, tmp.with_name(tmp.name + ".wal")):
+        if p.exists():
+            p.unlink()
+    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
+    try:
+        for name in sorted(pins.tables):
+            files = lake.data_files(pins, name)
+            schema = lake.iceberg_schema(pins, name)
+            con.execute(view_sql(name, files, schema))
+            per_hdu = hdu_columns_of(lake.table(pins, name))
+            for hdu, cols in sorted(per_hdu.items()):
+                con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
+        con.execute(
+            "CREATE TABLE _quicklake_pins (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
+            "committed_at VARCHAR)"
+        )
+        con.executemany(
+            "INSERT INTO _quicklake_pins VALUES (?, ?, ?, ?)",
+            [(k, pins.namespace, v, pins.committed_at) for k, v in sorted(pins.tables.items())],
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, lake.duckdb_path)

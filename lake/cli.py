@@ -1,0 +1,254 @@
+"""``ql``: thin click wrappers over the library. Only this module turns exceptions into exit messages."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from lake import settings
+from lake.errors import QuicklakeError
+
+ORIGINAL_QUERY = (
+    "SELECT master.rootname, uvisflt_0.targname, uvisflt_0.exptime, uvisflt_0.ra_targ, uvisflt_0.dec_targ, "
+    "uvisflt_0.filter FROM master JOIN uvisflt_0 ON master.rootname = uvisflt_0.rootname WHERE "
+    "uvisflt_0.targname LIKE 'NGC%' AND uvisflt_0.date_obs > '2015-01-01' AND uvisflt_0.date_obs < '2015-01-30';"
+)
+
+
+def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except QuicklakeError as e:
+            raise click.ClickException(str(e)) from None
+
+    return wrapper
+
+
+# Options shared by several commands, defined once.
+lake_option = click.option("--lake", "lake", default=None, help="Lake directory [setting: lake].")
+archive_option = click.option("--archive", default=None, help="Archive root [setting: archive].")
+scheduler_option = click.option(
+    "--scheduler", default=None, help="'local', 'synchronous' or a Dask scheduler address [setting: scheduler]."
+)
+workers_option = click.option("--workers", type=int, default=None, help="Local workers [setting: workers].")
+batch_option = click.option("--batch-files", type=int, default=None, help="Files per batch [setting: batch_files].")
+
+
+def _cfg(**overrides: Any) -> dict[str, Any]:
+    return settings.load(overrides)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Quicklake: the WFC3 Quicklook archive as a columnar lake."""
+
+
+def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
+    from tqdm import tqdm
+
+    from ingest.run import ingest
+
+    bar = tqdm(unit="files", desc="rebuild" if rebuild else "ingest", disable=not (cfg["progress"] and sys.stderr.isatty()))
+
+    def progress(done: int, errors: int) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix(errors=errors)
+
+    try:
+        summary = ingest(
+            cfg["lake"], cfg["archive"], rebuild=rebuild, scheduler=cfg["scheduler"], workers=cfg["workers"],
+            batch_files=cfg["batch_files"], template=cfg["layout"], catalog_uri=cfg["catalog_uri"],
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    for line in summary.lines():
+        click.echo(line)
+    for path, err in summary.error_samples[:10]:
+        click.echo(f"  error: {err}", err=True)
+    if summary.errors:
+        click.echo("  'ql errors' lists every file with an error", err=True)
+
+
+@main.command("ingest")
+@archive_option
+@lake_option
+@scheduler_option
+@workers_option
+@batch_option
+@_handle_errors
+def ingest_cmd(**opts: Any) -> None:
+    """Ingest new and changed archive files; mark removed ones."""
+    _run_ingest(_cfg(**opts), rebuild=False)
+
+
+@main.command("rebuild")
+@archive_option
+@lake_option
+@scheduler_option
+@workers_option
+@batch_option
+@_handle_errors
+def rebuild_cmd(**opts: Any) -> None:
+    """Re-extract every file into new tables, swapped in atomically at the end."""
+    _run_ingest(_cfg(**opts), rebuild=True)
+
+
+@main.command("generate")
+@click.option("--out", default=None, help="Archive directory to write [setting: archive].")
+@click.option("--datasets", type=int, default=300, show_default=True, help="Number of datasets (exposures).")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes).")
+@_handle_errors
+def generate_cmd(out: str | None, datasets: int, seed: int) -> None:
+    """Write a generated WFC3 archive."""
+    from ingest.archivegen import generate
+
+    cfg = _cfg(archive=out)
+    n = generate(cfg["archive"], datasets, seed)
+    click.echo(f"wrote {n} files under {cfg['archive']}")
+
+
+@main.command("demo")
+@click.option("--out", default="demo", show_default=True, help="Directory for archive/ and lake/.")
+@click.option("--datasets", type=int, default=300, show_default=True, help="Datasets to generate.")
+@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@scheduler_option
+@_handle_errors
+def demo_cmd(out: str, datasets: int, seed: int, scheduler: str | None) -> None:
+    """Generate the demo archive (if absent), ingest it, and say how to use the lake."""
+    from pathlib import Path
+
+    from ingest.archivegen import generate
+
+    root = Path(out).resolve()
+    archive, lake_dir = root / "archive", root / "lake"
+    if not (archive / ".quicklake-archive").exists():
+        n = generate(archive, datasets, seed)
+        click.echo(f"generated {n} files under {archive}")
+    cfg = _cfg(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
+    _run_ingest(cfg, rebuild=False)
+    from lake.access import read_sql
+
+    rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
+    click.echo(f"\nlake: {lake_dir}")
+    click.echo(f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original")
+    click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
+    click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
+    click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")
+
+
+@main.command("sql")
+@click.argument("query", required=False)
+@lake_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table")
+@click.option("--output", "-o", default=None, help="File to write (required for parquet).")
+@click.option("--original", is_flag=True, help="Run the original Quicklook example query.")
+@_handle_errors
+def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, original: bool) -> None:
+    """Run QUERY on the lake, or open an interactive SQL shell when no QUERY is given."""
+    from lake.access import connect, open_lake, read_sql
+
+    if original:
+        query = ORIGINAL_QUERY
+    if not query:
+        import os
+
+        path = open_lake(lake).duckdb_path
+        os.execvp(_duckdb_cli(), [_duckdb_cli(), "-readonly", str(path)])
+    assert query is not None
+    if fmt == "table":
+        rel = connect(lake).sql(query)
+        click.echo(str(rel) if rel is not None else "ok")
+        return
+    table = read_sql(query, lake)
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        if not output:
+            raise click.UsageError("--format parquet needs --output FILE")
+        pq.write_table(table, output)
+        click.echo(f"wrote {table.num_rows} rows to {output}")
+        return
+    if fmt == "csv":
+        import io
+
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(table, buf)
+        text = buf.getvalue().decode()
+    else:
+        text = "\n".join(json.dumps(r, default=str) for r in table.to_pylist())
+    if output:
+        with open(output, "w") as f:
+            f.write(text)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+
+
+def _duckdb_cli() -> str:
+    import shutil
+    from pathlib import Path
+
+    here = Path(sys.executable).parent / "duckdb"
+    return str(here) if here.exists() else (shutil.which("duckdb") or "duckdb")
+
+
+@main.command("header")
+@click.argument("file")
+@click.option("--ext", type=int, default=None, help="HDU index (default: all, in order).")
+@lake_option
+@_handle_errors
+def header_cmd(file: str, ext: int | None, lake: str | None) -> None:
+    """Print FILE's header cards from the lake, one 80-character card per line."""
+    from lake.access import read_header
+
+    for line in read_header(file, ext, lake):
+        click.echo(line)
+
+
+@main.command("errors")
+@lake_option
+@_handle_errors
+def errors_cmd(lake: str | None) -> None:
+    """List files recorded with errors (and missing files)."""
+    from lake.access import read_sql
+
+    t = read_sql("SELECT path, status, error FROM files WHERE status <> 'ok' ORDER BY path", lake)
+    for path, status, err in zip(*(t.column(i).to_pylist() for i in range(3)), strict=True):
+        click.echo(f"{status:8} {err or path}")
+    click.echo(f"{t.num_rows} files not ok", err=True)
+
+
+@main.command("tables")
+@lake_option
+@_handle_errors
+def tables_cmd(lake: str | None) -> None:
+    """List the lake's tables and views with their row counts."""
+    from lake.access import connect
+
+    con = connect(lake)
+    for (name,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
+        if name.startswith("_"):
+            continue
+        n = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+        click.echo(f"{name:24} {n[0] if n else 0:>12}")
+
+
+@main.command("settings")
+def settings_cmd() -> None:
+    """Show every setting with its current value and help."""
+    cfg = settings.load()
+    for s in settings.REGISTRY:
+        click.echo(f"{s.name:12} = {cfg[s.name]!r}\n    {s.help}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""The ``master`` table: one row per dataset, derived from ``files`` and the primary-header tables."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+
+from lake import schema as sch
+
+# Dataset facts come from the primary header of the first present file in this order.
+FILETYPE_PRIORITY = ("raw", "flt", "flc", "ima", "crj", "crc", "drz", "drc", "spt", "asn", "jif", "jit", "trl")
+
+MASTER_KEYWORDS = {
+    "instrume": "VARCHAR", "detector": "VARCHAR", "obstype": "VARCHAR", "imagetyp": "VARCHAR",
+    "targname": "VARCHAR", "ra_targ": "DOUBLE", "dec_targ": "DOUBLE", "date_obs": "VARCHAR",
+    "time_obs": "VARCHAR", "expstart": "DOUBLE", "exptime": "DOUBLE", "filter": "VARCHAR",
+    "aperture": "VARCHAR", "subarray": "BOOLEAN", "asn_id": "VARCHAR", "pr_inv_l": "VARCHAR",
+}
+
+
+def build_master(con: duckdb.DuckDBPyConnection, tables: list[str]) -> pa.Table:
+    """Compute ``master`` with the views of ``con`` (the lake's pinned views)."""
+    primaries = [t for t in tables if t not in sch.FIXED_TABLES]
+    selects = []
+    for t in primaries:
+        cols = {r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()}
+        parts = ["path"]
+        for c, typ in MASTER_KEYWORDS.items():
+            parts.append(f'TRY_CAST("{c}" AS {typ}) AS {c}' if c in cols else f"CAST(NULL AS {typ}) AS {c}")
+        selects.append(f'SELECT {", ".join(parts)} FROM "{t}" WHERE hdu = 0')
+    prio = " ".join(f"WHEN '{ft}' THEN {i}" for i, ft in enumerate(FILETYPE_PRIORITY))
+    kw_cols = ", ".join(f"h.{c}" for c in MASTER_KEYWORDS)
+    if not selects:
+        return sch.arrow_schema("master").empty_table()
+    sql = f"""
+        WITH prim AS ({" UNION ALL ".join(selects)}),
+        f AS (SELECT * FROM files WHERE status = 'ok' AND rootname IS NOT NULL),
+        ranked AS (
+            SELECT f.rootname, f.proposid, f.visit, f.year, {kw_cols},
+                   row_number() OVER (PARTITION BY f.rootname
+                                      ORDER BY CASE f.filetype {prio} ELSE 99 END, f.path) AS rk
+            FROM f JOIN prim h ON h.path = f.path),
+        agg AS (SELECT rootname, string_agg(DISTINCT filetype, ',' ORDER BY filetype) AS filetypes,
+                       count(*)::INTEGER AS n_files FROM f GROUP BY rootname)
+        SELECT r.rootname, r.proposid, r.visit, {", ".join(f"r.{c}" for c in MASTER_KEYWORDS)},
+               a.filetypes, a.n_files, r.year::INTEGER AS year
+        FROM ranked r JOIN agg a USING (rootname) WHERE rk = 1 ORDER BY r.rootname
+    """
+    table = con.sql(sql).to_arrow_table()
+    return table.select(sch.arrow_schema("master").names).cast(sch.arrow_schema("master"))

@@ -1,0 +1,305 @@
+"""The lake on disk: Iceberg tables in a SQL catalog, the pin set that makes batches atomic, the writer lock.
+
+Layout of ``<lake>``::
+
+    catalog.sqlite     Iceberg SQL catalog (default; any SQLAlchemy URL by setting)
+    warehouse/         Iceberg metadata and the data files workers write
+    pins.json          the lake's commit point: namespace + snapshot id of every table
+    catalog.duckdb     DuckDB views pinned to those snapshots (regenerated after every commit)
+    .lock              writer lock (flock: released by the kernel when a writer dies)
+
+Iceberg commits are per table, so a batch touching several tables is made visible by rewriting
+``pins.json`` (atomic rename) after all its table commits. Readers going through Quicklake use the pinned
+snapshots, so they never see half a batch; a writer that dies leaves tables ahead of their pins, and the
+next writer rolls them back before it starts (:meth:`Lake.recover`).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from pyiceberg.catalog import Catalog
+from pyiceberg.catalog.sql import SqlCatalog
+from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
+from pyiceberg.expressions import In
+
+from lake import schema as sch
+from lake.errors import LakeError, LakeLocked, LakeNotFound
+
+PINS_VERSION = 1
+HDU_COLUMNS = "quicklake.hdu-columns"
+
+
+def hdu_columns_of(tbl: Any) -> dict[int, list[str]]:
+    """Keyword columns per HDU index recorded on a wide table."""
+    raw = tbl.properties.get(HDU_COLUMNS)
+    return {int(k): list(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+@dataclass
+class Pins:
+    namespace: str
+    tables: dict[str, int | None]
+    committed_at: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"version": PINS_VERSION, "namespace": self.namespace, "tables": self.tables,
+             "committed_at": self.committed_at},
+            indent=1,
+            sort_keys=True,
+        )
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class Lake:
+    """A Quicklake lake directory."""
+
+    def __init__(self, root: str | os.PathLike[str], catalog_uri: str = "") -> None:
+        self.root = Path(root).resolve()
+        self.catalog_uri = catalog_uri or f"sqlite:///{self.root / 'catalog.sqlite'}"
+        self.warehouse = self.root / "warehouse"
+        self.pins_path = self.root / "pins.json"
+        self.duckdb_path = self.root / "catalog.duckdb"
+        self._catalog: Catalog | None = None
+
+    # ---------------------------------------------------------------- existence and catalog
+    def exists(self) -> bool:
+        return self.pins_path.exists()
+
+    def require(self) -> None:
+        if not self.exists():
+            raise LakeNotFound(
+                f"no lake at {self.root} (no pins.json); run 'ql ingest --lake {self.root}' "
+                "or 'ql demo' to create one"
+            )
+
+    @property
+    def catalog(self) -> Catalog:
+        if self._catalog is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.warehouse.mkdir(exist_ok=True)
+            self._catalog = SqlCatalog(
+                "quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri()
+            )
+        return self._catalog
+
+    def pins(self) -> Pins:
+        self.require()
+        d = json.loads(self.pins_path.read_text())
+        return Pins(d["namespace"], {k: v for k, v in d["tables"].items()}, d.get("committed_at", ""))
+
+    def tables(self) -> list[str]:
+        return sorted(self.pins().tables) if self.exists() else []
+
+    def data_dir(self, namespace: str, table: str) -> Path:
+        return self.warehouse / f"{namespace}.db" / table / "data"
+
+    # ---------------------------------------------------------------- writer side
+    @contextmanager
+    def writer(self, wait: float = 0.0) -> Iterator[None]:
+        """Hold the lake's writer lock; raise :class:`LakeLocked` if another process holds it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                        raise LakeLocked(
+                            f"{self.root} is being written by another process ({holder or 'unknown'}); "
+                            "wait for it to finish"
+                        ) from None
+                    time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+            yield
+        finally:
+            os.close(fd)
+
+    def init(self, namespace: str | None = None) -> Pins:
+        """Create an empty lake (or return the existing pins)."""
+        if self.exists():
+            return self.pins()
+        pins = Pins(namespace or "lake_1", {}, datetime.now(UTC).isoformat())
+        self.catalog.create_namespace_if_not_exists(pins.namespace)
+        for name in sch.FIXED_TABLES:
+            self.ensure_table(pins, name, sch.arrow_schema(name))
+        self.publish(pins)
+        return pins
+
+    def identifier(self, pins: Pins, table: str) -> str:
+        return f"{pins.namespace}.{table}"
+
+    def ensure_table(self, pins: Pins, table: str, schema: pa.Schema) -> None:
+        """Create a table if it does not exist and register it in ``pins``.
+
+        The fixed tables (files, cards, master, conflicts) are partitioned by identity(year): queries
+        and monitors select by date, and an incremental ingest of new data touches one partition. Wide
+        header tables are not partitioned: a batch writes one file per table, which keeps commits cheap
+        and files large; their files are sorted by HDU and date so Parquet statistics prune instead.
+        """
+        ident = self.identifier(pins, table)
+        try:
+            self.catalog.load_table(ident)
+        except NoSuchTableError:
+            tbl = self.catalog.create_table(ident, schema=schema)
+            if table in sch.FIXED_TABLES:
+                with tbl.update_spec() as spec:
+                    spec.add_identity("year")
+        pins.tables.setdefault(table, None)
+
+    def table(self, pins: Pins, table: str) -> Any:
+        return self.catalog.load_table(self.identifier(pins, table))
+
+    def recover(self) -> list[str]:
+        """Roll every table back to its pinned snapshot (undo a writer that died mid-batch).
+
+        Tables created after the last pin are dropped. Returns the names of the tables touched.
+        """
+        if not self.exists():
+            return []
+        pins = self.pins()
+        touched = []
+        for ident in self.catalog.list_tables(pins.namespace):
+            name = ident[-1]
+            tbl = self.catalog.load_table(ident)
+            current = tbl.metadata.current_snapshot_id
+            if name not in pins.tables:
+                self.catalog.drop_table(ident)
+                touched.append(name)
+                continue
+            pinned = pins.tables[name]
+            if current == pinned:
+                continue
+            if pinned is None:
+                # created and pinned empty, then written: empty it again
+                tbl.delete("True")
+                pins.tables[name] = None
+            else:
+                tbl.manage_snapshots().set_current_snapshot(snapshot_id=pinned).commit()
+            touched.append(name)
+        return touched
+
+    def evolve(self, pins: Pins, table: str, schema: pa.Schema) -> None:
+        """Add the columns of ``schema`` the table lacks (new keywords)."""
+        tbl = self.table(pins, table)
+        have = set(tbl.schema().column_names)
+        new = [f for f in schema if f.name not in have]
+        if new:
+            with tbl.update_schema() as upd:
+                upd.union_by_name(pa.schema(new))
+
+    def commit_files(
+        self,
+        pins: Pins,
+        table: str,
+        files: list[str],
+        delete_paths: Iterable[str] = (),
+        properties: dict[str, str] | None = None,
+        hdu_columns: dict[int, list[str]] | None = None,
+    ) -> None:
+        """One snapshot: delete the rows of ``delete_paths``, then register the Parquet ``files``.
+
+        ``hdu_columns`` (wide tables) adds to the table's record of which keyword columns each HDU has,
+        from which the per-HDU views (``uvisflt_1``) are made.
+        """
+        delete_paths = list(delete_paths)
+        for attempt in range(5):
+            tbl = self.table(pins, table)
+            try:
+                with warnings.catch_warnings(), tbl.transaction() as tx:
+                    # deleting the rows of a file that never reached this table is not news
+                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                    if hdu_columns:
+                        merged = hdu_columns_of(tbl)
+                        for h, cols in hdu_columns.items():
+                            have = merged.setdefault(int(h), [])
+                            have.extend(c for c in cols if c not in set(have))
+                        tx.set_properties({HDU_COLUMNS: json.dumps({str(k): v for k, v in sorted(merged.items())})})
+                    if delete_paths:
+                        tx.delete(In("path", delete_paths))
+                    if files:
+                        tx.add_files(files, snapshot_properties=properties or {})
+                break
+            except CommitFailedException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
+        tbl = self.table(pins, table)
+        pins.tables[table] = tbl.metadata.current_snapshot_id
+
+    def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
+        tbl = self.table(pins, table)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            tbl.overwrite(data)
+        pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
+
+    def publish(self, pins: Pins) -> None:
+        """Make ``pins`` the lake's visible state: catalog.duckdb first, then pins.json (the commit point)."""
+        from lake.catalog import write_duckdb_catalog
+
+        pins.committed_at = datetime.now(UTC).isoformat()
+        write_duckdb_catalog(self, pins)
+        _atomic_write(self.pins_path, pins.to_json().encode())
+
+    # ---------------------------------------------------------------- reader side
+    def data_files(self, pins: Pins, table: str) -> list[str]:
+        """Local paths of the Parquet files of the table's pinned snapshot."""
+        sid = pins.tables.get(table)
+        if sid is None:
+            return []
+        tbl = self.table(pins, table)
+        files = [t.file.file_path for t in tbl.scan(snapshot_id=sid).plan_files()]
+        for t in tbl.scan(snapshot_id=sid).plan_files():
+            if t.delete_files:
+                raise LakeError(f"table {table} has delete files; run 'ql maintain' to compact it")
+        return [f[len("file://") :] if f.startswith("file://") else f for f in files]
+
+    def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
+        tbl = self.table(pins, table)
+        sid = pins.tables.get(table)
+        if sid is not None:
+            snap = tbl.metadata.snapshot_by_id(sid)
+            if snap is not None and snap.schema_id is not None:
+                for s in tbl.metadata.schemas:
+                    if s.schema_id == snap.schema_id:
+                        return s.as_arrow()
+        return tbl.schema().as_arrow()
+
+    def column_types(self, pins: Pins) -> dict[str, dict[str, pa.DataType]]:
+        """Current column types of every table (what workers must write)."""
+        out = {}
+        for name in pins.tables:
+            tbl = self.table(pins, name)
+            out[name] = {f.name: f.type for f in tbl.schema().as_arrow()}
+        return out
