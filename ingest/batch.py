@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.fitsheader import READER_VERSION, RawHeader, parse_headers, read_raw_headers
+from ingest.fitsheader import INVALID, READER_VERSION, RawHeader, parse_headers, read_raw_headers
 from ingest.widetable import pivot
 from lake import schema as sch
 from lake.errors import FitsError, LayoutError
@@ -142,6 +142,20 @@ def process_batch(
             header_hdu.append(r.hdu)
 
     cards = parse_headers(raw_headers)
+    bad_files = _files_with_invalid_cards(cards, header_file, header_hdu)
+    if bad_files:  # rare: drop those files (recorded as errors) and parse the rest again
+        for k, (hdu, kwd, reason) in bad_files.items():
+            _, job, ap, _n = ok_files[k]
+            msg = str(FitsError(job.relpath, f"unparsable card ({reason}); fix or remove the file", hdu, kwd))
+            add_file_row(job, ap, "error", msg, None)
+            result.errors.append((job.relpath, msg))
+        keep_h = [i for i, k in enumerate(header_file) if k not in bad_files]
+        remap = {old: new for new, old in enumerate(k for k in range(len(ok_files)) if k not in bad_files)}
+        ok_files = [(remap[k], j, a, n) for k, j, a, n in ok_files if k not in bad_files]
+        raw_headers = [raw_headers[i] for i in keep_h]
+        header_hdu = [header_hdu[i] for i in keep_h]
+        header_file = [remap[header_file[i]] for i in keep_h]
+        cards = parse_headers(raw_headers)
     hf = np.asarray(header_file, dtype=np.int32)
     hh = np.asarray(header_hdu, dtype=np.int32)
     card_header = np.asarray(cards.column("header").to_numpy())
@@ -263,6 +277,16 @@ def process_batch(
     result.n_files = len(jobs)
     result.n_errors = len(result.errors)
     return result
+
+
+def _files_with_invalid_cards(cards: pa.Table, header_file: list[int], header_hdu: list[int]) -> dict[int, tuple[int, str, str]]:
+    vt = pc.cast(cards.column("value_type"), pa.string())
+    bad = cards.filter(pc.equal(vt, INVALID))
+    out: dict[int, tuple[int, str, str]] = {}
+    for h, kwd, reason in zip(bad.column("header").to_pylist(), pc.cast(bad.column("keyword"), pa.string()).to_pylist(),
+                              pc.cast(bad.column("comment"), pa.string()).to_pylist(), strict=True):
+        out.setdefault(header_file[h], (header_hdu[h], kwd, reason))
+    return out
 
 
 def _arrow_type(name: str) -> pa.DataType:

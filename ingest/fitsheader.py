@@ -42,6 +42,7 @@ BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT = (
     "undefined",
     "text",  # COMMENT, HISTORY and blank-keyword cards: free text, no value indicator
 )
+INVALID = "invalid"  # a card neither this reader nor astropy can parse; its file is an ingest error
 COMMENTARY = frozenset({"", "COMMENT", "HISTORY"})
 
 CARD_SCHEMA = pa.schema(
@@ -295,12 +296,17 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
     cols: dict[str, list[Any]] = {k: [] for k in ("keyword", "value_type", "s", "i", "f", "b", "comment")}
     for image in images:
         parsed = _long_string(image) if len(image) > CARD else None
-        kw, val, com, vt = parsed if parsed is not None else _astropy_card(image)
+        if parsed is None:
+            try:
+                parsed = _astropy_card(image)
+            except Exception as e:  # astropy cannot parse it either: keep the text, flag the card
+                parsed = (image[:8].strip(), image[8:].strip(), str(e), INVALID)
+        kw, val, com, vt = parsed
         cols["keyword"].append(kw)
         cols["value_type"].append(vt)
         cols["comment"].append(com)
         s = i = f = b = None
-        if vt in (STRING, TEXT):
+        if vt in (STRING, TEXT, INVALID):
             s = val
         elif vt == BOOL:
             b = val
@@ -330,7 +336,7 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
 
 _DICT_FIELDS = ("keyword", "value_type", "value_str", "comment")
 _FIELDS = ("keyword", "value_type", "value_str", "value_int", "value_float", "value_bool", "comment")
-_VT_DICT = pa.array([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT], pa.string())
+_VT_DICT = pa.array([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT, INVALID], pa.string())
 _VT_CODE = {v: i for i, v in enumerate(_VT_DICT.to_pylist())}
 _VALUE_START = np.frombuffer(b"'TF+-.0123456789/\0", dtype=np.uint8)
 _NUM_START = np.frombuffer(b"+-.0123456789", dtype=np.uint8)
@@ -499,6 +505,15 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=CARD_SCHEMA)
 
 
+def first_invalid(table: pa.Table) -> tuple[int, str, str] | None:
+    """(header index, keyword, reason) of the first card astropy could not parse either, or None."""
+    vt = pc.cast(table.column("value_type"), pa.string())
+    bad = table.filter(pc.equal(vt, INVALID))
+    if bad.num_rows == 0:
+        return None
+    return (bad.column("header")[0].as_py(), bad.column("keyword")[0].as_py(), bad.column("comment")[0].as_py())
+
+
 def _value_of(row: dict[str, Any]) -> Any:
     vt = row["value_type"]
     if vt == BOOL:
@@ -529,6 +544,10 @@ def read_header(src: str | os.PathLike[str] | IO[bytes]) -> list[list[Card]]:
     """All cards of all HDUs of one file, in order: ``result[hdu][position]``."""
     raws = read_raw_headers(src)
     table = parse_headers([r.data for r in raws])
+    bad = first_invalid(table)
+    if bad is not None:
+        label = os.fspath(src) if isinstance(src, str | os.PathLike) else "<file>"
+        raise FitsError(label, f"unparsable card: {bad[2]}", bad[0], bad[1])
     cards = {k: v for k, v in enumerate(cards_from_table(table))}
     return [cards.get(k, []) for k in range(len(raws))]
 

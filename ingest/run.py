@@ -76,7 +76,7 @@ def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str
     files = lake.data_files(pins, "files")
     if not files:
         return {}
-    t = pq.ParquetDataset(files).read(columns=["path", "size", "mtime", "status", "tables"])
+    t = pq.ParquetDataset(files, partitioning=None).read(columns=["path", "size", "mtime", "status", "tables"])
     return {
         p: (s, m, st, tb or "")
         for p, s, m, st, tb in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)

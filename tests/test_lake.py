@@ -1,0 +1,238 @@
+"""End to end: generated and real archives into the lake, queried from DuckDB, Polars and ql."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from click.testing import CliRunner
+
+import lake
+from ingest.fitsheader import read_raw_headers
+from ingest.run import ingest
+from lake.cli import ORIGINAL_QUERY, main
+from lake.layout import Layout
+from tests.conftest import REAL, real_files
+
+
+def header_lines(path: Path, hdu: int | None = None) -> list[str]:
+    out = []
+    for r in read_raw_headers(path):
+        if hdu is None or r.hdu == hdu:
+            d = r.data.decode()
+            out += [d[i : i + 80] for i in range(0, len(d), 80)]
+    return out
+
+
+def test_layout_builds_and_parses() -> None:
+    lay = Layout()
+    rel = lay.path(14452, "id3101ciq", "raw")
+    assert rel == "14452/Visit01/id3101ciq_raw.fits"
+    ap = lay.parse(rel)
+    assert (ap.proposid, ap.visit, ap.rootname, ap.filetype) == (14452, "01", "id3101ciq", "raw")
+    assert lay.parse("11665/Visit06/ib4606c5q_flt_hlet.fits").filetype == "flt_hlet"
+    with pytest.raises(Exception, match="does not fit"):
+        lay.parse("11665/ib4606c5q_flt.fits")
+    with pytest.raises(Exception, match="does not match rootname"):
+        lay.parse("11665/Visit07/ib4606c5q_flt.fits")
+
+
+def test_original_query_and_views(small_lake: Path) -> None:
+    con = lake.connect(small_lake)
+    rows = con.execute(ORIGINAL_QUERY).fetchall()
+    assert rows, "the generated archive holds NGC targets observed with UVIS in January 2015"
+    for root, targ, exptime, _ra, _dec, filt in rows:
+        assert targ.startswith("NGC") and exptime > 0 and filt.startswith("F")
+    names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+    assert {"files", "cards", "master", "uvisflt_0", "uvisflt_1", "irima_0", "irflt_1"} <= names
+    n_master = con.execute("SELECT count(*) FROM master").fetchone()
+    assert n_master == (40,)
+
+
+def test_every_card_round_trips(small_lake: Path, small_archive: Path) -> None:
+    files = lake.read("files", small_lake)
+    assert set(files["status"]) == {"ok"}
+    for rel in files["path"].to_list()[::7]:
+        assert lake.read_header(rel, path=small_lake) == header_lines(small_archive / rel)
+
+
+def test_polars_scan_and_read(small_lake: Path) -> None:
+    lf = lake.scan("uvisflt", small_lake)
+    df = lf.filter(lf.collect_schema() and (lake.scan("uvisflt", small_lake).collect()["hdu"] == 0).any()).collect()
+    assert df.height > 0
+    m = lake.read("master", small_lake, columns=["rootname", "detector"], where="detector = 'IR'")
+    assert m.height > 0 and set(m["detector"]) == {"IR"}
+
+
+def test_duckdb_cli_opens_catalog_from_anywhere(small_lake: Path, tmp_path: Path) -> None:
+    cli = Path(sys.executable).parent / "duckdb"
+    out = subprocess.run([str(cli), "-readonly", str(small_lake / "catalog.duckdb"), "-csv", "-c", ORIGINAL_QUERY],
+                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert "NGC" in out
+
+
+def test_incremental_noop_change_and_remove(archive_copy: Path, tmp_path: Path) -> None:
+    lk = tmp_path / "lake"
+    s1 = ingest(lk, str(archive_copy), scheduler="synchronous")
+    assert s1.new == s1.scanned and s1.errors == 0
+    s2 = ingest(lk, str(archive_copy), scheduler="synchronous")
+    assert (s2.new, s2.changed, s2.removed, s2.ingested) == (0, 0, 0, 0)
+    victims = sorted(archive_copy.rglob("*_flt.fits"))[:2]
+    victims[0].unlink()
+    os.utime(victims[1], (time.time() + 100, time.time() + 100))
+    s3 = ingest(lk, str(archive_copy), scheduler="synchronous")
+    assert (s3.changed, s3.removed) == (1, 1)
+    con = lake.connect(lk)
+    rel0 = victims[0].relative_to(archive_copy).as_posix()
+    assert con.execute("SELECT status FROM files WHERE path = ?", [rel0]).fetchall() == [("missing",)]
+    assert con.execute("SELECT count(*) FROM cards WHERE path = ?", [rel0]).fetchone() == (0,)
+    rel1 = victims[1].relative_to(archive_copy).as_posix()
+    n = con.execute("SELECT count(*) FROM files WHERE path = ?", [rel1]).fetchone()
+    assert n == (1,)
+    assert lake.read_header(rel1, path=lk) == header_lines(victims[1])
+    assert con.execute("SELECT count(DISTINCT hdu) FROM cards WHERE path = ?", [rel1]).fetchone()[0] > 1
+
+
+def test_bad_files_are_recorded_and_batch_goes_on(archive_copy: Path, tmp_path: Path) -> None:
+    some = sorted(archive_copy.rglob("*_raw.fits"))
+    some[0].write_bytes(b"")
+    some[1].write_bytes(b"this is not FITS" * 300)
+    data = some[2].read_bytes()
+    some[2].write_bytes(data[: 2880 * 3])
+    (some[3].parent / "notes_raw.fits").write_bytes(some[4].read_bytes())
+    lk = tmp_path / "lake"
+    s = ingest(lk, str(archive_copy), scheduler="synchronous")
+    assert s.errors == 4
+    errs = dict(lake.connect(lk).execute("SELECT path, error FROM files WHERE status = 'error'").fetchall())
+    assert len(errs) == 4
+    msgs = " | ".join(errs.values())
+    assert "empty" in msgs and "not a FITS file" in msgs and "does not fit the archive layout" in msgs
+    assert any("HDU" in m and "card" in m for m in errs.values())
+    result = CliRunner().invoke(main, ["errors", "--lake", str(lk)])
+    assert result.exit_code == 0 and "not a FITS file" in result.output
+
+
+def test_real_files_ingest_and_round_trip(tmp_path: Path) -> None:
+    lk = tmp_path / "lake"
+    s = ingest(lk, str(REAL), scheduler="synchronous", template="{dir}/{stem}.fits")
+    assert s.errors == 0 and s.ingested == len(real_files())
+    for p in real_files():
+        rel = p.relative_to(REAL).as_posix()
+        assert lake.read_header(rel, path=lk) == header_lines(p), rel
+    con = lake.connect(lk)
+    assert con.execute("SELECT count(*) FROM uvisflc_1").fetchone()[0] >= 1
+    assert con.execute("SELECT ccdchip FROM uvisflc_1").fetchone() == (2,)
+
+
+def test_rebuild_swaps_namespace(archive_copy: Path, tmp_path: Path) -> None:
+    lk = tmp_path / "lake"
+    ingest(lk, str(archive_copy), scheduler="synchronous")
+    before = lake.connect(lk).execute("SELECT count(*) FROM cards").fetchone()
+    ns0 = lake.open_lake(lk).pins().namespace
+    ingest(lk, str(archive_copy), scheduler="synchronous", rebuild=True)
+    assert lake.open_lake(lk).pins().namespace != ns0
+    assert lake.connect(lk).execute("SELECT count(*) FROM cards").fetchone() == before
+
+
+@pytest.mark.slow
+def test_kill_9_during_ingest_then_rerun(archive_copy: Path, tmp_path: Path) -> None:
+    lk = tmp_path / "lake"
+    ingest(lk, str(archive_copy), scheduler="synchronous", batch_files=40)
+    before = lake.connect(lk).execute("SELECT count(*), sum(length(image)) FROM cards").fetchone()
+    for p in archive_copy.rglob("*_flc.fits"):
+        os.utime(p, (time.time() + 50, time.time() + 50))
+    code = (
+        "from ingest.run import ingest; import sys; "
+        f"ingest({str(lk)!r}, {str(archive_copy)!r}, scheduler='synchronous', batch_files=3)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    time.sleep(6)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{lk / 'catalog.duckdb'}' AS l (READ_ONLY)")
+    total = con.execute("SELECT count(*) FROM l.files").fetchone()
+    assert total is not None and total[0] == len(list(archive_copy.rglob("*.fits")))
+    s = ingest(lk, str(archive_copy), scheduler="synchronous")
+    assert s.errors == 0
+    after = lake.connect(lk).execute("SELECT count(*), sum(length(image)) FROM cards").fetchone()
+    assert after == before
+    assert lake.connect(lk).execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (total[0],)
+
+
+@pytest.mark.slow
+def test_local_cluster_and_dask_scheduler(archive_copy: Path, tmp_path: Path) -> None:
+    s = ingest(tmp_path / "l1", str(archive_copy), scheduler="local", workers=2, batch_files=50)
+    assert s.errors == 0 and s.batches >= 2
+    bindir = Path(sys.executable).parent
+    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                              "--no-dashboard", "--scheduler-file", str(tmp_path / "s.json")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if (tmp_path / "s.json").exists():
+                break
+            time.sleep(0.2)
+        import json
+
+        addr = json.loads((tmp_path / "s.json").read_text())["address"]
+        worker = subprocess.Popen([str(bindir / "dask"), "worker", addr, "--nthreads", "1", "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            s2 = ingest(tmp_path / "l2", str(archive_copy), scheduler=addr, batch_files=50)
+            assert s2.errors == 0 and s2.ingested == s.ingested
+        finally:
+            worker.terminate()
+            worker.wait(30)
+    finally:
+        sched.terminate()
+        sched.wait(30)
+    a = lake.connect(tmp_path / "l1").execute("SELECT count(*) FROM cards").fetchone()
+    b = lake.connect(tmp_path / "l2").execute("SELECT count(*) FROM cards").fetchone()
+    assert a == b
+
+
+def test_cli_demo_and_sql(tmp_path: Path) -> None:
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--datasets", "24", "--scheduler", "synchronous"])
+    assert r.exit_code == 0, r.output
+    assert "the original Quicklook example query returns" in r.output
+    lk = str(tmp_path / "d" / "lake")
+    r = CliRunner().invoke(main, ["sql", "--lake", lk, "--format", "csv", "SELECT count(*) AS n FROM master"])
+    assert r.exit_code == 0 and r.output.splitlines()[1] == "24"
+    some = lake.read("files", lk)["path"][0]
+    r = CliRunner().invoke(main, ["header", "--lake", lk, some, "--ext", "0"])
+    assert r.exit_code == 0 and r.output.splitlines() == header_lines(tmp_path / "d" / "archive" / some, 0)
+    r = CliRunner().invoke(main, ["header", "--lake", lk, "nope_flt.fits"])
+    assert r.exit_code == 1 and "not in the lake" in r.output
+
+
+def test_generator_is_deterministic_and_valid(tmp_path: Path) -> None:
+    import warnings
+
+    from astropy.io import fits
+
+    from ingest.archivegen import generate
+
+    generate(tmp_path / "a", 12, seed=3)
+    generate(tmp_path / "b", 12, seed=3)
+    fa = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.fits"))
+    assert fa == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.fits"))
+    for rel in fa:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for rel in fa[:12]:
+            with fits.open(tmp_path / "a" / rel) as hl:
+                hl.verify("exception")
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "x.txt").write_text("mine")
+    with pytest.raises(Exception, match="not a generated archive"):
+        generate(tmp_path / "c", 3)
+    shutil.rmtree(tmp_path / "a")
