@@ -24,8 +24,6 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 
 
 def _ensure_venv() -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"Quicklake needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     stamp_text = hashlib.sha256(
         (ROOT / "pyproject.toml").read_bytes() + (ROOT / "constraints.txt").read_bytes()
     ).hexdigest()
@@ -58,7 +56,9 @@ def main(argv: list[str]) -> int:
     if what == "test":
         return _run([str(BIN / "python"), "-m", "pytest", *rest])
     rc = _run([str(BIN / "ruff"), "check", "lake", "ingest", "monitors", "tests", "bench", "dev.py"])
-    rc |= _run([str(BIN / "ruff"), "format", "--check", "lake", "ingest", "monitors", "tests", "bench", "dev.py"])
+    rc |= _run(
+        [str(BIN / "ruff"), "format", "--check", "lake", "ingest", "monitors", "tests", "bench", "dev.py"]
+    )
     rc |= _run([str(BIN / "mypy")])
     return rc
 

@@ -42,7 +42,9 @@ class BatchResult:
     batch_id: str
     files: dict[str, list[str]] = field(default_factory=dict)  # table → Parquet files written
     schemas: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # table → (column, type)
-    hdu_columns: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # table → hdu → keyword columns
+    hdu_columns: dict[str, dict[int, list[str]]] = field(
+        default_factory=dict
+    )  # table → hdu → keyword columns
     n_files: int = 0
     n_errors: int = 0
     n_cards: int = 0
@@ -71,13 +73,16 @@ def _open_headers(archive: str, relpath: str) -> list[RawHeader]:
         raise FitsError(relpath, "file vanished during ingest; it will be marked missing next run") from None
 
 
-def _write(table: pa.Table, out_dir: Path, batch_id: str, partitioned: bool = True,
-           sort_by: list[str] | None = None) -> list[str]:
+def _write(
+    table: pa.Table, out_dir: Path, batch_id: str, partitioned: bool = True, sort_by: list[str] | None = None
+) -> list[str]:
     """Write one Parquet file per year partition (or one file); returns their paths."""
     written = []
     years = table.column("year")
     for y in pc.unique(years).to_pylist() if partitioned else ["all"]:
-        part = table if not partitioned else table.filter(pc.is_null(years) if y is None else pc.equal(years, y))
+        part = (
+            table if not partitioned else table.filter(pc.is_null(years) if y is None else pc.equal(years, y))
+        )
         if sort_by:
             part = part.sort_by([(c, "ascending") for c in sort_by])
         d = out_dir / f"year={'null' if y is None else y}" if partitioned else out_dir
@@ -113,10 +118,22 @@ def process_batch(
         rootname = ap.rootname if ap else None
         filetype = ap.filetype if ap else split_filetype(Path(job.relpath).stem)[1] or None
         row = {
-            "path": job.relpath, "proposid": ap.proposid if ap else None, "visit": ap.visit if ap else None,
-            "rootname": rootname, "filetype": filetype, "instrume": None, "detector": None,
-            "size": job.size, "mtime": job.mtime, "n_hdus": n_hdus, "status": status, "error": error,
-            "tables": None, "ingested_at": now, "reader_version": READER_VERSION, "year": None,
+            "path": job.relpath,
+            "proposid": ap.proposid if ap else None,
+            "visit": ap.visit if ap else None,
+            "rootname": rootname,
+            "filetype": filetype,
+            "instrume": None,
+            "detector": None,
+            "size": job.size,
+            "mtime": job.mtime,
+            "n_hdus": n_hdus,
+            "status": status,
+            "error": error,
+            "tables": None,
+            "ingested_at": now,
+            "reader_version": READER_VERSION,
+            "year": None,
         }
         for k, v in row.items():
             file_rows[k].append(v)
@@ -165,17 +182,20 @@ def process_batch(
     ident = cards.filter(pc.is_in(kw_all, pa.array(_PRIMARY_KEYS + _EXT_KEYS)))
     info: dict[int, dict[str, Any]] = {}
     for h, kwd, vt, s, i, f in zip(
-        ident.column("header").to_pylist(), pc.cast(ident.column("keyword"), pa.string()).to_pylist(),
+        ident.column("header").to_pylist(),
+        pc.cast(ident.column("keyword"), pa.string()).to_pylist(),
         pc.cast(ident.column("value_type"), pa.string()).to_pylist(),
         pc.cast(ident.column("value_str"), pa.string()).to_pylist(),
-        ident.column("value_int").to_pylist(), ident.column("value_float").to_pylist(), strict=True,
+        ident.column("value_int").to_pylist(),
+        ident.column("value_float").to_pylist(),
+        strict=True,
     ):
         d = info.setdefault(h, {})
         d.setdefault(kwd, s if vt == "string" else i if vt == "int" else f)
 
     header_start = np.searchsorted(hf, np.arange(len(ok_files)))
     file_info = []
-    for k, job, ap, n_hdus in ok_files:
+    for k, _job, ap, n_hdus in ok_files:
         prim = info.get(int(header_start[k]), {}) if n_hdus else {}
         rootname = ap.rootname or (str(prim.get("ROOTNAME") or "").strip().lower() or None)
         proposid = ap.proposid if ap.proposid is not None else prim.get("PROPOSID")
@@ -195,8 +215,20 @@ def process_batch(
             "path": pa.DictionaryArray.from_arrays(fidx_a, paths),
             "rootname": pa.DictionaryArray.from_arrays(fidx_a, roots),
             "hdu": pa.array(hh[card_header]),
-            **{n: cards.column(n) for n in ("position", "keyword", "value_type", "value_str", "value_int",
-                                             "value_float", "value_bool", "comment", "image")},
+            **{
+                n: cards.column(n)
+                for n in (
+                    "position",
+                    "keyword",
+                    "value_type",
+                    "value_str",
+                    "value_int",
+                    "value_float",
+                    "value_bool",
+                    "comment",
+                    "image",
+                )
+            },
             "year": years.take(fidx_a),
         }
     )
@@ -222,7 +254,11 @@ def process_batch(
     card_start = np.searchsorted(card_header[order], np.arange(len(raw_headers) + 1))
     for tname, hs in sorted(by_table.items()):
         hs_a = np.asarray(hs)
-        sel = np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a]) if len(hs_a) else np.array([], int)
+        sel = (
+            np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a])
+            if len(hs_a)
+            else np.array([], int)
+        )
         sub = cards.take(pa.array(sel))
         row_of_header = np.full(len(raw_headers), -1, dtype=np.int64)
         row_of_header[hs_a] = np.arange(len(hs_a))
@@ -232,27 +268,58 @@ def process_batch(
             "rootname": roots.take(pa.array(files_k)),
             "path": paths.take(pa.array(files_k)),
             "hdu": pa.array(hh[hs_a], pa.int32()),
-            "extname": pa.array([str(info.get(int(h), {}).get("EXTNAME") or ("PRIMARY" if hh[h] == 0 else "")).strip() or None for h in hs_a], pa.string()),
-            "extver": pa.array([info.get(int(h), {}).get("EXTVER") if isinstance(info.get(int(h), {}).get("EXTVER"), int) else None for h in hs_a], pa.int64()),
+            "extname": pa.array(
+                [
+                    str(info.get(int(h), {}).get("EXTNAME") or ("PRIMARY" if hh[h] == 0 else "")).strip()
+                    or None
+                    for h in hs_a
+                ],
+                pa.string(),
+            ),
+            "extver": pa.array(
+                [
+                    info.get(int(h), {}).get("EXTVER")
+                    if isinstance(info.get(int(h), {}).get("EXTVER"), int)
+                    else None
+                    for h in hs_a
+                ],
+                pa.int64(),
+            ),
             "year": years.take(pa.array(files_k)),
         }
-        known = {**sch.header_types(tname), **{c: _arrow_type(t) for c, t in known_types.get(tname, {}).items()}}
+        known = {
+            **sch.header_types(tname),
+            **{c: _arrow_type(t) for c, t in known_types.get(tname, {}).items()},
+        }
         wide, conflicts = pivot(sub, rows, len(hs_a), base, known)
         for cf in conflicts:
             h = hs_a[cf.row]
             k = int(hf[h])
-            for name, v in (("path", ok_files[k][1].relpath), ("hdu", int(hh[h])), ("table_name", tname),
-                            ("keyword", cf.keyword), ("column_type", cf.column_type),
-                            ("value_type", cf.value_type), ("value", cf.value), ("year", file_info[k][2])):
+            for name, v in (
+                ("path", ok_files[k][1].relpath),
+                ("hdu", int(hh[h])),
+                ("table_name", tname),
+                ("keyword", cf.keyword),
+                ("column_type", cf.column_type),
+                ("value_type", cf.value_type),
+                ("value", cf.value),
+                ("year", file_info[k][2]),
+            ):
                 conflict_rows[name].append(v)
         sort_cols = ["hdu", "date_obs", "path"] if "date_obs" in wide.column_names else ["hdu", "path"]
-        written[tname] = _write(wide, out_root / tname / "data", batch_id, partitioned=False, sort_by=sort_cols)
+        written[tname] = _write(
+            wide, out_root / tname / "data", batch_id, partitioned=False, sort_by=sort_cols
+        )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         hdu_col = np.asarray(wide.column("hdu").to_numpy())
         per_hdu: dict[int, list[str]] = {}
         for hv in np.unique(hdu_col):
             sub_w = wide.filter(pa.array(hdu_col == hv))
-            per_hdu[int(hv)] = [n for n in wide.column_names[len(sch.WIDE_BASE) :] if sub_w.column(n).null_count < sub_w.num_rows]
+            per_hdu[int(hv)] = [
+                n
+                for n in wide.column_names[len(sch.WIDE_BASE) :]
+                if sub_w.column(n).null_count < sub_w.num_rows
+            ]
         result.hdu_columns[tname] = per_hdu
         for k in set(files_k.tolist()):
             tables_of_file.setdefault(int(k), set()).add(tname)
@@ -271,7 +338,9 @@ def process_batch(
     written["files"] = _write(files_tab, out_root / "files" / "data", batch_id)
     if conflict_rows["path"]:
         written["conflicts"] = _write(
-            pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")), out_root / "conflicts" / "data", batch_id
+            pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
+            out_root / "conflicts" / "data",
+            batch_id,
         )
     result.files = written
     result.n_files = len(jobs)
@@ -279,12 +348,18 @@ def process_batch(
     return result
 
 
-def _files_with_invalid_cards(cards: pa.Table, header_file: list[int], header_hdu: list[int]) -> dict[int, tuple[int, str, str]]:
+def _files_with_invalid_cards(
+    cards: pa.Table, header_file: list[int], header_hdu: list[int]
+) -> dict[int, tuple[int, str, str]]:
     vt = pc.cast(cards.column("value_type"), pa.string())
     bad = cards.filter(pc.equal(vt, INVALID))
     out: dict[int, tuple[int, str, str]] = {}
-    for h, kwd, reason in zip(bad.column("header").to_pylist(), pc.cast(bad.column("keyword"), pa.string()).to_pylist(),
-                              pc.cast(bad.column("comment"), pa.string()).to_pylist(), strict=True):
+    for h, kwd, reason in zip(
+        bad.column("header").to_pylist(),
+        pc.cast(bad.column("keyword"), pa.string()).to_pylist(),
+        pc.cast(bad.column("comment"), pa.string()).to_pylist(),
+        strict=True,
+    ):
         out.setdefault(header_file[h], (header_hdu[h], kwd, reason))
     return out
 

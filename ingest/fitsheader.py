@@ -130,9 +130,9 @@ def _data_size(path: str, hdu: int, header: bytes) -> int:
                 naxes[int(key[5:])] = int(card[10:].split(b"/", 1)[0])
             except ValueError:
                 raise FitsError(path, "NAXISn is not an integer", hdu, key.decode().strip()) from None
-        if b"NAXIS   " in vals and len(naxes) >= int(vals[b"NAXIS   "] or 0) and i > 8:
-            if (hdu == 0 and naxes.get(1) != 0) or (b"PCOUNT  " in vals and b"GCOUNT  " in vals):
-                break
+        done = (hdu == 0 and naxes.get(1) != 0) or (b"PCOUNT  " in vals and b"GCOUNT  " in vals)
+        if done and b"NAXIS   " in vals and len(naxes) >= int(vals[b"NAXIS   "] or 0) and i > 8:
+            break
     try:
         bitpix = int(vals[b"BITPIX  "])
         naxis = int(vals[b"NAXIS   "])
@@ -208,7 +208,9 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
             if hdu > 0 and not buf.startswith(b"XTENSION="):
                 if _is_blank_tail(r.read(pos, size - pos)):
                     break  # zero or blank padding after the last HDU: astropy ignores it too
-                raise FitsError(label, f"unexpected bytes at offset {pos} (expected XTENSION)", hdu, "XTENSION")
+                raise FitsError(
+                    label, f"unexpected bytes at offset {pos} (expected XTENSION)", hdu, "XTENSION"
+                )
             end = _find_end(buf)
             while end < 0:
                 if len(buf) % BLOCK or pos + len(buf) >= size:
@@ -301,7 +303,8 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
                 parsed = _astropy_card(image)
             except Exception as e:  # astropy cannot parse it either: keep the text, flag the card
                 parsed = (image[:8].strip(), image[8:].strip(), str(e), INVALID)
-        kw, val, com, vt = parsed
+        kw, com, vt = parsed[0], parsed[2], parsed[3]
+        val: Any = parsed[1]
         cols["keyword"].append(kw)
         cols["value_type"].append(vt)
         cols["comment"].append(com)
@@ -318,7 +321,7 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
         elif vt == FLOAT:
             f = val
         elif vt == COMPLEX:
-            s = f"({val.real!r}, {val.imag!r})"
+            s = f"({val.real!r}, {val.imag!r})"  # type: ignore[union-attr]
         cols["s"].append(s)
         cols["i"].append(i)
         cols["f"].append(f)
@@ -340,7 +343,9 @@ _VT_DICT = pa.array([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT, INVALID
 _VT_CODE = {v: i for i, v in enumerate(_VT_DICT.to_pylist())}
 _VALUE_START = np.frombuffer(b"'TF+-.0123456789/\0", dtype=np.uint8)
 _NUM_START = np.frombuffer(b"+-.0123456789", dtype=np.uint8)
-_HASH_MULT = np.random.default_rng(20261123).integers(1, 2**63, size=CARD // 8, dtype=np.uint64) | np.uint64(1)
+_HASH_MULT = np.random.default_rng(20261123).integers(1, 2**63, size=CARD // 8, dtype=np.uint64) | np.uint64(
+    1
+)
 
 
 def _string_array(rows: np.ndarray) -> pa.Array:
@@ -511,7 +516,11 @@ def first_invalid(table: pa.Table) -> tuple[int, str, str] | None:
     bad = table.filter(pc.equal(vt, INVALID))
     if bad.num_rows == 0:
         return None
-    return (bad.column("header")[0].as_py(), bad.column("keyword")[0].as_py(), bad.column("comment")[0].as_py())
+    return (
+        bad.column("header")[0].as_py(),
+        bad.column("keyword")[0].as_py(),
+        bad.column("comment")[0].as_py(),
+    )
 
 
 def _value_of(row: dict[str, Any]) -> Any:

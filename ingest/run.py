@@ -1,4 +1,4 @@
-"""An ingest run: scan the archive, parse what is new or changed on Dask, commit one lake snapshot per batch."""
+"""An ingest run: scan the archive, parse new or changed files on Dask, commit one snapshot per batch."""
 
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def scan_archive(archive: str) -> dict[str, tuple[int, float]]:
         for p, info in fs.find(root, detail=True).items():
             if p.endswith(".fits"):
                 mtime = info.get("mtime") or info.get("LastModified") or 0
-                out[p[len(root) :].lstrip("/")] = (int(info["size"]), float(getattr(mtime, "timestamp", lambda: mtime)()))
+                stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
+                out[p[len(root) :].lstrip("/")] = (int(info["size"]), stamp)
         return out
     root = os.path.abspath(archive)
 
@@ -76,7 +77,9 @@ def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str
     files = lake.data_files(pins, "files")
     if not files:
         return {}
-    t = pq.ParquetDataset(files, partitioning=None).read(columns=["path", "size", "mtime", "status", "tables"])
+    t = pq.ParquetDataset(files, partitioning=None).read(
+        columns=["path", "size", "mtime", "status", "tables"]
+    )
     return {
         p: (s, m, st, tb or "")
         for p, s, m, st, tb in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
@@ -96,8 +99,9 @@ class _Executor:
 
         if scheduler == "local":
             n = workers or os.cpu_count() or 1
-            self.cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                        dashboard_address=None, silence_logs=40)
+            self.cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            )
             self.client = Client(self.cluster)
         else:
             self.client = Client(scheduler, timeout=30)
@@ -121,7 +125,9 @@ class _Executor:
             self.cluster.close()
 
 
-def _reconcile(lake: Lake, pins: Pins, table: str, files: list[str], cols: list[tuple[str, str]]) -> list[str]:
+def _reconcile(
+    lake: Lake, pins: Pins, table: str, files: list[str], cols: list[tuple[str, str]]
+) -> list[str]:
     """Make worker files agree with column types fixed meanwhile by another batch (int→double cast)."""
     tbl_types = {f.name: f.type for f in lake.table(pins, table).schema().as_arrow()}
     bad = {c for c, t in cols if c in tbl_types and sch.ARROW_TYPES[t] != _norm(tbl_types[c])}
@@ -158,8 +164,14 @@ def _commit(lake: Lake, pins: Pins, res: BatchResult, replaced: dict[str, str]) 
         if table in res.schemas:
             lake.evolve(pins, table, _schema_of(res.schemas[table]))
             files = _reconcile(lake, pins, table, files, res.schemas[table])
-        lake.commit_files(pins, table, files, delete_paths=deletes, properties={"quicklake.batch": res.batch_id},
-                          hdu_columns=res.hdu_columns.get(table))
+        lake.commit_files(
+            pins,
+            table,
+            files,
+            delete_paths=deletes,
+            properties={"quicklake.batch": res.batch_id},
+            hdu_columns=res.hdu_columns.get(table),
+        )
     lake.publish(pins)
 
 
@@ -200,7 +212,11 @@ def ingest(
         old_namespace = None
         if rebuild:
             old_namespace = pins.namespace
-            n = int(pins.namespace.rsplit("_", 1)[-1]) + 1 if pins.namespace.rsplit("_", 1)[-1].isdigit() else 1
+            n = (
+                int(pins.namespace.rsplit("_", 1)[-1]) + 1
+                if pins.namespace.rsplit("_", 1)[-1].isdigit()
+                else 1
+            )
             pins = Pins(f"lake_{n}", {})
             lake.catalog.create_namespace_if_not_exists(pins.namespace)
             for name in sch.FIXED_TABLES:
@@ -222,8 +238,10 @@ def ingest(
         removed = [p for p, k in known.items() if p not in listing and k[2] != "missing"]
         replaced = {p: known[p][3] for p in known if p in {j.relpath for j in todo} or p in removed}
 
-        types = {t: {c: sch.TYPE_NAMES.get(_norm(ty), "string") for c, ty in cols.items()}
-                 for t, cols in lake.column_types(pins).items()}
+        types = {
+            t: {c: sch.TYPE_NAMES.get(_norm(ty), "string") for c, ty in cols.items()}
+            for t, cols in lake.column_types(pins).items()
+        }
         data_root = str(lake.warehouse / f"{pins.namespace}.db")
         batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
         tasks = [(uuid.uuid4().hex[:16], archive, b, data_root, template, types) for b in batches]
@@ -252,22 +270,32 @@ def ingest(
     return summary
 
 
-def _mark_missing(lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str]]) -> None:
+def _mark_missing(
+    lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str]]
+) -> None:
     from datetime import UTC, datetime
 
     tables = {t for p in removed for t in known[p][3].split(",") if t}
     for t in sorted(tables | {"cards"}):
         lake.commit_files(pins, t, [], delete_paths=removed)
-    old = lake.table(pins, "files").scan(
-        row_filter=pc_in("path", removed), snapshot_id=pins.tables["files"]
-    ).to_arrow()
+    old = (
+        lake.table(pins, "files")
+        .scan(row_filter=pc_in("path", removed), snapshot_id=pins.tables["files"])
+        .to_arrow()
+    )
     now = datetime.now(UTC)
     old = old.set_column(old.schema.get_field_index("status"), "status", pa.array(["missing"] * old.num_rows))
-    old = old.set_column(old.schema.get_field_index("error"), "error",
-                         pa.array(["file no longer in the archive"] * old.num_rows))
+    old = old.set_column(
+        old.schema.get_field_index("error"),
+        "error",
+        pa.array(["file no longer in the archive"] * old.num_rows),
+    )
     old = old.set_column(old.schema.get_field_index("tables"), "tables", pa.array([""] * old.num_rows))
-    old = old.set_column(old.schema.get_field_index("ingested_at"), "ingested_at",
-                         pa.array([now] * old.num_rows, pa.timestamp("us", tz="UTC")))
+    old = old.set_column(
+        old.schema.get_field_index("ingested_at"),
+        "ingested_at",
+        pa.array([now] * old.num_rows, pa.timestamp("us", tz="UTC")),
+    )
     tbl = lake.table(pins, "files")
     with warnings.catch_warnings(), tbl.transaction() as tx:
         warnings.filterwarnings("ignore", "Delete operation did not match any records")
@@ -280,7 +308,7 @@ def _mark_missing(lake: Lake, pins: Pins, removed: list[str], known: dict[str, t
 def pc_in(column: str, values: list[str]) -> Any:
     from pyiceberg.expressions import In
 
-    return In(column, values)
+    return In(column, values)  # type: ignore[call-arg,arg-type]
 
 
 def _refresh_master(lake: Lake, pins: Pins) -> None:

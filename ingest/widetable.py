@@ -12,7 +12,10 @@ from ingest.fitsheader import BOOL, FLOAT, INT, STRING, TEXT, UNDEFINED
 from lake.schema import WIDE_BASE, column_name
 
 # Record-valued keyword cards (FITS distortion paper): DP1 = 'AXIS.1: 1' is the keyword DP1.AXIS.1.
-RVKC_RE = r"^(?P<f>[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*): +(?P<v>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?)$"
+RVKC_RE = (
+    r"^(?P<f>[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*): +"
+    r"(?P<v>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?)$"
+)
 
 _FITS: dict[pa.DataType, set[str]] = {
     pa.int64(): {INT},
@@ -72,7 +75,9 @@ def pivot(
     column types already fixed (from the lake or ``schemas/headers``). A keyword present twice in one HDU
     keeps its first value, as astropy's ``header[key]`` does.
     """
-    keep = np.asarray(pc.not_equal(cards.column("value_type"), TEXT).fill_null(True).to_numpy(zero_copy_only=False))
+    keep = np.asarray(
+        pc.not_equal(cards.column("value_type"), TEXT).fill_null(True).to_numpy(zero_copy_only=False)
+    )
     keep_idx = np.flatnonzero(keep)
     c = cards.take(pa.array(keep_idx))
     rows = rows[keep_idx]
@@ -87,7 +92,9 @@ def pivot(
     if is_rv.any():
         rv_mask = pa.array(is_rv)
         kw = pc.if_else(rv_mask, pc.binary_join_element_wise(kw, rv.field("f"), "."), kw)
-        rv_num = pc.cast(pc.replace_substring(pc.if_else(rv_mask, rv.field("v"), "0"), "D", "E"), pa.float64())
+        rv_num = pc.cast(
+            pc.replace_substring(pc.if_else(rv_mask, rv.field("v"), "0"), "D", "E"), pa.float64()
+        )
         vfloat = pc.if_else(rv_mask, rv_num, vfloat)
         vtype = pc.if_else(rv_mask, FLOAT, vtype)
         vstr = pc.if_else(rv_mask, pa.scalar(None, pa.string()), vstr)
@@ -129,7 +136,9 @@ def pivot(
         fits = np.isin(kinds, list(ok_kinds))
         bad = np.flatnonzero(~fits & (kinds != UNDEFINED))
         for b in bad:
-            conflicts.append(Conflict(int(r[b]), keyword, str(ctype), str(kinds[b]), _value_text(c, int(group[b]))))
+            conflicts.append(
+                Conflict(int(r[b]), keyword, str(ctype), str(kinds[b]), _value_text(c, int(group[b])))
+            )
         idx = np.full(nrows, -1, dtype=np.int64)
         good = fits
         idx[r[good]] = group[good]

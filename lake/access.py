@@ -46,9 +46,10 @@ def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame
         raise LakeError(f"no table {table!r} in {lake.root}; 'ql tables' lists them")
     files = lake.data_files(pins, table)
     if not files:
-        return pl.LazyFrame(schema=pl.Schema(pl.from_arrow(lake.iceberg_schema(pins, table).empty_table()).schema))
-    return pl.scan_parquet(files, missing_columns="insert", extra_columns="ignore",
-                           schema=_unified_schema(files))
+        return pl.LazyFrame(schema=pl.DataFrame(lake.iceberg_schema(pins, table).empty_table()).schema)
+    return pl.scan_parquet(
+        files, missing_columns="insert", extra_columns="ignore", schema=_unified_schema(files)
+    )
 
 
 def _unified_schema(files: list[str]) -> pl.Schema:
@@ -56,11 +57,15 @@ def _unified_schema(files: list[str]) -> pl.Schema:
 
     schemas = [pq.read_schema(f) for f in files]
     unified = pa.unify_schemas(schemas, promote_options="permissive")
-    return pl.Schema(pl.from_arrow(unified.empty_table()).schema)
+    return pl.DataFrame(unified.empty_table()).schema
 
 
-def read(table: str, path: str | os.PathLike[str] | None = None, columns: list[str] | None = None,
-         where: str | None = None) -> pl.DataFrame:
+def read(
+    table: str,
+    path: str | os.PathLike[str] | None = None,
+    columns: list[str] | None = None,
+    where: str | None = None,
+) -> pl.DataFrame:
     """A table (or the chosen ``columns``, rows matching the SQL ``where``) as a Polars frame, now."""
     con = connect(path)
     cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
@@ -92,8 +97,10 @@ def read_header(file: str, hdu: int | None = None, path: str | os.PathLike[str] 
     args: list[object] = [rel] + ([hdu] if hdu is not None else [])
     images = [r[0] for r in con.execute(q, args).fetchall()]
     if not images:
-        raise LakeError(f"{file}: no header cards in the lake" + (f" for HDU {hdu}" if hdu is not None else ""))
-    lines = []
+        raise LakeError(
+            f"{file}: no header cards in the lake" + (f" for HDU {hdu}" if hdu is not None else "")
+        )
+    lines: list[str] = []
     for img in images:
         lines.extend(img[i : i + 80] for i in range(0, len(img), 80))
     return lines

@@ -61,7 +61,9 @@ def view_sql(name: str, files: list[str], schema: pa.Schema) -> str:
 def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
     """A per-HDU wide table (``uvisflt_1``): the HDU's rows of the physical table, with its own columns."""
     cols = ", ".join(_quote(c) for c in [*WIDE_BASE.names, *columns])
-    return f"CREATE OR REPLACE VIEW {_quote(view)} AS SELECT {cols} FROM {_quote(table)} WHERE hdu = {int(hdu)}"
+    return (
+        f"CREATE OR REPLACE VIEW {_quote(view)} AS SELECT {cols} FROM {_quote(table)} WHERE hdu = {int(hdu)}"
+    )
 
 
 def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:

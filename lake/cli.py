@@ -16,7 +16,8 @@ from lake.errors import QuicklakeError
 ORIGINAL_QUERY = (
     "SELECT master.rootname, uvisflt_0.targname, uvisflt_0.exptime, uvisflt_0.ra_targ, uvisflt_0.dec_targ, "
     "uvisflt_0.filter FROM master JOIN uvisflt_0 ON master.rootname = uvisflt_0.rootname WHERE "
-    "uvisflt_0.targname LIKE 'NGC%' AND uvisflt_0.date_obs > '2015-01-01' AND uvisflt_0.date_obs < '2015-01-30';"
+    "uvisflt_0.targname LIKE 'NGC%' AND uvisflt_0.date_obs > '2015-01-01' "
+    "AND uvisflt_0.date_obs < '2015-01-30';"
 )
 
 
@@ -35,10 +36,14 @@ def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 lake_option = click.option("--lake", "lake", default=None, help="Lake directory [setting: lake].")
 archive_option = click.option("--archive", default=None, help="Archive root [setting: archive].")
 scheduler_option = click.option(
-    "--scheduler", default=None, help="'local', 'synchronous' or a Dask scheduler address [setting: scheduler]."
+    "--scheduler",
+    default=None,
+    help="'local', 'synchronous' or a Dask scheduler address [setting: scheduler].",
 )
 workers_option = click.option("--workers", type=int, default=None, help="Local workers [setting: workers].")
-batch_option = click.option("--batch-files", type=int, default=None, help="Files per batch [setting: batch_files].")
+batch_option = click.option(
+    "--batch-files", type=int, default=None, help="Files per batch [setting: batch_files]."
+)
 
 
 def _cfg(**overrides: Any) -> dict[str, Any]:
@@ -55,7 +60,11 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
 
     from ingest.run import ingest
 
-    bar = tqdm(unit="files", desc="rebuild" if rebuild else "ingest", disable=not (cfg["progress"] and sys.stderr.isatty()))
+    bar = tqdm(
+        unit="files",
+        desc="rebuild" if rebuild else "ingest",
+        disable=not (cfg["progress"] and sys.stderr.isatty()),
+    )
 
     def progress(done: int, errors: int) -> None:
         bar.update(done - bar.n)
@@ -63,15 +72,21 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
 
     try:
         summary = ingest(
-            cfg["lake"], cfg["archive"], rebuild=rebuild, scheduler=cfg["scheduler"], workers=cfg["workers"],
-            batch_files=cfg["batch_files"], template=cfg["layout"], catalog_uri=cfg["catalog_uri"],
+            cfg["lake"],
+            cfg["archive"],
+            rebuild=rebuild,
+            scheduler=cfg["scheduler"],
+            workers=cfg["workers"],
+            batch_files=cfg["batch_files"],
+            template=cfg["layout"],
+            catalog_uri=cfg["catalog_uri"],
             progress=progress,
         )
     finally:
         bar.close()
     for line in summary.lines():
         click.echo(line)
-    for path, err in summary.error_samples[:10]:
+    for _path, err in summary.error_samples[:10]:
         click.echo(f"  error: {err}", err=True)
     if summary.errors:
         click.echo("  'ql errors' lists every file with an error", err=True)
@@ -138,7 +153,9 @@ def demo_cmd(out: str, datasets: int, seed: int, scheduler: str | None) -> None:
 
     rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
     click.echo(f"\nlake: {lake_dir}")
-    click.echo(f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original")
+    click.echo(
+        f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original"
+    )
     click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
     click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
     click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")

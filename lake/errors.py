@@ -25,9 +25,7 @@ class FitsError(QuicklakeError):
     ``path``, ``hdu`` and ``keyword`` locate the problem as precisely as is known.
     """
 
-    def __init__(
-        self, path: str, reason: str, hdu: int | None = None, keyword: str | None = None
-    ) -> None:
+    def __init__(self, path: str, reason: str, hdu: int | None = None, keyword: str | None = None) -> None:
         self.path = path
         self.hdu = hdu
         self.keyword = keyword

@@ -8,13 +8,39 @@ import pyarrow as pa
 from lake import schema as sch
 
 # Dataset facts come from the primary header of the first present file in this order.
-FILETYPE_PRIORITY = ("raw", "flt", "flc", "ima", "crj", "crc", "drz", "drc", "spt", "asn", "jif", "jit", "trl")
+FILETYPE_PRIORITY = (
+    "raw",
+    "flt",
+    "flc",
+    "ima",
+    "crj",
+    "crc",
+    "drz",
+    "drc",
+    "spt",
+    "asn",
+    "jif",
+    "jit",
+    "trl",
+)
 
 MASTER_KEYWORDS = {
-    "instrume": "VARCHAR", "detector": "VARCHAR", "obstype": "VARCHAR", "imagetyp": "VARCHAR",
-    "targname": "VARCHAR", "ra_targ": "DOUBLE", "dec_targ": "DOUBLE", "date_obs": "VARCHAR",
-    "time_obs": "VARCHAR", "expstart": "DOUBLE", "exptime": "DOUBLE", "filter": "VARCHAR",
-    "aperture": "VARCHAR", "subarray": "BOOLEAN", "asn_id": "VARCHAR", "pr_inv_l": "VARCHAR",
+    "instrume": "VARCHAR",
+    "detector": "VARCHAR",
+    "obstype": "VARCHAR",
+    "imagetyp": "VARCHAR",
+    "targname": "VARCHAR",
+    "ra_targ": "DOUBLE",
+    "dec_targ": "DOUBLE",
+    "date_obs": "VARCHAR",
+    "time_obs": "VARCHAR",
+    "expstart": "DOUBLE",
+    "exptime": "DOUBLE",
+    "filter": "VARCHAR",
+    "aperture": "VARCHAR",
+    "subarray": "BOOLEAN",
+    "asn_id": "VARCHAR",
+    "pr_inv_l": "VARCHAR",
 }
 
 

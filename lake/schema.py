@@ -48,7 +48,9 @@ def _schema_dir() -> Path:
     # Installed non-editable, schemas/ sits beside the packages in the source tree only; fall back to
     # the copy in the package data if one is ever added.
     if not SCHEMA_DIR.is_dir():
-        raise ConfigError(f"schema directory {SCHEMA_DIR} is missing; reinstall Quicklake from its source tree")
+        raise ConfigError(
+            f"schema directory {SCHEMA_DIR} is missing; reinstall Quicklake from its source tree"
+        )
     return SCHEMA_DIR
 
 

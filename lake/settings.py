@@ -86,7 +86,9 @@ def load(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         try:
             data = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML ({e}); fix the file or unset QUICKLAKE_CONFIG") from None
+            raise ConfigError(
+                f"{path}: not valid TOML ({e}); fix the file or unset QUICKLAKE_CONFIG"
+            ) from None
         table = data.get("quicklake", data)
         for key, value in table.items():
             if key not in _BY_NAME:

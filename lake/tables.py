@@ -55,8 +55,12 @@ class Pins:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"version": PINS_VERSION, "namespace": self.namespace, "tables": self.tables,
-             "committed_at": self.committed_at},
+            {
+                "version": PINS_VERSION,
+                "namespace": self.namespace,
+                "tables": self.tables,
+                "committed_at": self.committed_at,
+            },
             indent=1,
             sort_keys=True,
         )
@@ -103,9 +107,7 @@ class Lake:
         if self._catalog is None:
             self.root.mkdir(parents=True, exist_ok=True)
             self.warehouse.mkdir(exist_ok=True)
-            self._catalog = SqlCatalog(
-                "quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri()
-            )
+            self._catalog = SqlCatalog("quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri())
         return self._catalog
 
     def pins(self) -> Pins:
@@ -244,9 +246,11 @@ class Lake:
                         for h, cols in hdu_columns.items():
                             have = merged.setdefault(int(h), [])
                             have.extend(c for c in cols if c not in set(have))
-                        tx.set_properties({HDU_COLUMNS: json.dumps({str(k): v for k, v in sorted(merged.items())})})
+                        tx.set_properties(
+                            {HDU_COLUMNS: json.dumps({str(k): v for k, v in sorted(merged.items())})}
+                        )
                     if delete_paths:
-                        tx.delete(In("path", delete_paths))
+                        tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
                     if files:
                         tx.add_files(files, snapshot_properties=properties or {})
                 break

@@ -125,8 +125,10 @@ def test_truncated_file(tmp_path: Path) -> None:
 
 
 _kw = st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-", min_size=1, max_size=8).filter(
-    lambda k: k not in {"COMMENT", "HISTORY", "CONTINUE", "END", "SIMPLE", "BITPIX", "NAXIS", "EXTEND"}
-    and not k.startswith("NAXIS")
+    lambda k: (
+        k not in {"COMMENT", "HISTORY", "CONTINUE", "END", "SIMPLE", "BITPIX", "NAXIS", "EXTEND"}
+        and not k.startswith("NAXIS")
+    )
 )
 _val = st.one_of(
     st.booleans(),

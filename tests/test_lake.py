@@ -48,7 +48,7 @@ def test_original_query_and_views(small_lake: Path) -> None:
     con = lake.connect(small_lake)
     rows = con.execute(ORIGINAL_QUERY).fetchall()
     assert rows, "the generated archive holds NGC targets observed with UVIS in January 2015"
-    for root, targ, exptime, _ra, _dec, filt in rows:
+    for _root, targ, exptime, _ra, _dec, filt in rows:
         assert targ.startswith("NGC") and exptime > 0 and filt.startswith("F")
     names = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
     assert {"files", "cards", "master", "uvisflt_0", "uvisflt_1", "irima_0", "irflt_1"} <= names
@@ -65,7 +65,9 @@ def test_every_card_round_trips(small_lake: Path, small_archive: Path) -> None:
 
 def test_polars_scan_and_read(small_lake: Path) -> None:
     lf = lake.scan("uvisflt", small_lake)
-    df = lf.filter(lf.collect_schema() and (lake.scan("uvisflt", small_lake).collect()["hdu"] == 0).any()).collect()
+    df = lf.filter(
+        lf.collect_schema() and (lake.scan("uvisflt", small_lake).collect()["hdu"] == 0).any()
+    ).collect()
     assert df.height > 0
     m = lake.read("master", small_lake, columns=["rootname", "detector"], where="detector = 'IR'")
     assert m.height > 0 and set(m["detector"]) == {"IR"}
@@ -73,8 +75,13 @@ def test_polars_scan_and_read(small_lake: Path) -> None:
 
 def test_duckdb_cli_opens_catalog_from_anywhere(small_lake: Path, tmp_path: Path) -> None:
     cli = Path(sys.executable).parent / "duckdb"
-    out = subprocess.run([str(cli), "-readonly", str(small_lake / "catalog.duckdb"), "-csv", "-c", ORIGINAL_QUERY],
-                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [str(cli), "-readonly", str(small_lake / "catalog.duckdb"), "-csv", "-c", ORIGINAL_QUERY],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "NGC" in out
 
 
@@ -164,7 +171,9 @@ def test_kill_9_during_ingest_then_rerun(archive_copy: Path, tmp_path: Path) -> 
     assert s.errors == 0
     after = lake.connect(lk).execute("SELECT count(*), sum(length(image)) FROM cards").fetchone()
     assert after == before
-    assert lake.connect(lk).execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (total[0],)
+    assert lake.connect(lk).execute("SELECT count(*) FROM files WHERE status = 'ok'").fetchone() == (
+        total[0],
+    )
 
 
 @pytest.mark.slow
@@ -172,9 +181,21 @@ def test_local_cluster_and_dask_scheduler(archive_copy: Path, tmp_path: Path) ->
     s = ingest(tmp_path / "l1", str(archive_copy), scheduler="local", workers=2, batch_files=50)
     assert s.errors == 0 and s.batches >= 2
     bindir = Path(sys.executable).parent
-    sched = subprocess.Popen([str(bindir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                              "--no-dashboard", "--scheduler-file", str(tmp_path / "s.json")],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sched = subprocess.Popen(
+        [
+            str(bindir / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--scheduler-file",
+            str(tmp_path / "s.json"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             if (tmp_path / "s.json").exists():
@@ -183,8 +204,11 @@ def test_local_cluster_and_dask_scheduler(archive_copy: Path, tmp_path: Path) ->
         import json
 
         addr = json.loads((tmp_path / "s.json").read_text())["address"]
-        worker = subprocess.Popen([str(bindir / "dask"), "worker", addr, "--nthreads", "1", "--no-dashboard"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = subprocess.Popen(
+            [str(bindir / "dask"), "worker", addr, "--nthreads", "1", "--no-dashboard"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             s2 = ingest(tmp_path / "l2", str(archive_copy), scheduler=addr, batch_files=50)
             assert s2.errors == 0 and s2.ingested == s.ingested
@@ -200,7 +224,9 @@ def test_local_cluster_and_dask_scheduler(archive_copy: Path, tmp_path: Path) ->
 
 
 def test_cli_demo_and_sql(tmp_path: Path) -> None:
-    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--datasets", "24", "--scheduler", "synchronous"])
+    r = CliRunner().invoke(
+        main, ["demo", "--out", str(tmp_path / "d"), "--datasets", "24", "--scheduler", "synchronous"]
+    )
     assert r.exit_code == 0, r.output
     assert "the original Quicklook example query returns" in r.output
     lk = str(tmp_path / "d" / "lake")
