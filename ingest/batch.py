@@ -213,7 +213,7 @@ def process_batch(
     card_tab = pa.table(
         {
             "path": pa.DictionaryArray.from_arrays(fidx_a, paths),
-            "rootname": pa.DictionaryArray.from_arrays(fidx_a, roots),
+            "rootname": roots.take(fidx_a),  # may hold nulls: a dictionary may not
             "hdu": pa.array(hh[card_header]),
             **{
                 n: cards.column(n)

@@ -321,7 +321,7 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
         elif vt == FLOAT:
             f = val
         elif vt == COMPLEX:
-            s = f"({val.real!r}, {val.imag!r})"  # type: ignore[union-attr]
+            s = f"({val.real!r}, {val.imag!r})"
         cols["s"].append(s)
         cols["i"].append(i)
         cols["f"].append(f)
