@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +43,10 @@ def small_lake(small_archive: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 @pytest.fixture
-def archive_copy(small_archive: Path, tmp_path: Path) -> Path:
+def archive_copy(tmp_path: Path) -> Path:
+    """A private archive to damage; generated again (copying would fill the sparse files' holes)."""
+    from ingest.archivegen import generate
+
     dst = tmp_path / "archive"
-    shutil.copytree(small_archive, dst)
+    generate(dst, datasets=40, seed=7)
     return dst
