@@ -46,6 +46,13 @@ batch_option = click.option(
 )
 
 
+def ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every ingesting command takes."""
+    for option in reversed((archive_option, lake_option, scheduler_option, workers_option, batch_option)):
+        fn = option(fn)
+    return fn
+
+
 def _cfg(**overrides: Any) -> dict[str, Any]:
     return settings.load(overrides)
 
@@ -93,11 +100,7 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
 
 
 @main.command("ingest")
-@archive_option
-@lake_option
-@scheduler_option
-@workers_option
-@batch_option
+@ingest_options
 @_handle_errors
 def ingest_cmd(**opts: Any) -> None:
     """Ingest new and changed archive files; mark removed ones."""
@@ -105,11 +108,7 @@ def ingest_cmd(**opts: Any) -> None:
 
 
 @main.command("rebuild")
-@archive_option
-@lake_option
-@scheduler_option
-@workers_option
-@batch_option
+@ingest_options
 @_handle_errors
 def rebuild_cmd(**opts: Any) -> None:
     """Re-extract every file into new tables, swapped in atomically at the end."""

@@ -282,11 +282,11 @@ class Lake:
         sid = pins.tables.get(table)
         if sid is None:
             return []
-        tbl = self.table(pins, table)
-        files = [t.file.file_path for t in tbl.scan(snapshot_id=sid).plan_files()]
-        for t in tbl.scan(snapshot_id=sid).plan_files():
-            if t.delete_files:
-                raise LakeError(f"table {table} has delete files; run 'ql maintain' to compact it")
+        tasks = list(self.table(pins, table).scan(snapshot_id=sid).plan_files())
+        if any(t.delete_files for t in tasks):
+            # views over plain Parquet would show deleted rows; pyiceberg itself never writes these
+            raise LakeError(f"table {table} has Iceberg delete files, which the DuckDB views cannot apply")
+        files = [t.file.file_path for t in tasks]
         return [f[len("file://") :] if f.startswith("file://") else f for f in files]
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
