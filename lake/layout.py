@@ -94,7 +94,10 @@ class Layout:
         """Split an archive-relative path into its fields; raise :class:`LayoutError` if it does not fit."""
         m = self._re.match(relpath)
         if m is None:
-            raise LayoutError(f"{relpath}: path does not fit the archive layout {self.template!r}")
+            raise LayoutError(
+                f"{relpath}: path does not fit the archive layout {self.template!r}; move the file, or set "
+                "the layout setting (QUICKLAKE_LAYOUT) if the whole archive is laid out differently"
+            )
         d = m.groupdict()
         rootname = d.get("rootname")
         visit = d.get("visit")
