@@ -113,8 +113,45 @@ def _find_end(buf: bytes, start: int = 0) -> int:
 _SIZE_KEYS = frozenset({b"BITPIX  ", b"NAXIS   ", b"PCOUNT  ", b"GCOUNT  ", b"GROUPS  "})
 
 
+def _fixed_int(header: bytes, i: int, key: bytes) -> int | None:
+    """Integer value of card ``i`` if it is ``key`` with a fixed-format value (columns 11-30), else None."""
+    o = i * CARD
+    if header[o : o + 10] != key:
+        return None
+    try:
+        return int(header[o + 10 : o + 30])
+    except ValueError:
+        return None
+
+
 def _data_size(path: str, hdu: int, header: bytes) -> int:
     """Bytes of data following this header, padded to whole blocks (FITS 4.4.1)."""
+    # Fast path: the mandatory keywords in the order the standard prescribes (almost every file).
+    bitpix = _fixed_int(header, 1, b"BITPIX  = ")
+    naxis = _fixed_int(header, 2, b"NAXIS   = ")
+    if bitpix is not None and naxis is not None and 0 <= naxis <= 999:
+        n = 1
+        for k in range(naxis):
+            d = _fixed_int(header, 3 + k, b"NAXIS%-3d= " % (k + 1))
+            if d is None:
+                break
+            n *= d
+        else:
+            if naxis == 0:
+                return 0
+            if hdu > 0:
+                pcount = _fixed_int(header, 3 + naxis, b"PCOUNT  = ")
+                gcount = _fixed_int(header, 4 + naxis, b"GCOUNT  = ")
+                if pcount is not None and gcount is not None:
+                    size = abs(bitpix) // 8 * gcount * (pcount + n)
+                    return -(-size // BLOCK) * BLOCK
+            elif _fixed_int(header, 3, b"NAXIS1  = ") != 0:  # not random groups
+                return -(-(abs(bitpix) // 8 * n) // BLOCK) * BLOCK
+    return _data_size_any_order(path, hdu, header)
+
+
+def _data_size_any_order(path: str, hdu: int, header: bytes) -> int:
+    """Like :func:`_data_size` but tolerating mandatory keywords out of order, as astropy does."""
     vals: dict[bytes, bytes] = {}
     naxes: dict[int, int] = {}
     ncards = len(header) // CARD
@@ -201,8 +238,9 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
         out: list[RawHeader] = []
         pos = 0
         hdu = 0
+        guess = _FIRST_READ
         while pos < size:
-            buf = r.read(pos, _FIRST_READ)
+            buf = r.read(pos, guess)
             if hdu == 0 and not buf.startswith(b"SIMPLE  ="):
                 raise FitsError(label, "not a FITS file (does not start with SIMPLE)", 0, "SIMPLE")
             if hdu > 0 and not buf.startswith(b"XTENSION="):
@@ -221,6 +259,8 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
             header = buf[:end]
             data_size = _data_size(label, hdu, header)
             hdr_size = -(-(end + CARD) // BLOCK) * BLOCK
+            # extensions of one file tend to have headers of one size; the primary is larger
+            guess = hdr_size if hdu else 2 * BLOCK
             out.append(RawHeader(hdu, pos, header, data_size))
             pos += hdr_size + data_size
             if pos > size:
