@@ -311,16 +311,7 @@ def process_batch(
             wide, out_root / tname / "data", batch_id, partitioned=False, sort_by=sort_cols
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
-        hdu_col = np.asarray(wide.column("hdu").to_numpy())
-        per_hdu: dict[int, list[str]] = {}
-        for hv in np.unique(hdu_col):
-            sub_w = wide.filter(pa.array(hdu_col == hv))
-            per_hdu[int(hv)] = [
-                n
-                for n in wide.column_names[len(sch.WIDE_BASE) :]
-                if sub_w.column(n).null_count < sub_w.num_rows
-            ]
-        result.hdu_columns[tname] = per_hdu
+        result.hdu_columns[tname] = _columns_per_hdu(wide)
         for k in set(files_k.tolist()):
             tables_of_file.setdefault(int(k), set()).add(tname)
 
@@ -362,6 +353,17 @@ def _files_with_invalid_cards(
     ):
         out.setdefault(header_file[h], (header_hdu[h], kwd, reason))
     return out
+
+
+def _columns_per_hdu(wide: pa.Table) -> dict[int, list[str]]:
+    """Keyword columns holding at least one value, per HDU index (for the per-HDU views)."""
+    hdus, inv = np.unique(np.asarray(wide.column("hdu").to_numpy()), return_inverse=True)
+    names = wide.column_names[len(sch.WIDE_BASE) :]
+    present = np.zeros((len(hdus), len(names)), dtype=bool)
+    for j, n in enumerate(names):
+        valid = np.asarray(wide.column(n).is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+        present[:, j] = np.bincount(inv, weights=valid, minlength=len(hdus)) > 0
+    return {int(h): [n for n, p in zip(names, present[i], strict=True) if p] for i, h in enumerate(hdus)}
 
 
 def _arrow_type(name: str) -> pa.DataType:

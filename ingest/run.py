@@ -106,17 +106,22 @@ class _Executor:
         else:
             self.client = Client(scheduler, timeout=30)
 
-    def map(self, fn: Callable[..., BatchResult], tasks: list[tuple[Any, ...]]) -> Iterator[BatchResult]:
+    def map(
+        self, fn: Callable[..., BatchResult], tasks: list[tuple[Any, ...]]
+    ) -> Iterator[list[BatchResult]]:
+        """Results as they finish, grouped: batches that completed while the driver was committing the
+        previous group come together, so a driver slower than its workers commits less often."""
         if self.client is None:
             for t in tasks:
-                yield fn(*t)
+                yield [fn(*t)]
             return
         from distributed import as_completed
 
         futures = [self.client.submit(fn, *t, pure=False, key=f"ingest-{t[0]}") for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
-            fut.release()
+        for group in as_completed(futures).batches():
+            yield [fut.result() for fut in group]
+            for fut in group:
+                fut.release()
 
     def close(self) -> None:
         if self.client is not None:
@@ -152,27 +157,38 @@ def _norm(t: pa.DataType) -> pa.DataType:
     return pa.string() if t == pa.large_string() else t
 
 
-def _commit(lake: Lake, pins: Pins, res: BatchResult, replaced: dict[str, str]) -> None:
-    """Register one batch's files in every table it touched, then publish the new pins."""
-    deletes = [p for p in res.relpaths if p in replaced]
+def _commit(
+    lake: Lake, pins: Pins, results: list[BatchResult], replaced: dict[str, str], publish: bool = True
+) -> None:
+    """Register the files of batches that finished together in every table they touched (one snapshot
+    per table), then (if ``publish``) make the new pins visible."""
+    deletes = [p for r in results for p in r.relpaths if p in replaced]
     old_tables = {t for p in deletes for t in replaced[p].split(",") if t}
-    touched = set(res.files) | old_tables | ({"files", "cards"} if deletes else set())
+    touched = {t for r in results for t in r.files} | old_tables | ({"files", "cards"} if deletes else set())
     for table in sorted(touched):
-        files = res.files.get(table, [])
-        if table not in pins.tables:
-            lake.ensure_table(pins, table, _schema_of(res.schemas[table]))
-        if table in res.schemas:
-            lake.evolve(pins, table, _schema_of(res.schemas[table]))
-            files = _reconcile(lake, pins, table, files, res.schemas[table])
+        files: list[str] = []
+        hdu_columns: dict[int, list[str]] = {}
+        for res in results:
+            got = res.files.get(table, [])
+            if table in res.schemas:
+                if table not in pins.tables:
+                    lake.ensure_table(pins, table, _schema_of(res.schemas[table]))
+                lake.evolve(pins, table, _schema_of(res.schemas[table]))
+                got = _reconcile(lake, pins, table, got, res.schemas[table])
+            files += got
+            for h, cols in res.hdu_columns.get(table, {}).items():
+                have = hdu_columns.setdefault(h, [])
+                have.extend(c for c in cols if c not in have)
         lake.commit_files(
             pins,
             table,
             files,
             delete_paths=deletes,
-            properties={"quicklake.batch": res.batch_id},
-            hdu_columns=res.hdu_columns.get(table),
+            properties={"quicklake.batch": ",".join(r.batch_id for r in results)},
+            hdu_columns=hdu_columns or None,
         )
-    lake.publish(pins)
+    if publish:
+        lake.publish(pins)
 
 
 def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
@@ -187,6 +203,7 @@ def ingest(
     scheduler: str = "local",
     workers: int = 0,
     batch_files: int = 2000,
+    commit_interval: float = 10.0,
     template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
     catalog_uri: str = "",
     progress: Callable[[int, int], None] | None = None,
@@ -195,8 +212,11 @@ def ingest(
 
     Incremental: files whose size and mtime match the lake are skipped; new and changed files are parsed
     in batches of ``batch_files``; files gone from disk are marked ``missing`` and their header rows
-    removed. ``rebuild`` writes a complete new set of tables in a fresh namespace and swaps it in with one
-    pin update at the end, so readers see the old lake until the new one is whole.
+    removed. The driver commits what the workers finished every ``commit_interval`` seconds (one
+    Iceberg snapshot per table, then the pins, which is what readers see) and at the end, with the master
+    table, so a slow driver never holds back its workers. ``rebuild`` writes a complete new set of
+    tables in a fresh namespace and swaps it in with one pin update at the end, so readers see the old
+    lake until the new one is whole.
     ``progress(files_done, errors)`` is called after each batch.
     """
     t0 = time.monotonic()
@@ -218,6 +238,8 @@ def ingest(
                 else 1
             )
             pins = Pins(f"lake_{n}", {})
+            if (pins.namespace,) in lake.catalog.list_namespaces():
+                _drop_namespace(lake, pins.namespace)  # left by a rebuild that was killed
             lake.catalog.create_namespace_if_not_exists(pins.namespace)
             for name in sch.FIXED_TABLES:
                 lake.ensure_table(pins, name, sch.arrow_schema(name))
@@ -248,15 +270,23 @@ def ingest(
         if tasks:
             ex = _Executor(scheduler, workers)
             try:
-                for res in ex.map(process_batch, tasks):
-                    _commit(lake, pins, res, replaced)
-                    summary.batches += 1
-                    summary.ingested += res.n_files
-                    summary.errors += res.n_errors
-                    summary.cards += res.n_cards
-                    summary.error_samples.extend(res.errors[: 20 - len(summary.error_samples)])
+                last_commit = time.monotonic()
+                pending: list[BatchResult] = []
+                for group in ex.map(process_batch, tasks):
+                    pending += group
+                    for res in group:
+                        summary.batches += 1
+                        summary.ingested += res.n_files
+                        summary.errors += res.n_errors
+                        summary.cards += res.n_cards
+                        summary.error_samples.extend(res.errors[: 20 - len(summary.error_samples)])
+                    if summary.batches < len(tasks) and time.monotonic() - last_commit >= commit_interval:
+                        _commit(lake, pins, pending, replaced, publish=not rebuild)
+                        pending, last_commit = [], time.monotonic()
                     if progress:
                         progress(summary.ingested, summary.errors)
+                if pending:  # published below, with the master table (a rebuild: the swap)
+                    _commit(lake, pins, pending, replaced, publish=False)
             finally:
                 ex.close()
         if removed:
@@ -302,7 +332,6 @@ def _mark_missing(
         tx.delete(pc_in("path", removed))
         tx.append(old.cast(tbl.schema().as_arrow()))
     pins.tables["files"] = lake.table(pins, "files").metadata.current_snapshot_id
-    lake.publish(pins)
 
 
 def pc_in(column: str, values: list[str]) -> Any:
@@ -312,12 +341,14 @@ def pc_in(column: str, values: list[str]) -> Any:
 
 
 def _refresh_master(lake: Lake, pins: Pins) -> None:
+    """Rebuild ``master`` from the (not yet published) header tables, then publish everything at once."""
     import duckdb
+
+    from lake.catalog import create_views
 
     con = duckdb.connect()
     try:
-        con.execute(f"ATTACH '{lake.duckdb_path}' AS lk (READ_ONLY)")
-        con.execute("USE lk")
+        create_views(con, lake, pins)
         master = build_master(con, sorted(pins.tables))
     finally:
         con.close()
@@ -330,5 +361,6 @@ def _drop_namespace(lake: Lake, namespace: str) -> None:
 
     for ident in lake.catalog.list_tables(namespace):
         lake.catalog.drop_table(ident)
+        lake.forget(".".join(ident))
     lake.catalog.drop_namespace(namespace)
     shutil.rmtree(lake.warehouse / f"{namespace}.db", ignore_errors=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.fitsheader import BOOL, FLOAT, INT, STRING, TEXT, UNDEFINED
+from ingest.fitsheader import BOOL, COMPLEX, FLOAT, INT, INVALID, STRING, TEXT
 from lake.schema import WIDE_BASE, column_name
 
 # Record-valued keyword cards (FITS distortion paper): DP1 = 'AXIS.1: 1' is the keyword DP1.AXIS.1.
@@ -16,6 +16,9 @@ RVKC_RE = (
     r"^(?P<f>[a-zA-Z_]\w*(?:\.\d+)?(?:\.[a-zA-Z_]\w*(?:\.\d+)?)*): +"
     r"(?P<v>[+-]?(?:\.\d+|\d+(?:\.\d*)?)(?:[DE][+-]?\d+)?)$"
 )
+
+# value kinds as small codes; undefined values (code -1) fit any column
+_KINDS = (INT, FLOAT, BOOL, STRING, COMPLEX, INVALID)
 
 _FITS: dict[pa.DataType, set[str]] = {
     pa.int64(): {INT},
@@ -99,14 +102,29 @@ def pivot(
         vtype = pc.if_else(rv_mask, FLOAT, vtype)
         vstr = pc.if_else(rv_mask, pa.scalar(None, pa.string()), vstr)
 
-    typed = {INT: _a(c.column("value_int")), FLOAT: vfloat, BOOL: _a(c.column("value_bool")), STRING: vstr}
-    kw_c = kw
-    enc = pc.dictionary_encode(kw_c)
+    vi = _a(c.column("value_int"))
+    vt_np = np.asarray(vtype.to_numpy(zero_copy_only=False), dtype=object)
+    is_int = vt_np == INT
+    # one source array per column type, built once (not per keyword)
+    sources = {
+        pa.int64(): vi,
+        pa.float64(): pc.if_else(pa.array(is_int), pc.cast(vi, pa.float64()), vfloat),
+        pa.bool_(): _a(c.column("value_bool")),
+        pa.string(): vstr,
+    }
+    kind_code = np.full(len(vt_np), -1, dtype=np.int8)
+    for code, kind in enumerate(_KINDS):
+        kind_code[vt_np == kind] = code
+    enc = pc.dictionary_encode(kw)
     codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
     keywords = enc.dictionary.to_pylist()
-    vt_np = np.asarray(vtype.to_numpy(zero_copy_only=False), dtype=object)
     position = np.asarray(c.column("position").to_numpy())
-    order = np.lexsort((position, codes))
+    # cards grouped by keyword, then row, then position: the first card of a (keyword, row) run wins
+    order = np.lexsort((position, rows, codes))
+    sc, sr = codes[order], rows[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sc[1:] != sc[:-1]) | (sr[1:] != sr[:-1])
+    order = order[first]
     bounds = np.flatnonzero(np.diff(codes[order])) + 1
     columns: dict[str, pa.Array] = dict(base)
     conflicts: list[Conflict] = []
@@ -119,37 +137,22 @@ def pivot(
         if col in base_names or col in columns:
             continue
         r = rows[group]
-        _, first = np.unique(r, return_index=True)
-        group = group[first]
-        r = r[first]
-        kinds = vt_np[group]
+        kc = kind_code[group]
         if col in known:
             ctype = _norm(known[col])
         else:
-            present = set(kinds) - {UNDEFINED}
+            present = {_KINDS[k] for k in np.unique(kc) if k >= 0}
             if present <= {INT, FLOAT} or len(present) <= 1:
                 ctype = infer_type(present)
             else:  # mixed kinds in one batch: the most common kind fixes the type
-                vals, counts = np.unique(kinds[kinds != UNDEFINED].astype(str), return_counts=True)
-                ctype = infer_type({str(vals[counts.argmax()])})
-        ok_kinds = _FITS.get(ctype, {STRING})
-        fits = np.isin(kinds, list(ok_kinds))
-        bad = np.flatnonzero(~fits & (kinds != UNDEFINED))
-        for b in bad:
+                counts = np.bincount(kc[kc >= 0], minlength=len(_KINDS))
+                ctype = infer_type({_KINDS[int(counts.argmax())]})
+        ok = np.isin(kc, [_KINDS.index(k) for k in _FITS.get(ctype, {STRING})])
+        for b in np.flatnonzero(~ok & (kc >= 0)):
             conflicts.append(
-                Conflict(int(r[b]), keyword, str(ctype), str(kinds[b]), _value_text(c, int(group[b])))
+                Conflict(int(r[b]), keyword, str(ctype), _KINDS[kc[b]], _value_text(c, int(group[b])))
             )
         idx = np.full(nrows, -1, dtype=np.int64)
-        good = fits
-        idx[r[good]] = group[good]
-        take = pa.array(idx, mask=idx < 0)
-        if ctype == pa.float64():
-            src = pc.if_else(pa.array(vt_np == INT), pc.cast(typed[INT], pa.float64()), typed[FLOAT])
-        elif ctype == pa.int64():
-            src = typed[INT]
-        elif ctype == pa.bool_():
-            src = typed[BOOL]
-        else:
-            src = typed[STRING]
-        columns[col] = src.take(take)
+        idx[r[ok]] = group[ok]
+        columns[col] = sources.get(ctype, vstr).take(pa.array(idx, mask=idx < 0))
     return pa.table(columns), conflicts

@@ -66,6 +66,21 @@ def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
     )
 
 
+def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
+    """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction."""
+    # Every view binds (reads the footers of) its files; the per-HDU views bind the table view again.
+    con.execute("SET parquet_metadata_cache = true")
+    con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
+    for name in sorted(pins.tables):
+        files = lake.data_files(pins, name)
+        schema = lake.iceberg_schema(pins, name)
+        con.execute(view_sql(name, files, schema))
+        per_hdu = hdu_columns_of(lake.table(pins, name))
+        for hdu, cols in sorted(per_hdu.items()):
+            con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
+    con.execute("COMMIT")
+
+
 def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
     tmp = lake.duckdb_path.with_name(f".catalog.{os.getpid()}.duckdb")
     for p in (tmp, tmp.with_name(tmp.name + ".wal")):
@@ -73,13 +88,7 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
             p.unlink()
     con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
     try:
-        for name in sorted(pins.tables):
-            files = lake.data_files(pins, name)
-            schema = lake.iceberg_schema(pins, name)
-            con.execute(view_sql(name, files, schema))
-            per_hdu = hdu_columns_of(lake.table(pins, name))
-            for hdu, cols in sorted(per_hdu.items()):
-                con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
+        create_views(con, lake, pins)
         con.execute(
             "CREATE TABLE _quicklake_pins (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
             "committed_at VARCHAR)"

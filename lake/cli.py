@@ -85,6 +85,7 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
             scheduler=cfg["scheduler"],
             workers=cfg["workers"],
             batch_files=cfg["batch_files"],
+            commit_interval=cfg["commit_interval"],
             template=cfg["layout"],
             catalog_uri=cfg["catalog_uri"],
             progress=progress,
@@ -259,8 +260,12 @@ def tables_cmd(lake: str | None) -> None:
 
 
 @main.command("settings")
-def settings_cmd() -> None:
+@click.option("--markdown", is_flag=True, help="Print docs/settings.md instead.")
+def settings_cmd(markdown: bool) -> None:
     """Show every setting with its current value and help."""
+    if markdown:
+        click.echo(settings.markdown(), nl=False)
+        return
     cfg = settings.load()
     for s in settings.REGISTRY:
         click.echo(f"{s.name:12} = {cfg[s.name]!r}\n    {s.help}")

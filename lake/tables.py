@@ -33,6 +33,7 @@ from pyiceberg.catalog import Catalog
 from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.expressions import In
+from pyiceberg.table import Transaction
 
 from lake import schema as sch
 from lake.errors import LakeError, LakeLocked, LakeNotFound
@@ -45,6 +46,26 @@ def hdu_columns_of(tbl: Any) -> dict[int, list[str]]:
     """Keyword columns per HDU index recorded on a wide table."""
     raw = tbl.properties.get(HDU_COLUMNS)
     return {int(k): list(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
+class _Transaction(Transaction):
+    """pyiceberg's Transaction with the staged metadata computed once per staged change.
+
+    pyiceberg recomputes (deep-copies) the metadata on every access, some twenty times per add_files; for
+    wide header tables of hundreds of columns that was most of the ingest time. The metadata objects are
+    immutable (frozen pydantic models), so sharing one result between accesses is safe.
+    """
+
+    _cached: tuple[Any, Any, Any] | None = None
+
+    @property
+    def table_metadata(self) -> Any:
+        c = self._cached
+        if c is not None and c[0] is self._table.metadata and c[1] is self._updates:
+            return c[2]
+        md = super().table_metadata
+        self._cached = (self._table.metadata, self._updates, md)
+        return md
 
 
 @dataclass
@@ -90,6 +111,10 @@ class Lake:
         self.pins_path = self.root / "pins.json"
         self.duckdb_path = self.root / "catalog.duckdb"
         self._catalog: Catalog | None = None
+        # loaded tables, reused while this process holds the writer lock (nobody else commits then)
+        self._tables: dict[str, Any] = {}
+        self._writing = False
+        self._snapshot_files: dict[tuple[str, int], list[str]] = {}  # a snapshot's files never change
 
     # ---------------------------------------------------------------- existence and catalog
     def exists(self) -> bool:
@@ -143,8 +168,12 @@ class Lake:
                     time.sleep(0.2)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+            self._tables.clear()
+            self._writing = True
             yield
         finally:
+            self._writing = False
+            self._tables.clear()
             os.close(fd)
 
     def init(self, namespace: str | None = None) -> Pins:
@@ -173,14 +202,30 @@ class Lake:
         try:
             self.catalog.load_table(ident)
         except NoSuchTableError:
-            tbl = self.catalog.create_table(ident, schema=schema)
+            # Wide tables are read through DuckDB/Polars, which prune with the Parquet statistics; Iceberg
+            # min/max bounds of hundreds of keyword columns only cost the driver time at every commit.
+            props = {} if table in sch.FIXED_TABLES else {"write.metadata.metrics.default": "counts"}
+            tbl = self.catalog.create_table(ident, schema=schema, properties=props)
             if table in sch.FIXED_TABLES:
                 with tbl.update_spec() as spec:
                     spec.add_identity("year")
         pins.tables.setdefault(table, None)
 
     def table(self, pins: Pins, table: str) -> Any:
-        return self.catalog.load_table(self.identifier(pins, table))
+        ident = self.identifier(pins, table)
+        tbl = self._tables.get(ident)
+        if tbl is None:
+            tbl = self.catalog.load_table(ident)
+            if self._writing:
+                self._tables[ident] = tbl
+        return tbl
+
+    def forget(self, ident: str | None = None) -> None:
+        """Drop cached table objects (after a failed commit or a drop)."""
+        if ident is None:
+            self._tables.clear()
+        else:
+            self._tables.pop(ident, None)
 
     def recover(self) -> list[str]:
         """Roll every table back to its pinned snapshot (undo a writer that died mid-batch).
@@ -197,6 +242,7 @@ class Lake:
             current = tbl.metadata.current_snapshot_id
             if name not in pins.tables:
                 self.catalog.drop_table(ident)
+                self.forget(".".join(ident))
                 touched.append(name)
                 continue
             pinned = pins.tables[name]
@@ -238,7 +284,7 @@ class Lake:
         for attempt in range(5):
             tbl = self.table(pins, table)
             try:
-                with warnings.catch_warnings(), tbl.transaction() as tx:
+                with warnings.catch_warnings(), _Transaction(tbl) as tx:
                     # deleting the rows of a file that never reached this table is not news
                     warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     if hdu_columns:
@@ -252,9 +298,11 @@ class Lake:
                     if delete_paths:
                         tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
                     if files:
-                        tx.add_files(files, snapshot_properties=properties or {})
+                        # batch file names are unique (uuid), so skip pyiceberg's scan of every manifest
+                        tx.add_files(files, snapshot_properties=properties or {}, check_duplicate_files=False)
                 break
             except CommitFailedException:
+                self.forget(self.identifier(pins, table))
                 if attempt == 4:
                     raise
                 time.sleep(0.2 * (attempt + 1))
@@ -282,6 +330,12 @@ class Lake:
         sid = pins.tables.get(table)
         if sid is None:
             return []
+        key = (self.identifier(pins, table), sid)
+        if key not in self._snapshot_files:
+            self._snapshot_files[key] = self._plan_files(pins, table, sid)
+        return self._snapshot_files[key]
+
+    def _plan_files(self, pins: Pins, table: str, sid: int) -> list[str]:
         tasks = list(self.table(pins, table).scan(snapshot_id=sid).plan_files())
         if any(t.delete_files for t in tasks):
             # views over plain Parquet would show deleted rows; pyiceberg itself never writes these

@@ -15,6 +15,7 @@ def test_every_setting_is_documented() -> None:
     for s in settings.REGISTRY:
         assert f"`{s.name}`" in doc, s.name
         assert s.help
+    assert doc == settings.markdown(), "docs/settings.md is stale: ql settings --markdown > docs/settings.md"
 
 
 def test_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
