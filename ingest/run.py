@@ -59,16 +59,16 @@ def scan_archive(archive: str) -> dict[str, tuple[int, float]]:
         return out
     root = os.path.abspath(archive)
 
-    def walk(d: str) -> None:
+    def walk(d: str, prefix: str) -> None:
         with os.scandir(d) as it:
             for e in it:
                 if e.is_dir(follow_symlinks=False):
-                    walk(e.path)
+                    walk(e.path, prefix + e.name + "/")
                 elif e.name.endswith(".fits") and e.is_file():
                     st = e.stat()
-                    out[os.path.relpath(e.path, root).replace(os.sep, "/")] = (st.st_size, st.st_mtime)
+                    out[prefix + e.name] = (st.st_size, st.st_mtime)
 
-    walk(root)
+    walk(root, "")
     return out
 
 

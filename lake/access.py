@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import polars as pl
 import pyarrow as pa
 
 from lake import settings
 from lake.errors import LakeError, QueryError
 from lake.tables import Lake
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None) -> Lake:
@@ -40,6 +43,8 @@ def tables(path: str | os.PathLike[str] | None = None) -> list[str]:
 
 def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame:
     """A lazy Polars frame over a table's pinned snapshot."""
+    import polars as pl
+
     lake = open_lake(path)
     pins = lake.pins()
     if table not in pins.tables:
@@ -53,6 +58,7 @@ def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame
 
 
 def _unified_schema(files: list[str]) -> pl.Schema:
+    import polars as pl
     import pyarrow.parquet as pq
 
     schemas = [pq.read_schema(f) for f in files]
@@ -67,6 +73,8 @@ def read(
     where: str | None = None,
 ) -> pl.DataFrame:
     """A table (or the chosen ``columns``, rows matching the SQL ``where``) as a Polars frame, now."""
+    import polars as pl
+
     con = connect(path)
     cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     sql = f'SELECT {cols} FROM "{table}"' + (f" WHERE {where}" if where else "")

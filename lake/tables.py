@@ -25,18 +25,20 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from pyiceberg.catalog import Catalog
-from pyiceberg.catalog.sql import SqlCatalog
-from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
-from pyiceberg.expressions import In
-from pyiceberg.table import Transaction
 
 from lake import schema as sch
 from lake.errors import LakeError, LakeLocked, LakeNotFound
+
+if TYPE_CHECKING:
+    from pyiceberg.catalog import Catalog
+
+# pyiceberg (and SQLAlchemy under it) is imported on first use: readers going through catalog.duckdb
+# (`ql sql`, lake.connect) never need it, and it takes a second or two to import.
 
 PINS_VERSION = 1
 HDU_COLUMNS = "quicklake.hdu-columns"
@@ -48,24 +50,42 @@ def hdu_columns_of(tbl: Any) -> dict[int, list[str]]:
     return {int(k): list(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
-class _Transaction(Transaction):
-    """pyiceberg's Transaction with the staged metadata computed once per staged change.
+@cache
+def _transaction_class() -> Any:
+    from pyiceberg.table import Transaction
 
-    pyiceberg recomputes (deep-copies) the metadata on every access, some twenty times per add_files; for
-    wide header tables of hundreds of columns that was most of the ingest time. The metadata objects are
-    immutable (frozen pydantic models), so sharing one result between accesses is safe.
-    """
+    class _Transaction(Transaction):
+        """pyiceberg's Transaction with the staged metadata computed once per staged change.
 
-    _cached: tuple[Any, Any, Any] | None = None
+        pyiceberg recomputes (deep-copies) the metadata on every access, some twenty times per add_files;
+        for wide header tables of hundreds of columns that was most of the ingest time. The metadata
+        objects are immutable (frozen pydantic models), so sharing one result between accesses is safe.
+        """
 
-    @property
-    def table_metadata(self) -> Any:
-        c = self._cached
-        if c is not None and c[0] is self._table.metadata and c[1] is self._updates:
-            return c[2]
-        md = super().table_metadata
-        self._cached = (self._table.metadata, self._updates, md)
-        return md
+        _cached: tuple[Any, Any, Any] | None = None
+
+        @property
+        def table_metadata(self) -> Any:
+            c = self._cached
+            if c is not None and c[0] is self._table.metadata and c[1] is self._updates:
+                return c[2]
+            md = super().table_metadata
+            self._cached = (self._table.metadata, self._updates, md)
+            return md
+
+    return _Transaction
+
+
+def _no_such_table() -> type[Exception]:
+    from pyiceberg.exceptions import NoSuchTableError
+
+    return NoSuchTableError
+
+
+def _commit_failed() -> type[Exception]:
+    from pyiceberg.exceptions import CommitFailedException
+
+    return CommitFailedException
 
 
 @dataclass
@@ -132,6 +152,8 @@ class Lake:
         if self._catalog is None:
             self.root.mkdir(parents=True, exist_ok=True)
             self.warehouse.mkdir(exist_ok=True)
+            from pyiceberg.catalog.sql import SqlCatalog
+
             self._catalog = SqlCatalog("quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri())
         return self._catalog
 
@@ -201,7 +223,7 @@ class Lake:
         ident = self.identifier(pins, table)
         try:
             self.catalog.load_table(ident)
-        except NoSuchTableError:
+        except _no_such_table():
             # Wide tables are read through DuckDB/Polars, which prune with the Parquet statistics; Iceberg
             # min/max bounds of hundreds of keyword columns only cost the driver time at every commit.
             props = {} if table in sch.FIXED_TABLES else {"write.metadata.metrics.default": "counts"}
@@ -284,7 +306,7 @@ class Lake:
         for attempt in range(5):
             tbl = self.table(pins, table)
             try:
-                with warnings.catch_warnings(), _Transaction(tbl) as tx:
+                with warnings.catch_warnings(), _transaction_class()(tbl) as tx:
                     # deleting the rows of a file that never reached this table is not news
                     warnings.filterwarnings("ignore", "Delete operation did not match any records")
                     if hdu_columns:
@@ -296,12 +318,14 @@ class Lake:
                             {HDU_COLUMNS: json.dumps({str(k): v for k, v in sorted(merged.items())})}
                         )
                     if delete_paths:
+                        from pyiceberg.expressions import In
+
                         tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
                     if files:
                         # batch file names are unique (uuid), so skip pyiceberg's scan of every manifest
                         tx.add_files(files, snapshot_properties=properties or {}, check_duplicate_files=False)
                 break
-            except CommitFailedException:
+            except _commit_failed():
                 self.forget(self.identifier(pins, table))
                 if attempt == 4:
                     raise
