@@ -244,6 +244,23 @@ def errors_cmd(lake: str | None) -> None:
     click.echo(f"{t.num_rows} files not ok", err=True)
 
 
+@main.command("conflicts")
+@lake_option
+@_handle_errors
+def conflicts_cmd(lake: str | None) -> None:
+    """List header values that did not fit their keyword column's type (kept exactly in ``cards``)."""
+    from lake.access import read_sql
+
+    t = read_sql(
+        "SELECT path, hdu, keyword, column_type, value_type, value FROM conflicts "
+        "ORDER BY path, hdu, keyword",
+        lake,
+    )
+    for path, hdu, kw, ctype, vtype, value in zip(*(t.column(i).to_pylist() for i in range(6)), strict=True):
+        click.echo(f"{path}[{hdu}] {kw} = {value!r}: a {vtype} value in a {ctype} column")
+    click.echo(f"{t.num_rows} conflicting values", err=True)
+
+
 @main.command("tables")
 @lake_option
 @_handle_errors

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
@@ -136,6 +137,25 @@ def test_real_files_ingest_and_round_trip(tmp_path: Path) -> None:
     con = lake.connect(lk)
     assert con.execute("SELECT count(*) FROM uvisflc_1").fetchone()[0] >= 1
     assert con.execute("SELECT ccdchip FROM uvisflc_1").fetchone() == (2,)
+    # every keyword column of the real files is declared in schemas/headers with that type, and
+    # nothing conflicted with the declared types
+    from lake import schema as sch
+
+    # ... except where the real headers disagree: CCDCHIP is 1 or 2 in SCI headers but 'DX'/'DY' in the
+    # D2IMARR/WCSDVARR extensions of the ACS sample, which are reported, not coerced
+    q = "SELECT DISTINCT path, keyword, value_type, column_type FROM conflicts"
+    conflicts = con.execute(q).fetchall()
+    assert conflicts == [("acs/sample_flc_header.fits", "CCDCHIP", "string", "int64")]
+    r = CliRunner().invoke(main, ["conflicts", "--lake", str(lk)])
+    assert r.exit_code == 0 and "acs/sample_flc_header.fits[7] CCDCHIP = 'DX'" in r.output
+    lk_obj = lake.open_lake(lk)
+    pins = lk_obj.pins()
+    for table in (t for t in pins.tables if t not in sch.FIXED_TABLES):
+        declared = sch.header_types(table)
+        for f in lk_obj.iceberg_schema(pins, table):
+            if f.name not in sch.WIDE_BASE.names:
+                got = pa.string() if f.type == pa.large_string() else f.type
+                assert declared.get(f.name) == got, (table, f.name, got)
 
 
 def test_rebuild_swaps_namespace(archive_copy: Path, tmp_path: Path) -> None:
@@ -262,3 +282,23 @@ def test_generator_is_deterministic_and_valid(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="not a generated archive"):
         generate(tmp_path / "c", 3)
     shutil.rmtree(tmp_path / "a")
+
+
+def test_interactive_sql_shell(small_lake: Path, tmp_path: Path) -> None:
+    """`ql sql` with no query is the duckdb shell on catalog.duckdb, read-only, from any directory."""
+    ql = Path(sys.executable).parent / "ql"
+    script = (
+        f".mode csv\n{ORIGINAL_QUERY}\nCREATE TABLE mine (a INTEGER);\nSELECT count(*) FROM master;\n.quit\n"
+    )
+    r = subprocess.run(
+        [str(ql), "sql", "--lake", str(small_lake)],
+        input=script,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "NGC" in r.stdout
+    assert "read-only" in (r.stdout + r.stderr).lower()  # the shell cannot change the lake
+    n_master = lake.connect(small_lake).execute("SELECT count(*) FROM master").fetchone()
+    assert n_master is not None and f"\n{n_master[0]}\n" in r.stdout
