@@ -57,13 +57,13 @@ def collect(lake_dir: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
             c = sch.column_name(k)
             if types.get(c) == "string" and kind in ("int", "float"):
                 types[c] = "double" if kind == "float" or any_float else "long"
-        cols = {}
+        spec: dict[str, dict[str, Any]] = {}
         for c, t in types.items():
             if c in sch.WIDE_BASE.names:
                 continue
             kw, doc = docs.get(c, (c.upper(), ""))
-            cols[c] = {"keyword": kw, "type": t, "hdus": sorted(set(hdus.get(c, []))), "doc": doc}
-        out[table] = cols
+            spec[c] = {"keyword": kw, "type": t, "hdus": sorted(set(hdus.get(c, []))), "doc": doc}
+        out[table] = spec
     return out
 
 
