@@ -2,15 +2,16 @@
 
 Headers come from real card-image templates (:mod:`ingest.headertemplate`); the values that identify an
 exposure (rootname, proposal, target, dates, filter, exposure time, association) are drawn per
-exposure. Pixel data are left as sparse-file holes (``pixels='none'``): the files have their true size
-and geometry and are valid FITS, but cost no disk blocks.
+exposure. Pixels (:mod:`ingest.pixels`) carry the planted features of :mod:`ingest.features`; with
+``pixels='none'`` or outside the rows ``'sparse'`` simulates, data are sparse-file holes: the files have
+their true size and geometry and are valid FITS, but the holes cost no disk blocks.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 
 from ingest import headertemplate as ht
+from ingest import pixels as px
+from ingest.features import Instrument
 from lake.errors import GeneratorError
 from lake.layout import Layout
 
@@ -126,10 +129,15 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
             ra, dec = float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
         if detector == "UVIS":
             filt = "F336W" if targ == "DARK" else str(rng.choice(UVIS_FILTERS))
-            exptime = 900.0 if imagetyp == "DARK" else float(np.round(rng.uniform(30, 1400), 3))
+            if imagetyp == "DARK":
+                exptime = 900.0
+            elif imagetyp == "FLAT":  # an exposure ladder: ~160 e- to near full well (EPER, gain)
+                exptime = float(rng.choice([4.0, 10.0, 30.0, 100.0, 300.0, 1000.0]))
+            else:
+                exptime = float(np.round(rng.uniform(30, 1400), 3))
             files: tuple[str, ...] = ("raw", "flt", "flc", "spt")
         else:
-            filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS))
+            filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
             exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
             files = ("raw", "ima", "flt", "spt")
         asn = (rootname[:6] + "010").upper() if rng.random() < 0.6 else "NONE"
@@ -184,18 +192,61 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
     return values
 
 
-def _file_headers(e: Exposure, filetype: str) -> list[tuple[bytes, int]]:
-    """(header bytes, data bytes) for each HDU of one file."""
+def _layout(e: Exposure, filetype: str) -> list[Any]:
+    """The template HDUs of one file."""
     if e.detector == "UVIS":
         tpl = ht.load("uvis_flc")
         hdus = tpl.hdus[:7] if filetype in {"raw", "spt"} else tpl.hdus
     else:
         tpl = ht.load("ir_flt" if filetype == "flt" else "ir_ima")
         hdus = tpl.hdus
-    if filetype == "spt":
-        hdus = hdus[:1]
-    out: list[tuple[bytes, int]] = []
+    return hdus[:1] if filetype == "spt" else hdus
+
+
+_SHAPES: dict[int, tuple[str, int, int, int, list[int], int]] = {}
+
+
+def _shape(h: Any) -> tuple[str, int, int, int, list[int], int]:
+    """(EXTNAME, EXTVER, BITPIX, NAXIS, [NAXISn], PCOUNT) of a template HDU, read once."""
+    got = _SHAPES.get(id(h))
+    if got is None:
+        naxis = int(h.value_text("NAXIS"))
+        got = (
+            h.value_text("EXTNAME") if h.has("EXTNAME") else "PRIMARY",
+            int(h.value_text("EXTVER") or 1) if h.has("EXTVER") else 1,
+            int(h.value_text("BITPIX")),
+            naxis,
+            [int(h.value_text(f"NAXIS{i}")) for i in range(1, naxis + 1)],
+            int(h.value_text("PCOUNT")) if h.has("PCOUNT") else 0,
+        )
+        _SHAPES[id(h)] = got  # templates are cached for the life of the process
+    return (*got[:4], list(got[4]), got[5])
+
+
+def _file_hdus(
+    e: Exposure, filetype: str, inst: Instrument | None = None, pixels: str = "none"
+) -> tuple[list[tuple[bytes, int, list[tuple[int, bytes]]]], list[dict[str, Any]]]:
+    """(header bytes, data bytes, [(offset in data, pixel bytes)]) per HDU of one file, and truth rows."""
+    hdus = _layout(e, filetype)
+    shapes = [_shape(h) for h in hdus]
+    names = [(sh[0], sh[1]) for sh in shapes]
+    blocks: dict[int, list[tuple[int, Any]]] = {}
+    truth: list[dict[str, Any]] = []
+    if pixels != "none" and inst is not None:
+        blocks, truth = px.render(inst, e, filetype, names, pixels)
+    nsamp = sum(1 for n, _ in names if n == "SCI")
+    times = px.read_times(e, max(nsamp, 1)) if e.detector == "IR" and filetype != "flt" else None
+    out: list[tuple[bytes, int, list[tuple[int, bytes]]]] = []
     prim = _primary_values(e, filetype)
+    if e.detector == "IR":
+        prim["NSAMP"] = nsamp if filetype != "flt" else 4
+    if inst is not None and e.detector == "UVIS":
+        for amp in "ABCD":
+            prim[f"ATODGN{amp}"] = inst.uvis_gain[amp]
+            prim[f"BIASLEV{amp}"] = inst.uvis_bias[amp]
+    elif inst is not None:
+        for q in "ABCD":
+            prim[f"ATODGN{q}"] = inst.ir_gain[q]
     for k, hdu in enumerate(hdus):
         if k == 0:
             values = dict(prim)
@@ -205,10 +256,7 @@ def _file_headers(e: Exposure, filetype: str) -> list[tuple[bytes, int]]:
             values = {"ROOTNAME": e.rootname}
             if hdu.has("EXPNAME"):
                 values["EXPNAME"] = e.rootname
-        extname = hdu.value_text("EXTNAME") if hdu.has("EXTNAME") else ""
-        bitpix = int(hdu.value_text("BITPIX"))
-        naxis = int(hdu.value_text("NAXIS"))
-        dims = [int(hdu.value_text(f"NAXIS{i}")) for i in range(1, naxis + 1)]
+        extname, extver, bitpix, naxis, dims, pcount = shapes[k]
         if extname in {"SCI", "ERR", "DQ"} and naxis == 2:
             if e.detector == "UVIS":
                 dims = [4206, 2070] if filetype == "raw" else [4096, 2051]
@@ -216,26 +264,50 @@ def _file_headers(e: Exposure, filetype: str) -> list[tuple[bytes, int]]:
                 dims = [1014, 1014] if filetype == "flt" else [1024, 1024]
             if filetype == "raw" and extname == "SCI":
                 bitpix = 16
-                values["BITPIX"] = 16
-                values["BUNIT"] = "COUNTS"
+                values.update(BITPIX=16, BUNIT="COUNTS", BZERO=32768, BSCALE=1)
             values["NAXIS1"], values["NAXIS2"] = dims
-        size = abs(bitpix) // 8 * math.prod(dims) if naxis else 0
-        if hdu.has("PCOUNT") and naxis:
-            size += int(hdu.value_text("PCOUNT"))
-        out.append((ht.render(hdu, values), -(-size // 2880) * 2880))
-    return out
+        if times is not None and extname in {"SCI", "TIME", "SAMP"}:
+            read = nsamp - extver  # IMSETs run newest first
+            if extname == "SCI":
+                values["SAMPTIME"] = round(float(times[read]), 6)
+                values["DELTATIM"] = round(float(times[read] - times[read - 1]) if read else 0.0, 6)
+            else:
+                values["PIXVALUE"] = round(float(times[read]), 6) if extname == "TIME" else read
+        hdu_blocks = blocks.get(k, [])
+        if hdu_blocks and pixels == "sparse":
+            values["QLROWS"] = px.rows_card(hdu_blocks)
+        size = abs(bitpix) // 8 * math.prod(dims) + pcount if naxis else 0
+        row_bytes = abs(bitpix) // 8 * (dims[0] if dims else 0)
+        payload = [(row * row_bytes, arr.tobytes()) for row, arr in hdu_blocks]
+        out.append((ht.render(hdu, values), -(-size // 2880) * 2880, payload))
+    return out, truth
 
 
-def write_file(path: Path, headers: list[tuple[bytes, int]]) -> int:
-    """Write headers at their offsets; data stay holes (the file is sparse). Returns the file size."""
+def _file_headers(e: Exposure, filetype: str) -> list[tuple[bytes, int]]:
+    """(header bytes, data bytes) for each HDU of one file (no pixels)."""
+    return [(h, n) for h, n, _ in _file_hdus(e, filetype)[0]]
+
+
+def write_file(
+    path: Path, hdus: list[tuple[bytes, int]] | list[tuple[bytes, int, list[tuple[int, bytes]]]]
+) -> int:
+    """Write headers and pixel blocks at their offsets; the rest stays holes (the file is sparse).
+
+    Written to a temporary name and renamed, so a reader never sees half a file. Returns the size.
+    """
     tmp = path.with_name(path.name + ".part")
     pos = 0
-    with open(tmp, "wb") as f:
-        for hdr, data_size in headers:
-            f.seek(pos)
-            f.write(hdr)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        for hdu in hdus:
+            hdr, data_size = hdu[0], hdu[1]
+            os.pwrite(fd, hdr, pos)
+            for off, data in hdu[2] if len(hdu) > 2 else []:
+                os.pwrite(fd, data, pos + len(hdr) + off)
             pos += len(hdr) + data_size
-        f.truncate(pos)
+        os.ftruncate(fd, pos)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
     return pos
 
@@ -246,25 +318,59 @@ def iter_files(exps: list[Exposure], layout: Layout) -> Iterator[tuple[str, Expo
             yield layout.path(e.proposid, e.rootname, ft), e, ft
 
 
-def generate(out: str | Path, datasets: int = 300, seed: int = 1, layout: Layout | None = None) -> int:
-    """Write the archive under ``out``; returns the number of files. Existing files are rewritten."""
+PIXEL_MODES = ("none", "sparse", "full")
+TRUTH_FILE = "quicklake_truth.parquet"
+
+
+def generate(
+    out: str | Path,
+    datasets: int = 300,
+    seed: int = 1,
+    layout: Layout | None = None,
+    pixels: str = "none",
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Write the archive under ``out``; returns the number of files. Existing files are rewritten.
+
+    ``pixels``: ``none`` (headers only, data are holes), ``sparse`` (pixels only in the rows and files
+    the monitors read) or ``full``. The injected features go to ``out/quicklake_truth.parquet``.
+    ``progress(files_done, files_total)`` is called as files are written.
+    """
     out = Path(out)
     layout = layout or Layout()
+    if pixels not in PIXEL_MODES:
+        raise GeneratorError(f"--pixels must be one of {', '.join(PIXEL_MODES)}, not {pixels!r}")
     if out.exists() and not out.is_dir():
         raise GeneratorError(f"{out} exists and is not a directory; choose another --out")
     if out.is_dir() and any(out.iterdir()) and not (out / ".quicklake-archive").exists():
         raise GeneratorError(
             f"{out} is a non-empty directory that is not a generated archive; choose an empty or new --out"
         )
+    exps = plan(datasets, seed)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / ".quicklake-archive").write_text(f"generated by quicklake: datasets={datasets} seed={seed}\n")
+        (out / ".quicklake-archive").write_text(
+            f"generated by quicklake: datasets={datasets} seed={seed} pixels={pixels}\n"
+        )
     except OSError as err:
         raise GeneratorError(f"cannot write to {out}: {err.strerror}") from None
-    n = 0
-    for rel, e, ft in iter_files(plan(datasets, seed), layout):
-        p = out / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        write_file(p, _file_headers(e, ft))
-        n += 1
-    return n
+    inst = Instrument(seed)
+    truth: list[dict[str, Any]] = []
+    files = list(iter_files(exps, layout))
+    dirs = sorted({(out / rel).parent for rel, _e, _ft in files})
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+
+    for n, (rel, e, ft) in enumerate(files, start=1):
+        hdus, rows = _file_hdus(e, ft, inst, pixels)
+        write_file(out / rel, hdus)
+        truth += rows
+        if progress:
+            progress(n, len(files))
+    import pyarrow.parquet as pq
+
+    filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]
+    tmp = out / (TRUTH_FILE + ".part")
+    pq.write_table(inst.truth(truth, filters), tmp)
+    os.replace(tmp, out / TRUTH_FILE)
+    return len(files)

@@ -62,12 +62,14 @@ def comment_of(card: str) -> str:
 class HDUTemplate:
     cards: list[str]
     index: dict[str, int] = field(default_factory=dict)
+    comments: dict[str, str] = field(default_factory=dict)  # keyword -> its comment, parsed once
 
     def __post_init__(self) -> None:
         for i, c in enumerate(self.cards):
             kw = c[:8].rstrip()
             if c[8:10] == "= " and kw not in self.index:
                 self.index[kw] = i
+                self.comments[kw] = comment_of(c)
 
     def has(self, keyword: str) -> bool:
         return keyword in self.index
@@ -112,7 +114,7 @@ def render(hdu: HDUTemplate, values: dict[str, Any]) -> bytes:
         if i is None:
             extra.append(format_card(kw, value))
         else:
-            cards[i] = format_card(kw, value, comment_of(cards[i]))
+            cards[i] = format_card(kw, value, hdu.comments[kw])
     cards.extend(extra)
     cards.append(END)
     text = "".join(cards)

@@ -116,36 +116,69 @@ def rebuild_cmd(**opts: Any) -> None:
     _run_ingest(_cfg(**opts), rebuild=True)
 
 
-@main.command("generate")
-@click.option("--out", default=None, help="Archive directory to write [setting: archive].")
-@click.option("--datasets", type=int, default=300, show_default=True, help="Number of datasets (exposures).")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes).")
-@_handle_errors
-def generate_cmd(out: str | None, datasets: int, seed: int) -> None:
-    """Write a generated WFC3 archive."""
+def generator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--datasets, --seed and --pixels, shared by ``ql generate`` and ``ql demo``."""
+    for opt in reversed(
+        [
+            click.option(
+                "--datasets", type=int, default=300, show_default=True, help="Datasets (exposures)."
+            ),
+            click.option(
+                "--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes)."
+            ),
+            click.option(
+                "--pixels",
+                type=click.Choice(["none", "sparse", "full"]),
+                default="sparse",
+                show_default=True,
+                help="Pixel data: none (headers only), sparse (what monitors read), full.",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _generate(out: str, datasets: int, seed: int, pixels: str, show: bool) -> int:
+    from tqdm import tqdm
+
     from ingest.archivegen import generate
 
+    if datasets < 1:
+        raise click.UsageError(f"--datasets must be at least 1, not {datasets}")
+    with tqdm(unit="files", desc="generate", disable=not (show and sys.stderr.isatty())) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return generate(out, datasets, seed, pixels=pixels, progress=progress)
+
+
+@main.command("generate")
+@click.option("--out", default=None, help="Archive directory to write [setting: archive].")
+@generator_options
+@_handle_errors
+def generate_cmd(out: str | None, datasets: int, seed: int, pixels: str) -> None:
+    """Write a generated WFC3 archive and its truth table (quicklake_truth.parquet)."""
     cfg = _cfg(archive=out)
-    n = generate(cfg["archive"], datasets, seed)
+    n = _generate(cfg["archive"], datasets, seed, pixels, cfg["progress"])
     click.echo(f"wrote {n} files under {cfg['archive']}")
 
 
 @main.command("demo")
 @click.option("--out", default="demo", show_default=True, help="Directory for archive/ and lake/.")
-@click.option("--datasets", type=int, default=300, show_default=True, help="Datasets to generate.")
-@click.option("--seed", type=int, default=1, show_default=True, help="Random seed.")
+@generator_options
 @scheduler_option
 @_handle_errors
-def demo_cmd(out: str, datasets: int, seed: int, scheduler: str | None) -> None:
+def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | None) -> None:
     """Generate the demo archive (if absent), ingest it, and say how to use the lake."""
     from pathlib import Path
-
-    from ingest.archivegen import generate
 
     root = Path(out).resolve()
     archive, lake_dir = root / "archive", root / "lake"
     if not (archive / ".quicklake-archive").exists():
-        n = generate(archive, datasets, seed)
+        n = _generate(str(archive), datasets, seed, pixels, settings.load()["progress"])
         click.echo(f"generated {n} files under {archive}")
     cfg = _cfg(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
     _run_ingest(cfg, rebuild=False)

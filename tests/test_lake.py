@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -257,31 +256,6 @@ def test_cli_demo_and_sql(tmp_path: Path) -> None:
     assert r.exit_code == 0 and r.output.splitlines() == header_lines(tmp_path / "d" / "archive" / some, 0)
     r = CliRunner().invoke(main, ["header", "--lake", lk, "nope_flt.fits"])
     assert r.exit_code == 1 and "not in the lake" in r.output
-
-
-def test_generator_is_deterministic_and_valid(tmp_path: Path) -> None:
-    import warnings
-
-    from astropy.io import fits
-
-    from ingest.archivegen import generate
-
-    generate(tmp_path / "a", 12, seed=3)
-    generate(tmp_path / "b", 12, seed=3)
-    fa = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.fits"))
-    assert fa == sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.fits"))
-    for rel in fa:
-        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        for rel in fa[:12]:
-            with fits.open(tmp_path / "a" / rel) as hl:
-                hl.verify("exception")
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "x.txt").write_text("mine")
-    with pytest.raises(Exception, match="not a generated archive"):
-        generate(tmp_path / "c", 3)
-    shutil.rmtree(tmp_path / "a")
 
 
 def test_interactive_sql_shell(small_lake: Path, tmp_path: Path) -> None:

@@ -1,0 +1,218 @@
+"""The generated archive: valid FITS everywhere, real keyword sets, and pixels that hold the truth table."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import fitsio
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from astropy.io import fits
+from conftest import REAL
+
+from ingest import pixels as px
+from ingest.archivegen import TRUTH_FILE, Exposure, generate, plan
+from ingest.features import Instrument, years_since_2009
+from lake.errors import GeneratorError
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def pixel_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pixarchive")
+    generate(out, datasets=110, seed=SEED, pixels="sparse")
+    return out
+
+
+def _files(root: Path, pattern: str = "*.fits") -> list[Path]:
+    return sorted(root.rglob(pattern))
+
+
+def _primary(path: Path) -> fits.Header:
+    return fits.getheader(path, 0)
+
+
+def test_every_file_opens_in_astropy_and_fitsio_without_warnings(pixel_archive: Path) -> None:
+    files = _files(pixel_archive)
+    assert len(files) == 440
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for f in files:
+            with fits.open(f) as hl:
+                hl.verify("exception")
+                for h in hl:
+                    if h.header.get("QLROWS"):
+                        assert h.data is not None
+            with fitsio.FITS(str(f)) as ff:
+                for h in ff:
+                    h.read_header()
+
+
+def test_same_seed_same_bytes(tmp_path: Path) -> None:
+    generate(tmp_path / "a", 14, seed=3, pixels="sparse")
+    generate(tmp_path / "b", 14, seed=3, pixels="sparse")
+    fa = [p.relative_to(tmp_path / "a") for p in _files(tmp_path / "a")]
+    assert fa == [p.relative_to(tmp_path / "b") for p in _files(tmp_path / "b")]
+    for rel in fa:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    ta, tb = (pq.read_table(tmp_path / d / TRUTH_FILE) for d in "ab")
+    assert ta.equals(tb)
+
+
+def _keywords(h: fits.Header) -> set[str]:
+    return {k for k in h if k not in {"", "HISTORY", "COMMENT"}}
+
+
+ADDED = {"QLROWS", "BZERO", "BSCALE"}  # what the generator may add to a real template
+
+
+@pytest.mark.parametrize(
+    ("generated", "real", "ext"),
+    [("*_flc.fits", "wfc3/sample_ipppssoot_flc.fits", 0), ("*_flc.fits", "wfc3/sample_ipppssoot_flc.fits", 1),
+     ("*_ima.fits", "wfc3/iccz11q4q_ima.fits", 0), ("*_ima.fits", "wfc3/iccz11q4q_ima.fits", 1)],
+)  # fmt: skip
+def test_keyword_sets_match_real_files(pixel_archive: Path, generated: str, real: str, ext: int) -> None:
+    mine = _keywords(fits.getheader(_files(pixel_archive, generated)[0], ext))
+    theirs = _keywords(fits.getheader(REAL / real, ext))
+    assert theirs - mine == set()
+    assert mine - theirs <= ADDED | {"EXPNAME", "ROOTNAME"}
+
+
+def _raw_dark(pixel_archive: Path) -> Path:
+    for f in _files(pixel_archive, "*_raw.fits"):
+        h = _primary(f)
+        if h["DETECTOR"] == "UVIS" and h["IMAGETYP"] == "DARK":
+            return f
+    raise AssertionError("no UVIS raw dark")
+
+
+def test_planted_hot_pixels_are_hot_in_the_raw_dark(pixel_archive: Path) -> None:
+    inst = Instrument(SEED)
+    truth = pq.read_table(pixel_archive / TRUTH_FILE).to_pylist()
+    f = _raw_dark(pixel_archive)
+    t = _primary(f)["EXPSTART"]
+    with fits.open(f) as hl:
+        sci = hl[1].data.astype(float)  # SCI,1 = UVIS2 = chip 2; raw row = image row, col + 25 / + 85
+    hot = [r for r in truth if r["feature"] == "hot_pixel" and r["chip"] == 2 and r["start_mjd"] <= t
+           and (r["end_mjd"] is None or r["end_mjd"] > t)]  # fmt: skip
+    assert len(hot) > 20
+    xs = np.array([int(r["x"]) for r in hot])
+    ys = np.array([int(r["y"]) for r in hot])
+    cols = np.where(xs < 2048, xs + 25, xs + 85)
+    bias = np.where(xs < 2048, inst.uvis_bias["C"], inst.uvis_bias["D"])
+    excess = sci[ys, cols] - bias
+    assert np.mean(excess > 9) > 0.95  # hot: > 9 DN in a 900 s dark (54 e-/hr)
+    # the other pixels of a planted row are dark current plus noise only
+    row = sci[ys[0], 25:2073]
+    assert abs(np.median(row) - inst.uvis_bias["C"] - inst.dark_rate(t) * 0.25 / inst.uvis_gain["C"]) < 1.5
+    # rows the sparse archive did not simulate are holes, and the header says which rows hold data
+    assert np.all(sci[600] == 32768)
+    assert "256:320" in fits.getheader(f, 1)["QLROWS"]
+
+
+def test_eper_trail_follows_the_truth(pixel_archive: Path) -> None:
+    inst = Instrument(SEED)
+    for f in _files(pixel_archive, "*_raw.fits"):
+        h = _primary(f)
+        if h["DETECTOR"] == "UVIS" and h["IMAGETYP"] == "FLAT" and h["EXPTIME"] >= 100:
+            break
+    else:
+        raise AssertionError("no UVIS raw flat")
+    with fits.open(f) as hl:
+        sci = hl[1].data.astype(float)  # chip 2: parallel overscan rows 2051..2069 follow image row 2050
+    left = slice(25 + 100, 25 + 1900)
+    bias = inst.uvis_bias["C"]
+    signal_e = np.median(sci[2040:2051, left] - bias) * inst.uvis_gain["C"]
+    deferred_e = np.sum(np.median(sci[2051:2066, left], axis=1) - bias) * inst.uvis_gain["C"]
+    cte = 1 - deferred_e / (signal_e * inst.N_PARALLEL)
+    expect = 1 - inst.cte_loss(h["EXPSTART"], signal_e)
+    assert abs(cte - expect) < 0.1 * (1 - expect)
+
+
+def test_ir_zeroth_read_and_blobs_follow_the_truth(pixel_archive: Path) -> None:
+    inst = Instrument(SEED)
+    raws = [f for f in _files(pixel_archive, "*_raw.fits") if _primary(f)["DETECTOR"] == "IR"]
+    checked = 0
+    for f in raws:
+        h = _primary(f)
+        with fits.open(f) as hl:
+            if "QLROWS" not in hl[1].header:
+                continue
+            nsamp = h["NSAMP"]
+            zeroth = hl[("SCI", nsamp)].data.astype(float)
+        t = h["EXPSTART"]
+        for q, (ys, xs) in {
+            "A": (slice(200, 264), slice(10, 500)),
+            "C": (slice(700, 764), slice(524, 1014)),
+        }.items():
+            assert abs(np.median(zeroth[ys, xs]) - inst.ir_bias(q, t)) < 3, (f.name, q)
+        checked += 1
+    assert checked >= 3
+    # blobs: an IR flat after a blob's first date shows the central loss
+    truth = [r for r in pq.read_table(pixel_archive / TRUTH_FILE).to_pylist() if r["feature"] == "blob"]
+    for f in _files(pixel_archive, "*_flt.fits"):
+        h = _primary(f)
+        if h["DETECTOR"] != "IR" or h["IMAGETYP"] != "FLAT" or h["EXPTIME"] < 100:
+            continue
+        present = [b for b in truth if b["start_mjd"] <= h["EXPSTART"]]
+        if not present:
+            continue
+        sci = fits.getdata(f, 1)
+        b = present[0]
+        level = np.median(sci[int(b["y"]) - 30 : int(b["y"]) + 30, :])
+        yc, xc = round(b["y"]), round(b["x"])
+        core = sci[yc - 1 : yc + 2, xc - 1 : xc + 2].mean()  # within 1.4 px of the centre: ~98 % of the depth
+        assert 1 - core / level == pytest.approx(b["value"], abs=0.015)
+        return
+    pytest.fail("no IR flat with a blob")
+
+
+def test_snowballs_land_where_the_truth_says() -> None:
+    inst = Instrument(SEED)
+    e = Exposure(
+        "iabc01x1q", 12695, "IR", "DARK", "DARK", 0.0, 0.0, "BLANK", 36000.0, 57000.0, "NONE", "x", ()
+    )
+    rows = px.ir_rows("sparse")
+    rng = np.random.default_rng(1)
+    cum, _gain, balls = px.ir_ramp(inst, e, 16, rows, rng)
+    assert len(balls) >= 2  # 0.6 per hour over 10 hours
+    for b in balls:
+        read = 16 - b["read"]
+        r = int(np.flatnonzero(rows == round(b["y"]) + 5)[0])
+        x = round(b["x"]) + 5
+        jump = cum[read, r, x] - cum[read - 1, r, x]
+        assert jump > 1e4  # the charge arrives in that read, not before
+        assert cum[read - 1, r, x] - cum[0, r, x] < 1e3
+
+
+def test_photometric_decline_of_standard_stars(pixel_archive: Path) -> None:
+    inst = Instrument(SEED)
+    seen = 0
+    for f in _files(pixel_archive, "*_flt.fits"):
+        h = _primary(f)
+        if h["TARGNAME"] not in {"GRW+70D5824", "GD153"} or h["DETECTOR"] != "UVIS":
+            continue
+        sci = fits.getdata(f, 1)
+        x, y = px.STAR_POS
+        stamp = sci[int(y) - 12 : int(y) + 13, int(x) - 12 : int(x) + 13]
+        sky = np.median(sci[int(y) + 20 : int(y) + 30, :])
+        rate = (stamp.sum() - sky * stamp.size) / h["EXPTIME"]
+        expect = px.STAR_RATE * (1 + inst.photometric_decline(h["FILTER"]) * years_since_2009(h["EXPSTART"]))
+        assert rate == pytest.approx(expect, rel=0.01)
+        seen += 1
+    assert seen >= 2
+
+
+def test_bad_options_change_nothing(tmp_path: Path) -> None:
+    with pytest.raises(GeneratorError, match="pixels"):
+        generate(tmp_path / "x", 3, pixels="some")
+    with pytest.raises(GeneratorError, match="at least 1"):
+        plan(-2)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(GeneratorError, match="not a generated archive"):
+        generate(tmp_path / "mine", 3)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
