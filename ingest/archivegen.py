@@ -319,6 +319,21 @@ def iter_files(exps: list[Exposure], layout: Layout) -> Iterator[tuple[str, Expo
 
 
 PIXEL_MODES = ("none", "sparse", "full")
+PROPRIETARY_DAYS = 365.0
+
+
+def _set_permissions(out: Path, exps: list[Exposure]) -> None:
+    """Proposal folders with data younger than the proprietary period are closed to the world (0o750)."""
+    now = datetime_to_mjd(datetime.now(UTC))
+    latest: dict[int, float] = {}
+    for e in exps:
+        latest[e.proposid] = max(latest.get(e.proposid, 0.0), e.expstart)
+    for prop, t in latest.items():
+        d = out / str(prop)
+        if d.is_dir():
+            d.chmod(0o750 if now - t < PROPRIETARY_DAYS else 0o755)
+
+
 TRUTH_FILE = "quicklake_truth.parquet"
 
 
@@ -367,6 +382,7 @@ def generate(
         truth += rows
         if progress:
             progress(n, len(files))
+    _set_permissions(out, exps)
     import pyarrow.parquet as pq
 
     filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]

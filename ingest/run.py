@@ -243,6 +243,7 @@ def ingest(
             lake.catalog.create_namespace_if_not_exists(pins.namespace)
             for name in sch.FIXED_TABLES:
                 lake.ensure_table(pins, name, sch.arrow_schema(name))
+            _carry_results(lake, Pins(old_namespace, lake.pins().tables), pins)
         listing = scan_archive(archive)
         known = {} if rebuild else _known_files(lake, pins)
         summary.scanned = len(listing)
@@ -364,3 +365,38 @@ def _drop_namespace(lake: Lake, namespace: str) -> None:
         lake.forget(".".join(ident))
     lake.catalog.drop_namespace(namespace)
     shutil.rmtree(lake.warehouse / f"{namespace}.db", ignore_errors=True)
+
+
+def run_ingest_job(ctx: Any) -> Any:
+    """The ``run-ingest`` job: the incremental ingest, recorded (``no-work`` when nothing changed)."""
+    from lake.jobs import JobResult
+
+    cfg = ctx.cfg
+    s = ingest(
+        ctx.lake_root,
+        cfg["archive"],
+        scheduler=cfg["scheduler"],
+        workers=cfg["workers"],
+        batch_files=cfg["batch_files"],
+        commit_interval=cfg["commit_interval"],
+        template=cfg["layout"],
+        catalog_uri=cfg["catalog_uri"],
+    )
+    for line in s.lines():
+        ctx.log.info(line)
+    for path, err in s.error_samples:
+        ctx.log.warning("%s: %s", path, err)
+    counts = {"scanned": s.scanned, "ingested": s.ingested, "removed": s.removed, "errors": s.errors}
+    return JobResult(bool(s.ingested or s.removed), counts, None, s.lines()[-1])
+
+
+def _carry_results(lake: Lake, old: Pins, new: Pins) -> None:
+    """A rebuild re-extracts headers; result tables (job findings, monitor results) move as they are."""
+    for name in sorted(old.tables):
+        if sch.is_header_table(name) or name in sch.FIXED_TABLES or old.tables[name] is None:
+            continue
+        files = lake.data_files(old, name)
+        data = pq.ParquetDataset(files, partitioning=None).read() if files else None
+        lake.ensure_table(new, name, lake.iceberg_schema(old, name))
+        if data is not None and data.num_rows:
+            lake.append(new, name, data.cast(lake.iceberg_schema(old, name)))

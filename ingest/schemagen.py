@@ -32,7 +32,7 @@ def collect(lake_dir: str | Path) -> dict[str, dict[str, dict[str, Any]]]:
     pins = lake.pins()
     con = connect(lake_dir)
     out: dict[str, dict[str, dict[str, Any]]] = {}
-    for table in sorted(t for t in pins.tables if t not in sch.FIXED_TABLES):
+    for table in sorted(t for t in pins.tables if sch.is_header_table(t)):
         types = {f.name: sch.TYPE_NAMES.get(f.type, "string") for f in lake.iceberg_schema(pins, table)}
         hdus: dict[str, list[int]] = defaultdict(list)
         for h, cols in hdu_columns_of(lake.table(pins, table)).items():

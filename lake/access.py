@@ -34,6 +34,10 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     con = duckdb.connect()
     con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
     con.execute("USE lake")
+    from lake.state import state_tables
+
+    for name, t in state_tables(lake.root).items():  # live, shadowing the copies in catalog.duckdb
+        con.register(name, t)
     return con
 
 

@@ -97,6 +97,13 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
             "INSERT INTO _quicklake_pins VALUES (?, ?, ?, ?)",
             [(k, pins.namespace, v, pins.committed_at) for k, v in sorted(pins.tables.items())],
         )
+        # the state tables as of this commit; lake.connect() shows them live
+        from lake.state import state_tables
+
+        for name, t in state_tables(lake.root).items():
+            con.register("_state", t)
+            con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM _state")
+            con.unregister("_state")
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -294,6 +294,123 @@ def conflicts_cmd(lake: str | None) -> None:
     click.echo(f"{t.num_rows} conflicting values", err=True)
 
 
+@main.command("run")
+@click.argument("job")
+@lake_option
+@click.option("--param", "-p", multiple=True, metavar="KEY=VALUE", help="A job parameter (repeatable).")
+@_handle_errors
+def run_cmd(job: str, lake: str | None, param: tuple[str, ...]) -> None:
+    """Run JOB now, recorded (status, counts, log). Exit 1 only if the job failed to run."""
+    from lake.jobs import run_job
+
+    params = {}
+    for p in param:
+        if "=" not in p:
+            raise click.UsageError(f"--param {p!r}: expected KEY=VALUE")
+        k, v = p.split("=", 1)
+        params[k] = v
+    cfg = _cfg(lake=lake)
+    r = run_job(cfg["lake"], job, params, cfg)
+    counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
+    click.echo(f"{r.job} {r.run_id}: {r.status}" + (f" ({counts})" if counts else ""))
+    if r.error:
+        click.echo(f"  {r.error}", err=True)
+    click.echo(f"  log: {r.log_path}")
+    if r.status == "failed":
+        sys.exit(1)
+
+
+_COLOURS = {"green": "green", "lightgreen": "bright_green", "red": "red", "yellow": "yellow", "grey": "white"}
+
+
+@main.group("jobs", invoke_without_command=True)
+@lake_option
+@click.option("--job", default=None, help="Only this job's runs.")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.pass_context
+@_handle_errors
+def jobs_cmd(ctx: click.Context, lake: str | None, job: str | None, limit: int) -> None:
+    """The job status board (colour by age of the last success) and the latest runs."""
+    if ctx.invoked_subcommand:
+        return
+    from lake.jobs import board, runs
+
+    root = _cfg(lake=lake)["lake"]
+    for b in board(root):
+        age = f"{b['age_days']:.1f} d ago" if b["age_days"] is not None else "never succeeded"
+        line = f"{b['job']:34} {b['latest_status']:15} last success {age}"
+        click.echo(click.style(line, fg=_COLOURS[b["colour"]]))
+    click.echo("")
+    for r in runs(root, job, limit).to_pylist():
+        click.echo(f"{r['started'][:19]}  {r['job']:34} {r['status']:15} {r['run_id']}  {r['error'] or ''}")
+
+
+@jobs_cmd.command("log")
+@click.argument("run_id")
+@lake_option
+@click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows (until the run ends).")
+@_handle_errors
+def jobs_log_cmd(run_id: str, lake: str | None, follow: bool) -> None:
+    """Print the log of run RUN_ID."""
+    import time
+
+    from lake.jobs import log_of, runs
+
+    root = _cfg(lake=lake)["lake"]
+    path = log_of(root, run_id)
+    pos = 0
+    while True:
+        if path.exists():
+            with open(path, encoding="utf-8", errors="replace") as f:
+                f.seek(pos)
+                chunk = f.read()
+                pos = f.tell()
+            click.echo(chunk, nl=False)
+        running = [
+            r
+            for r in runs(root, limit=100000).to_pylist()
+            if r["run_id"] == run_id and r["status"] == "running"
+        ]
+        if not follow or not running:
+            break
+        time.sleep(1)
+
+
+@main.command("run-due")
+@lake_option
+@_handle_errors
+def run_due_cmd(lake: str | None) -> None:
+    """Run every job whose scheduled time has come (call this from cron every few minutes)."""
+    from lake.jobs import due, run_job, schedule
+
+    cfg = _cfg(lake=lake)
+    failed = 0
+    for job in due(cfg["lake"], schedule(cfg["schedule"])):
+        r = run_job(cfg["lake"], job, {}, cfg)
+        click.echo(f"{job} {r.run_id}: {r.status}")
+        failed += r.status == "failed"
+    sys.exit(1 if failed else 0)
+
+
+@main.command("cron-line")
+@lake_option
+@click.option("--every", type=int, default=5, show_default=True, help="Minutes between run-due calls.")
+@_handle_errors
+def cron_line_cmd(lake: str | None, every: int) -> None:
+    """Print the crontab entry that drives the schedule, and the schedule itself."""
+    import shutil
+    from pathlib import Path
+
+    from lake.jobs import schedule
+
+    cfg = _cfg(lake=lake)
+    ql = shutil.which("ql") or str(Path(sys.executable).with_name("ql"))
+    lake_dir = Path(cfg["lake"]).resolve()
+    click.echo(f"*/{every} * * * * {ql} run-due --lake {lake_dir} >> {lake_dir / 'logs' / 'cron.log'} 2>&1")
+    for job, expr in schedule(cfg["schedule"]).items():
+        click.echo(f"# {expr:16} {job}")
+
+
 @main.command("tables")
 @lake_option
 @_handle_errors

@@ -19,6 +19,10 @@ class LayoutError(QuicklakeError):
     """A path does not fit the archive layout template."""
 
 
+class MisfiledError(LayoutError):
+    """A path of the right shape in the wrong folder (visit folder and rootname disagree)."""
+
+
 class FitsError(QuicklakeError):
     """A FITS file could not be read.
 

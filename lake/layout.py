@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lake.errors import LayoutError
+from lake.errors import LayoutError, MisfiledError
 
 DEFAULT_TEMPLATE = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits"
 
@@ -102,7 +102,7 @@ class Layout:
         rootname = d.get("rootname")
         visit = d.get("visit")
         if rootname and visit and rootname[4:6].lower() != visit.lower():
-            raise LayoutError(
+            raise MisfiledError(
                 f"{relpath}: visit folder Visit{visit} does not match rootname {rootname} "
                 f"(visit {rootname[4:6].upper()}); move the file to Visit{rootname[4:6].upper()}"
             )

@@ -46,7 +46,7 @@ MASTER_KEYWORDS = {
 
 def build_master(con: duckdb.DuckDBPyConnection, tables: list[str]) -> pa.Table:
     """Compute ``master`` with the views of ``con`` (the lake's pinned views)."""
-    primaries = [t for t in tables if t not in sch.FIXED_TABLES]
+    primaries = [t for t in tables if sch.is_header_table(t)]
     selects = []
     for t in primaries:
         cols = {r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()}

@@ -42,6 +42,13 @@ WIDE_BASE = pa.schema(
     ]
 )
 FIXED_TABLES = ("files", "cards", "master", "conflicts")
+# tables of results rather than headers: job findings, monitor results
+RESULT_PREFIXES = ("findings_", "monitor_")
+
+
+def is_header_table(name: str) -> bool:
+    """A wide header table (``uvisflt``), as opposed to the fixed tables and result tables."""
+    return name not in FIXED_TABLES and not name.startswith(RESULT_PREFIXES)
 
 
 def _schema_dir() -> Path:
@@ -118,3 +125,10 @@ def physical_table_name(instrume: str | None, detector: str | None, filetype: st
 def wide_table_name(instrume: str | None, detector: str | None, filetype: str, hdu: int) -> str:
     """``uvisflt_0``: detector + file type + HDU index, as the original Quicklook named its tables."""
     return f"{physical_table_name(instrume, detector, filetype)}_{hdu}"
+
+
+def expected_files(detector: str | None, imagetyp: str | None) -> list[str]:
+    """File types a dataset is expected to have (rules as data: ``schemas/expected_files.json``)."""
+    rules = json.loads((_schema_dir() / "expected_files.json").read_text())["rules"]
+    per = rules.get((detector or "").upper(), {})
+    return list(per.get((imagetyp or "").upper(), per.get("*", [])))

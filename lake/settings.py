@@ -62,6 +62,29 @@ REGISTRY: tuple[Setting, ...] = (
         float,
     ),
     Setting("progress", True, "Show progress bars on a terminal.", bool),
+    Setting(
+        "schedule",
+        "",
+        "TOML file of cron expressions per job (job = \"m h dom mon dow\", UTC) read by 'ql run-due'; "
+        "empty: the built-in schedule ('ql cron-line' shows it).",
+    ),
+    Setting(
+        "mast_listing",
+        "",
+        "CSV or VOTable export of MAST holdings (path or fsspec URL) that check-mast2lake compares with.",
+    ),
+    Setting(
+        "mirror",
+        "",
+        "Where get-missing-files fetches missing files from: a directory or fsspec URL laid out like "
+        "the archive.",
+    ),
+    Setting(
+        "proprietary_mode",
+        "0o750",
+        "check-filesystem: the most a proprietary proposal folder may allow (octal); world access is "
+        "a finding.",
+    ),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 

@@ -340,6 +340,12 @@ class Lake:
             tbl.overwrite(data)
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
 
+    def append(self, pins: Pins, table: str, data: pa.Table) -> None:
+        """Append rows (one snapshot), e.g. a job run's findings."""
+        tbl = self.table(pins, table)
+        tbl.append(data)
+        pins.tables[table] = tbl.metadata.current_snapshot_id
+
     def publish(self, pins: Pins) -> None:
         """Make ``pins`` the lake's visible state: catalog.duckdb first, then pins.json (the commit point)."""
         from lake.catalog import write_duckdb_catalog

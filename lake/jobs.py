@@ -1,0 +1,409 @@
+"""Recorded job runs: the registry of jobs, the runner, per-job locks, logs, and the cron schedule.
+
+Every run (from ``ql run``, ``ql run-due`` under cron, or a notebook calling :func:`run_job`) appends a
+``start`` and an ``end`` event to ``<lake>/state.sqlite`` and writes a log to
+``<lake>/logs/<job>/<run-id>.log``. Status is ``success`` (work done), ``no-work`` (ran, nothing to do:
+jwql could not tell these apart), ``failed`` (the job raised, or its process died) or ``skipped-locked``
+(another run of the job held its lock). A job's findings go to the lake table ``findings_<job>``.
+
+One run per job at a time: ``<lake>/locks/<job>.lock`` is held with ``flock``, which the kernel releases
+when the holder dies, so a stale lock recovers itself; the dead run's ``start`` event without an ``end``
+is closed as ``failed`` by the next run of that job.
+
+Jobs live in other packages (``monitors``, ``ingest``); the registry names them by import path so that
+this package imports none of them.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import getpass
+import importlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lake import state
+from lake.errors import ConfigError, LakeError
+
+# name -> "module:function". The eleven maintenance jobs of the original system.
+REGISTRY: dict[str, str] = {
+    "run-ingest": "ingest.run:run_ingest_job",
+    "check-filesystem": "monitors.filesystem:check_filesystem",
+    "check-fsys2lake": "monitors.consistency:check_fsys2lake",
+    "check-lake2fsys": "monitors.consistency:check_lake2fsys",
+    "check-mast2lake": "monitors.mast:check_mast2lake",
+    "get-missing-files": "ingest.fetch:get_missing_files",
+    "get-new-datasets": "monitors.datasets:get_new_datasets",
+    "get-proposal-status": "monitors.datasets:get_proposal_status",
+    "check-duplicate-proposal-folders": "monitors.filesystem:check_duplicate_proposal_folders",
+    "make-cron-summary": "monitors.cronsummary:make_cron_summary",
+    "make-log-plots": "monitors.logplots:make_log_plots",
+}
+
+# default schedule (cron expressions, UTC); a schedule file overrides per job
+DEFAULT_SCHEDULE: dict[str, str] = {
+    "run-ingest": "*/30 * * * *",
+    "check-filesystem": "15 2 * * *",
+    "check-fsys2lake": "20 2 * * *",
+    "check-lake2fsys": "25 2 * * *",
+    "check-mast2lake": "30 3 * * *",
+    "get-missing-files": "45 3 * * *",
+    "get-new-datasets": "0 * * * *",
+    "get-proposal-status": "0 4 * * *",
+    "check-duplicate-proposal-folders": "10 4 * * 0",
+    "make-cron-summary": "*/15 * * * *",
+    "make-log-plots": "30 4 * * *",
+}
+
+STATUSES = ("success", "no-work", "failed", "skipped-locked", "running")
+LOG_KEEP_DAYS = 30
+LAKE_WAIT = 600.0  # seconds a job waits for the lake's writer lock (an ingest may hold it) to store findings
+
+
+@dataclass
+class JobContext:
+    """What a job gets: the lake, the settings, its parameters, a logger and its run id."""
+
+    lake_root: Path
+    cfg: dict[str, Any]
+    params: dict[str, Any]
+    log: logging.Logger
+    run_id: str
+    job: str
+    log_path: Path
+
+    def last_success(self) -> datetime | None:
+        """When the previous successful run of this job started (for "new since last run")."""
+        t = state.query(
+            self.lake_root,
+            state.RUNS_SQL
+            + " AND s.job = ? AND e.status = 'success' AND s.run_id <> ? ORDER BY started DESC LIMIT 1",
+            (self.job, self.run_id),
+        )
+        return datetime.fromisoformat(t.column("started")[0].as_py()) if t.num_rows else None
+
+
+@dataclass
+class JobResult:
+    """What a job returns: did it do anything, how much, and what it found (a table, may be empty)."""
+
+    worked: bool
+    counts: dict[str, int] = field(default_factory=dict)
+    findings: pa.Table | None = None
+    summary: str = ""
+
+
+@dataclass
+class Run:
+    run_id: str
+    job: str
+    status: str
+    counts: dict[str, int]
+    error: str | None
+    log_path: Path
+    findings: int = 0
+
+
+def job_function(name: str) -> Callable[[JobContext], JobResult]:
+    if name not in REGISTRY:
+        raise ConfigError(f"no job {name!r}; jobs: {', '.join(sorted(REGISTRY))}")
+    module, func = REGISTRY[name].split(":")
+    fn: Callable[[JobContext], JobResult] = getattr(importlib.import_module(module), func)
+    return fn
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _event(lake_root: Path, **row: Any) -> None:
+    cols = (
+        "run_id",
+        "job",
+        "event",
+        "ts",
+        "host",
+        "user",
+        "pid",
+        "params",
+        "status",
+        "counts",
+        "error",
+        "log_path",
+    )
+    with state.connect(lake_root) as con:
+        con.execute(
+            f"INSERT INTO job_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            tuple(row.get(c) for c in cols),
+        )
+
+
+@contextmanager
+def _job_lock(lake_root: Path, job: str) -> Iterator[bool]:
+    """True if this process now holds the job's lock (released by the kernel if the process dies)."""
+    d = lake_root / "locks"
+    d.mkdir(parents=True, exist_ok=True)
+    fd = os.open(d / f"{job}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _close_stale_runs(lake_root: Path, job: str) -> int:
+    """Runs of ``job`` with a start but no end, whose process is gone (we hold the lock): mark failed."""
+    open_runs = state.query(
+        lake_root, state.RUNS_SQL + " AND s.job = ? AND e.run_id IS NULL", (job,)
+    ).to_pylist()
+    for r in open_runs:
+        _event(
+            lake_root,
+            run_id=r["run_id"],
+            job=job,
+            event="end",
+            ts=_now(),
+            status="failed",
+            error=f"the run's process ({r['host']} pid {r['pid']}) died before it finished; recovered",
+            log_path=r["log_path"],
+        )
+    return len(open_runs)
+
+
+def _logger(run_id: str, path: Path) -> tuple[logging.Logger, logging.Handler]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log = logging.getLogger(f"quicklake.job.{run_id}")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    h = logging.FileHandler(path, encoding="utf-8")
+    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%Y-%m-%dT%H:%M:%S"))
+    log.addHandler(h)
+    return log, h
+
+
+def prune_logs(lake_root: Path, keep_days: int = LOG_KEEP_DAYS) -> int:
+    """Delete job logs older than ``keep_days`` days; returns how many."""
+    cutoff = time.time() - keep_days * 86400
+    n = 0
+    for p in (lake_root / "logs").glob("*/*.log"):
+        if p.stat().st_mtime < cutoff:
+            p.unlink()
+            n += 1
+    return n
+
+
+def run_job(
+    lake_root: str | os.PathLike[str],
+    job: str,
+    params: dict[str, Any] | None = None,
+    cfg: dict[str, Any] | None = None,
+) -> Run:
+    """Run ``job`` now, recorded. Never raises for a failing job (its run says ``failed``); raises
+    :class:`ConfigError` for an unknown job."""
+    from lake import settings
+
+    root = Path(lake_root).resolve()
+    fn = job_function(job)
+    cfg = cfg or settings.load({"lake": str(root)})
+    params = params or {}
+    run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    log_path = root / "logs" / job / f"{run_id}.log"
+    common = {
+        "run_id": run_id,
+        "job": job,
+        "host": socket.gethostname(),
+        "user": getpass.getuser(),
+        "pid": os.getpid(),
+        "params": json.dumps(params, default=str, sort_keys=True),
+        "log_path": str(log_path),
+    }
+    with _job_lock(root, job) as mine:
+        if not mine:
+            _event(root, **common, event="start", ts=_now(), status="running")
+            _event(
+                root,
+                **common,
+                event="end",
+                ts=_now(),
+                status="skipped-locked",
+                error="another run of this job holds its lock",
+            )
+            return Run(run_id, job, "skipped-locked", {}, "another run holds the lock", log_path)
+        _close_stale_runs(root, job)
+        _event(root, **common, event="start", ts=_now(), status="running")
+        log, handler = _logger(run_id, log_path)
+        log.info("job %s run %s on %s as %s, params %s", job, run_id, common["host"], common["user"], params)
+        status, counts, error, n_found = "failed", {}, None, 0
+        try:
+            ctx = JobContext(root, cfg, params, log, run_id, job, log_path)
+            res = fn(ctx)
+            counts = dict(res.counts)
+            if res.findings is not None:
+                n_found = res.findings.num_rows
+                _store_findings(root, cfg, job, run_id, res.findings)
+                counts.setdefault("findings", n_found)
+            status = "success" if res.worked else "no-work"
+            log.info("%s: %s %s", status, res.summary or "done", json.dumps(counts, sort_keys=True))
+        except Exception as e:  # a job's failure is recorded, not raised: cron needs the record
+            error = f"{type(e).__name__}: {e}"
+            log.exception("failed: %s", error)
+        finally:
+            _event(
+                root,
+                **{**common, "pid": os.getpid()},
+                event="end",
+                ts=_now(),
+                status=status,
+                counts=json.dumps(counts, sort_keys=True),
+                error=error,
+            )
+            log.removeHandler(handler)
+            handler.close()
+        prune_logs(root)
+        return Run(run_id, job, status, counts, error, log_path, n_found)
+
+
+def findings_table(job: str) -> str:
+    return "findings_" + job.replace("-", "_")
+
+
+def _store_findings(root: Path, cfg: dict[str, Any], job: str, run_id: str, findings: pa.Table) -> None:
+    """Append the run's findings (tagged with run id and time) to ``findings_<job>`` and publish."""
+    from lake.tables import Lake
+
+    n = findings.num_rows
+    # a column of nulls has no type Iceberg accepts; strings are what such a column would hold
+    findings = findings.cast(
+        pa.schema(
+            [pa.field(f.name, pa.string() if pa.types.is_null(f.type) else f.type) for f in findings.schema]
+        )
+    )
+    tagged = findings.add_column(0, "run_id", pa.array([run_id] * n, pa.string()))
+    tagged = tagged.add_column(1, "found_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")))
+    lake = Lake(root, cfg.get("catalog_uri", ""))
+    with lake.writer(wait=LAKE_WAIT):
+        lake.recover()
+        pins = lake.init()
+        name = findings_table(job)
+        lake.ensure_table(pins, name, tagged.schema)
+        lake.evolve(pins, name, tagged.schema)
+        lake.append(pins, name, tagged)
+        lake.publish(pins)
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def runs(lake_root: str | os.PathLike[str], job: str | None = None, limit: int = 200) -> pa.Table:
+    """Recorded runs, newest first."""
+    where = " AND s.job = ?" if job else ""
+    args: tuple[object, ...] = (job,) if job else ()
+    return state.query(
+        Path(lake_root), state.RUNS_SQL + where + f" ORDER BY started DESC LIMIT {int(limit)}", args
+    )
+
+
+def board(lake_root: str | os.PathLike[str], now: datetime | None = None) -> list[dict[str, Any]]:
+    """The status board: per job its latest run, last success and a colour by age.
+
+    green: succeeded (or had no work) within a day; lightgreen: last success older than a day;
+    red: the latest run failed; grey: never run; yellow: running now.
+    """
+    now = now or datetime.now(UTC)
+    all_runs = runs(lake_root, limit=100000).to_pylist()
+    out = []
+    for job in REGISTRY:
+        mine = [r for r in all_runs if r["job"] == job and r["status"] != "skipped-locked"]
+        latest = mine[0] if mine else None
+        ok = [r for r in mine if r["status"] in {"success", "no-work"}]
+        last_ok = datetime.fromisoformat(ok[0]["started"]) if ok else None
+        if latest is None:
+            colour = "grey"
+        elif latest["status"] == "running":
+            colour = "yellow"
+        elif latest["status"] == "failed":
+            colour = "red"
+        elif last_ok is not None and now - last_ok <= timedelta(days=1):
+            colour = "green"
+        else:
+            colour = "lightgreen"
+        out.append(
+            {
+                "job": job,
+                "latest_status": latest["status"] if latest else "never",
+                "latest_start": latest["started"] if latest else None,
+                "last_success": last_ok.isoformat() if last_ok else None,
+                "age_days": round((now - last_ok).total_seconds() / 86400, 2) if last_ok else None,
+                "colour": colour,
+                "run_id": latest["run_id"] if latest else None,
+            }
+        )
+    return out
+
+
+def log_of(lake_root: str | os.PathLike[str], run_id: str) -> Path:
+    t = state.query(Path(lake_root), "SELECT log_path FROM job_events WHERE run_id = ? LIMIT 1", (run_id,))
+    if not t.num_rows:
+        raise LakeError(f"no job run {run_id!r}; 'ql jobs' lists runs")
+    return Path(t.column("log_path")[0].as_py())
+
+
+# ------------------------------------------------------------------------------------------ schedule
+
+
+def schedule(path: str | os.PathLike[str] | None) -> dict[str, str]:
+    """Cron expressions per job: the defaults, overridden by a TOML file of ``job = "m h dom mon dow"``."""
+    import tomllib
+
+    from cronsim import CronSim, CronSimError
+
+    sched = dict(DEFAULT_SCHEDULE)
+    if path and Path(path).exists():
+        data = tomllib.loads(Path(path).read_text())
+        data = data.get("schedule", data)
+        for job, expr in data.items():
+            if job not in REGISTRY:
+                raise ConfigError(f"{path}: no job {job!r}; jobs: {', '.join(sorted(REGISTRY))}")
+            sched[job] = str(expr)
+    for job, expr in sched.items():
+        try:
+            CronSim(expr, datetime.now(UTC))
+        except CronSimError as e:
+            raise ConfigError(f"schedule of {job}: {expr!r} is not a cron expression ({e})") from None
+    return sched
+
+
+def due(lake_root: str | os.PathLike[str], sched: dict[str, str], now: datetime | None = None) -> list[str]:
+    """Jobs never run, or with a scheduled time between their last run and ``now``."""
+    from cronsim import CronSim
+
+    now = now or datetime.now(UTC)
+    last = {r["job"]: r for r in reversed(runs(lake_root, limit=100000).to_pylist())}
+    out = []
+    for job, expr in sched.items():
+        r = last.get(job)
+        if r is None:  # never run: due now
+            out.append(job)
+            continue
+        since = datetime.fromisoformat(r["started"])
+        if next(CronSim(expr, since)) <= now:
+            out.append(job)
+    return out

@@ -1,0 +1,81 @@
+"""``<lake>/state.sqlite``: small transactional writes (job runs; later anomaly flags) in SQLite WAL mode.
+
+Tables are append-only event logs, so history comes free and concurrent writers never update a row in
+place (``shared/docs/lake-formats.md`` §4: 2 x 500 inserts from two processes, 0 errors, readers never
+blocked). DuckDB 2.0 reads them through ``sqlite3`` -> Arrow (no extension needed): see
+:func:`state_tables`, used by :func:`lake.connect` and when ``catalog.duckdb`` is written.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS job_events (
+    run_id     TEXT NOT NULL,
+    job        TEXT NOT NULL,
+    event      TEXT NOT NULL,      -- start | end
+    ts         TEXT NOT NULL,      -- UTC ISO 8601
+    host       TEXT,
+    user       TEXT,
+    pid        INTEGER,
+    params     TEXT,               -- JSON
+    status     TEXT,               -- running | success | no-work | failed | skipped-locked
+    counts     TEXT,               -- JSON: work done
+    error      TEXT,
+    log_path   TEXT
+);
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job, ts);
+CREATE INDEX IF NOT EXISTS job_events_run ON job_events (run_id);
+"""
+
+# one row per run: its start event joined with its end event (if any)
+RUNS_SQL = """
+SELECT s.run_id, s.job, s.ts AS started, e.ts AS ended, s.host, s.user, s.pid, s.params,
+       COALESCE(e.status, 'running') AS status, e.counts, e.error, s.log_path
+FROM job_events s LEFT JOIN job_events e ON e.run_id = s.run_id AND e.event = 'end'
+WHERE s.event = 'start'
+"""
+
+
+def path_of(lake_root: str | Path) -> Path:
+    return Path(lake_root) / "state.sqlite"
+
+
+@contextmanager
+def connect(lake_root: str | Path) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode with a busy timeout; the schema is created on first use."""
+    p = path_of(lake_root)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    con = sqlite3.connect(p, timeout=10.0, isolation_level=None)  # autocommit: every event is durable
+    try:
+        con.execute("PRAGMA journal_mode=WAL")
+        con.execute("PRAGMA synchronous=NORMAL")
+        con.executescript(SCHEMA)
+        yield con
+    finally:
+        con.close()
+
+
+def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.Table:
+    """Run a read query on the state database and return Arrow."""
+    with connect(lake_root) as con:
+        cur = con.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        rows = cur.fetchall()
+    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if names else pa.table({})
+
+
+def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
+    """The state tables as DuckDB sees them: ``job_events`` and the ``job_runs`` view of it."""
+    if not path_of(lake_root).exists():
+        return {}
+    return {
+        "job_events": query(lake_root, "SELECT * FROM job_events ORDER BY ts"),
+        "job_runs": query(lake_root, RUNS_SQL + " ORDER BY started"),
+    }
