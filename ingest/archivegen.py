@@ -128,7 +128,12 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
         else:
             ra, dec = float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
         if detector == "UVIS":
-            filt = "F336W" if targ == "DARK" else str(rng.choice(UVIS_FILTERS))
+            if targ == "DARK":
+                filt = "F336W"
+            elif targ in STARS:  # the contamination monitor's filters, UV to red
+                filt = str(rng.choice(["F275W", "F336W", "F438W", "F814W"]))
+            else:
+                filt = str(rng.choice(UVIS_FILTERS))
             if imagetyp == "DARK":
                 exptime = 900.0
             elif imagetyp == "FLAT":  # an exposure ladder: ~160 e- to near full well (EPER, gain)
@@ -184,7 +189,7 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
     }
     if e.detector == "UVIS":
         values["APERTURE"] = "UVIS"
-        values["FLASHLVL"] = 12 if e.imagetyp == "DARK" and e.expstart > 56000 else 0
+        values["FLASHLVL"] = Instrument.flash_level(e.imagetyp, e.expstart)
     else:
         values["APERTURE"] = "IR"
         values["SUBARRAY"] = False

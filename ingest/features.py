@@ -90,9 +90,11 @@ class Instrument:
     # dark current e-/hr = DARK0 + DARK_SLOPE * years since 2009 (6 e-/hr in 2014, 11 in 2024)
     DARK0 = 3.5
     DARK_SLOPE = 0.5
-    # 1 - CTE at 160 e- = CTE0 + CTE_SLOPE * years (1e-4 per year, DHB / ISR 2025-02), CTE = 1 - m S^rho
-    CTE0 = 1.0e-5
-    CTE_SLOPE = 1.0e-4
+    # 1 - CTE per transfer at 160 e- = CTE0 + CTE_SLOPE * years, CTE = 1 - m S^rho (rho from ISR 2025-02).
+    # [I] 1e-5 per year rather than the 1e-4 quoted for the total: with 2051 transfers the deferred
+    # charge must stay a fraction of the signal, which 1e-4 per transfer would exceed at 160 e-.
+    CTE0 = 1.0e-6
+    CTE_SLOPE = 1.0e-5
     CTE_RHO = -0.72
     N_PARALLEL = 2051
 
@@ -105,7 +107,9 @@ class Instrument:
         self.uvis_bias = {a: float(np.round(rng.uniform(2480, 2620), 1)) for a in "ABCD"}
         self.ir_gain = {q: float(np.round(rng.uniform(2.25, 2.40), 4)) for q in IR_QUADS}
         self.ir_bias0 = {q: float(np.round(rng.uniform(10800, 11400), 1)) for q in IR_QUADS}
-        self.ir_bias_drift = {q: float(np.round(rng.uniform(-3, 3), 2)) for q in IR_QUADS}
+        self.ir_bias_drift = {
+            q: float(np.round(rng.choice([-1, 1]) * rng.uniform(1, 3), 2)) for q in IR_QUADS
+        }  # 1-3 DN/yr either way
         self.hot = self._plan_hot_pixels(rng)
         self.blobs = self._plan_blobs(rng)
         self.phot_decline = {}
@@ -127,7 +131,8 @@ class Instrument:
                             chip,
                             int(rng.integers(0, 4096)),
                             int(rng.choice(rows)),
-                            float(np.exp(rng.uniform(np.log(70), np.log(600)))),
+                            # 120-800 e-/hr: hot (> 54) and detectable in a single 900 s dark
+                            float(np.exp(rng.uniform(np.log(120), np.log(800)))),
                             float(rng.uniform(t_prev, t_ann)),
                             np.inf,
                         ]
@@ -161,6 +166,11 @@ class Instrument:
     def dark_rate(self, mjd: float) -> float:
         """Median UVIS dark current, e-/hr."""
         return float(self.DARK0 + self.DARK_SLOPE * years_since_2009(mjd))
+
+    @staticmethod
+    def flash_level(imagetyp: str, mjd: float) -> int:
+        """Post-flash (e-) of UVIS darks: 12 e- since ~2012 (wfc3-monitors.md §0.1)."""
+        return 12 if imagetyp == "DARK" and mjd > 56000 else 0
 
     def hot_pixels_at(self, chip: int, mjd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h = self.hot

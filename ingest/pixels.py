@@ -78,7 +78,7 @@ def uvis_electrons(
     shape = (len(rows), UVIS_FLT_SHAPE[1])
     hours = e.exptime / 3600.0
     if e.imagetyp == "DARK":
-        mean = np.full(shape, inst.dark_rate(e.expstart) * hours + e.values.get("FLASHLVL", 0))
+        mean = np.full(shape, inst.dark_rate(e.expstart) * hours + inst.flash_level(e.imagetyp, e.expstart))
         hx, hy, hr = inst.hot_pixels_at(chip, e.expstart)
         pos = {int(r): i for i, r in enumerate(rows)}
         for x, y, r in zip(hx, hy, hr, strict=True):

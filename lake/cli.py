@@ -182,6 +182,11 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | N
         click.echo(f"generated {n} files under {archive}")
     cfg = _cfg(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
     _run_ingest(cfg, rebuild=False)
+    from lake.jobs import MONITORS, run_job
+
+    for name in MONITORS:
+        r = run_job(lake_dir, name, {}, cfg)
+        click.echo(f"monitor {name}: {r.status} ({r.counts.get('measured', 0)} files measured)")
     from lake.access import read_sql
 
     rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
@@ -409,6 +414,46 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
     click.echo(f"*/{every} * * * * {ql} run-due --lake {lake_dir} >> {lake_dir / 'logs' / 'cron.log'} 2>&1")
     for job, expr in schedule(cfg["schedule"]).items():
         click.echo(f"# {expr:16} {job}")
+
+
+@main.group("monitor")
+def monitor_cmd() -> None:
+    """The calibration monitors (each runs as a recorded job)."""
+
+
+@monitor_cmd.command("list")
+def monitor_list_cmd() -> None:
+    """The monitors and what they watch."""
+    from monitors.registry import all_monitors
+
+    for m in all_monitors():
+        click.echo(f"{m.name:16} {m.title}")
+
+
+@monitor_cmd.command("run")
+@click.argument("names", nargs=-1)
+@click.option("--all", "run_all", is_flag=True, help="Run every monitor.")
+@click.option("--rebuild", is_flag=True, help="Recompute from all inputs, not only new ones.")
+@lake_option
+@_handle_errors
+def monitor_run_cmd(names: tuple[str, ...], run_all: bool, rebuild: bool, lake: str | None) -> None:
+    """Run monitors NAMES (or --all): measure new inputs, update the result table and plots."""
+    from lake.jobs import MONITORS, run_job
+
+    chosen = list(MONITORS) if run_all else list(names)
+    if not chosen:
+        raise click.UsageError("name a monitor or use --all ('ql monitor list' lists them)")
+    cfg = _cfg(lake=lake)
+    failed = 0
+    for name in chosen:
+        r = run_job(cfg["lake"], name, {"rebuild": rebuild} if rebuild else {}, cfg)
+        counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
+        click.echo(f"{name} {r.run_id}: {r.status}" + (f" ({counts})" if counts else ""))
+        if r.error:
+            click.echo(f"  {r.error}", err=True)
+        failed += r.status == "failed"
+    if failed:
+        sys.exit(1)
 
 
 @main.command("tables")

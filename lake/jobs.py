@@ -103,6 +103,8 @@ class JobResult:
     counts: dict[str, int] = field(default_factory=dict)
     findings: pa.Table | None = None
     summary: str = ""
+    table: str | None = None  # where the findings go (default findings_<job>)
+    replace: bool = False  # replace the table's rows instead of appending (a monitor's --rebuild)
 
 
 @dataclass
@@ -116,9 +118,27 @@ class Run:
     findings: int = 0
 
 
+# the calibration monitors (monitors/registry.py) run as jobs of their own name
+MONITORS = (
+    "uvis-darks",
+    "uvis-gain",
+    "uvis-eper-cte",
+    "uvis-contam",
+    "ir-bias",
+    "ir-blobs",
+)
+
+
 def job_function(name: str) -> Callable[[JobContext], JobResult]:
+    if name in MONITORS:
+        from functools import partial
+
+        run_monitor = importlib.import_module("monitors.framework").run_monitor
+        return partial(run_monitor, name=name)
     if name not in REGISTRY:
-        raise ConfigError(f"no job {name!r}; jobs: {', '.join(sorted(REGISTRY))}")
+        raise ConfigError(
+            f"no job {name!r}; jobs: {', '.join(sorted(REGISTRY))}; monitors: {', '.join(MONITORS)}"
+        )
     module, func = REGISTRY[name].split(":")
     fn: Callable[[JobContext], JobResult] = getattr(importlib.import_module(module), func)
     return fn
@@ -258,7 +278,9 @@ def run_job(
             counts = dict(res.counts)
             if res.findings is not None:
                 n_found = res.findings.num_rows
-                _store_findings(root, cfg, job, run_id, res.findings)
+                _store_findings(
+                    root, cfg, res.table or findings_table(job), run_id, res.findings, res.replace
+                )
                 counts.setdefault("findings", n_found)
             status = "success" if res.worked else "no-work"
             log.info("%s: %s %s", status, res.summary or "done", json.dumps(counts, sort_keys=True))
@@ -285,8 +307,10 @@ def findings_table(job: str) -> str:
     return "findings_" + job.replace("-", "_")
 
 
-def _store_findings(root: Path, cfg: dict[str, Any], job: str, run_id: str, findings: pa.Table) -> None:
-    """Append the run's findings (tagged with run id and time) to ``findings_<job>`` and publish."""
+def _store_findings(
+    root: Path, cfg: dict[str, Any], name: str, run_id: str, findings: pa.Table, replace: bool = False
+) -> None:
+    """Append the run's findings (tagged with run id and time) to the table ``name`` and publish."""
     from lake.tables import Lake
 
     n = findings.num_rows
@@ -302,10 +326,12 @@ def _store_findings(root: Path, cfg: dict[str, Any], job: str, run_id: str, find
     with lake.writer(wait=LAKE_WAIT):
         lake.recover()
         pins = lake.init()
-        name = findings_table(job)
         lake.ensure_table(pins, name, tagged.schema)
         lake.evolve(pins, name, tagged.schema)
-        lake.append(pins, name, tagged)
+        if replace:
+            lake.overwrite(pins, name, tagged)
+        else:
+            lake.append(pins, name, tagged)
         lake.publish(pins)
 
 

@@ -1,0 +1,53 @@
+"""Reading pixel rows for the monitors: only the rows a file holds (``QLROWS``), in physical units.
+
+A generated sparse archive marks each simulated HDU with ``QLROWS = 'a:b,c:d'`` (row ranges); real
+files have no such card and all rows are read. Slices are read with fitsio (no full-frame copy).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import fitsio
+import numpy as np
+
+
+def row_ranges(header: Any, nrows: int) -> list[tuple[int, int]]:
+    spec = header.get("QLROWS") if header is not None else None
+    if not spec:
+        return [(0, nrows)]
+    out = []
+    for part in str(spec).split(","):
+        a, b = part.split(":")
+        out.append((int(a), int(b)))
+    return out
+
+
+def read_rows(path: str, ext: int | tuple[str, int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(row numbers, data rows as float64, header as a dict) of one image HDU."""
+    with fitsio.FITS(path) as f:
+        hdu = f[ext]
+        hdr = hdu.read_header()
+        nrows = int(hdr["NAXIS2"])
+        blocks, rows = [], []
+        for a, b in row_ranges(hdr, nrows):
+            blocks.append(np.asarray(hdu[a:b, :], dtype=np.float64))
+            rows.append(np.arange(a, b))
+        header = _as_dict(hdr)
+    return np.concatenate(rows), np.vstack(blocks), header
+
+
+def primary(path: str) -> dict[str, Any]:
+    with fitsio.FITS(path) as f:
+        hdr = f[0].read_header()
+    return _as_dict(hdr)
+
+
+def _as_dict(hdr: Any) -> dict[str, Any]:
+    """Keyword -> value, first occurrence wins (as ``header[key]`` does); commentary cards skipped."""
+    out: dict[str, Any] = {}
+    for rec in hdr.records():
+        name = rec.get("name")
+        if name and name not in {"HISTORY", "COMMENT"} and name not in out:
+            out[name] = rec.get("value")
+    return out

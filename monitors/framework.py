@@ -1,0 +1,128 @@
+"""Calibration monitors: plain functions registered in one place, run incrementally on Dask.
+
+A :class:`Monitor` declares its input selection (SQL over the lake), a per-file measurement that runs
+in Dask workers and returns a few result rows, the result schema, a trend summary computed from all
+results, and plots drawn from the results (PNG for reports, a Vega-Lite spec for the site). Results
+accumulate in the lake table ``monitor_<name>``; a run measures only inputs that table does not have
+yet (``rebuild`` recomputes all) and is recorded by the job layer like any other job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from lake.access import read_sql
+from lake.jobs import JobContext, JobResult
+
+
+SMALL = 64
+
+
+@dataclass(frozen=True)
+class Monitor:
+    name: str
+    title: str
+    select: str  # SQL over the lake: must return path and rootname, plus what measure() needs
+    measure: Callable[[str, dict[str, Any]], list[dict[str, Any]]]  # (absolute path, input row) -> rows
+    schema: pa.Schema  # result rows; path is added
+    trend: Callable[[pa.Table], dict[str, Any]]  # summary of all results (fits, levels)
+    plot: Callable[[pa.Table, dict[str, Any], Path], list[Path]]
+    vega: Callable[[pa.Table], dict[str, Any]] | None = None
+    doc: str = ""
+
+
+def table_name(name: str) -> str:
+    return "monitor_" + name.replace("-", "_")
+
+
+def _safe(
+    measure: Callable[[str, dict[str, Any]], list[dict[str, Any]]], item: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """One file's rows; a file that cannot be measured becomes one error row, not a failed run."""
+    try:
+        return [{**r, "path": item["path"]} for r in measure(item["abs_path"], item)]
+    except Exception as e:  # one bad file never sinks the batch
+        return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}"}]
+
+
+def dask_map(
+    fn: Callable[[dict[str, Any]], list[dict[str, Any]]], items: list[dict[str, Any]], cfg: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """``fn`` over ``items`` on the configured Dask scheduler, in coarse partitions; rows flattened."""
+    import dask.bag as db
+
+    workers = int(cfg.get("workers") or os.cpu_count() or 1)
+    bag = db.from_sequence(items, npartitions=max(1, min(len(items), workers * 4))).map(fn).flatten()
+    scheduler = cfg.get("scheduler", "local")
+    # a local cluster takes seconds to start: below SMALL files the work is done in this process
+    if scheduler == "synchronous" or (scheduler == "local" and len(items) < SMALL):
+        return list(bag.compute(scheduler="synchronous"))
+    from distributed import Client, LocalCluster
+
+    if scheduler == "local":
+        with (
+            LocalCluster(
+                n_workers=workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=40,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            return list(client.compute(bag).result())
+    with Client(scheduler, timeout=30) as client:
+        return list(client.compute(bag).result())
+
+
+def run_monitor(ctx: JobContext, name: str) -> JobResult:
+    from functools import partial
+
+    from monitors.registry import get
+
+    m = get(name)
+    rebuild = str(ctx.params.get("rebuild", "")).lower() in {"1", "true", "yes"}
+    sel = read_sql(m.select, ctx.lake_root).to_pylist()
+    table = table_name(name)
+    old = None
+    if not rebuild:
+        try:
+            old = read_sql(f"SELECT * EXCLUDE (run_id, found_at) FROM {table}", ctx.lake_root)
+        except Exception:  # first run: no table yet
+            old = None
+    done = set(old.column("path").to_pylist()) if old is not None else set()
+    archive = Path(ctx.cfg["archive"])
+    todo = [{**r, "abs_path": str(archive / r["path"])} for r in sel if r["path"] not in done]
+    ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(todo))
+    if not todo:
+        return JobResult(False, {"inputs": len(sel), "measured": 0}, None, "no new inputs")
+    rows = dask_map(partial(_safe, m.measure), todo, ctx.cfg)
+    errors = [r["__error__"] for r in rows if "__error__" in r]
+    for e in errors:
+        ctx.log.warning("%s", e)
+    good = [r for r in rows if "__error__" not in r]
+    schema = m.schema.append(pa.field("path", pa.string()))
+    new = pa.table({f.name: pa.array([r.get(f.name) for r in good], f.type) for f in schema}, schema=schema)
+    everything = pa.concat_tables([old.select(schema.names).cast(schema), new]) if old is not None else new
+    summary = m.trend(everything) if everything.num_rows else {}
+    out = ctx.lake_root / "reports" / "monitors" / name
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = m.plot(everything, summary, out) if everything.num_rows else []
+    (out / "trend.json").write_text(json.dumps(summary, indent=1, default=float))
+    if m.vega is not None and everything.num_rows:
+        (out / "plot.vl.json").write_text(json.dumps(m.vega(everything), default=str))
+    ctx.log.info("summary %s; plots %s", json.dumps(summary, default=float), [str(p) for p in pngs])
+    counts = {
+        "inputs": len(sel),
+        "measured": len(todo) - len(errors),
+        "errors": len(errors),
+        "rows": new.num_rows,
+    }
+    return JobResult(True, counts, new, f"{len(todo)} files measured", table=table, replace=rebuild)

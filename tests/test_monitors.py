@@ -1,0 +1,156 @@
+"""Calibration monitors against the generated archive's truth table (never against their own output)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+import lake
+from ingest.archivegen import TRUTH_FILE, generate
+from ingest.features import Instrument, years_since_2009
+from ingest.run import ingest
+from lake.jobs import MONITORS, run_job
+from tests.conftest import REAL
+
+SEED = 5
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    base = tmp_path_factory.mktemp("monitors")
+    archive, lk = base / "archive", base / "lake"
+    generate(archive, 200, seed=SEED, pixels="sparse")
+    ingest(lk, str(archive), scheduler="synchronous")
+    cfg = {"archive": str(archive), "scheduler": "synchronous"}
+    runs = {}
+    for m in MONITORS:
+        runs[m] = run_job(lk, m, cfg={**_cfg(lk), **cfg})
+    truth = pq.read_table(archive / TRUTH_FILE).to_pylist()
+    return {"lake": lk, "archive": archive, "runs": runs, "truth": truth, "cfg": {**_cfg(lk), **cfg}}
+
+
+def _cfg(lk: Path) -> dict[str, Any]:
+    from lake import settings
+
+    return settings.load({"lake": str(lk)})
+
+
+def summary(site: dict[str, Any], name: str) -> dict[str, Any]:
+    out: dict[str, Any] = json.loads(
+        (site["lake"] / "reports" / "monitors" / name / "trend.json").read_text()
+    )
+    return out
+
+
+def test_every_monitor_ran_and_a_second_run_has_no_work(site: dict[str, Any]) -> None:
+    for name, r in site["runs"].items():
+        assert r.status == "success" and r.counts["errors"] == 0, (name, r.error, r.counts)
+        assert list((site["lake"] / "reports" / "monitors" / name).glob("*.png"))
+    assert run_job(site["lake"], "ir-bias", cfg=site["cfg"]).status == "no-work"
+
+
+def test_uvis_darks_trend_and_hot_pixels(site: dict[str, Any]) -> None:
+    inst = Instrument(SEED)
+    for chip, s in summary(site, "uvis-darks").items():
+        assert s["slope"] == pytest.approx(inst.DARK_SLOPE, rel=0.1), chip
+        assert s["intercept"] == pytest.approx(inst.dark_rate(54832.0), rel=0.1), chip
+    rows = lake.read_sql("SELECT * FROM monitor_uvis_darks", site["lake"]).to_pylist()
+    hot = [t for t in site["truth"] if t["feature"] == "hot_pixel"]
+    found_all = truth_all = hits = 0
+    for r in rows:
+        t = r["expstart"]
+        truth = {
+            (int(h["x"]), int(h["y"]))
+            for h in hot
+            if h["chip"] == r["chip"] and h["start_mjd"] <= t and (h["end_mjd"] is None or h["end_mjd"] > t)
+        }
+        found = {(int(a), int(b)) for a, b, _ in (p.split(",") for p in r["hot_pixels"].split(";") if p)}
+        hits += len(found & truth)
+        found_all += len(found)
+        truth_all += len(truth)
+    assert truth_all > 200
+    assert hits / truth_all >= 0.95  # recall
+    assert (found_all - hits) / found_all <= 0.05  # false positives
+
+
+def test_uvis_gain_per_amp(site: dict[str, Any]) -> None:
+    inst = Instrument(SEED)
+    for amp, s in summary(site, "uvis-gain").items():
+        assert s["gain"] == pytest.approx(inst.uvis_gain[amp], rel=0.02), amp
+
+
+def test_uvis_eper_cte_trend(site: dict[str, Any]) -> None:
+    inst = Instrument(SEED)
+    s = summary(site, "uvis-eper-cte")["all"]
+    assert -s["slope"] == pytest.approx(inst.CTE_SLOPE, rel=0.1)
+
+
+def test_uvis_contam_decline_per_filter(site: dict[str, Any]) -> None:
+    inst = Instrument(SEED)
+    checked = 0
+    for filt, s in summary(site, "uvis-contam").items():
+        if s["n"] >= 2:
+            assert s["slope"] == pytest.approx(inst.photometric_decline(filt), rel=0.1), filt
+            checked += 1
+    assert checked >= 2
+
+
+def test_ir_bias_levels_and_drift(site: dict[str, Any]) -> None:
+    inst = Instrument(SEED)
+    for q, s in summary(site, "ir-bias").items():
+        assert s["slope"] == pytest.approx(inst.ir_bias_drift[q], rel=0.1), q
+        assert s["intercept"] == pytest.approx(inst.ir_bias(q, 54832.0), abs=3), q
+
+
+def test_ir_blobs_found_with_first_seen_dates(site: dict[str, Any]) -> None:
+    cat = summary(site, "ir-blobs")["catalogue"]
+    flats = lake.read_sql("SELECT expstart FROM monitor_ir_blobs", site["lake"]).column(0).to_pylist()
+    last = max(flats)
+    truth = [t for t in site["truth"] if t["feature"] == "blob" and t["start_mjd"] <= last]
+    assert len(truth) >= 5
+    matched = [c for c in cat if any(np.hypot(c["x"] - t["x"], c["y"] - t["y"]) <= 2 for t in truth)]
+    recall = sum(any(np.hypot(c["x"] - t["x"], c["y"] - t["y"]) <= 2 for c in cat) for t in truth) / len(
+        truth
+    )
+    assert recall >= 0.95
+    assert (len(cat) - len(matched)) / len(cat) <= 0.05
+    for t in truth:  # first seen: the first flat after the blob appeared
+        c = min(cat, key=lambda c: np.hypot(c["x"] - t["x"], c["y"] - t["y"]))
+        earlier = [f for f in flats if t["start_mjd"] <= f < c["first_seen"]]
+        assert c["first_seen"] >= t["start_mjd"] and not earlier
+
+
+def test_monitors_run_on_the_real_files(tmp_path: Path) -> None:
+    lk = tmp_path / "lake"
+    ingest(lk, str(REAL), scheduler="synchronous", template="{dir}/{stem}.fits")
+    cfg = {**_cfg(lk), "archive": str(REAL), "layout": "{dir}/{stem}.fits", "scheduler": "synchronous"}
+    for m in MONITORS:
+        r = run_job(lk, m, cfg=cfg)
+        assert r.status in {"success", "no-work"} and not r.counts.get("errors"), (m, r.error, r.counts)
+
+
+def test_years_helper_matches_generator() -> None:
+    assert float(years_since_2009(54832.0 + 365.25)) == pytest.approx(1.0)
+
+
+@pytest.mark.slow
+def test_local_cluster_gives_the_same_results(site: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    from monitors import framework
+
+    monkeypatch.setattr(framework, "SMALL", 0)  # use the cluster even for a few files
+    before = lake.read_sql(
+        "SELECT rootname, quad, zeroth_median FROM monitor_ir_bias ORDER BY ALL", site["lake"]
+    )
+    r = run_job(
+        site["lake"], "ir-bias", {"rebuild": "true"}, {**site["cfg"], "scheduler": "local", "workers": 2}
+    )
+    assert r.status == "success" and r.counts["errors"] == 0
+    after = lake.read_sql(
+        "SELECT rootname, quad, zeroth_median FROM monitor_ir_bias ORDER BY ALL", site["lake"]
+    )
+    assert after.equals(before)
