@@ -143,7 +143,10 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
             files: tuple[str, ...] = ("raw", "flt", "flc", "spt")
         else:
             filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
-            exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
+            if imagetyp == "DARK":  # long SPARS/STEP dark ramps, as the IR dark programme takes
+                exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
+            else:
+                exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
             files = ("raw", "ima", "flt", "spt")
         asn = (rootname[:6] + "010").upper() if rng.random() < 0.6 else "NONE"
         exps.append(

@@ -214,6 +214,16 @@ class Instrument:
         sel = b["first"] <= mjd
         return list(zip(b["x"][sel], b["y"][sel], b["radius"][sel], b["depth"][sel], strict=True))
 
+    # ------------------------------------------------------------------ IR bad actors
+    BAD_LEVELS = (0.7, 1.5, 3.0, 6.0, 12.0)  # multiples of saturation planted in bright exposures
+
+    def bad_actor(self, rootname: str) -> dict[float, int] | None:
+        """Pixels planted at each multiple of saturation in about a third of the IR science exposures."""
+        rng = np.random.default_rng([self.seed, 7003, *rootname.encode()])
+        if rng.random() > 0.35:
+            return None
+        return {m: int(rng.integers(20, 1500)) for m in self.BAD_LEVELS}
+
     # ------------------------------------------------------------------ photometry
     def photometric_decline(self, filt: str) -> float:
         """Fractional count-rate change per year of the standard stars in a filter (bluer declines faster)."""

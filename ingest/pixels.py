@@ -178,8 +178,9 @@ def read_times(e: Exposure, nsamp: int) -> np.ndarray:
 
 def ir_ramp(
     inst: Instrument, e: Exposure, nsamp: int, rows: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
-    """Cumulative e- per read (nsamp, rows, 1024), per-pixel gain, and the snowballs planted."""
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]], np.ndarray]:
+    """Cumulative e- per read (nsamp, rows, 1024; saturating), per-pixel gain, the snowballs planted, and
+    the unsaturated fluence over the exposure."""
     t = read_times(e, nsamp)
     shape = (len(rows), 1024)
     if e.imagetyp == "FLAT":
@@ -191,6 +192,15 @@ def ir_ramp(
         rate = np.full(shape, IR_DARK)
     else:
         rate = np.full(shape, 1.5)  # sky
+        planted = inst.bad_actor(e.rootname) if e.detector == "IR" else None
+        if planted:  # bright sources at known multiples of saturation, in the first band's rows
+            band = np.flatnonzero((rows >= IR_BANDS[0][0] + 4) & (rows < IR_BANDS[0][1] - 4))
+            cells = [(int(r), c) for c in range(20, 1000) for r in band]
+            at = 0
+            for multiple, n in planted.items():
+                for r, c in cells[at : at + n]:
+                    rate[r, c] = multiple * IR_SATURATION / e.exptime
+                at += n
     border = np.zeros(shape, bool)  # reference pixels see no light
     border[:, :5] = border[:, -5:] = True
     border[(rows < 5) | (rows >= 1019)] = True
@@ -229,10 +239,11 @@ def ir_ramp(
                     "note": "flt coordinates; read = IMSET (1 = last)",
                 }
             )
+    fluence = cum[-1] - cum[0]  # what calwf3's up-the-ramp fit recovers from the unsaturated reads
     cum = np.minimum(cum, IR_SATURATION * 1.1)
     quad = quadrant_of(np.arange(1024)[None, :].repeat(len(rows), 0), rows[:, None].repeat(1024, 1))
     gain = np.array([inst.ir_gain[q] for q in IR_QUADS])[quad]
-    return cum, gain, snowballs
+    return cum, gain, snowballs, fluence
 
 
 def _inside_band(y: float, rows: np.ndarray) -> float:
@@ -247,15 +258,15 @@ def _inside_band(y: float, rows: np.ndarray) -> float:
 
 def ir_raw_reads(
     inst: Instrument, e: Exposure, nsamp: int, rows: np.ndarray, rng: np.random.Generator
-) -> tuple[Any, Any, list[dict[str, Any]]]:
-    """(raw DN per read, zeroth first; cumulative e-; snowballs)."""
-    cum, gain, balls = ir_ramp(inst, e, nsamp, rows, rng)
+) -> tuple[Any, Any, list[dict[str, Any]], Any]:
+    """(raw DN per read, zeroth first; cumulative e-; snowballs; unsaturated fluence)."""
+    cum, gain, balls, fluence = ir_ramp(inst, e, nsamp, rows, rng)
     quad = quadrant_of(np.arange(1024)[None, :].repeat(len(rows), 0), rows[:, None].repeat(1024, 1))
     bias = np.array([inst.ir_bias(q, e.expstart) for q in IR_QUADS])[quad]
     pattern = np.random.default_rng([inst.seed, 9001]).normal(0, 15, IR_SHAPE)[rows]  # fixed per pixel
     dn = cum / gain[None] + bias[None] + pattern[None]
     dn += rng.normal(0, IR_READ_NOISE / np.sqrt(2) / gain[None], dn.shape)
-    return np.clip(np.round(dn), 1, 65535), cum, balls
+    return np.clip(np.round(dn), 1, 65535), cum, balls, fluence
 
 
 def blocks_of(rows: np.ndarray, arr: np.ndarray, dtype: str, offset: int = 0) -> list[tuple[int, Any]]:
@@ -301,7 +312,7 @@ def render(
     wanted = (
         mode == "full"
         or (calib and filetype in {"raw", "ima"})
-        or (filetype == "flt" and e.imagetyp == "FLAT")
+        or filetype == "flt"  # flats (blobs) and science (bad actors, persistence)
     )
     if not wanted or filetype == "spt":
         return blocks, extra
@@ -309,14 +320,17 @@ def render(
         max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else int(e.values.get("NSAMP", 4))
     )
     rows = ir_rows(mode)
-    dn, cum, extra = ir_raw_reads(inst, e, nsamp, rows, rng)
+    dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
     t = read_times(e, nsamp)
     for k, (name, ver) in enumerate(hdus):
         if filetype == "flt":
             if name == "SCI":
-                slope = (cum[-1] - cum[0]) / max(e.exptime, 1e-3)
                 keep = (rows >= 5) & (rows < 1019)
-                blocks[k] = blocks_of(rows[keep], slope[keep][:, 5:1019], ">f4", offset=5)
+                flu = fluence[keep][:, 5:1019]
+                blocks[k] = blocks_of(rows[keep], flu / max(e.exptime, 1e-3), ">f4", offset=5)
+                extra = (
+                    [_bad_actor_truth(e, flu)] if inst.bad_actor(e.rootname) and e.imagetyp == "EXT" else []
+                )
             continue
         if name != "SCI":
             continue
@@ -326,7 +340,21 @@ def render(
         else:  # ima: e-/s since the zeroth read
             rate = (cum[read] - cum[0]) / t[read] if read else np.zeros_like(cum[0])
             blocks[k] = blocks_of(rows, rate, ">f4")
-    return blocks, extra if filetype == "ima" else []
+    return blocks, extra if filetype in {"ima", "flt"} else []
+
+
+def _bad_actor_truth(e: Exposure, fluence: np.ndarray) -> dict[str, Any]:
+    """The exact fractions of the flt's simulated pixels above 0.5, 1, 2, 5 and 10 x saturation."""
+    import json
+
+    fr = {str(m): float(np.mean(fluence > m * IR_SATURATION)) for m in (0.5, 1, 2, 5, 10)}
+    return {
+        "feature": "bad_actor",
+        "detector": "IR",
+        "rootname": e.rootname,
+        "value": fr["1"],
+        "note": json.dumps(fr),
+    }
 
 
 def rows_card(blocks: list[tuple[int, Any]]) -> str:

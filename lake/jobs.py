@@ -126,6 +126,8 @@ MONITORS = (
     "uvis-contam",
     "ir-bias",
     "ir-blobs",
+    "ir-snowballs",
+    "ir-bad-actors",
 )
 
 

@@ -21,7 +21,6 @@ import pyarrow as pa
 from lake.access import read_sql
 from lake.jobs import JobContext, JobResult
 
-
 SMALL = 64
 
 

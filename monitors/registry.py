@@ -14,6 +14,8 @@ MODULES = {
     "uvis-contam": "monitors.uvis_contam",
     "ir-bias": "monitors.ir_bias",
     "ir-blobs": "monitors.ir_blobs",
+    "ir-snowballs": "monitors.ir_snowballs",
+    "ir-bad-actors": "monitors.ir_bad_actors",
 }
 
 

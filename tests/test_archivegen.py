@@ -178,7 +178,7 @@ def test_snowballs_land_where_the_truth_says() -> None:
     )
     rows = px.ir_rows("sparse")
     rng = np.random.default_rng(1)
-    cum, _gain, balls = px.ir_ramp(inst, e, 16, rows, rng)
+    cum, _gain, balls, _fluence = px.ir_ramp(inst, e, 16, rows, rng)
     assert len(balls) >= 2  # 0.6 per hour over 10 hours
     for b in balls:
         read = 16 - b["read"]

@@ -154,3 +154,35 @@ def test_local_cluster_gives_the_same_results(site: dict[str, Any], monkeypatch:
         "SELECT rootname, quad, zeroth_median FROM monitor_ir_bias ORDER BY ALL", site["lake"]
     )
     assert after.equals(before)
+
+
+def test_ir_snowballs_found_with_their_read(site: dict[str, Any]) -> None:
+    truth = [t for t in site["truth"] if t["feature"] == "snowball"]
+    found = [
+        r for r in lake.read_sql("SELECT * FROM monitor_ir_snowballs", site["lake"]).to_pylist() if r["npix"]
+    ]
+    assert truth, "the test archive should hold snowballs"
+    for t in truth:
+        near = [
+            f
+            for f in found
+            if f["rootname"] == t["rootname"] and np.hypot(f["x"] - t["x"], f["y"] - t["y"]) <= 2
+        ]
+        assert len(near) == 1 and near[0]["read"] == t["read"], t
+        assert near[0]["total_e"] == pytest.approx(t["value"], rel=0.1)
+    assert len(found) == len(truth)  # nothing else
+    s = summary(site, "ir-snowballs")["all"]
+    assert s["snowballs"] == len(truth) and s["hours"] > 1
+
+
+def test_ir_bad_actors_fractions_and_ranking(site: dict[str, Any]) -> None:
+    truth = {t["rootname"]: json.loads(t["note"]) for t in site["truth"] if t["feature"] == "bad_actor"}
+    rows = lake.read_sql("SELECT * FROM monitor_ir_bad_actors", site["lake"]).to_pylist()
+    assert len(truth) >= 3
+    for r in rows:
+        want = truth.get(r["rootname"], {"0.5": 0.0, "1": 0.0, "2": 0.0, "5": 0.0, "10": 0.0})
+        for level, frac in want.items():
+            assert r["x_" + level.replace(".", "_")] == pytest.approx(frac, abs=1e-9), (r["rootname"], level)
+    ranked = summary(site, "ir-bad-actors")["programs"]
+    means = [p["mean_sat"] for p in ranked]
+    assert means == sorted(means, reverse=True) and means[0] > 0
