@@ -21,6 +21,7 @@ import numpy as np
 
 from ingest import headertemplate as ht
 from ingest import pixels as px
+from ingest import products
 from ingest.features import Instrument
 from lake.errors import GeneratorError
 from lake.layout import Layout
@@ -64,6 +65,8 @@ class Exposure:
     pi: str
     filetypes: tuple[str, ...]
     values: dict[str, Any] = field(default_factory=dict)
+    nsamp: int = 0  # IR: reads including the zeroth (MULTIACCUM), up to 16
+    samp_seq: str = ""
 
 
 def mjd_to_datetime(mjd: float) -> datetime:
@@ -140,15 +143,28 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
                 exptime = float(rng.choice([4.0, 10.0, 30.0, 100.0, 300.0, 1000.0]))
             else:
                 exptime = float(np.round(rng.uniform(30, 1400), 3))
-            files: tuple[str, ...] = ("raw", "flt", "flc", "spt")
+            files: tuple[str, ...] = ("raw", "flt", "flc", "spt", "trl")
         else:
             filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
             if imagetyp == "DARK":  # long SPARS/STEP dark ramps, as the IR dark programme takes
                 exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
             else:
                 exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
-            files = ("raw", "ima", "flt", "spt")
-        asn = (rootname[:6] + "010").upper() if rng.random() < 0.6 else "NONE"
+            files = ("raw", "ima", "flt", "spt", "trl")
+        nsamp, samp_seq = 0, ""
+        if detector == "IR":
+            nsamp = 16 if imagetyp == "DARK" else int(rng.choice([4, 8, 12, 16]))
+            samp_seq = (
+                "SPARS200"
+                if imagetyp == "DARK"
+                else str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
+            )
+        # one association per visit and detector (associations never mix detectors)
+        asn = (
+            (rootname[:6] + ("010" if detector == "UVIS" else "020")).upper()
+            if rng.random() < 0.6
+            else "NONE"
+        )
         exps.append(
             Exposure(
                 rootname,
@@ -164,6 +180,8 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
                 asn,
                 str(rng.choice(PIS)),
                 files,
+                nsamp=nsamp,
+                samp_seq=samp_seq,
             )
         )
     return exps
@@ -200,15 +218,22 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
     return values
 
 
-def _layout(e: Exposure, filetype: str) -> list[Any]:
-    """The template HDUs of one file."""
+def _layout(e: Exposure, filetype: str) -> list[tuple[Any, int]]:
+    """(template HDU, EXTVER) for each HDU of one file. IR raw/ima repeat the template's IMSET once per
+    read, newest first (EXTVER 1 = the last read, EXTVER NSAMP = the zeroth read)."""
     if e.detector == "UVIS":
         tpl = ht.load("uvis_flc")
         hdus = tpl.hdus[:7] if filetype in {"raw", "spt"} else tpl.hdus
+    elif filetype == "flt":
+        hdus = ht.load("ir_flt").hdus
     else:
-        tpl = ht.load("ir_flt" if filetype == "flt" else "ir_ima")
-        hdus = tpl.hdus
-    return hdus[:1] if filetype == "spt" else hdus
+        tpl = ht.load("ir_ima")
+        if filetype == "spt":
+            return [(tpl.hdus[0], 1)]
+        imset = tpl.hdus[1:6]  # SCI, ERR, DQ, SAMP, TIME
+        return [(tpl.hdus[0], 1)] + [(h, v) for v in range(1, max(e.nsamp, 1) + 1) for h in imset]
+    hdus = hdus[:1] if filetype == "spt" else hdus
+    return [(h, _shape(h)[1]) for h in hdus]
 
 
 _SHAPES: dict[int, tuple[str, int, int, int, list[int], int]] = {}
@@ -235,8 +260,9 @@ def _file_hdus(
     e: Exposure, filetype: str, inst: Instrument | None = None, pixels: str = "none"
 ) -> tuple[list[tuple[bytes, int, list[tuple[int, bytes]]]], list[dict[str, Any]]]:
     """(header bytes, data bytes, [(offset in data, pixel bytes)]) per HDU of one file, and truth rows."""
-    hdus = _layout(e, filetype)
-    shapes = [_shape(h) for h in hdus]
+    layout = _layout(e, filetype)
+    hdus = [h for h, _v in layout]
+    shapes = [(sh[0], v, *sh[2:]) for sh, (_h, v) in zip((_shape(h) for h in hdus), layout, strict=True)]
     names = [(sh[0], sh[1]) for sh in shapes]
     blocks: dict[int, list[tuple[int, Any]]] = {}
     truth: list[dict[str, Any]] = []
@@ -247,7 +273,8 @@ def _file_hdus(
     out: list[tuple[bytes, int, list[tuple[int, bytes]]]] = []
     prim = _primary_values(e, filetype)
     if e.detector == "IR":
-        prim["NSAMP"] = nsamp if filetype != "flt" else 4
+        prim["NSAMP"] = e.nsamp or nsamp
+        prim["SAMP_SEQ"] = e.samp_seq or "RAPID"
     if inst is not None and e.detector == "UVIS":
         for amp in "ABCD":
             prim[f"ATODGN{amp}"] = inst.uvis_gain[amp]
@@ -265,6 +292,8 @@ def _file_hdus(
             if hdu.has("EXPNAME"):
                 values["EXPNAME"] = e.rootname
         extname, extver, bitpix, naxis, dims, pcount = shapes[k]
+        if k and hdu.has("EXTVER"):
+            values["EXTVER"] = extver
         if extname in {"SCI", "ERR", "DQ"} and naxis == 2:
             if e.detector == "UVIS":
                 dims = [4206, 2070] if filetype == "raw" else [4096, 2051]
@@ -379,15 +408,26 @@ def generate(
         raise GeneratorError(f"cannot write to {out}: {err.strerror}") from None
     inst = Instrument(seed)
     truth: list[dict[str, Any]] = []
-    files = list(iter_files(exps, layout))
-    dirs = sorted({(out / rel).parent for rel, _e, _ft in files})
+    files: list[tuple[str, Exposure, str, list[Exposure]]] = [
+        (rel, e, ft, []) for rel, e, ft in iter_files(exps, layout)
+    ]
+    files += [
+        (layout.path(prop, root, ft), members[0], ft, members)
+        for prop, root, ft, members in products.association_files(exps)
+    ]
+    dirs = sorted({(out / rel).parent for rel, _e, _ft, _m in files})
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
 
-    for n, (rel, e, ft) in enumerate(files, start=1):
-        hdus, rows = _file_hdus(e, ft, inst, pixels)
-        write_file(out / rel, hdus)
-        truth += rows
+    for n, (rel, e, ft, members) in enumerate(files, start=1):
+        if members:
+            write_file(out / rel, products.association(e.asn_id, members, ft))
+        elif ft == "trl":
+            write_file(out / rel, products.trailer(e))
+        else:
+            hdus, rows = _file_hdus(e, ft, inst, pixels)
+            write_file(out / rel, hdus)
+            truth += rows
         if progress:
             progress(n, len(files))
     _set_permissions(out, exps)

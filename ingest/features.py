@@ -26,7 +26,7 @@ DAYS_PER_YEAR = 365.25
 UVIS_BANDS = ((256, 320), (1024, 1088))
 UVIS_EPER_ROWS = 24
 # IR rows (raw coordinates, 0..1023) that sparse mode writes.
-IR_BANDS = ((200, 264), (700, 764))
+IR_BANDS = ((200, 240), (700, 740))
 
 UVIS_AMPS = {1: ("A", "B"), 2: ("C", "D")}  # chip -> (left amp, right amp)
 IR_QUADS = ("A", "B", "C", "D")  # quadrants of the IR array (see quadrant_of)
@@ -187,23 +187,25 @@ class Instrument:
         return float(self.ir_bias0[quad] + self.ir_bias_drift[quad] * years_since_2009(mjd))
 
     def _plan_blobs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Blobs appear over the years (19 by 2010, ~40 by 2012, more later), inside the IR bands."""
+        """Blobs appear over the years (19 by 2010, ~40 by 2012, more later), each wholly inside an IR band
+        and apart from the others (a catalogue's blobs are distinct)."""
         n = 24
-        rows = band_rows(IR_BANDS)
-        ys = []
-        for _ in range(n):
-            r = int(rng.choice(rows))
-            ys.append(r)
         first = np.sort(rng.uniform(self.start_mjd + 60, self.stop_mjd - 200, n))
         radius = rng.uniform(7, 10, n)
-        y = np.clip(np.array(ys, float), IR_BANDS[0][0] + 12, None)
-        # keep the whole blob inside its band
+        xs: list[float] = []
+        ys: list[float] = []
         for i in range(n):
-            band = next(b for b in IR_BANDS if b[0] <= ys[i] < b[1])
-            y[i] = float(np.clip(ys[i], band[0] + radius[i] + 2, band[1] - radius[i] - 2))
+            while True:
+                band = IR_BANDS[int(rng.integers(0, len(IR_BANDS)))]
+                y = float(rng.uniform(band[0] + radius[i] + 2, band[1] - radius[i] - 2))
+                x = float(rng.uniform(40, 1024 - 40))
+                if all(np.hypot(x - x2, y - y2) > 3 * 10 for x2, y2 in zip(xs, ys, strict=True)):
+                    break
+            xs.append(x)
+            ys.append(y)
         return {
-            "x": rng.uniform(40, 1024 - 40, n).round(1),
-            "y": y.round(1),
+            "x": np.round(xs, 1),
+            "y": np.round(ys, 1),
             "radius": radius.round(2),
             "depth": rng.uniform(0.04, 0.10, n).round(4),
             "first": first,

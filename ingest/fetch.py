@@ -28,13 +28,15 @@ FINDINGS = pa.schema([("path", pa.string()), ("problem", pa.string()), ("detail"
 def missing_files(lake_root: Path, layout: Layout) -> list[str]:
     """Archive-relative paths of expected files the lake does not have as ``ok``: never seen, gone
     from disk, or recorded with an error (a truncated or corrupt copy, replaced if the mirror's is good)."""
-    m = read_sql("SELECT rootname, proposid, detector, imagetyp FROM master ORDER BY rootname", lake_root)
+    m = read_sql(
+        "SELECT rootname, proposid, detector, imagetyp, asn_id FROM master ORDER BY rootname", lake_root
+    )
     f = read_sql("SELECT path, rootname, filetype, status FROM files", lake_root).to_pylist()
     have = {(r["rootname"], r["filetype"]) for r in f if r["status"] == "ok"}
     gone = [r["path"] for r in f if r["status"] in {"missing", "error"} and _filed_right(layout, r["path"])]
     want = []
     for r in m.to_pylist():
-        for ft in expected_files(r["detector"], r["imagetyp"]):
+        for ft in expected_files(r["detector"], r["imagetyp"], r["rootname"] == (r["asn_id"] or "").lower()):
             if (r["rootname"], ft) not in have:
                 want.append(layout.path(r["proposid"], r["rootname"], ft))
     return sorted(set(want) | set(gone))

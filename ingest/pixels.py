@@ -316,9 +316,7 @@ def render(
     )
     if not wanted or filetype == "spt":
         return blocks, extra
-    nsamp = (
-        max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else int(e.values.get("NSAMP", 4))
-    )
+    nsamp = max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else max(e.nsamp, 2)
     rows = ir_rows(mode)
     dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
     t = read_times(e, nsamp)

@@ -127,8 +127,10 @@ def wide_table_name(instrume: str | None, detector: str | None, filetype: str, h
     return f"{physical_table_name(instrume, detector, filetype)}_{hdu}"
 
 
-def expected_files(detector: str | None, imagetyp: str | None) -> list[str]:
-    """File types a dataset is expected to have (rules as data: ``schemas/expected_files.json``)."""
+def expected_files(detector: str | None, imagetyp: str | None, association: bool = False) -> list[str]:
+    """File types a dataset (or, with ``association``, an association's products) is expected to have
+    (rules as data: ``schemas/expected_files.json``)."""
     rules = json.loads((_schema_dir() / "expected_files.json").read_text())["rules"]
     per = rules.get((detector or "").upper(), {})
-    return list(per.get((imagetyp or "").upper(), per.get("*", [])))
+    key = "ASSOCIATION" if association else (imagetyp or "").upper()
+    return list(per.get(key, per.get("*", [])))

@@ -51,7 +51,7 @@ class Proposal:
 
 def proposal_status(ctx: JobContext) -> list[Proposal]:
     m = read_sql(
-        "SELECT rootname, proposid, visit, detector, imagetyp, expstart, filetypes FROM master "
+        "SELECT rootname, proposid, visit, detector, imagetyp, expstart, filetypes, asn_id FROM master "
         "ORDER BY rootname",
         ctx.lake_root,
     ).to_pylist()
@@ -64,7 +64,7 @@ def proposal_status(ctx: JobContext) -> list[Proposal]:
         if t is not None:
             p.first_expstart = t if p.first_expstart is None else min(p.first_expstart, t)
             p.last_expstart = t if p.last_expstart is None else max(p.last_expstart, t)
-        want = set(expected_for(r["detector"], r["imagetyp"]))
+        want = set(expected_for(r["detector"], r["imagetyp"], r["rootname"] == (r["asn_id"] or "").lower()))
         have = set((r["filetypes"] or "").split(","))
         p.expected_files += len(want)
         p.present_files += len(want & have)
