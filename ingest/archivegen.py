@@ -184,7 +184,40 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
                 samp_seq=samp_seq,
             )
         )
-    return exps
+    return exps + _followups(exps, seed)
+
+
+def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
+    """An IR exposure 1-4 hours after each bad actor, in the same visit: it sees the persistence."""
+    inst = Instrument(seed)
+    rng = np.random.default_rng([seed, 4242])
+    out = []
+    for e in exps:
+        if e.detector != "IR" or e.imagetyp != "EXT" or not inst.bad_actor(e.rootname):
+            continue
+        root = e.rootname[:6] + "zz" + "q"  # the visit's last exposure line
+        start = e.expstart + (e.exptime + float(rng.uniform(3600, 4 * 3600))) / 86400.0
+        f = Exposure(
+            root,
+            e.proposid,
+            "IR",
+            "EXT",
+            e.targname,
+            e.ra,
+            e.dec,
+            e.filter,
+            302.94,
+            start,
+            "NONE",
+            e.pi,
+            ("raw", "ima", "flt", "spt", "trl"),
+            {"STIMULUS": e.rootname, "STIM_END": e.expstart + e.exptime / 86400.0},
+            nsamp=8,
+            samp_seq="SPARS25",
+        )
+        if not inst.bad_actor(root):
+            out.append(f)
+    return out
 
 
 def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:

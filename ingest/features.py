@@ -35,6 +35,9 @@ HOT_THRESHOLD = 54.0  # e-/hr: a hot pixel (DHB 5.3)
 UVIS_FULL_WELL = 68000.0
 IR_SATURATION = 70000.0  # e-, the persistence code's "saturation"
 
+# the modified Fermi model of K. Long's persistence code, with its best-fit defaults (wfc3-monitors.md §10)
+PERSIST = {"norm": 0.3, "alpha": 0.159, "gamma": 1.022, "e_f": 83400.0, "kt": 18500.0}
+
 TRUTH_SCHEMA = pa.schema(
     [
         (
@@ -225,6 +228,15 @@ class Instrument:
         if rng.random() > 0.35:
             return None
         return {m: int(rng.integers(20, 1500)) for m in self.BAD_LEVELS}
+
+    # ------------------------------------------------------------------ IR persistence
+    @staticmethod
+    def persistence(fluence: np.ndarray, dt: float) -> Any:
+        """Persistence (e-/s) ``dt`` seconds after a stimulus of ``fluence`` e-."""
+        p = PERSIST
+        x = np.clip(np.asarray(fluence, float), 1.0, None)
+        fermi = 1.0 / (np.exp((p["e_f"] - x) / p["kt"]) + 1.0)
+        return p["norm"] * fermi * (x / p["e_f"]) ** p["alpha"] * (max(dt, 1.0) / 1000.0) ** (-p["gamma"])
 
     # ------------------------------------------------------------------ photometry
     def photometric_decline(self, filt: str) -> float:

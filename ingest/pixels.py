@@ -192,7 +192,10 @@ def ir_ramp(
         rate = np.full(shape, IR_DARK)
     else:
         rate = np.full(shape, 1.5)  # sky
-        planted = inst.bad_actor(e.rootname) if e.detector == "IR" else None
+        stim = e.values.get("STIMULUS")
+        if stim:  # persistence from the bad actor 1-4 hours before (its exposure is rebuilt exactly)
+            rate += persistence_map(inst, e, stim, rows)
+        planted = inst.bad_actor(e.rootname) if e.detector == "IR" and not stim else None
         if planted:  # bright sources at known multiples of saturation, in the first band's rows
             band = np.flatnonzero((rows >= IR_BANDS[0][0] + 4) & (rows < IR_BANDS[0][1] - 4))
             cells = [(int(r), c) for c in range(20, 1000) for r in band]
@@ -329,6 +332,7 @@ def render(
                 extra = (
                     [_bad_actor_truth(e, flu)] if inst.bad_actor(e.rootname) and e.imagetyp == "EXT" else []
                 )
+                extra += [_persistence_truth(inst, e)] if e.values.get("STIMULUS") else []
             continue
         if name != "SCI":
             continue
@@ -339,6 +343,43 @@ def render(
             rate = (cum[read] - cum[0]) / t[read] if read else np.zeros_like(cum[0])
             blocks[k] = blocks_of(rows, rate, ">f4")
     return blocks, extra if filetype in {"ima", "flt"} else []
+
+
+def stimulus_fluence(inst: Instrument, stim: str, exptime: float, rows: np.ndarray) -> np.ndarray:
+    """The planted fluence (e-) of a bad actor's bright pixels, sky aside, on ``rows`` x 1024."""
+    flu = np.zeros((len(rows), 1024))
+    planted = inst.bad_actor(stim) or {}
+    band = np.flatnonzero((rows >= IR_BANDS[0][0] + 4) & (rows < IR_BANDS[0][1] - 4))
+    cells = [(int(r), c) for c in range(20, 1000) for r in band]
+    at = 0
+    for multiple, n in planted.items():
+        for r, c in cells[at : at + n]:
+            flu[r, c] = multiple * IR_SATURATION
+        at += n
+    return flu
+
+
+def persistence_map(inst: Instrument, e: Exposure, stim: str, rows: np.ndarray) -> Any:
+    """Persistence (e-/s) in ``e`` from the stimulus exposure ``stim`` (which ended ``dt`` before)."""
+    s = e.values["STIM_END"]
+    dt = (e.expstart - s) * 86400.0 + e.exptime / 2.0
+    return inst.persistence(stimulus_fluence(inst, stim, 0.0, rows), dt)
+
+
+def _persistence_truth(inst: Instrument, e: Exposure) -> dict[str, Any]:
+    """The persistence injected per stimulus level (e-/s), and the time since the stimulus ended."""
+    import json
+
+    dt = (e.expstart - e.values["STIM_END"]) * 86400.0 + e.exptime / 2.0
+    levels = inst.bad_actor(e.values["STIMULUS"]) or {}
+    per = {str(m): float(inst.persistence(np.array([m * IR_SATURATION]), dt)[0]) for m in levels}
+    return {
+        "feature": "persistence",
+        "detector": "IR",
+        "rootname": e.rootname,
+        "value": max(per.values()),
+        "note": json.dumps({"stimulus": e.values["STIMULUS"], "dt": dt, "per_level": per}),
+    }
 
 
 def _bad_actor_truth(e: Exposure, fluence: np.ndarray) -> dict[str, Any]:

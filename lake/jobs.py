@@ -128,6 +128,7 @@ MONITORS = (
     "ir-blobs",
     "ir-snowballs",
     "ir-bad-actors",
+    "ir-persistence",
 )
 
 

@@ -98,7 +98,12 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
             old = None
     done = set(old.column("path").to_pylist()) if old is not None else set()
     archive = Path(ctx.cfg["archive"])
-    todo = [{**r, "abs_path": str(archive / r["path"])} for r in sel if r["path"] not in done]
+    reports = ctx.lake_root / "reports" / "monitors" / name  # where a measurement may write products
+    todo = [
+        {**r, "abs_path": str(archive / r["path"]), "_reports": str(reports)}
+        for r in sel
+        if r["path"] not in done
+    ]
     ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(todo))
     if not todo:
         return JobResult(False, {"inputs": len(sel), "measured": 0}, None, "no new inputs")

@@ -16,6 +16,7 @@ MODULES = {
     "ir-blobs": "monitors.ir_blobs",
     "ir-snowballs": "monitors.ir_snowballs",
     "ir-bad-actors": "monitors.ir_bad_actors",
+    "ir-persistence": "monitors.ir_persistence",
 }
 
 

@@ -186,3 +186,30 @@ def test_ir_bad_actors_fractions_and_ranking(site: dict[str, Any]) -> None:
     ranked = summary(site, "ir-bad-actors")["programs"]
     means = [p["mean_sat"] for p in ranked]
     assert means == sorted(means, reverse=True) and means[0] > 0
+
+
+def test_ir_persistence_predicts_the_injected_persistence(site: dict[str, Any]) -> None:
+    truth = {t["rootname"]: json.loads(t["note"]) for t in site["truth"] if t["feature"] == "persistence"}
+    rows = {
+        r["rootname"]: r
+        for r in lake.read_sql("SELECT * FROM monitor_ir_persistence", site["lake"]).to_pylist()
+    }
+    assert truth and set(truth) <= set(rows)
+    for root, t in truth.items():
+        r = rows[root]
+        assert t["stimulus"] in r["stimuli"].split(",")
+        assert r["max"] == pytest.approx(max(t["per_level"].values()), rel=0.1), root
+        # the map predicts what the pixels hold: (flt - sky) where the stimulus was brightest
+        from astropy.io import fits
+
+        from monitors.fitsdata import read_rows
+
+        pred = fits.getdata(r["map_path"])
+        flt = lake.read_sql(
+            f"SELECT path FROM files WHERE rootname = '{root}' AND filetype = 'flt'", site["lake"]
+        )
+        _rows, sci, _h = read_rows(str(site["archive"] / flt.column(0)[0].as_py()), 1)
+        hot = pred > 0.5 * pred.max()
+        assert sci[hot].mean() - 1.5 == pytest.approx(float(pred[hot].mean()), rel=0.25), root
+    others = [r for k, r in rows.items() if k not in truth]
+    assert all(r["max"] < 0.01 for r in others)  # no stimulus, no persistence
