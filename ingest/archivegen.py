@@ -184,7 +184,40 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
                 samp_seq=samp_seq,
             )
         )
-    return exps + _followups(exps, seed)
+    return exps + _followups(exps, seed) + _bowtie_flats(len(programs), datasets, seed)
+
+
+BOWTIE_PROGRAM = 12688
+
+
+def _bowtie_flats(k: int, datasets: int, seed: int) -> list[Exposure]:
+    """The bowtie monitor's internal UVIS flats (program 12688), spread over the mission."""
+    rng = np.random.default_rng([seed, 4343])
+    n = max(6, datasets // 25)
+    code = _program_code(k)
+    start = datetime_to_mjd(datetime(2009, 7, 1, tzinfo=UTC))
+    stop = datetime_to_mjd(datetime(2026, 10, 1, tzinfo=UTC))
+    out = []
+    for j, t in enumerate(np.sort(rng.uniform(start, stop, n))):
+        root = f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}01q"
+        out.append(
+            Exposure(
+                root,
+                BOWTIE_PROGRAM,
+                "UVIS",
+                "FLAT",
+                "TUNGSTEN",
+                0.0,
+                0.0,
+                "F814W",
+                100.0,
+                float(t),
+                "NONE",
+                "Baggett",
+                ("raw", "flt", "flc", "spt", "trl"),
+            )
+        )
+    return out
 
 
 def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
@@ -466,6 +499,18 @@ def generate(
     _set_permissions(out, exps)
     import pyarrow.parquet as pq
 
+    truth += [
+        {
+            "feature": "bowtie",
+            "detector": "UVIS",
+            "rootname": e.rootname,
+            "start_mjd": e.expstart,
+            "value": inst.bowtie(e.rootname, e.proposid),
+            "note": f"hysteresis amplitude; limit {inst.BOWTIE_LIMIT}",
+        }
+        for e in exps
+        if e.proposid == BOWTIE_PROGRAM
+    ]
     filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]
     tmp = out / (TRUTH_FILE + ".part")
     pq.write_table(inst.truth(truth, filters), tmp)

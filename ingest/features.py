@@ -219,6 +219,23 @@ class Instrument:
         sel = b["first"] <= mjd
         return list(zip(b["x"][sel], b["y"][sel], b["radius"][sel], b["depth"][sel], strict=True))
 
+    # ------------------------------------------------------------------ UVIS bowtie (QE hysteresis)
+    BOWTIE_LIMIT = 0.005
+
+    def bowtie(self, rootname: str, proposid: int) -> float:
+        """Amplitude of the hysteresis pattern in a bowtie-programme flat (0 when the detector is stable)."""
+        if proposid != 12688:
+            return 0.0
+        rng = np.random.default_rng([self.seed, 7004, *rootname.encode()])
+        return float(np.round(rng.uniform(0.006, 0.015), 4)) if rng.random() < 0.35 else 0.0
+
+    @staticmethod
+    def bowtie_pattern(rows: np.ndarray, ncols: int = 4096) -> Any:
+        """1 inside the two opposite wedges (|v| < |u| / 2 about the chip centre), else 0."""
+        u = (np.arange(ncols) - (ncols - 1) / 2) / (ncols / 2)
+        v = (np.asarray(rows, float) - 1025.0) / 1025.0
+        return (np.abs(v)[:, None] < 0.5 * np.abs(u)[None, :]).astype(float)
+
     # ------------------------------------------------------------------ IR bad actors
     BAD_LEVELS = (0.7, 1.5, 3.0, 6.0, 12.0)  # multiples of saturation planted in bright exposures
 

@@ -90,6 +90,9 @@ def uvis_electrons(
         xs = np.linspace(-1, 1, shape[1])
         ys = (rows / 2050.0 * 2 - 1)[:, None]
         mean = level * (1 + 0.01 * xs[None, :] * ys)  # a smooth lamp pattern: cancels in pixel differences
+        amp = inst.bowtie(e.rootname, e.proposid)
+        if amp:
+            mean *= 1 + amp * inst.bowtie_pattern(rows, shape[1])
     else:
         mean = np.full(shape, 8.0 * e.exptime / 100)  # sky
         if e.targname in {"GRW+70D5824", "GD153"} and chip == 2:

@@ -124,6 +124,7 @@ MONITORS = (
     "uvis-gain",
     "uvis-eper-cte",
     "uvis-contam",
+    "uvis-bowtie",
     "ir-bias",
     "ir-blobs",
     "ir-snowballs",

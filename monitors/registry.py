@@ -12,6 +12,7 @@ MODULES = {
     "uvis-gain": "monitors.uvis_gain",
     "uvis-eper-cte": "monitors.uvis_eper_cte",
     "uvis-contam": "monitors.uvis_contam",
+    "uvis-bowtie": "monitors.uvis_bowtie",
     "ir-bias": "monitors.ir_bias",
     "ir-blobs": "monitors.ir_blobs",
     "ir-snowballs": "monitors.ir_snowballs",

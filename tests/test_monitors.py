@@ -213,3 +213,13 @@ def test_ir_persistence_predicts_the_injected_persistence(site: dict[str, Any]) 
         assert sci[hot].mean() - 1.5 == pytest.approx(float(pred[hot].mean()), rel=0.25), root
     others = [r for k, r in rows.items() if k not in truth]
     assert all(r["max"] < 0.01 for r in others)  # no stimulus, no persistence
+
+
+def test_uvis_bowtie_amplitude_and_threshold(site: dict[str, Any]) -> None:
+    truth = {t["rootname"]: t["value"] for t in site["truth"] if t["feature"] == "bowtie"}
+    rows = lake.read_sql("SELECT * FROM monitor_uvis_bowtie", site["lake"]).to_pylist()
+    assert len(truth) >= 6 and {r["rootname"] for r in rows} == set(truth)
+    for r in rows:
+        assert r["amplitude"] == pytest.approx(truth[r["rootname"]], abs=0.0005), r["rootname"]
+    over = summary(site, "uvis-bowtie")["all"]["over_limit"]
+    assert over == sorted(k for k, v in truth.items() if v > 0.005) and over
