@@ -367,21 +367,32 @@ def _drop_namespace(lake: Lake, namespace: str) -> None:
     shutil.rmtree(lake.warehouse / f"{namespace}.db", ignore_errors=True)
 
 
-def run_ingest_job(ctx: Any) -> Any:
-    """The ``run-ingest`` job: the incremental ingest, recorded (``no-work`` when nothing changed)."""
-    from lake.jobs import JobResult
-
-    cfg = ctx.cfg
-    s = ingest(
-        ctx.lake_root,
+def ingest_with(
+    cfg: dict[str, Any],
+    lake_dir: str | os.PathLike[str] | None = None,
+    rebuild: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> IngestSummary:
+    """:func:`ingest` with every option taken from the settings ``cfg`` (see :mod:`lake.settings`)."""
+    return ingest(
+        lake_dir or cfg["lake"],
         cfg["archive"],
+        rebuild=rebuild,
         scheduler=cfg["scheduler"],
         workers=cfg["workers"],
         batch_files=cfg["batch_files"],
         commit_interval=cfg["commit_interval"],
         template=cfg["layout"],
         catalog_uri=cfg["catalog_uri"],
+        progress=progress,
     )
+
+
+def run_ingest_job(ctx: Any) -> Any:
+    """The ``run-ingest`` job: the incremental ingest, recorded (``no-work`` when nothing changed)."""
+    from lake.jobs import JobResult
+
+    s = ingest_with(ctx.cfg, ctx.lake_root)
     for line in s.lines():
         ctx.log.info(line)
     for path, err in s.error_samples:

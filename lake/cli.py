@@ -65,7 +65,7 @@ def main() -> None:
 def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
     from tqdm import tqdm
 
-    from ingest.run import ingest
+    from ingest.run import ingest_with
 
     bar = tqdm(
         unit="files",
@@ -78,18 +78,7 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
         bar.set_postfix(errors=errors)
 
     try:
-        summary = ingest(
-            cfg["lake"],
-            cfg["archive"],
-            rebuild=rebuild,
-            scheduler=cfg["scheduler"],
-            workers=cfg["workers"],
-            batch_files=cfg["batch_files"],
-            commit_interval=cfg["commit_interval"],
-            template=cfg["layout"],
-            catalog_uri=cfg["catalog_uri"],
-            progress=progress,
-        )
+        summary = ingest_with(cfg, rebuild=rebuild, progress=progress)
     finally:
         bar.close()
     for line in summary.lines():

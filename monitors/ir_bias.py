@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from monitors.fitsdata import primary, read_rows
 from monitors.framework import Monitor
-from monitors.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.plotting import fits_by_group, trend_png, vega_trend
 
 QUADS = {"A": (False, False), "B": (False, True), "C": (True, True), "D": (True, False)}  # (top, right)
 
@@ -79,15 +79,7 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
-    out = {}
-    quads = np.asarray(t.column("quad").to_pylist())
-    for q in QUADS:
-        sel = quads == q
-        x = years(np.asarray(t.column("expstart").to_numpy(), float)[sel]) - 2009.0
-        y = np.asarray(t.column("zeroth_median").to_numpy(), float)[sel]
-        slope, icpt = linear_fit(x, y)
-        out[q] = {"slope": slope, "intercept": icpt, "n": int(sel.sum())}
-    return out
+    return fits_by_group(t, "zeroth_median", "quad", QUADS)
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:

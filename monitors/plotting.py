@@ -20,6 +20,19 @@ def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(icpt)
 
 
+def fits_by_group(t: pa.Table, y: str, group: str, groups: Any) -> dict[str, dict[str, float]]:
+    """A line of ``y`` against years since 2009.0 for each value of ``group``: slope, intercept, n."""
+    g = np.asarray(t.column(group).to_pylist())
+    x_all = years(np.asarray(t.column("expstart").to_numpy(), float)) - 2009.0
+    y_all = np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
+    out = {}
+    for k in groups:
+        sel = g == k
+        slope, icpt = linear_fit(x_all[sel], y_all[sel])
+        out[str(k)] = {"slope": slope, "intercept": icpt, "n": int(sel.sum())}
+    return out
+
+
 def years(mjd: np.ndarray) -> np.ndarray:
     return 2009.0 + (np.asarray(mjd, float) - 54832.0) / 365.25
 

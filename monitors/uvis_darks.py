@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from monitors.fitsdata import primary, read_rows
 from monitors.framework import Monitor
-from monitors.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.plotting import fits_by_group, trend_png, vega_trend
 
 HOT = 54.0  # e-/hr
 READ_NOISE_E = 3.15
@@ -101,14 +101,7 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
-    out = {}
-    for chip in (1, 2):
-        sel = np.asarray(t.column("chip").to_numpy()) == chip
-        x = years(np.asarray(t.column("expstart").to_numpy(), float)[sel]) - 2009.0
-        y = np.asarray(t.column("median_dark").to_numpy(), float)[sel]
-        slope, icpt = linear_fit(x, y)
-        out[str(chip)] = {"slope": slope, "intercept": icpt, "n": int(sel.sum())}
-    return out
+    return fits_by_group(t, "median_dark", "chip", (1, 2))
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:

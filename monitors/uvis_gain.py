@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from monitors.fitsdata import read_rows
 from monitors.framework import Monitor
-from monitors.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.plotting import fits_by_group, trend_png, vega_trend
 from monitors.uvis_darks import AMPS
 
 BOX = 64
@@ -80,19 +80,12 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = fits_by_group(t, "gain", "amp", "ABCD")
     amps = np.asarray(t.column("amp").to_pylist())
-    for a in "ABCD":
-        sel = amps == a
-        g = np.asarray(t.column("gain").to_numpy(), float)[sel]
-        x = years(np.asarray(t.column("expstart").to_numpy(), float)[sel]) - 2009.0
-        slope, icpt = linear_fit(x, g)
-        out[a] = {
-            "gain": float(np.median(g)) if len(g) else float("nan"),
-            "slope": slope,
-            "intercept": icpt,
-            "n": int(sel.sum()),
-        }
+    gains = np.asarray(t.column("gain").to_numpy(), float)
+    for a, fit in out.items():
+        g = gains[amps == a]
+        fit["gain"] = float(np.median(g)) if len(g) else float("nan")
     return out
 
 
