@@ -120,7 +120,8 @@ class Instrument:
     # ------------------------------------------------------------------ UVIS
     def _plan_hot_pixels(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         """Hot pixels appear at a steady rate in each chip; each anneal fixes a quarter of those present."""
-        rows = band_rows(UVIS_BANDS)
+        # inside the bands, 10 rows from their edges: a hot pixel's CTE trail stays in simulated rows
+        rows = np.concatenate([np.arange(a + 10, b - 10) for a, b in UVIS_BANDS])
         per_month = 12  # per chip, in the bands
         recs = []
         for chip in (1, 2):
@@ -174,6 +175,14 @@ class Instrument:
     def flash_level(imagetyp: str, mjd: float) -> int:
         """Post-flash (e-) of UVIS darks: 12 e- since ~2012 (wfc3-monitors.md §0.1)."""
         return 12 if imagetyp == "DARK" and mjd > 56000 else 0
+
+    TRAIL_TAU = 1.5  # rows: the exponential profile of a CTE trail
+    TRAIL_ROWS = 8
+
+    def cte_fraction(self, mjd: float, charge: np.ndarray, transfers: np.ndarray) -> Any:
+        """Fraction of a pixel's charge left behind in the trail after ``transfers`` parallel transfers."""
+        loss = self.cte_loss(mjd, np.maximum(charge, 1.0))
+        return 1.0 - (1.0 - loss) ** transfers
 
     def hot_pixels_at(self, chip: int, mjd: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         h = self.hot

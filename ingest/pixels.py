@@ -101,6 +101,26 @@ def uvis_electrons(
     return rng.poisson(np.clip(mean, 0, None)).astype(np.float64)
 
 
+def add_cte_trails(inst: Instrument, e: Exposure, chip: int, rows: np.ndarray, charge: np.ndarray) -> None:
+    """Parallel CTE on the hot pixels of a dark: part of each one's charge trails into the pixels read
+    after it (farther from the amp: rows above it on UVIS2, below it on UVIS1), exponentially."""
+    hx, hy, _rate = inst.hot_pixels_at(chip, e.expstart)
+    where = {int(r): i for i, r in enumerate(rows)}
+    for x, y in zip(hx, hy, strict=True):
+        i = where.get(int(y))
+        if i is None:
+            continue
+        q = charge[i, x]
+        transfers = (y + 1) if chip == 2 else (2051 - y)
+        d = q * float(inst.cte_fraction(e.expstart, np.array([q]), np.array([transfers]))[0])
+        charge[i, x] -= d
+        step = 1 if chip == 2 else -1
+        for k in range(1, inst.TRAIL_ROWS + 1):
+            j = where.get(int(y) + step * k)
+            if j is not None:
+                charge[j, x] += d * (1 - np.exp(-1 / inst.TRAIL_TAU)) * np.exp(-(k - 1) / inst.TRAIL_TAU)
+
+
 def _years(mjd: float) -> float:
     from ingest.features import years_since_2009
 
@@ -120,6 +140,8 @@ def uvis_raw(
     """Raw DN rows of one chip (bias and read noise everywhere; signal in the image area; EPER trail)."""
     img_rows = _uvis_image_rows(chip, mode)
     charge = uvis_electrons(inst, e, chip, img_rows, rng)
+    if e.imagetyp == "DARK":
+        add_cte_trails(inst, e, chip, img_rows, charge)
     over = np.arange(2051, 2070) if chip == 2 else np.arange(0, 19)
     raw_rows = np.unique(np.concatenate([_raw_row(chip, img_rows), over]))
     out = np.zeros((len(raw_rows), UVIS_RAW_SHAPE[1]))
@@ -149,11 +171,14 @@ def uvis_raw(
 
 
 def uvis_flt(
-    inst: Instrument, e: Exposure, chip: int, mode: str, rng: np.random.Generator
+    inst: Instrument, e: Exposure, chip: int, mode: str, rng: np.random.Generator, cte_corrected: bool = False
 ) -> list[tuple[int, Any]]:
     """Calibrated e- rows of one chip (bias removed, gain applied; read noise kept)."""
     rows = _uvis_image_rows(chip, mode)
-    charge = uvis_electrons(inst, e, chip, rows, rng) + rng.normal(0, UVIS_READ_NOISE, (len(rows), 4096))
+    charge = uvis_electrons(inst, e, chip, rows, rng)
+    if e.imagetyp == "DARK" and not cte_corrected:  # flc is the CTE-corrected product: no trails
+        add_cte_trails(inst, e, chip, rows, charge)
+    charge += rng.normal(0, UVIS_READ_NOISE, (len(rows), 4096))
     start = 0
     out = []
     for a, b in _runs(rows):
@@ -311,7 +336,7 @@ def render(
             blocks[k] = (
                 uvis_raw(inst, e, chip, mode, rng)
                 if filetype == "raw"
-                else uvis_flt(inst, e, chip, mode, rng)
+                else uvis_flt(inst, e, chip, mode, rng, cte_corrected=filetype == "flc")
             )
         return blocks, extra
     # IR

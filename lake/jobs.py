@@ -121,6 +121,7 @@ class Run:
 # the calibration monitors (monitors/registry.py) run as jobs of their own name
 MONITORS = (
     "uvis-darks",
+    "uvis-ctecorr-darks",
     "uvis-gain",
     "uvis-eper-cte",
     "uvis-contam",

@@ -9,6 +9,7 @@ from monitors.framework import Monitor
 
 MODULES = {
     "uvis-darks": "monitors.uvis_darks",
+    "uvis-ctecorr-darks": "monitors.uvis_ctecorr_darks",
     "uvis-gain": "monitors.uvis_gain",
     "uvis-eper-cte": "monitors.uvis_eper_cte",
     "uvis-contam": "monitors.uvis_contam",

@@ -20,6 +20,8 @@ from monitors.framework import Monitor
 from monitors.plotting import fits_by_group, trend_png, vega_trend
 
 HOT = 54.0  # e-/hr
+TRAIL_ROWS = 8
+TRAIL_TAU = 1.5  # rows [I]: the exponential profile the correction assumes for a trail
 READ_NOISE_E = 3.15
 AMPS = {1: ("A", "B"), 2: ("C", "D")}
 
@@ -61,7 +63,27 @@ def image_of_raw(raw: np.ndarray, chip: int) -> tuple[np.ndarray, np.ndarray]:
     return raw[:, cols], (np.arange(4096) >= 2048).astype(int)
 
 
-def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+def _trail_step(chip: int) -> int:
+    """+1 if a pixel's CTE trail lies at larger rows (UVIS2, amp at row 0), -1 if at smaller (UVIS1)."""
+    return 1 if chip == 2 else -1
+
+
+def trailing(rate: np.ndarray, rows: np.ndarray, chip: int, k: int) -> np.ndarray:
+    """``rate`` shifted so that entry [i] is the pixel k rows after row i in readout order (nan if that row
+    was not read)."""
+    step = _trail_step(chip) * k
+    out = np.full_like(rate, np.nan)
+    pos = {int(r): n for n, r in enumerate(rows)}
+    for n, r in enumerate(rows):
+        m = pos.get(int(r) + step)
+        if m is not None:
+            out[n] = rate[m]
+    return out
+
+
+def frame(path: str, row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
+    """Per chip: dark level and hot pixels of one raw dark; with ``correct_cte``, each candidate's CTE
+    trail (the excess over the dark level in the 8 pixels read after it) is added back to it first."""
     hdr0 = primary(path)
     exptime = float(hdr0["EXPTIME"])
     flash = float(hdr0.get("FLASHLVL", 0) or 0)
@@ -80,11 +102,27 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         rate = e * 3600.0 / exptime  # e-/hr
         med = clipped_mean(rate)
         sigma = np.sqrt(READ_NOISE_E**2 + max(med * exptime / 3600.0, 0) + flash) * 3600.0 / exptime
-        hot = (rate > HOT) & (rate > med + 5 * sigma)
+        r_rows = img_rows[keep]
+        trail = [trailing(rate, r_rows, chip, k) for k in range(1, TRAIL_ROWS + 1)]
+        before = [trailing(rate, r_rows, chip, -k) for k in range(1, TRAIL_ROWS + 1)]
+        # a pixel in the trail of a brighter one read just before it is not hot itself
+        in_trail = np.zeros(rate.shape, bool)
+        for b in before:
+            in_trail |= np.nan_to_num(b, nan=-np.inf) > np.maximum(rate, med + 5 * sigma)
+        value = rate.copy()
+        if correct_cte:
+            # matched filter for the trail's exponential profile; its charge is added back only where
+            # the trail itself is detected (> 3.5 sigma), so noise around faint pixels adds nothing
+            w = np.array([np.exp(-k / TRAIL_TAU) for k in range(TRAIL_ROWS)])
+            w *= 1 - np.exp(-1 / TRAIL_TAU)
+            amp_hat = sum(wk * (np.nan_to_num(t, nan=med) - med) for wk, t in zip(w, trail, strict=True))
+            amp_hat /= float(np.sum(w**2))
+            sigma_d = sigma / np.sqrt(float(np.sum(w**2)))
+            cand = (rate > med + 4 * sigma) & ~in_trail & (amp_hat > 3.5 * sigma_d)
+            value[cand] += amp_hat[cand]
+        hot = (value > HOT) & (value > med + 5 * sigma) & ~in_trail
         ys, xs = np.nonzero(hot)
-        pix = ";".join(
-            f"{int(x)},{int(img_rows[keep][y])},{rate[y, x]:.0f}" for y, x in zip(ys, xs, strict=True)
-        )
+        pix = ";".join(f"{int(x)},{int(r_rows[y])},{value[y, x]:.0f}" for y, x in zip(ys, xs, strict=True))
         out.append(
             {
                 "rootname": row["rootname"],
@@ -98,6 +136,10 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    return frame(path, row, correct_cte=False)
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
