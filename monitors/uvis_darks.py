@@ -68,16 +68,14 @@ def _trail_step(chip: int) -> int:
     return 1 if chip == 2 else -1
 
 
-def trailing(rate: np.ndarray, rows: np.ndarray, chip: int, k: int) -> np.ndarray:
-    """``rate`` shifted so that entry [i] is the pixel k rows after row i in readout order (nan if that row
-    was not read)."""
-    step = _trail_step(chip) * k
-    out = np.full_like(rate, np.nan)
-    pos = {int(r): n for n, r in enumerate(rows)}
-    for n, r in enumerate(rows):
-        m = pos.get(int(r) + step)
-        if m is not None:
-            out[n] = rate[m]
+def along(rate: np.ndarray, rows: np.ndarray, ys: np.ndarray, xs: np.ndarray, step: int) -> np.ndarray:
+    """Values ``step`` rows after (``step`` < 0: before) each pixel (ys, xs) in row numbers; nan where that
+    row was not read. ``rows`` (the row number of each line of ``rate``) is ascending."""
+    want = rows[ys] + step
+    idx = np.clip(np.searchsorted(rows, want), 0, len(rows) - 1)
+    ok = rows[idx] == want
+    out = np.full(len(ys), np.nan)
+    out[ok] = rate[idx[ok], xs[ok]]
     return out
 
 
@@ -103,26 +101,31 @@ def frame(path: str, row: dict[str, Any], correct_cte: bool) -> list[dict[str, A
         med = clipped_mean(rate)
         sigma = np.sqrt(READ_NOISE_E**2 + max(med * exptime / 3600.0, 0) + flash) * 3600.0 / exptime
         r_rows = img_rows[keep]
-        trail = [trailing(rate, r_rows, chip, k) for k in range(1, TRAIL_ROWS + 1)]
-        before = [trailing(rate, r_rows, chip, -k) for k in range(1, TRAIL_ROWS + 1)]
+        step = _trail_step(chip)
+        # only pixels well above the dark level can be hot: the CTE logic looks at those alone
+        ys, xs = np.nonzero(rate > med + 4 * sigma)
+        v = rate[ys, xs]
         # a pixel in the trail of a brighter one read just before it is not hot itself
-        in_trail = np.zeros(rate.shape, bool)
-        for b in before:
-            in_trail |= np.nan_to_num(b, nan=-np.inf) > np.maximum(rate, med + 5 * sigma)
-        value = rate.copy()
+        in_trail = np.zeros(len(ys), bool)
+        for k in range(1, TRAIL_ROWS + 1):
+            in_trail |= np.nan_to_num(along(rate, r_rows, ys, xs, -step * k), nan=-np.inf) > v
+        value = v.copy()
         if correct_cte:
             # matched filter for the trail's exponential profile; its charge is added back only where
             # the trail itself is detected (> 3.5 sigma), so noise around faint pixels adds nothing
-            w = np.array([np.exp(-k / TRAIL_TAU) for k in range(TRAIL_ROWS)])
-            w *= 1 - np.exp(-1 / TRAIL_TAU)
-            amp_hat = sum(wk * (np.nan_to_num(t, nan=med) - med) for wk, t in zip(w, trail, strict=True))
-            amp_hat /= float(np.sum(w**2))
+            w = (1 - np.exp(-1 / TRAIL_TAU)) * np.exp(-np.arange(TRAIL_ROWS) / TRAIL_TAU)
+            trail = np.array([along(rate, r_rows, ys, xs, step * k) for k in range(1, TRAIL_ROWS + 1)])
+            amp_hat = (w[:, None] * (np.nan_to_num(trail, nan=med) - med)).sum(axis=0) / float(np.sum(w**2))
             sigma_d = sigma / np.sqrt(float(np.sum(w**2)))
-            cand = (rate > med + 4 * sigma) & ~in_trail & (amp_hat > 3.5 * sigma_d)
-            value[cand] += amp_hat[cand]
-        hot = (value > HOT) & (value > med + 5 * sigma) & ~in_trail
-        ys, xs = np.nonzero(hot)
-        pix = ";".join(f"{int(x)},{int(r_rows[y])},{value[y, x]:.0f}" for y, x in zip(ys, xs, strict=True))
+            fix = ~in_trail & (amp_hat > 3.5 * sigma_d)
+            value[fix] += amp_hat[fix]
+        keep_hot = (value > HOT) & (value > med + 5 * sigma) & ~in_trail
+        hot = np.zeros(rate.shape, bool)
+        hot[ys[keep_hot], xs[keep_hot]] = True
+        vals = np.zeros(rate.shape)
+        vals[ys, xs] = value
+        hy, hx = np.nonzero(hot)
+        pix = ";".join(f"{int(x)},{int(r_rows[y])},{vals[y, x]:.0f}" for y, x in zip(hy, hx, strict=True))
         out.append(
             {
                 "rootname": row["rootname"],
