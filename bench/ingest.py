@@ -1,6 +1,6 @@
 """End-to-end ingest: Quicklake vs an astropy-based ingest, and 2 Dask workers vs 1.
 
-    python bench/ingest.py [--datasets 6000] [--batch-files 2000] [--astropy-files 300]
+    python bench/ingest.py [--datasets 3000] [--batch-files 2000] [--astropy-files 300]
 
 On one generated headers-only archive, measured in one run:
   astropy    the obvious ingest: astropy.io.fits reads every card of every HDU, rows go to one Parquet
@@ -100,7 +100,7 @@ def astropy_ingest(files: list[str], out: Path) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", type=int, default=6000, help="datasets to generate (~4 files each)")
+    ap.add_argument("--datasets", type=int, default=3000, help="datasets to generate (~8 files each)")
     ap.add_argument("--batch-files", type=int, default=2000)
     ap.add_argument("--astropy-files", type=int, default=300)
     ap.add_argument("--dir", help="where to keep the archive (default: a temporary folder)")
