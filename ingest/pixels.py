@@ -225,13 +225,8 @@ def ir_ramp(
             rate += persistence_map(inst, e, stim, rows)
         planted = inst.bad_actor(e.rootname) if e.detector == "IR" and not stim else None
         if planted:  # bright sources at known multiples of saturation, in the first band's rows
-            band = np.flatnonzero((rows >= IR_BANDS[0][0] + 4) & (rows < IR_BANDS[0][1] - 4))
-            cells = [(int(r), c) for c in range(20, 1000) for r in band]
-            at = 0
-            for multiple, n in planted.items():
-                for r, c in cells[at : at + n]:
-                    rate[r, c] = multiple * IR_SATURATION / e.exptime
-                at += n
+            flu = bad_actor_fluence(inst, e.rootname, rows)
+            rate = np.where(flu > 0, flu / e.exptime, rate)
     border = np.zeros(shape, bool)  # reference pixels see no light
     border[:, :5] = border[:, -5:] = True
     border[(rows < 5) | (rows >= 1019)] = True
@@ -373,10 +368,10 @@ def render(
     return blocks, extra if filetype in {"ima", "flt"} else []
 
 
-def stimulus_fluence(inst: Instrument, stim: str, exptime: float, rows: np.ndarray) -> np.ndarray:
-    """The planted fluence (e-) of a bad actor's bright pixels, sky aside, on ``rows`` x 1024."""
+def bad_actor_fluence(inst: Instrument, rootname: str, rows: np.ndarray) -> np.ndarray:
+    """The planted fluence (e-) of a bad actor's bright pixels (0 elsewhere, sky aside) on ``rows`` x 1024."""
     flu = np.zeros((len(rows), 1024))
-    planted = inst.bad_actor(stim) or {}
+    planted = inst.bad_actor(rootname) or {}
     band = np.flatnonzero((rows >= IR_BANDS[0][0] + 4) & (rows < IR_BANDS[0][1] - 4))
     cells = [(int(r), c) for c in range(20, 1000) for r in band]
     at = 0
@@ -391,7 +386,7 @@ def persistence_map(inst: Instrument, e: Exposure, stim: str, rows: np.ndarray) 
     """Persistence (e-/s) in ``e`` from the stimulus exposure ``stim`` (which ended ``dt`` before)."""
     s = e.values["STIM_END"]
     dt = (e.expstart - s) * 86400.0 + e.exptime / 2.0
-    return inst.persistence(stimulus_fluence(inst, stim, 0.0, rows), dt)
+    return inst.persistence(bad_actor_fluence(inst, stim, rows), dt)
 
 
 def _persistence_truth(inst: Instrument, e: Exposure) -> dict[str, Any]:
