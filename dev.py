@@ -56,7 +56,8 @@ def main(argv: list[str]) -> int:
     if what == "test":
         return _run([str(BIN / "python"), "-m", "pytest", *rest])
     # bench/ may not exist yet in a clone (git keeps no empty folders)
-    paths = [p for p in ("lake", "ingest", "monitors", "tests", "bench", "dev.py") if (ROOT / p).exists()]
+    linted = ("lake", "ingest", "monitors", "app", "tests", "bench", "dev.py")
+    paths = [p for p in linted if (ROOT / p).exists()]
     rc = _run([str(BIN / "ruff"), "check", *paths])
     rc |= _run([str(BIN / "ruff"), "format", "--check", *paths])
     rc |= _run([str(BIN / "mypy")])

@@ -445,6 +445,18 @@ def monitor_run_cmd(names: tuple[str, ...], run_all: bool, rebuild: bool, lake: 
         sys.exit(1)
 
 
+@main.command("app")
+@lake_option
+@archive_option
+@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [setting: app_port].")
+@_handle_errors
+def app_cmd(lake: str | None, archive: str | None, port: int | None) -> None:
+    """Start the Quicklake site (Streamlit) on http://127.0.0.1:PORT/."""
+    from lake.site import serve
+
+    sys.exit(serve(_cfg(lake=lake, archive=archive), port))
+
+
 @main.command("tables")
 @lake_option
 @_handle_errors

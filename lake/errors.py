@@ -64,3 +64,7 @@ class QueryError(QuicklakeError):
 
 class GeneratorError(QuicklakeError):
     """The demo-archive generator was given options it cannot honour."""
+
+
+class AccessDenied(QuicklakeError, PermissionError):
+    """The viewer may not see or do this (proprietary data, or an action that needs a team member)."""

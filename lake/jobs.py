@@ -361,7 +361,7 @@ def board(lake_root: str | os.PathLike[str], now: datetime | None = None) -> lis
     now = now or datetime.now(UTC)
     all_runs = runs(lake_root, limit=100000).to_pylist()
     out = []
-    for job in REGISTRY:
+    for job in [*REGISTRY, *MONITORS]:
         mine = [r for r in all_runs if r["job"] == job and r["status"] != "skipped-locked"]
         latest = mine[0] if mine else None
         ok = [r for r in mine if r["status"] in {"success", "no-work"}]
@@ -395,6 +395,36 @@ def log_of(lake_root: str | os.PathLike[str], run_id: str) -> Path:
     if not t.num_rows:
         raise LakeError(f"no job run {run_id!r}; 'ql jobs' lists runs")
     return Path(t.column("log_path")[0].as_py())
+
+
+def history(lake_root: str | os.PathLike[str], job: str | None = None, limit: int = 5000) -> pa.Table:
+    """Recorded runs, newest first, with ``duration_s`` (None while running)."""
+    t = runs(lake_root, job, limit)
+    dur = []
+    for a, b in zip(t.column("started").to_pylist(), t.column("ended").to_pylist(), strict=True):
+        dur.append(
+            (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds() if a and b else None
+        )
+    return t.append_column("duration_s", pa.array(dur, pa.float64()))
+
+
+def log_text(
+    lake_root: str | os.PathLike[str], run_id: str, tail: int | None = 200, search: str = ""
+) -> tuple[str, int]:
+    """The last ``tail`` lines of a run's log (lines containing ``search`` only, if given) and the total
+    number of lines. The path is checked to lie inside ``<lake>/logs``."""
+    path = log_of(lake_root, run_id).resolve()
+    logs = (Path(lake_root) / "logs").resolve()
+    if not path.is_relative_to(logs):
+        raise LakeError(f"log of {run_id} is outside {logs}; refusing to read {path}")
+    if not path.exists():
+        raise LakeError(f"log of {run_id} ({path}) is gone (logs are kept {LOG_KEEP_DAYS} days)")
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    if search:
+        needle = search.lower()
+        lines = [ln for ln in lines if needle in ln.lower()]
+    n = len(lines)
+    return "\n".join(lines[-tail:] if tail else lines), n
 
 
 # ------------------------------------------------------------------------------------------ schedule

@@ -85,6 +85,43 @@ REGISTRY: tuple[Setting, ...] = (
         "check-filesystem: the most a proprietary proposal folder may allow (octal); world access is "
         "a finding.",
     ),
+    Setting(
+        "proposals",
+        "",
+        "CSV of proposals with columns proposid, proprietary_months (path or fsspec URL); empty: "
+        "<archive>/proposals.csv if it exists.",
+    ),
+    Setting(
+        "proprietary_months",
+        12.0,
+        "Proprietary period of a proposal missing from the proposals file (months after EXPSTART).",
+        float,
+    ),
+    Setting(
+        "team_group",
+        "wfc3-team",
+        "Site: a user whose OIDC 'groups' claim contains this group is a team member (sees everything).",
+    ),
+    Setting(
+        "team_members",
+        "",
+        "Site: comma-separated emails or OIDC subjects of team members (besides team_group).",
+    ),
+    Setting(
+        "auth_secrets",
+        "",
+        "Site: a Streamlit secrets.toml with the [auth] OIDC provider for st.login (kept outside the "
+        "repository); empty: no login, every visitor is a guest unless local_user is set.",
+    ),
+    Setting(
+        "local_user",
+        "",
+        "Site without OIDC: treat every visitor as this team member (single-user use on 127.0.0.1 "
+        "only); empty: visitors are guests.",
+    ),
+    Setting("app_port", 8501, "Site: port of 'ql app' (it listens on 127.0.0.1).", int),
+    Setting("console_rows", 10000, "Site SQL console: most rows a query returns.", int),
+    Setting("console_timeout", 30.0, "Site SQL console: seconds before a query is interrupted.", float),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 

@@ -32,6 +32,29 @@ CREATE TABLE IF NOT EXISTS job_events (
 );
 CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job, ts);
 CREATE INDEX IF NOT EXISTS job_events_run ON job_events (run_id);
+CREATE TABLE IF NOT EXISTS anomaly_events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts         TEXT NOT NULL,      -- UTC ISO 8601
+    rootname   TEXT NOT NULL,
+    anomaly    TEXT NOT NULL,      -- one of lake.anomaly.ANOMALY_TYPES
+    action     TEXT NOT NULL CHECK (action IN ('flag', 'unflag')),
+    user       TEXT NOT NULL,
+    comment    TEXT
+);
+CREATE INDEX IF NOT EXISTS anomaly_events_root ON anomaly_events (rootname, anomaly);
+-- the history is append-only: corrections are new events, never edits
+CREATE TRIGGER IF NOT EXISTS anomaly_events_no_update BEFORE UPDATE ON anomaly_events
+BEGIN SELECT RAISE(ABORT, 'anomaly history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS anomaly_events_no_delete BEFORE DELETE ON anomaly_events
+BEGIN SELECT RAISE(ABORT, 'anomaly history is append-only'); END;
+"""
+
+# the flags in force: per dataset and anomaly type, the latest event, if it is a flag
+ANOMALIES_SQL = """
+SELECT rootname, anomaly, ts AS flagged_at, user, comment FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY rootname, anomaly ORDER BY event_id DESC) AS k
+    FROM anomaly_events
+) WHERE k = 1 AND action = 'flag'
 """
 
 # one row per run: its start event joined with its end event (if any)
@@ -72,10 +95,12 @@ def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.
 
 
 def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
-    """The state tables as DuckDB sees them: ``job_events`` and the ``job_runs`` view of it."""
+    """The state tables for DuckDB: job and anomaly events, and the ``job_runs`` and ``anomalies`` views."""
     if not path_of(lake_root).exists():
         return {}
     return {
         "job_events": query(lake_root, "SELECT * FROM job_events ORDER BY ts"),
         "job_runs": query(lake_root, RUNS_SQL + " ORDER BY started"),
+        "anomaly_events": query(lake_root, "SELECT * FROM anomaly_events ORDER BY event_id"),
+        "anomalies": query(lake_root, ANOMALIES_SQL + " ORDER BY flagged_at"),
     }

@@ -1,0 +1,71 @@
+"""Home: archive totals, ingest freshness, the job status board, recent anomalies."""
+
+import altair as alt
+import streamlit as st
+import ui
+
+from lake import anomaly, browse, jobs
+
+st.title("Quicklake")
+st.caption("WFC3 archive headers, monitors and anomalies, from the lake")
+
+with ui.shown_errors():
+    scope = ui.scope()
+    t = browse.totals(scope)
+    c = st.columns(5)
+    c[0].metric("Files", f"{t['files']:,}")
+    c[1].metric("Datasets", f"{t['datasets']:,}")
+    c[2].metric("Proposals", f"{t['proposals']:,}")
+    c[3].metric("Bytes", ui.human_bytes(t["bytes"]))
+    c[4].metric("Unreadable files", f"{t['errors']:,}")
+    st.caption(
+        f"Last ingest {ui.age(t['last_ingest'])} · "
+        f"lake snapshot committed {ui.age(t['snapshot_committed_at'])}"
+        + ("" if scope.viewer.team else " · totals of public data")
+    )
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader("Files by detector and type")
+        by = browse.by_detector_and_type(scope).to_pandas()
+        if len(by):
+            st.altair_chart(
+                alt.Chart(by)
+                .mark_bar()
+                .encode(
+                    x=alt.X("files:Q", title="files"),
+                    y=alt.Y("detector:N", title=None),
+                    color=alt.Color("filetype:N", title="type"),
+                    tooltip=["detector", "filetype", "files", "bytes"],
+                )
+                .properties(height=160),
+                width="stretch",
+            )
+    with right:
+        st.subheader("Recent anomalies")
+        flags = anomaly.current(scope).to_pandas().head(10)
+        if len(flags):
+            flags["dataset"] = [ui.dataset_url(r) for r in flags["rootname"]]
+            st.dataframe(
+                flags[["dataset", "anomaly", "user", "flagged_at"]],
+                column_config={"dataset": ui.dataset_link_column()},
+                hide_index=True,
+            )
+        else:
+            st.caption("No datasets flagged.")
+
+    st.subheader("Job status")
+    if ui.team_only(scope.viewer, "The job status board"):
+        board = jobs.board(scope.lake_root)
+        colours = {"green": "🟢", "lightgreen": "🟩", "red": "🔴", "yellow": "🟡", "grey": "⚪"}
+        rows = [
+            {
+                "": colours.get(b["colour"], ""),
+                "job": b["job"],
+                "latest": b["latest_status"],
+                "started": ui.age(b["latest_start"]),
+                "last success": ui.age(b["last_success"]),
+            }
+            for b in board
+        ]
+        st.dataframe(rows, hide_index=True, width="stretch")

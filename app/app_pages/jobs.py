@@ -1,0 +1,118 @@
+"""Jobs: runs with status colours by age, durations and failures over time, and a log viewer."""
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+import ui
+
+from lake import jobs
+
+st.title("Jobs")
+COLOURS = {
+    "green": "#2e7d32",
+    "lightgreen": "#9ccc65",
+    "red": "#c62828",
+    "yellow": "#f9a825",
+    "grey": "#9e9e9e",
+}
+
+with ui.shown_errors():
+    scope = ui.scope()
+    if not ui.team_only(scope.viewer, "Job runs and logs"):
+        st.stop()
+    root = scope.lake_root
+    board = pd.DataFrame(jobs.board(root))
+    st.dataframe(
+        board.style.apply(lambda r: [f"background-color: {COLOURS[r['colour']]}33"] * len(r), axis=1),
+        hide_index=True,
+        width="stretch",
+        column_order=["job", "latest_status", "latest_start", "last_success", "age_days"],
+    )
+    hist = jobs.history(root).to_pandas()
+    if not len(hist):
+        st.info("No job has run yet: 'ql run JOB' or 'ql run-due' from cron.")
+        st.stop()
+    hist["started"] = pd.to_datetime(hist["started"], utc=True)
+    with st.container(horizontal=True):
+        job = st.selectbox(
+            "Job",
+            [None, *sorted(hist["job"].unique())],
+            key="jobs_job",
+            format_func=lambda j: "all jobs" if j is None else j,
+        )
+        status = st.multiselect("Status", sorted(hist["status"].unique()), key="jobs_status")
+    sel = hist[(hist["job"] == job) if job else hist["job"].notna()]
+    if status:
+        sel = sel[sel["status"].isin(status)]
+    left, right = st.columns(2)
+    with left:
+        st.caption("Duration of each run")
+        st.altair_chart(
+            alt.Chart(sel.dropna(subset=["duration_s"]))
+            .mark_circle(size=40)
+            .encode(
+                x=alt.X("started:T", title="started"),
+                y=alt.Y("duration_s:Q", title="seconds"),
+                color=alt.Color("job:N"),
+                tooltip=["job", "status", "started", "duration_s", "run_id"],
+            ),
+            width="stretch",
+        )
+    with right:
+        st.caption("Runs per day by status")
+        daily = (
+            sel.assign(day=sel["started"].dt.floor("D"))
+            .groupby(["day", "status"])
+            .size()
+            .reset_index(name="runs")
+        )
+        st.altair_chart(
+            alt.Chart(daily)
+            .mark_bar()
+            .encode(
+                x=alt.X("day:T"),
+                y="runs:Q",
+                color=alt.Color(
+                    "status:N",
+                    scale=alt.Scale(
+                        domain=["success", "no-work", "failed", "skipped-locked", "running"],
+                        range=["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
+                    ),
+                ),
+            ),
+            width="stretch",
+        )
+    shown = sel.head(500)
+    st.dataframe(
+        shown[["run_id", "job", "status", "started", "duration_s", "user", "host", "error"]],
+        hide_index=True,
+        width="stretch",
+        key="jobs_runs",
+    )
+    st.subheader("Log")
+    with st.container(horizontal=True):
+        run_id = st.selectbox(
+            "Run",
+            shown["run_id"].tolist(),
+            key="jobs_run",
+            index=0
+            if st.query_params.get("run") is None
+            else max(
+                0,
+                shown["run_id"].tolist().index(st.query_params["run"])
+                if st.query_params["run"] in shown["run_id"].tolist()
+                else 0,
+            ),
+        )
+        tail = st.number_input("Last lines", 10, 100000, 200, step=100, key="jobs_tail")
+        needle = st.text_input("Search", key="jobs_search")
+    text, n = jobs.log_text(root, run_id, int(tail), needle)
+    st.caption(f"{n:,} lines" + (f" containing {needle!r}" if needle else ""))
+    st.code(text or "(empty)", language="log")
+    st.download_button(
+        "Full log",
+        data=lambda: jobs.log_text(root, run_id, None)[0],
+        file_name=f"{run_id}.log",
+        icon=":material/download:",
+        on_click="ignore",
+    )

@@ -1,0 +1,142 @@
+"""Query: a form on common keywords, a sandboxed SQL console, downloads, and keyword-vs-keyword plots."""
+
+import io
+
+import altair as alt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import streamlit as st
+import ui
+
+from lake import browse
+
+st.title("Query")
+
+ORIGINAL = (
+    "SELECT master.rootname, uvisflt_0.targname, uvisflt_0.exptime, uvisflt_0.ra_targ, uvisflt_0.dec_targ,\n"
+    "       uvisflt_0.filter\nFROM master JOIN uvisflt_0 ON master.rootname = uvisflt_0.rootname\n"
+    "WHERE uvisflt_0.targname LIKE 'NGC%' AND uvisflt_0.date_obs > '2015-01-01'\n"
+    "  AND uvisflt_0.date_obs < '2015-01-30'"
+)
+
+
+def downloads(t: pa.Table, stem: str) -> None:
+    def parquet() -> bytes:
+        buf = io.BytesIO()
+        pq.write_table(t, buf)
+        return buf.getvalue()
+
+    with st.container(horizontal=True):
+        st.download_button(
+            "CSV",
+            data=lambda: t.to_pandas().to_csv(index=False),
+            file_name=f"{stem}.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            on_click="ignore",
+            key=f"{stem}_csv",
+        )
+        st.download_button(
+            "Parquet",
+            data=parquet,
+            file_name=f"{stem}.parquet",
+            on_click="ignore",
+            mime="application/vnd.apache.parquet",
+            icon=":material/download:",
+            key=f"{stem}_pq",
+        )
+
+
+with ui.shown_errors():
+    scope = ui.scope()
+    form_tab, sql_tab, plot_tab = st.tabs(["Form", "SQL", "Plot"])
+
+    with form_tab, st.form("query_form"):
+        with st.container(horizontal=True):
+            det = st.selectbox(
+                "Detector", [None, *browse.choices(scope, "detector")], format_func=ui.any_value
+            )
+            filt = st.selectbox("Filter", [None, *browse.choices(scope, "filter")], format_func=ui.any_value)
+            imt = st.selectbox(
+                "IMAGETYP", [None, *browse.choices(scope, "imagetyp")], format_func=ui.any_value
+            )
+            obst = st.selectbox(
+                "OBSTYPE", [None, *browse.choices(scope, "obstype")], format_func=ui.any_value
+            )
+        with st.container(horizontal=True):
+            target = st.text_input("Target contains")
+            prop = st.number_input("Proposal", value=None, step=1)
+            dates = st.date_input("DATE-OBS between", value=[])
+            min_exp = st.number_input("EXPTIME at least (s)", value=None)
+        submitted = st.form_submit_button("Find datasets", type="primary")
+    if submitted:
+        f = browse.DatasetFilter(
+            proposid=int(prop) if prop is not None else None,
+            detector=det,
+            filter=filt,
+            imagetyp=imt,
+            obstype=obst,
+            target=target or None,
+            min_exptime=min_exp,
+            date_from=dates[0] if len(dates) > 0 else None,
+            date_to=dates[1] if len(dates) > 1 else None,
+        )
+        st.session_state["query_form_result"] = browse.datasets(scope, f, limit=10000)
+    if "query_form_result" in st.session_state:
+        res = st.session_state["query_form_result"]
+        with form_tab:
+            st.caption(f"{res.num_rows:,} datasets")
+            df = res.to_pandas()
+            df.insert(0, "dataset", [ui.dataset_url(r) for r in df["rootname"]])
+            st.dataframe(
+                df.drop(columns="rootname"),
+                column_config={"dataset": ui.dataset_link_column()},
+                hide_index=True,
+                width="stretch",
+            )
+            downloads(res, "datasets")
+
+    with sql_tab:
+        st.caption(
+            f"One SELECT on the lake's tables ({len(scope.tables)} visible to you); at most "
+            f"{scope.cfg['console_rows']:,} rows; interrupted after {scope.cfg['console_timeout']:g} s."
+        )
+        sql = st.text_area("SQL", value=ORIGINAL, height=160, key="sql_text")
+        with st.container(horizontal=True):
+            run = st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:")
+            st.popover("Tables").dataframe({"table": scope.tables}, hide_index=True)
+        if run:
+            st.session_state["sql_result"] = ui.console_scope().console(sql)
+        if "sql_result" in st.session_state:
+            r = st.session_state["sql_result"]
+            st.caption(
+                f"{r.table.num_rows:,} rows in {r.seconds * 1000:.0f} ms"
+                + (" (truncated at the row cap)" if r.truncated else "")
+            )
+            st.dataframe(r.table.to_pandas(), hide_index=True, width="stretch", key="sql_df")
+            downloads(r.table, "query")
+
+    with plot_tab:
+        tables = [t for t in scope.tables if t not in {"cards"}]
+        default = tables.index("uvisflt_0") if "uvisflt_0" in tables else 0
+        with st.container(horizontal=True):
+            table = st.selectbox("Table", tables, index=default, key="plot_table")
+            cols = browse.numeric_columns(scope, table)
+            x = st.selectbox(
+                "X", cols, index=cols.index("expstart") if "expstart" in cols else 0, key="plot_x"
+            )
+            y = st.selectbox("Y", cols, index=cols.index("exptime") if "exptime" in cols else 0, key="plot_y")
+            colour = st.selectbox("Colour", [None, *cols], key="plot_colour")
+        where = st.text_input("Where (SQL condition)", key="plot_where", placeholder="filter = 'F606W'")
+        pts = browse.keyword_plot(scope, table, x, y, where=where, colour=colour).to_pandas()
+        st.caption(f"{len(pts):,} rows of {table}")
+        enc = {
+            "x": alt.X("x:Q" if pts["x"].dtype.kind in "iuf" else "x", title=x, scale=alt.Scale(zero=False)),
+            "y": alt.Y("y:Q" if pts["y"].dtype.kind in "iuf" else "y", title=y, scale=alt.Scale(zero=False)),
+            "tooltip": [c for c in pts.columns],
+        }
+        if colour:
+            enc["color"] = alt.Color("colour", title=colour)
+        st.altair_chart(
+            alt.Chart(pts).mark_circle(size=30, opacity=0.7).encode(**enc).interactive(), width="stretch"
+        )
