@@ -422,19 +422,44 @@ def iter_files(exps: list[Exposure], layout: Layout) -> Iterator[tuple[str, Expo
 
 
 PIXEL_MODES = ("none", "sparse", "full")
-PROPRIETARY_DAYS = 365.0
+PROPOSALS_FILE = "proposals.csv"  # read by lake.proprietary (setting 'proposals')
+DAYS_PER_MONTH = 365.25 / 12
 
 
-def _set_permissions(out: Path, exps: list[Exposure]) -> None:
-    """Proposal folders with data younger than the proprietary period are closed to the world (0o750)."""
-    now = datetime_to_mjd(datetime.now(UTC))
-    latest: dict[int, float] = {}
+def proprietary_months(proposid: int, seed: int) -> int:
+    """A proposal's proprietary period: 0 for calibration; GO mostly HST's 12 months, some waived (0),
+    some 6 or extended to 24. Drawn from a stream of its own so that the plan's draws do not shift."""
+    if proposid in dict(CAL_PROGRAMS) or proposid == BOWTIE_PROGRAM:
+        return 0
+    rng = np.random.default_rng([seed, proposid, 7])
+    return int(rng.choice([12, 0, 6, 24], p=[0.7, 0.1, 0.1, 0.1]))
+
+
+def _write_proposals(out: Path, exps: list[Exposure], seed: int) -> dict[int, int]:
+    periods: dict[int, int] = {}
+    pis: dict[int, str] = {}
     for e in exps:
-        latest[e.proposid] = max(latest.get(e.proposid, 0.0), e.expstart)
-    for prop, t in latest.items():
+        periods.setdefault(e.proposid, proprietary_months(e.proposid, seed))
+        pis.setdefault(e.proposid, e.pi)
+    lines = ["proposid,pi,proprietary_months"]
+    lines += [f"{p},{pis[p]},{periods[p]}" for p in sorted(periods)]
+    tmp = out / (PROPOSALS_FILE + ".part")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out / PROPOSALS_FILE)
+    return periods
+
+
+def _set_permissions(out: Path, exps: list[Exposure], periods: dict[int, int]) -> None:
+    """Proposal folders with data still in their proprietary period are closed to the world (0o750)."""
+    now = datetime_to_mjd(datetime.now(UTC))
+    secret: dict[int, bool] = {}
+    for e in exps:
+        release = e.expstart + periods.get(e.proposid, 12) * DAYS_PER_MONTH
+        secret[e.proposid] = secret.get(e.proposid, False) or now < release
+    for prop, closed in secret.items():
         d = out / str(prop)
         if d.is_dir():
-            d.chmod(0o750 if now - t < PROPRIETARY_DAYS else 0o755)
+            d.chmod(0o750 if closed else 0o755)
 
 
 TRUTH_FILE = "quicklake_truth.parquet"
@@ -496,7 +521,7 @@ def generate(
             truth += rows
         if progress:
             progress(n, len(files))
-    _set_permissions(out, exps)
+    _set_permissions(out, exps, _write_proposals(out, exps, seed))
     import pyarrow.parquet as pq
 
     truth += [

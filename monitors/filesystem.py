@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 from collections import defaultdict
-from datetime import UTC, datetime
 from pathlib import Path
 
 from lake.access import read_sql
@@ -17,11 +16,17 @@ from monitors.consistency import findings
 BLOCK = 2880
 
 
-def proprietary_proposals(ctx: JobContext, days: float = 365.0) -> set[int]:
-    """Proposals with a dataset observed less than ``days`` ago (still proprietary, by default 12 months)."""
-    now_mjd = datetime.now(UTC).timestamp() / 86400.0 + 40587.0
-    t = read_sql(f"SELECT DISTINCT proposid FROM master WHERE expstart > {now_mjd - days}", ctx.lake_root)
-    return {int(p) for p in t.column("proposid").to_pylist() if p is not None}
+def proprietary_proposals(ctx: JobContext) -> set[int]:
+    """Proposals with a dataset still in its proposal's proprietary period (``lake.proprietary``)."""
+    from lake.proprietary import public_rootnames
+
+    master = read_sql("SELECT rootname, proposid, expstart FROM master", ctx.lake_root)
+    public = set(public_rootnames(master, ctx.cfg).to_pylist())
+    return {
+        int(p)
+        for r, p in zip(master.column("rootname").to_pylist(), master.column("proposid").to_pylist(), strict=True)
+        if p is not None and r not in public
+    }
 
 
 def _primary_value(path: Path, keyword: str) -> str | None:

@@ -50,3 +50,42 @@ def archive_copy(tmp_path: Path) -> Path:
     dst = tmp_path / "archive"
     generate(dst, datasets=40, seed=7)
     return dst
+
+
+@pytest.fixture(scope="session")
+def site_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """A lake for the site: sparse pixels, a monitor's results, job runs with logs, and known access.
+
+    One GO proposal gets a century-long proprietary period (``secret``), so its datasets are certainly
+    proprietary; every other period comes from the generator's ``proposals.csv``.
+    """
+    import csv
+
+    from ingest.archivegen import generate
+    from ingest.run import ingest
+    from lake import settings
+    from lake.access import read_sql
+    from lake.jobs import run_job
+
+    base = tmp_path_factory.mktemp("site")
+    archive, lake = base / "archive", base / "lake"
+    generate(archive, 100, seed=11, pixels="sparse")
+    ingest(lake, str(archive), scheduler="synchronous")
+    go = read_sql(
+        "SELECT proposid, count(*) AS n FROM master WHERE proposid >= 14000 AND proposid NOT IN "
+        "(14529, 15725) AND detector = 'UVIS' GROUP BY proposid ORDER BY n DESC, proposid",
+        lake,
+    ).to_pylist()
+    secret = int(go[0]["proposid"])
+    with (archive / "proposals.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        if int(r["proposid"]) == secret:
+            r["proprietary_months"] = "1200"
+    with (archive / "proposals.csv").open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    cfg = {**settings.load({"lake": str(lake)}), "archive": str(archive), "scheduler": "synchronous"}
+    runs = {job: run_job(lake, job, cfg=cfg) for job in ("uvis-darks", "check-filesystem")}
+    return {"archive": archive, "lake": lake, "cfg": cfg, "secret": secret, "runs": runs}
