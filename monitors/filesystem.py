@@ -22,11 +22,8 @@ def proprietary_proposals(ctx: JobContext) -> set[int]:
 
     master = read_sql("SELECT rootname, proposid, expstart FROM master", ctx.lake_root)
     public = set(public_rootnames(master, ctx.cfg).to_pylist())
-    return {
-        int(p)
-        for r, p in zip(master.column("rootname").to_pylist(), master.column("proposid").to_pylist(), strict=True)
-        if p is not None and r not in public
-    }
+    roots, props = master.column("rootname").to_pylist(), master.column("proposid").to_pylist()
+    return {int(p) for r, p in zip(roots, props, strict=True) if p is not None and r not in public}
 
 
 def _primary_value(path: Path, keyword: str) -> str | None:
