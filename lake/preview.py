@@ -134,5 +134,5 @@ def dataset_thumbnail(scope: Scope, rootname: str, size: int = 256) -> bytes | N
                 try:
                     return preview(scope, by_type[ft], h, "zscale", size)
                 except FitsError:
-                    return None  # blank or unreadable: the page shows no thumbnail
+                    continue  # blank or unreadable: try the next file type
     return None

@@ -1,0 +1,191 @@
+"""Every page of the site under Streamlit's AppTest (no browser), as team member, outsider and guest."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from lake.access import read_sql
+
+APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
+PAGES = ["home", "browse", "dataset", "query", "anomalies", "monitors", "jobs"]
+USERS: dict[str, dict[str, Any]] = {
+    "team": {"is_logged_in": True, "email": "alice@stsci.edu", "name": "Alice", "groups": ["wfc3-team"]},
+    "outsider": {"is_logged_in": True, "email": "bob@example.org", "name": "Bob", "groups": []},
+    "guest": {"is_logged_in": False},
+}
+
+
+@pytest.fixture(autouse=True)
+def _site_env(site_lake: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.setenv("QUICKLAKE_LAKE", str(site_lake["lake"]))
+    monkeypatch.setenv("QUICKLAKE_ARCHIVE", str(site_lake["archive"]))
+    # AppTest runs the script in this process: caches would leak between tests
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+
+
+def page(name: str, who: str = "team", **params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.user = USERS[who]
+    at.run()
+    at.switch_page(f"app_pages/{name}.py")
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def texts(at: AppTest) -> str:
+    parts = [*(m.value for m in at.markdown), *(c.value for c in at.caption), *(i.value for i in at.info)]
+    parts += [*(e.value for e in at.error), *(s.value for s in at.success), *(w.value for w in at.warning)]
+    return "\n".join(str(p) for p in parts)
+
+
+def secret_root(site_lake: dict[str, Any], detector: str = "UVIS") -> str:
+    t = read_sql(
+        f"SELECT rootname FROM master WHERE proposid = {site_lake['secret']} AND detector = '{detector}' "
+        "AND rootname NOT LIKE '%0' ORDER BY rootname LIMIT 1",
+        site_lake["lake"],
+    )
+    return str(t.column(0)[0].as_py())
+
+
+def dark_root(site_lake: dict[str, Any]) -> str:
+    t = read_sql(
+        "SELECT rootname FROM master WHERE detector = 'UVIS' AND imagetyp = 'DARK' ORDER BY rootname LIMIT 1",
+        site_lake["lake"],
+    )
+    return str(t.column(0)[0].as_py())
+
+
+@pytest.mark.parametrize("who", list(USERS))
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_renders(name: str, who: str) -> None:
+    at = page(name, who)
+    assert at.title[0].value in {"Quicklake", name.capitalize()}
+
+
+def test_home_totals_depend_on_role() -> None:
+    def datasets(at: AppTest) -> int:
+        return int(next(m.value for m in at.metric if m.label == "Datasets").replace(",", ""))
+
+    team, guest = page("home", "team"), page("home", "guest")
+    assert datasets(guest) < datasets(team)
+    assert "Signed in as **alice@stsci.edu**" in "\n".join(m.value for m in team.sidebar.markdown)
+    assert "for WFC3 team members" in texts(guest) and "for WFC3 team members" not in texts(team)
+    assert any(df.value.shape[0] >= 11 for df in team.dataframe)  # the job board
+
+
+def test_browse_proposal_visit_datasets(site_lake: dict[str, Any]) -> None:
+    at = page("browse")
+    prop = site_lake["secret"]
+    at.selectbox(key="browse_proposal").set_value(prop).run()
+    visit = at.selectbox(key="browse_visit").options[1]
+    at.selectbox(key="browse_visit").set_value(visit).run()
+    assert not at.exception
+    table = at.dataframe[-1].value
+    assert len(table) >= 1 and set(table["proposid"]) == {prop} and set(table["visit"]) == {visit}
+    # a guest cannot even pick the proprietary proposal
+    guest = page("browse", "guest")
+    assert prop not in guest.selectbox(key="browse_proposal").options
+
+
+def test_browse_thumbnails_for_darks() -> None:
+    at = page("browse")
+    at.selectbox(key="browse_detector").set_value("UVIS").run()
+    at.text_input(key="browse_target").input("DARK").run()
+    assert not at.exception
+    assert all(c.value.startswith("UVIS") for c in at.caption if "·" in c.value and " s" in c.value)
+    assert len(at.image) >= 1  # darks have pixels in the sparse archive, so they get thumbnails
+
+
+def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
+    root = dark_root(site_lake)
+    at = page("dataset", rootname=root)
+    assert root in at.subheader[0].value
+    header = at.code[0].value
+    assert header.startswith("SIMPLE  =") and f"ROOTNAME= '{root}" in header
+    at.text_input(key="hdr_search").input("EXPTIME").run()
+    assert all("EXPTIME" in ln for ln in at.code[0].value.splitlines())
+    raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
+    at.selectbox(key="pv_file").set_value(raw).run()
+    assert len(at.image) == 2  # the preview tab's SCI images, one per chip
+    at.text_input(key="diff_other").input(at.selectbox(key="diff_a").options[-1]).run()
+    assert not at.exception
+
+
+def test_dataset_proprietary_for_guest(site_lake: dict[str, Any]) -> None:
+    root = secret_root(site_lake)
+    guest = page("dataset", "guest", rootname=root)
+    assert "proprietary" in texts(guest) and not guest.code and not guest.image
+    outsider = page("dataset", "outsider", rootname=root)
+    assert "proprietary" in texts(outsider) and not outsider.code
+    team = page("dataset", "team", rootname=root)
+    assert team.code and "proprietary" not in texts(team)
+
+
+def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
+    at = page("query")
+    at.button(key="sql_run").click().run()  # the original Quicklook query is the default
+    assert not at.exception and "rows in" in texts(at)
+    at.text_area(key="sql_text").input("SELECT * FROM read_csv('/etc/passwd')").run()
+    at.button(key="sql_run").click().run()
+    assert "disabled by configuration" in texts(at)
+    at.text_area(key="sql_text").input("SELECT 1; DROP VIEW master").run()
+    at.button(key="sql_run").click().run()
+    assert "only a single SELECT" in texts(at)
+    # a guest's console has no proprietary rows
+    root = secret_root(site_lake)
+    guest = page("query", "guest")
+    guest.text_area(key="sql_text").input(f"SELECT count(*) AS n FROM cards WHERE rootname = '{root}'").run()
+    guest.button(key="sql_run").click().run()
+    assert guest.dataframe[-1].value["n"].tolist() == [0]
+    # the form
+    at.selectbox[0].set_value("UVIS").run()
+    at.button[0].click().run()  # form submit
+    assert not at.exception
+    assert any("datasets" in c.value for c in at.caption)
+    charts = at.get("vega_lite_chart")
+    assert charts and '"x"' in charts[-1].proto.spec
+
+
+def test_anomaly_flag_and_history(site_lake: dict[str, Any]) -> None:
+    root = dark_root(site_lake)
+    at = page("anomalies", rootname=root)
+    at.selectbox(key="flag_type").set_value("persistence")
+    at.text_area(key="flag_note").input("after a saturated star")
+    at.button[0].click().run()
+    assert not at.exception and f"{root} flagged as Persistence" in texts(at)
+    hist = at.dataframe[-1].value
+    assert ((hist["rootname"] == root) & (hist["anomaly"] == "persistence")).any()
+    assert (hist["user"] == "alice@stsci.edu").all()
+    guest = page("anomalies", "guest")
+    assert "needs a logged-in WFC3 team member" in texts(guest) and not guest.text_area
+    outsider = page("anomalies", "outsider")
+    assert not outsider.text_area
+
+
+def test_monitor_page_chart_and_empty_monitor() -> None:
+    at = page("monitors", monitor="uvis-darks")
+    spec = at.get("vega_lite_chart")[0].proto.spec
+    assert "median_dark" in spec
+    assert len(at.dataframe[-1].value) >= 1
+    empty = page("monitors", monitor="ir-blobs")
+    assert "No results yet" in texts(empty)
+
+
+def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
+    at = page("jobs")
+    assert at.code and at.code[0].value.strip()
+    at.text_input(key="jobs_search").input("inputs selected").run()
+    assert not at.exception
+    guest = page("jobs", "guest")
+    assert not guest.code and "for WFC3 team members" in texts(guest)
