@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -39,6 +40,19 @@ def _ensure_venv() -> None:
     stamp.write_text(stamp_text)
 
 
+def _ensure_chromium() -> None:
+    """The site's browser tests drive Debian's Chromium (a pip-installed Playwright never downloads one)."""
+    if shutil.which("chromium") or not shutil.which("apt-get"):
+        return
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    print("installing Debian's chromium for the browser tests (first run only)", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"], check=True, env=env
+    )
+
+
 def _run(cmd: list[str]) -> int:
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -54,6 +68,7 @@ def main(argv: list[str]) -> int:
     if what == "ql":
         return _run([str(BIN / "ql"), *rest])
     if what == "test":
+        _ensure_chromium()
         return _run([str(BIN / "python"), "-m", "pytest", *rest])
     # bench/ may not exist yet in a clone (git keeps no empty folders)
     linted = ("lake", "ingest", "monitors", "app", "tests", "bench", "dev.py")

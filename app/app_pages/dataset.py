@@ -59,11 +59,14 @@ with ui.shown_errors():
     ok = files[files["status"] == "ok"]["path"].tolist()
     if not ok:
         st.stop()
+    # ?file=<path> opens that file in the header and preview tabs (shareable links)
+    wanted = st.query_params.get("file")
+    first = ok.index(wanted) if wanted in ok else 0
 
     tab_h, tab_p, tab_d = st.tabs(["Header", "Preview", "Diff"])
     with tab_h:
         with st.container(horizontal=True):
-            path = st.selectbox("File", ok, key="hdr_file")
+            path = st.selectbox("File", ok, index=first, key="hdr_file")
             hd = browse.hdus(scope, path).to_pylist()
             names = {r["hdu"]: r["extname"] for r in hd}
             vers = {r["hdu"]: r["extver"] for r in hd}
@@ -99,7 +102,7 @@ with ui.shown_errors():
         )
     with tab_p:
         with st.container(horizontal=True):
-            ppath = st.selectbox("File", ok, key="pv_file")
+            ppath = st.selectbox("File", ok, index=first, key="pv_file")
             images = preview.image_hdus(scope, ppath)
             stretch = st.radio("Stretch", ["zscale", "log"], horizontal=True, key="pv_stretch")
         if not images:
