@@ -171,7 +171,8 @@ def _roots(server: dict[str, Any]) -> tuple[str, str]:
     )
     dark = (
         read_sql(
-            "SELECT rootname FROM master WHERE detector = 'UVIS' AND imagetyp = 'DARK' ORDER BY rootname LIMIT 1",
+            "SELECT rootname FROM master WHERE detector = 'UVIS' AND imagetyp = 'DARK' "
+            "ORDER BY rootname LIMIT 1",
             server["lake"],
         )
         .column(0)[0]
