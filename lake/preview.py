@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -79,31 +81,41 @@ def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512
     return buf.getvalue()
 
 
+def _cached(scope: Scope, key: str, make: Callable[[], bytes]) -> bytes:
+    """The bytes cached under ``key`` in ``<lake>/thumbnails``, made (and stored atomically) on a miss.
+
+    An empty file remembers "nothing to show", so a blank image is not read again on every page.
+    """
+    name = hashlib.sha256(f"{VERSION}|{key}".encode()).hexdigest()[:32] + ".png"
+    cache = scope.lake_root / "thumbnails" / name[:2]
+    target = cache / name
+    if target.exists():
+        return target.read_bytes()
+    data = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, target)  # readers see a whole PNG or none
+    return data
+
+
 def preview(scope: Scope, path: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
     """The cached PNG of extension ``hdu`` of archive file ``path``, rendered on first request."""
     if stretch not in ("zscale", "log"):
         raise QueryError(f"stretch must be 'zscale' or 'log', not {stretch!r}")
     row = scope.require_file(path)
-    key = f"{VERSION}|{path}|{row['size']}|{row['mtime']}|{hdu}|{stretch}|{size}"
-    name = hashlib.sha256(key.encode()).hexdigest()[:32] + ".png"
-    cache = scope.lake_root / "thumbnails" / name[:2]
-    target = cache / name
-    if target.exists():
-        png = target.read_bytes()
-        if not png:  # remembered as blank
-            raise _blank(path, hdu, 0.0)
-        return png
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = cache / f".{name}.{os.getpid()}.tmp"
-    try:
-        png = render(archive_path(scope, path), hdu, stretch, size)
-    except FitsError as e:
-        if "nothing to preview" in e.reason:
-            tmp.write_bytes(b"")
-            os.replace(tmp, target)
-        raise
-    tmp.write_bytes(png)
-    os.replace(tmp, target)  # readers see a whole PNG or none
+
+    def make() -> bytes:
+        try:
+            return render(archive_path(scope, path), hdu, stretch, size)
+        except FitsError as e:
+            if "nothing to preview" in e.reason:
+                return b""
+            raise
+
+    png = _cached(scope, f"{path}|{row['size']}|{row['mtime']}|{hdu}|{stretch}|{size}", make)
+    if not png:
+        raise _blank(path, hdu, 0.0)
     return png
 
 
@@ -124,15 +136,24 @@ def image_hdus(scope: Scope, path: str) -> list[tuple[int, str]]:
 
 
 def dataset_thumbnail(scope: Scope, rootname: str, size: int = 256) -> bytes | None:
-    """A small zscale image of a dataset's first SCI extension (flt, else flc, raw, ima, drz), or None."""
+    """A small zscale image of a dataset's first SCI extension with pixels (flt, flc, raw, ima, drz, drc),
+    or None. Cached per dataset (keyed by its files' sizes and mtimes), so a warm listing reads no FITS."""
     from lake.browse import files
 
-    by_type = {r["filetype"]: r["path"] for r in files(scope, rootname).to_pylist() if r["status"] == "ok"}
-    for ft in ("flt", "flc", "raw", "ima", "drz", "drc"):
-        if ft in by_type:
-            for h, _ in image_hdus(scope, by_type[ft])[:1]:
-                try:
-                    return preview(scope, by_type[ft], h, "zscale", size)
-                except FitsError:
-                    continue  # blank or unreadable: try the next file type
-    return None
+    rows = sorted(
+        (r for r in files(scope, rootname).to_pylist() if r["status"] == "ok"), key=lambda r: r["path"]
+    )
+    by_type = {r["filetype"]: r["path"] for r in rows}
+
+    def make() -> bytes:
+        for ft in ("flt", "flc", "raw", "ima", "drz", "drc"):
+            if ft in by_type:
+                for h, _ in image_hdus(scope, by_type[ft])[:1]:
+                    try:
+                        return preview(scope, by_type[ft], h, "zscale", size)
+                    except FitsError:
+                        continue  # blank or unreadable: try the next file type
+        return b""
+
+    key = f"dataset|{rootname}|{size}|" + "|".join(f"{r['path']}:{r['size']}:{r['mtime']}" for r in rows)
+    return _cached(scope, key, make) or None

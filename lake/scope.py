@@ -87,9 +87,11 @@ class Scope:
         snap = _snapshot(str(self.lake.root), self.lake.catalog_uri, self.pins_text)
         self._con = duckdb.connect(config=LOCKED)
         self.public: pa.Array = pa.array([], pa.string())
+        self._hidden: pa.Array = pa.array([], pa.string())
+        self._hidden_paths: pa.Array = pa.array([], pa.string())
         if not viewer.team:
-            self.public = self._public(snap)
-        self._public_paths: pa.Array | None = None
+            self._split(snap)
+        self._public_set = frozenset(self.public.to_pylist())
         self.tables: list[str] = []
         for name, tf in snap.items():
             self._register(name, tf, snap)
@@ -105,21 +107,37 @@ class Scope:
             return tf.schema.empty_table()
         return ds.dataset(list(tf.files), schema=tf.schema, format="parquet")
 
-    def _public(self, snap: dict[str, TableFiles]) -> pa.Array:
-        if "master" not in snap or not snap["master"].files:
-            return pa.array([], pa.string())
-        master = self._dataset(snap["master"]).to_table(columns=["rootname", "proposid", "expstart"])
-        return public_rootnames(master, self.cfg).cast(pa.string())
+    def _split(self, snap: dict[str, TableFiles]) -> None:
+        """Public rootnames, and the hidden ones: every other rootname the lake knows (with its paths).
 
-    def _paths_of_public(self, snap: dict[str, TableFiles]) -> pa.Array:
+        Filtering on the hidden set is the same rule as keeping the public set (rows of a rootname the
+        lake does not know are dropped too), but its value set is far smaller: proprietary data are the
+        last year or so of an archive.
+        """
         import pyarrow.compute as pc
 
-        if self._public_paths is None:
-            files = self._dataset(snap["files"]).to_table(columns=["path", "rootname"])
-            self._public_paths = files.filter(
-                pc.is_in(files.column("rootname"), value_set=self.public)
-            ).column("path")
-        return self._public_paths
+        if "master" in snap and snap["master"].files:
+            master = self._dataset(snap["master"]).to_table(columns=["rootname", "proposid", "expstart"])
+            self.public = public_rootnames(master, self.cfg).cast(pa.string())
+            known = master.column("rootname")
+        else:
+            known = pa.chunked_array([], pa.string())
+        files = (
+            self._dataset(snap["files"]).to_table(columns=["path", "rootname"])
+            if "files" in snap and snap["files"].files
+            else pa.table({"path": pa.array([], pa.string()), "rootname": pa.array([], pa.string())})
+        )
+        chunks = [c.cast(pa.string()) for c in (*known.chunks, *files.column("rootname").chunks)]
+        everyone = pc.unique(pa.chunked_array(chunks, pa.string()))
+        self._hidden = everyone.filter(pc.invert(pc.is_in(everyone, value_set=self.public))).drop_null()
+        self._hidden_paths = (
+            files.filter(pc.is_in(files.column("rootname"), value_set=self._hidden))
+            .column("path")
+            .combine_chunks()
+        )
+
+    # tables small enough to hold in DuckDB's memory: the site's listings aggregate them on every page
+    RESIDENT = ("master", "files")
 
     def _register(self, name: str, tf: TableFiles, snap: dict[str, TableFiles]) -> None:
         import pyarrow.compute as pc
@@ -128,12 +146,20 @@ class Scope:
         if not self.viewer.team:
             cols = tf.schema.names
             if "rootname" in cols:
-                obj = obj.filter(pc.field("rootname").isin(self.public))
+                keep = pc.invert(pc.field("rootname").isin(self._hidden)) & pc.field("rootname").is_valid()
             elif "path" in cols and "files" in snap:
-                obj = obj.filter(pc.field("path").isin(self._paths_of_public(snap)))
+                keep = pc.invert(pc.field("path").isin(self._hidden_paths)) & pc.field("path").is_valid()
             else:
                 return  # cannot be tied to a dataset: not shown to guests
-        self._con.register(name, obj)
+            if tf.files:  # (an empty table has nothing to hide)
+                obj = obj.filter(keep)
+        if name in self.RESIDENT:
+            # loaded once per scope; the user never sees the unfiltered registration
+            self._con.register("__load", obj)
+            self._con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM __load")
+            self._con.unregister("__load")
+        else:
+            self._con.register(name, obj)
         self.tables.append(name)
         base = ", ".join(_quote(c) for c in WIDE_BASE.names)
         for hdu, kws in sorted(tf.hdu_columns.items()):
@@ -184,7 +210,7 @@ class Scope:
     def visible(self, rootname: str) -> bool:
         if self.viewer.team:
             return bool(self.sql("SELECT 1 FROM master WHERE rootname = ? LIMIT 1", [rootname]).num_rows)
-        return rootname in set(self.public.to_pylist())
+        return rootname in self._public_set
 
     def require_dataset(self, rootname: str) -> None:
         if not self.visible(rootname):
