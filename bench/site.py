@@ -48,7 +48,7 @@ def add_files_and_cards(lake_dir: Path, base: Path, master: pa.Table, n_cards: i
     pieces = []
     by_path = {p: cards.filter(pc.equal(cards["path"], p)) for p in src_paths}
     total = 0
-    for i, r in enumerate(roots):
+    for r in roots:
         t = by_path[src_paths[int(rng.integers(0, len(src_paths)))]]
         path = f"{r[:7]}/{r}_flt.fits"
         t = t.set_column(0, "path", pa.array([path] * t.num_rows)).set_column(
@@ -148,9 +148,8 @@ def main() -> int:
         t0 = time.perf_counter()
         lake_dir, _big, master = build(base, args.rows)
         root = add_files_and_cards(lake_dir, base, master, args.cards)
-        print(
-            f"built a lake of {args.rows:,} header rows + {args.cards:,} cards in {time.perf_counter() - t0:.0f} s"
-        )
+        took = time.perf_counter() - t0
+        print(f"built a lake of {args.rows:,} header rows + {args.cards:,} cards in {took:.0f} s")
         os.environ["QUICKLAKE_LAKE"] = str(lake_dir)
         os.environ["QUICKLAKE_ARCHIVE"] = str(base / "archive")
         os.environ["QUICKLAKE_PROPRIETARY_MONTHS"] = "12"
