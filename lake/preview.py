@@ -73,8 +73,11 @@ def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512
     from PIL import Image
 
     small = _shrink(_read(location, hdu), size)
-    if not np.nanmax(small) > np.nanmin(small):
-        raise _blank(location, hdu, float(np.nanmin(small)))
+    finite = small[np.isfinite(small)]
+    if not finite.size:
+        raise _blank(location, hdu, float("nan"))
+    if not finite.max() > finite.min():
+        raise _blank(location, hdu, float(finite.min()))
     img = stretch_to_uint8(small, stretch)
     buf = io.BytesIO()
     Image.fromarray(img, mode="L").save(buf, format="PNG", optimize=False)

@@ -189,3 +189,23 @@ def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
     assert not at.exception
     guest = page("jobs", "guest")
     assert not guest.code and "for WFC3 team members" in texts(guest)
+
+
+def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The real WFC3/ACS/STIS files: old enough to be public, with real pixels to preview."""
+    from ingest.run import ingest
+    from tests.conftest import REAL
+
+    lk = tmp_path / "lake"
+    ingest(lk, str(REAL), scheduler="synchronous", template="{dir}/{stem}.fits")
+    monkeypatch.setenv("QUICKLAKE_LAKE", str(lk))
+    monkeypatch.setenv("QUICKLAKE_ARCHIVE", str(REAL))
+    monkeypatch.setenv("QUICKLAKE_LAYOUT", "{dir}/{stem}.fits")
+    st.cache_resource.clear()
+    for who in ("team", "guest"):
+        home = page("home", who)
+        assert int(next(m.value for m in home.metric if m.label == "Files")) >= 10
+        at = page("dataset", who, rootname="ibxy01z8q", file="wfc3/ibxy01z8q_ima.fits")
+        assert "ROOTNAME= 'ibxy01z8q" in at.code[0].value
+        assert len(at.image) >= 1, texts(at)  # a real IR read, zscaled
+        page("browse", who)
