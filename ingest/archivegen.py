@@ -184,10 +184,55 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
                 samp_seq=samp_seq,
             )
         )
-    return exps + _followups(exps, seed) + _bowtie_flats(len(programs), datasets, seed)
+    return (
+        exps
+        + _followups(exps, seed)
+        + _bowtie_flats(len(programs), datasets, seed)
+        + _biases(len(programs) + 1, datasets, seed)
+        + _subarrays(len(programs) + 2, datasets, seed)
+    )
 
 
 BOWTIE_PROGRAM = 12688
+BIAS_PROGRAM = 14530  # generated stand-in for the UVIS bias monitor (0 s frames, shutter closed)
+SUBARRAY_PROGRAM = 14999  # a GO programme observing with the UVIS2-C1K1C-SUB subarray
+SUBARRAY_APERTURE = "UVIS2-C1K1C-SUB"
+SUBARRAY_SHAPE = (1024, 1024)  # every SCI/ERR/DQ of a subarray file, one chip; no overscan modelled
+
+
+def _spread(rng: np.random.Generator, n: int) -> np.ndarray:
+    start = datetime_to_mjd(datetime(2009, 7, 1, tzinfo=UTC))
+    stop = datetime_to_mjd(datetime(2026, 10, 1, tzinfo=UTC))
+    return np.sort(rng.uniform(start, stop, n))
+
+
+def _biases(k: int, datasets: int, seed: int) -> list[Exposure]:
+    """UVIS bias frames (IMAGETYP BIAS, 0 s), headers only: no monitor reads their pixels."""
+    rng = np.random.default_rng([seed, 4444])
+    code = _program_code(k)
+    files = ("raw", "flt", "flc", "spt", "trl")
+    return [
+        Exposure(f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}01q", BIAS_PROGRAM, "UVIS", "BIAS", "BIAS",
+                 0.0, 0.0, "F336W", 0.0, float(t), "NONE", "Baggett", files)
+        for j, t in enumerate(_spread(rng, max(4, datasets // 40)))
+    ]  # fmt: skip
+
+
+def _subarrays(k: int, datasets: int, seed: int) -> list[Exposure]:
+    """UVIS science exposures read out in a 1k x 1k subarray of UVIS2 (SUBARRAY = T)."""
+    rng = np.random.default_rng([seed, 4545])
+    code = _program_code(k)
+    files = ("raw", "flt", "flc", "spt", "trl")
+    out = []
+    for j, t in enumerate(_spread(rng, max(4, datasets // 40))):
+        ra, dec = float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
+        out.append(
+            Exposure(f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}01q", SUBARRAY_PROGRAM, "UVIS", "EXT",
+                     str(rng.choice(GALAXIES)), ra, dec, str(rng.choice(UVIS_FILTERS)),
+                     float(np.round(rng.uniform(30, 700), 3)), float(t), "NONE", "Riess", files,
+                     {"SUBARRAY": True, "APERTURE": SUBARRAY_APERTURE})
+        )  # fmt: skip
+    return out
 
 
 def _bowtie_flats(k: int, datasets: int, seed: int) -> list[Exposure]:
@@ -275,7 +320,8 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
         "ASN_TAB": f"{e.asn_id.lower()}_asn.fits" if e.asn_id != "NONE" else "NONE",
     }
     if e.detector == "UVIS":
-        values["APERTURE"] = "UVIS"
+        values["APERTURE"] = e.values.get("APERTURE", "UVIS")
+        values["SUBARRAY"] = bool(e.values.get("SUBARRAY", False))
         values["FLASHLVL"] = Instrument.flash_level(e.imagetyp, e.expstart)
     else:
         values["APERTURE"] = "IR"
@@ -290,6 +336,8 @@ def _layout(e: Exposure, filetype: str) -> list[tuple[Any, int]]:
     if e.detector == "UVIS":
         tpl = ht.load("uvis_flc")
         hdus = tpl.hdus[:7] if filetype in {"raw", "spt"} else tpl.hdus
+        if e.values.get("SUBARRAY"):  # one chip: PRIMARY and SCI/ERR/DQ of UVIS2 (+ the flt/flc tail)
+            hdus = hdus[:4] + hdus[7:]
     elif filetype == "flt":
         hdus = ht.load("ir_flt").hdus
     else:
@@ -338,6 +386,7 @@ def _file_hdus(
     times = px.read_times(e, max(nsamp, 1)) if e.detector == "IR" and filetype != "flt" else None
     out: list[tuple[bytes, int, list[tuple[int, bytes]]]] = []
     prim = _primary_values(e, filetype)
+    prim["NEXTEND"] = len(hdus) - 1
     if e.detector == "IR":
         prim["NSAMP"] = e.nsamp or nsamp
         prim["SAMP_SEQ"] = e.samp_seq or "RAPID"
@@ -361,7 +410,9 @@ def _file_hdus(
         if k and hdu.has("EXTVER"):
             values["EXTVER"] = extver
         if extname in {"SCI", "ERR", "DQ"} and naxis == 2:
-            if e.detector == "UVIS":
+            if e.detector == "UVIS" and e.values.get("SUBARRAY"):
+                dims = list(SUBARRAY_SHAPE)
+            elif e.detector == "UVIS":
                 dims = [4206, 2070] if filetype == "raw" else [4096, 2051]
             else:
                 dims = [1014, 1014] if filetype == "flt" else [1024, 1024]
@@ -429,7 +480,7 @@ DAYS_PER_MONTH = 365.25 / 12
 def proprietary_months(proposid: int, seed: int) -> int:
     """A proposal's proprietary period: 0 for calibration; GO mostly HST's 12 months, some waived (0),
     some 6 or extended to 24. Drawn from a stream of its own so that the plan's draws do not shift."""
-    if proposid in dict(CAL_PROGRAMS) or proposid == BOWTIE_PROGRAM:
+    if proposid in dict(CAL_PROGRAMS) or proposid in (BOWTIE_PROGRAM, BIAS_PROGRAM):
         return 0
     rng = np.random.default_rng([seed, proposid, 7])
     return int(rng.choice([12, 0, 6, 24], p=[0.7, 0.1, 0.1, 0.1]))

@@ -316,6 +316,8 @@ def render(
     rng = np.random.default_rng([inst.seed, *e.rootname.encode()])
     blocks: Blocks = {}
     extra: list[dict[str, Any]] = []
+    if e.imagetyp == "BIAS" or e.values.get("SUBARRAY"):
+        return blocks, extra  # headers only: the pixel models are full-frame and no monitor reads these
     calib = e.imagetyp in {"DARK", "FLAT"}
     star = e.targname in {"GRW+70D5824", "GD153"}
     if e.detector == "UVIS":

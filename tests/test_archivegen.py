@@ -218,3 +218,24 @@ def test_bad_options_change_nothing(tmp_path: Path) -> None:
     with pytest.raises(GeneratorError, match="not a generated archive"):
         generate(tmp_path / "mine", 3)
     assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+
+
+def test_bias_and_subarray_exposures(pixel_archive: Path) -> None:
+    from ingest.archivegen import BIAS_PROGRAM, SUBARRAY_APERTURE, SUBARRAY_PROGRAM
+
+    biases = _files(pixel_archive / str(BIAS_PROGRAM), "*_raw.fits")
+    assert len(biases) >= 4
+    for f in biases:
+        h = _primary(f)
+        assert (h["IMAGETYP"], h["TARGNAME"], h["EXPTIME"], h["SUBARRAY"]) == ("BIAS", "BIAS", 0.0, False)
+    subs = _files(pixel_archive / str(SUBARRAY_PROGRAM), "*_fl?.fits")
+    assert len(subs) >= 8
+    for f in subs:
+        with fits.open(f) as hl:
+            hl.verify("exception")
+            assert hl[0].header["SUBARRAY"] is True and hl[0].header["APERTURE"] == SUBARRAY_APERTURE
+            sci = [h for h in hl if h.name == "SCI"]
+            assert len(sci) == 1 and sci[0].data.shape == (1024, 1024)  # one chip
+            assert hl[0].header["NEXTEND"] == len(hl) - 1
+    # the proposals file gives the bias programme no proprietary period
+    assert f"{BIAS_PROGRAM},Baggett,0" in (pixel_archive / "proposals.csv").read_text()
