@@ -23,7 +23,7 @@ from lake.errors import FitsError, QueryError
 from lake.scope import Scope
 
 Stretch = Literal["zscale", "log"]
-VERSION = 1  # bump when the rendering changes: old thumbnails are then not reused
+VERSION = 2  # bump when the rendering changes: old thumbnails are then not reused
 
 
 def _read(location: str, hdu: int) -> np.ndarray:

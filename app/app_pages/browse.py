@@ -73,6 +73,8 @@ with ui.shown_errors():
             png = preview.dataset_thumbnail(scope, r.rootname, size=256)
             if png:
                 st.image(png, output_format="PNG", width="stretch")
+            else:
+                st.caption(":material/hide_image: no pixels to show (headers-only or blank file)")
             st.page_link(
                 ui.DATASET_PAGE,
                 label=r.rootname,
