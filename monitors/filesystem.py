@@ -65,8 +65,8 @@ def check_filesystem(ctx: JobContext) -> JobResult:
         for name in sorted(names):
             rel = name if rel_d == "." else f"{rel_d}/{name}"
             p = Path(d) / name
-            if rel_d == "." and name.startswith((".quicklake", "quicklake_")):
-                continue  # the generator's marker and truth table
+            if rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name == "proposals.csv"):
+                continue  # the generator's marker and truth table; the proposals' proprietary periods
             n += 1
             if not name.endswith(".fits"):
                 rows.append((rel, "unexpected-file", "not a FITS file"))

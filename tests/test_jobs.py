@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 import lake
-from ingest.archivegen import datetime_to_mjd, generate, plan
+from ingest.archivegen import DAYS_PER_MONTH, datetime_to_mjd, generate, plan, proprietary_months
 from ingest.run import ingest
 from lake import jobs
 from lake.cli import main
@@ -45,7 +45,10 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     files = sorted(p.relative_to(archive).as_posix() for p in archive.rglob("*.fits"))
     exps = plan(N, SEED)
     now = datetime_to_mjd(datetime.now(UTC))
-    secret = sorted({e.proposid for e in exps if now - e.expstart < 365})
+    # proprietary: observed within the proposal's period (the generator's proposals.csv)
+    secret = sorted(
+        {e.proposid for e in exps if now < e.expstart + proprietary_months(e.proposid, SEED) * DAYS_PER_MONTH}
+    )
     public = sorted({e.proposid for e in exps} - set(secret))
     assert secret and len(public) > 2
 
