@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT.parent / "shared" / "data" / "real"
+MPLBACKEND = os.environ.get("MPLBACKEND")  # before anything imports streamlit, which sets it to Agg
 
 
 def real_files() -> list[Path]:
@@ -16,12 +19,21 @@ def real_files() -> list[Path]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     # settings must come from the test, never from the developer's environment
     for k in list(os.environ):
         if k.startswith("QUICKLAKE_"):
             monkeypatch.delenv(k)
     monkeypatch.setenv("QUICKLAKE_CONFIG", str(tmp_path / "no-config.toml"))
+    # importing streamlit sets MPLBACKEND=Agg (a notebook kernel would then draw nothing), and AppTest
+    # installs the app script as __main__ (multiprocessing's spawn, used by LocalCluster, re-runs it)
+    if MPLBACKEND is None:
+        monkeypatch.delenv("MPLBACKEND", raising=False)
+    else:
+        monkeypatch.setenv("MPLBACKEND", MPLBACKEND)
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")
