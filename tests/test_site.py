@@ -332,3 +332,27 @@ def test_monitor_report_scoped(scopes: dict[str, Scope]) -> None:
     late = report.report(scopes["team"], "uvis-darks", mjd_range=(mid, max(e)))
     assert 0 < late.results.num_rows < team.results.num_rows
     assert report.results(scopes["team"], "ir-blobs").num_rows == 0  # never run here: empty, not an error
+
+
+def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lake import settings, site
+    from lake.cli import main
+
+    cfg = {**settings.load({"lake": str(site_lake["lake"])}), "app_port": 8765}
+    cmd = site.command(cfg)
+    assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
+    assert cmd[cmd.index("--server.port") + 1] == "8765"
+    assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
+    assert "--secrets.files" not in cmd
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text("[auth]\n")
+    cmd = site.command({**cfg, "auth_secrets": str(secrets)})
+    assert cmd[cmd.index("--secrets.files") + 1] == str(secrets)
+    with pytest.raises(ConfigError, match="not a file"):
+        site.command({**cfg, "auth_secrets": str(tmp_path / "nope.toml")})
+    env = site.environment({**cfg, "lake": "relative/lake"})
+    assert Path(env["QUICKLAKE_LAKE"]).is_absolute() and env["QUICKLAKE_APP_PORT"] == "8765"
+    res = CliRunner().invoke(main, ["app", "--lake", str(tmp_path / "nolake")])
+    assert res.exit_code == 1 and "no lake at" in res.output
