@@ -15,6 +15,7 @@ from typing import Any
 import streamlit as st
 
 from lake import settings
+from lake.browse import DatasetFilter
 from lake.errors import QuicklakeError
 from lake.scope import Scope
 from lake.viewer import GUEST, Viewer, viewer_from_claims
@@ -108,12 +109,30 @@ def age(ts: datetime | str | None) -> str:
     return f"{s:.0f} s ago"
 
 
-def dataset_link_column(label: str = "dataset") -> Any:
-    return st.column_config.LinkColumn(label, display_text=r"rootname=(.*)")
-
-
 def dataset_url(rootname: str) -> str:
     return f"dataset?rootname={rootname}"
+
+
+def linked_table(df: Any, label: str = "dataset", columns: list[str] | None = None, **kwargs: Any) -> None:
+    """A table whose ``rootname`` column becomes a first column of links to the Dataset page."""
+    if "rootname" in df.columns:
+        df = df.assign(**{label: [dataset_url(r) for r in df["rootname"]]})
+        rest = [c for c in (columns or list(df.columns)) if c not in {"rootname", label}]
+        df = df[[label, *rest]]
+    link = st.column_config.LinkColumn(label, display_text=r"rootname=(.*)")
+    st.dataframe(df, column_config={label: link}, hide_index=True, width="stretch", **kwargs)
+
+
+def dataset_filter(proposid: Any, dates: Any, target: str, **fields: Any) -> DatasetFilter:
+    """The Browse/Query form values as a filter: a ``st.date_input`` range gives (from, to), each None
+    while not picked; empty text means no condition."""
+    return DatasetFilter(
+        proposid=int(proposid) if proposid is not None else None,
+        target=target or None,
+        date_from=dates[0] if len(dates) > 0 else None,
+        date_to=dates[1] if len(dates) > 1 else None,
+        **fields,
+    )
 
 
 def team_only(v: Viewer, what: str) -> bool:

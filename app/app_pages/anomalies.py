@@ -45,14 +45,7 @@ with ui.shown_errors():
     current = anomaly.current(scope, f_root, f_type, f_user).to_pandas()
     st.subheader(f"In force ({len(current)})")
     if len(current):
-        current.insert(0, "dataset", [ui.dataset_url(r) for r in current["rootname"]])
-        st.dataframe(
-            current.drop(columns="rootname"),
-            column_config={"dataset": ui.dataset_link_column()},
-            hide_index=True,
-            width="stretch",
-            key="anom_current",
-        )
+        ui.linked_table(current, key="anom_current")
     hist = anomaly.history(scope, f_root, f_type, f_user).to_pandas()
     st.subheader(f"History ({len(hist)} events)")
     st.dataframe(hist, hide_index=True, width="stretch", key="anom_history")

@@ -47,16 +47,7 @@ with ui.shown_errors():
         )
         target = st.text_input("Target contains", key="browse_target")
         dates = st.date_input("DATE-OBS between", value=[], key="browse_dates")
-    f = browse.DatasetFilter(
-        proposid=int(prop) if prop is not None else None,
-        visit=visit,
-        detector=det,
-        filter=filt,
-        obstype=obst,
-        target=target or None,
-        date_from=dates[0] if len(dates) > 0 else None,
-        date_to=dates[1] if len(dates) > 1 else None,
-    )
+    f = ui.dataset_filter(prop, dates, target, visit=visit, detector=det, filter=filt, obstype=obst)
     n = browse.count_datasets(scope, f)
     pages = max(1, -(-n // PAGE))
     page = st.number_input(f"Page (of {pages}; {n:,} datasets)", 1, pages, 1, key="browse_page")
@@ -82,10 +73,4 @@ with ui.shown_errors():
                 icon=":material/open_in_new:",
             )
             st.caption(f"{r.detector} {r.filter} · {r.targname} · {r.date_obs} · {r.exptime:g} s")
-    table = ds.assign(dataset=[ui.dataset_url(r) for r in ds["rootname"]])
-    st.dataframe(
-        table[["dataset", *[c for c in ds.columns if c != "rootname"]]],
-        column_config={"dataset": ui.dataset_link_column()},
-        hide_index=True,
-        width="stretch",
-    )
+    ui.linked_table(ds)

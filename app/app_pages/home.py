@@ -45,12 +45,7 @@ with ui.shown_errors():
         st.subheader("Recent anomalies")
         flags = anomaly.current(scope).to_pandas().head(10)
         if len(flags):
-            flags["dataset"] = [ui.dataset_url(r) for r in flags["rootname"]]
-            st.dataframe(
-                flags[["dataset", "anomaly", "user", "flagged_at"]],
-                column_config={"dataset": ui.dataset_link_column()},
-                hide_index=True,
-            )
+            ui.linked_table(flags, columns=["anomaly", "user", "flagged_at"])
         else:
             st.caption("No datasets flagged.")
 

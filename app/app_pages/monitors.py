@@ -47,15 +47,7 @@ with ui.shown_errors():
             st.json(rep.summary)
     st.subheader(f"Latest results ({rep.results.num_rows:,} rows)")
     df = rep.results.to_pandas()
-    if "rootname" in df.columns:
-        df.insert(0, "input", [ui.dataset_url(r) for r in df["rootname"]])
-        df = df.drop(columns="rootname")
-    st.dataframe(
-        df.head(500),
-        column_config={"input": ui.dataset_link_column("input")},
-        hide_index=True,
-        width="stretch",
-    )
+    ui.linked_table(df.head(500), label="input")
     if rep.pngs:
         with st.expander(f"Report plots ({len(rep.pngs)})"):
             for p in rep.pngs:

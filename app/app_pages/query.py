@@ -70,16 +70,8 @@ with ui.shown_errors():
             min_exp = st.number_input("EXPTIME at least (s)", value=None)
         submitted = st.form_submit_button("Find datasets", type="primary")
     if submitted:
-        f = browse.DatasetFilter(
-            proposid=int(prop) if prop is not None else None,
-            detector=det,
-            filter=filt,
-            imagetyp=imt,
-            obstype=obst,
-            target=target or None,
-            min_exptime=min_exp,
-            date_from=dates[0] if len(dates) > 0 else None,
-            date_to=dates[1] if len(dates) > 1 else None,
+        f = ui.dataset_filter(
+            prop, dates, target, detector=det, filter=filt, imagetyp=imt, obstype=obst, min_exptime=min_exp
         )
         st.session_state["query_form_result"] = browse.datasets(scope, f, limit=10000)
     if "query_form_result" in st.session_state:
@@ -87,13 +79,7 @@ with ui.shown_errors():
         with form_tab:
             st.caption(f"{res.num_rows:,} datasets")
             df = res.to_pandas()
-            df.insert(0, "dataset", [ui.dataset_url(r) for r in df["rootname"]])
-            st.dataframe(
-                df.drop(columns="rootname"),
-                column_config={"dataset": ui.dataset_link_column()},
-                hide_index=True,
-                width="stretch",
-            )
+            ui.linked_table(df)
             downloads(res, "datasets")
 
     with sql_tab:
