@@ -186,7 +186,10 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | N
     click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
     click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
     click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")
-    click.echo(f"the site:    ql app --lake {lake_dir} --archive {archive}   (then http://127.0.0.1:8501/)")
+    click.echo(
+        f"the site:    ql app --lake {lake_dir} --archive {archive}   (then http://127.0.0.1:8501/; "
+        "guests see public data: QUICKLAKE_LOCAL_USER=you shows everything on your own machine)"
+    )
 
 
 @main.command("sql")
