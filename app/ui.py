@@ -47,7 +47,7 @@ def viewer() -> Viewer:
     return GUEST
 
 
-@st.cache_resource(max_entries=6, show_spinner=False)
+@st.cache_resource(max_entries=4, show_spinner=False)
 def _scope(lake: str, role: str, pins_text: str, hour: str) -> Scope:
     # one sandbox per role and lake snapshot (and hour: datasets leave their proprietary period)
     return Scope(lake, Viewer(name=role, team=role == "team"), cfg())
@@ -72,7 +72,7 @@ def console_scope() -> Scope:
     key = (v.role, base.pins_text)
     held = st.session_state.get("_console_scope")
     if held is None or held[0] != key:
-        held = (key, Scope(str(lake_root()), v, cfg()))
+        held = (key, Scope(str(lake_root()), v, cfg(), resident=False))  # light: no resident tables
         st.session_state["_console_scope"] = held
     s: Scope = held[1]
     return s

@@ -75,7 +75,12 @@ class Scope:
         viewer: Viewer,
         cfg: Mapping[str, Any] | None = None,
         now: datetime | None = None,
+        resident: bool = True,
     ) -> None:
+        """``now``: when proprietary periods are judged (default: the current time). ``resident``: hold
+        ``master`` and ``files`` in DuckDB's memory (fast listings; a per-session console skips it)."""
+        self.now = now
+        self.resident = resident
         self.cfg = dict(cfg) if cfg is not None else settings.load({"lake": str(lake_root)})
         self.lake = Lake(lake_root, self.cfg.get("catalog_uri", ""))
         self.lake.require()
@@ -118,7 +123,7 @@ class Scope:
 
         if "master" in snap and snap["master"].files:
             master = self._dataset(snap["master"]).to_table(columns=["rootname", "proposid", "expstart"])
-            self.public = public_rootnames(master, self.cfg).cast(pa.string())
+            self.public = public_rootnames(master, self.cfg, self.now).cast(pa.string())
             known = master.column("rootname")
         else:
             known = pa.chunked_array([], pa.string())
@@ -153,7 +158,7 @@ class Scope:
                 return  # cannot be tied to a dataset: not shown to guests
             if tf.files:  # (an empty table has nothing to hide)
                 obj = obj.filter(keep)
-        if name in self.RESIDENT:
+        if self.resident and name in self.RESIDENT:
             # loaded once per scope; the user never sees the unfiltered registration
             self._con.register("__load", obj)
             self._con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM __load")

@@ -356,3 +356,17 @@ def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
     assert Path(env["QUICKLAKE_LAKE"]).is_absolute() and env["QUICKLAKE_APP_PORT"] == "8765"
     res = CliRunner().invoke(main, ["app", "--lake", str(tmp_path / "nolake")])
     assert res.exit_code == 1 and "no lake at" in res.output
+
+
+def test_scope_judges_periods_at_its_time(site_lake: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    cfg = site_lake["cfg"]
+    later = Scope(site_lake["lake"], GUEST, cfg, now=datetime(2150, 1, 1, tzinfo=UTC), resident=False)
+    earlier = Scope(site_lake["lake"], GUEST, cfg, now=datetime(2009, 1, 1, tzinfo=UTC))
+    everything = Scope(site_lake["lake"], TEAM, cfg)
+    n_all = everything.sql("SELECT count(*) AS n FROM master").column("n")[0].as_py()
+    # by 2150 even the century-long period is over; before launch nothing was public
+    assert later.sql("SELECT count(*) AS n FROM master").column("n")[0].as_py() == n_all
+    assert earlier.sql("SELECT count(*) AS n FROM master").column("n")[0].as_py() == 0
+    assert later.console("SELECT count(*) AS n FROM cards").table.column("n")[0].as_py() > 0
