@@ -188,9 +188,20 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
     login(pg, base, "alice")
     assert "alice@stsci.edu" in pg.locator('[data-testid="stSidebar"]').inner_text()
 
-    # browse to a dataset: the proprietary one is visible to a team member
+    # browse: pick the proprietary proposal, then click one of its datasets (a team member sees them)
     goto(pg, f"{base}/browse")
-    pg.get_by_text("Datasets", exact=True).wait_for()
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Proposal").click()
+    pg.get_by_role("option", name=str(server["secret"]), exact=False).first.click()
+    settle(pg)
+    first = pg.locator('[data-testid="stPageLink"] a').first
+    first.wait_for(timeout=30_000)
+    first.click()
+    pg.wait_for_url("**/dataset?rootname=*", timeout=30_000)
+    settle(pg)
+    picked = pg.url.split("rootname=")[1].split("&")[0]
+    assert picked in pg.locator("h3").first.inner_text()
+    owner = read_sql(f"SELECT proposid FROM master WHERE rootname = '{picked}'", server["lake"])
+    assert owner.column(0)[0].as_py() == int(server["secret"])
     goto(pg, f"{base}/dataset?rootname={secret}")
     assert secret in pg.locator("h3").first.inner_text()
     header = pg.locator('[data-testid="stCode"]').first.inner_text()
