@@ -458,7 +458,7 @@ def app_cmd(lake: str | None, archive: str | None, port: int | None) -> None:
     """Start the Quicklake site (Streamlit) on http://127.0.0.1:PORT/."""
     from lake.site import serve
 
-    sys.exit(serve(_cfg(lake=lake, archive=archive), port))
+    serve(_cfg(lake=lake, archive=archive), port)
 
 
 @main.command("tables")

@@ -8,11 +8,10 @@ watcher, with error details hidden from viewers (the server log has them).
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lake.errors import ConfigError
 
@@ -54,9 +53,11 @@ def environment(cfg: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
-def serve(cfg: Mapping[str, Any], port: int | None = None) -> int:
-    """Run the site until interrupted; returns Streamlit's exit code."""
+def serve(cfg: Mapping[str, Any], port: int | None = None) -> NoReturn:
+    """Become the Streamlit server (exec): a signal to ``ql app`` then reaches the server itself."""
     from lake.tables import Lake
 
     Lake(cfg["lake"], cfg.get("catalog_uri", "")).require()
-    return subprocess.run(command(cfg, port), env=environment(cfg), cwd=APP_DIR).returncode
+    cmd, env = command(cfg, port), environment(cfg)
+    os.chdir(APP_DIR)
+    os.execve(cmd[0], cmd, env)
