@@ -422,6 +422,11 @@ def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
     m = pc.extract_regex(_string_array(V[fv_idx]), _VALUE_RE)
     ok = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
     num = m.field("n")
+    # An empty string followed by a comment holding a quote ('' / it's) is ambiguous: astropy's string
+    # rule then reads past the '' to a later quote. Such cards go to astropy, like embedded quotes.
+    empty_str = pc.equal(m.field("s"), "").fill_null(False)
+    quote_in_comment = pc.match_substring(m.field("c"), "'").fill_null(False)
+    ok &= ~np.asarray(pc.and_(empty_str, quote_in_comment).to_numpy(zero_copy_only=False), dtype=bool)
     # Integers too long for int64 keep Python's exact value: astropy handles them.
     digits = pc.match_substring_regex(num, r"^[+-]?\d+$").fill_null(False)
     fits64 = pc.match_substring_regex(num, _INT_RE).fill_null(False)

@@ -162,3 +162,13 @@ def test_parse_headers_batch_equals_single() -> None:
     many = parse_headers(raws * 3)
     assert many.num_rows == 3 * one.num_rows
     assert many.slice(0, one.num_rows).column("image").to_pylist() == one.column("image").to_pylist()
+
+
+def test_empty_string_then_quote_in_comment_as_astropy_reads_it() -> None:
+    # found by hypothesis: astropy writes ('', "'") as "'' / '" and reads it back as "' /"
+    h = fits.Header()
+    h["EMPTYQ"] = ("", "'")
+    h["EMPTYA"] = ("", "it's")
+    buf = io.BytesIO()
+    fits.PrimaryHDU(header=h).writeto(buf)
+    assert_agrees(buf.getvalue(), "empty string, quote in comment")
