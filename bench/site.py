@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from _util import ROOT, report
+from _util import ROOT, best_of, report
 from query import build
 
 PAGES = ["home", "browse", "dataset", "query", "anomalies", "monitors", "jobs"]
@@ -130,12 +130,7 @@ def page_time(app: str, page: str, who: str, params: dict[str, str]) -> float:
         at.query_params[k] = v
     at.run()  # warm: caches, imports, the role's sandbox
     assert not at.exception, (page, who, [e.value for e in at.exception])
-    best = float("inf")
-    for _ in range(3):
-        t0 = time.perf_counter()
-        at.run()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return best_of(at.run, 3)
 
 
 def main() -> int:
