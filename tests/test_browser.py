@@ -252,7 +252,7 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
     assert "Signed in as" in pg.locator('[data-testid="stSidebar"]').inner_text()
 
 
-def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any) -> None:
+def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any, tmp_path: Path) -> None:
     base = server["url"]
     secret, _ = _roots(server)
     pg = browser.new_context().new_page()
@@ -276,8 +276,8 @@ def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any)
     for sql, expect in (
         (f"SELECT error('LEAK ' || rootname) FROM cards WHERE rootname = '{secret}'", "0 rows in"),
         ("SELECT * FROM read_csv('/etc/passwd')", "disabled by configuration"),
-        ("COPY master TO '/tmp/quicklake-stolen.csv'", "only a single SELECT"),
-        ("ATTACH '/tmp/x.duckdb' AS x", "only a single SELECT"),
+        (f"COPY master TO '{tmp_path / 'stolen.csv'}'", "only a single SELECT"),
+        (f"ATTACH '{tmp_path / 'x.duckdb'}' AS x", "only a single SELECT"),
         ("SET enable_external_access = true", "only a single SELECT"),
         ("INSTALL httpfs", "only a single SELECT"),
         ("SELECT 1; SELECT 2", "only a single SELECT"),
@@ -288,7 +288,7 @@ def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any)
         settle(pg)
         pg.get_by_text(expect).first.wait_for(timeout=30_000)
         assert f"LEAK {secret}" not in pg.content()
-    assert not Path("/tmp/quicklake-stolen.csv").exists()
+    assert not list(tmp_path.iterdir())  # nothing was written
 
 
 def test_logged_in_outsider_sees_public_data_only(server: dict[str, Any], browser: Any) -> None:
