@@ -32,30 +32,24 @@ def cards(
     if hdu is not None:
         conds.append("hdu = ?")
         args.append(hdu)
-    t = scope.sql(
-        "SELECT hdu, position, keyword, value_type, image, comment, "
+    outer = []
+    if search:
+        outer.append("image ILIKE ?")
+        args.append(f"%{search}%")
+    if not commentary:
+        outer.append("value_type != 'text'")
+    if repeated_only:
+        outer.append("repeats > 1 AND keyword NOT IN ('', 'HISTORY', 'COMMENT')")
+    # repeats count the whole HDU, so the filters apply outside the window
+    return scope.sql(
+        "SELECT * FROM (SELECT hdu, position, keyword, value_type, image, comment, "
         "count(*) OVER (PARTITION BY hdu, keyword) AS repeats FROM cards WHERE "
         + " AND ".join(conds)
+        + ")"
+        + (" WHERE " + " AND ".join(outer) if outer else "")
         + " ORDER BY hdu, position",
         args,
     )
-    con_filters = []
-    if search:
-        con_filters.append("image ILIKE $s")
-    if not commentary:
-        con_filters.append("value_type != 'text'")
-    if repeated_only:
-        con_filters.append("repeats > 1 AND keyword NOT IN ('', 'HISTORY', 'COMMENT')")
-    if not con_filters:
-        return t
-    import duckdb
-
-    con = duckdb.connect(config={"enable_external_access": False})
-    con.register("t", t)
-    return con.sql(
-        "SELECT * FROM t WHERE " + " AND ".join(con_filters) + " ORDER BY hdu, position",
-        params={"s": f"%{search}%"} if search else None,
-    ).to_arrow_table()
 
 
 def text(scope: Scope, path: str, hdu: int) -> str:
@@ -78,7 +72,9 @@ def diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int, context
 
 def keyword_diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int) -> pa.Table:
     """Keywords whose values differ, or that only one header has (commentary cards left out)."""
-    t = scope.sql(
+    scope.require_file(path_a)
+    scope.require_file(path_b)
+    return scope.sql(
         "WITH a AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
         "FROM cards WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword), "
         "b AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
@@ -87,6 +83,3 @@ def keyword_diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int)
         "USING (keyword) WHERE a.v IS DISTINCT FROM b.v ORDER BY keyword",
         [path_a, hdu_a, path_b, hdu_b],
     )
-    scope.require_file(path_a)
-    scope.require_file(path_b)
-    return t

@@ -210,7 +210,7 @@ class Scope:
     def columns(self, table: str) -> list[str]:
         if table not in self.tables:
             raise QueryError(f"no table {table!r} visible")
-        return [r[0] for r in self._con.execute(f"DESCRIBE {_quote(table)}").fetchall()]
+        return [str(c) for c in self.sql(f"DESCRIBE {_quote(table)}").column(0).to_pylist()]
 
     def visible(self, rootname: str) -> bool:
         if self.viewer.team:
