@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import numpy as np
 from ingest import headertemplate as ht
 from ingest import pixels as px
 from ingest import products
+from ingest.executor import Executor
 from ingest.features import Instrument
 from lake.errors import GeneratorError
 from lake.layout import Layout
@@ -187,6 +189,7 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
     return (
         exps
         + _followups(exps, seed)
+        + _dark_companions(exps, seed)
         + _bowtie_flats(len(programs), datasets, seed)
         + _biases(len(programs) + 1, datasets, seed)
         + _subarrays(len(programs) + 2, datasets, seed)
@@ -262,6 +265,30 @@ def _bowtie_flats(k: int, datasets: int, seed: int) -> list[Exposure]:
                 ("raw", "flt", "flc", "spt", "trl"),
             )
         )
+    return out
+
+
+DARK_WINDOW_FRAMES = 5  # the legacy superdarks keep 4-day windows with at least 5 frames
+
+
+def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
+    """The daily monitor takes UVIS darks every few hours: each dark of the plan gets four more within
+    two days, in a visit of their own, so that the darks monitors can stack them (superdarks). They stay
+    in the anchor's anneal cycle (before it when the next anneal is near). Their own random stream keeps
+    the plan's draws and every other exposure's pixels unchanged."""
+    inst = Instrument(seed)
+    rng = np.random.default_rng([seed, 4646])
+    out = []
+    anchors = [e for e in exps if e.detector == "UVIS" and e.imagetyp == "DARK"]
+    for j, e in enumerate(anchors):
+        later = inst.anneals[inst.anneals > e.expstart]
+        sign = -1.0 if len(later) and later[0] - e.expstart < 2.5 else 1.0
+        visit = 100 + j % 1196  # plan visits are 1-59: these never collide with them
+        for k in range(1, DARK_WINDOW_FRAMES):
+            n = k + DARK_WINDOW_FRAMES * (j // 1196)
+            root = f"{e.rootname[:4]}{B36[visit // 36]}{B36[visit % 36]}{B36[n // 36 % 36]}{B36[n % 36]}q"
+            t = e.expstart + sign * (0.45 * k + float(rng.uniform(0.0, 0.1)))
+            out.append(replace(e, rootname=root, expstart=t, asn_id="NONE", values=dict(e.values)))
     return out
 
 
@@ -514,6 +541,38 @@ def _set_permissions(out: Path, exps: list[Exposure], periods: dict[int, int]) -
 
 
 TRUTH_FILE = "quicklake_truth.parquet"
+CHUNK_MIN = 50  # files per task, at least
+PARALLEL_MIN = 1000  # files: below this the archive is written in this process
+
+
+@lru_cache(maxsize=4)
+def _instrument(seed: int) -> Instrument:
+    return Instrument(seed)
+
+
+def _write_chunk(
+    index: int,
+    out: str,
+    seed: int,
+    pixels: str,
+    numbers: list[int],
+    chunk: list[tuple[str, Exposure, str, list[Exposure]]],
+) -> tuple[int, dict[int, list[dict[str, Any]]]]:
+    """Write one chunk of files (in a Dask worker or here); returns (files, truth rows per file number)."""
+    inst = _instrument(seed)
+    base = Path(out)
+    truth: dict[int, list[dict[str, Any]]] = {}
+    for k, (rel, e, ft, members) in zip(numbers, chunk, strict=True):
+        if members:
+            write_file(base / rel, products.association(e.asn_id, members, ft))
+        elif ft == "trl":
+            write_file(base / rel, products.trailer(e))
+        else:
+            hdus, rows = _file_hdus(e, ft, inst, pixels)
+            write_file(base / rel, hdus)
+            if rows:
+                truth[k] = rows
+    return len(chunk), truth
 
 
 def generate(
@@ -523,8 +582,14 @@ def generate(
     layout: Layout | None = None,
     pixels: str = "none",
     progress: Callable[[int, int], None] | None = None,
+    scheduler: str = "synchronous",
+    workers: int = 0,
 ) -> int:
     """Write the archive under ``out``; returns the number of files. Existing files are rewritten.
+
+    Files are written in chunks on ``scheduler`` (``synchronous``: here; ``local``: a Dask LocalCluster
+    of ``workers`` processes, default one per core; or a Dask scheduler address whose workers see
+    ``out``). The bytes do not depend on where or in which order the chunks run.
 
     ``pixels``: ``none`` (headers only, data are holes), ``sparse`` (pixels only in the rows and files
     the monitors read) or ``full``. The injected features go to ``out/quicklake_truth.parquet``.
@@ -560,18 +625,23 @@ def generate(
     dirs = sorted({(out / rel).parent for rel, _e, _ft, _m in files})
     for d in dirs:
         d.mkdir(parents=True, exist_ok=True)
-
-    for n, (rel, e, ft, members) in enumerate(files, start=1):
-        if members:
-            write_file(out / rel, products.association(e.asn_id, members, ft))
-        elif ft == "trl":
-            write_file(out / rel, products.trailer(e))
-        else:
-            hdus, rows = _file_hdus(e, ft, inst, pixels)
-            write_file(out / rel, hdus)
-            truth += rows
-        if progress:
-            progress(n, len(files))
+    n_chunks = max(1, min(len(files) // CHUNK_MIN, 8 * max(1, workers or os.cpu_count() or 1)))
+    # interleaved, so that each chunk holds its share of the heavy files (darks and flats are contiguous)
+    tasks = [(i, str(out), seed, pixels, list(range(i, len(files), n_chunks)), files[i::n_chunks])
+             for i in range(n_chunks)]  # fmt: skip
+    if len(files) < PARALLEL_MIN:  # a cluster takes seconds to start: small archives are written here
+        scheduler = "synchronous"
+    per_file: dict[int, list[dict[str, Any]]] = {}
+    done = 0
+    with Executor(scheduler, workers) as ex:
+        for group in ex.map(_write_chunk, tasks, name="generate"):
+            for n, rows in group:
+                per_file.update(rows)
+                done += n
+                if progress:
+                    progress(done, len(files))
+    for i in sorted(per_file):  # truth in file order, however the chunks were scheduled
+        truth += per_file[i]
     _set_permissions(out, exps, _write_proposals(out, exps, seed))
     import pyarrow.parquet as pq
 

@@ -55,12 +55,16 @@ def _runs(rows: np.ndarray) -> list[tuple[int, int]]:
     return [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, cut)]
 
 
-def _uvis_image_rows(chip: int, mode: str) -> np.ndarray:
+def _uvis_image_rows(chip: int, mode: str, eper: bool = True) -> np.ndarray:
+    """Image rows simulated: all (full) or the bands, plus the rows next to the parallel overscan that
+    EPER reads (not for darks, whose monitors read the bands alone: a superdark needs many frames)."""
     if mode == "full":
         return np.arange(UVIS_FLT_SHAPE[0])
     bands = [np.arange(a, b) for a, b in UVIS_BANDS]
-    eper = np.arange(UVIS_EPER_ROWS) if chip == 1 else np.arange(2051 - UVIS_EPER_ROWS, 2051)
-    return np.unique(np.concatenate([*bands, eper]))
+    if not eper:
+        return np.concatenate(bands)
+    last = np.arange(UVIS_EPER_ROWS) if chip == 1 else np.arange(2051 - UVIS_EPER_ROWS, 2051)
+    return np.unique(np.concatenate([*bands, last]))
 
 
 def _raw_row(chip: int, y: np.ndarray) -> np.ndarray:
@@ -138,11 +142,14 @@ def uvis_raw(
     inst: Instrument, e: Exposure, chip: int, mode: str, rng: np.random.Generator
 ) -> list[tuple[int, Any]]:
     """Raw DN rows of one chip (bias and read noise everywhere; signal in the image area; EPER trail)."""
-    img_rows = _uvis_image_rows(chip, mode)
+    dark = e.imagetyp == "DARK"
+    img_rows = _uvis_image_rows(chip, mode, eper=not dark)
     charge = uvis_electrons(inst, e, chip, img_rows, rng)
-    if e.imagetyp == "DARK":
+    if dark:
         add_cte_trails(inst, e, chip, img_rows, charge)
     over = np.arange(2051, 2070) if chip == 2 else np.arange(0, 19)
+    if dark and mode != "full":
+        over = over[:0]
     raw_rows = np.unique(np.concatenate([_raw_row(chip, img_rows), over]))
     out = np.zeros((len(raw_rows), UVIS_RAW_SHAPE[1]))
     where = {int(r): i for i, r in enumerate(raw_rows)}
@@ -174,7 +181,7 @@ def uvis_flt(
     inst: Instrument, e: Exposure, chip: int, mode: str, rng: np.random.Generator, cte_corrected: bool = False
 ) -> list[tuple[int, Any]]:
     """Calibrated e- rows of one chip (bias removed, gain applied; read noise kept)."""
-    rows = _uvis_image_rows(chip, mode)
+    rows = _uvis_image_rows(chip, mode, eper=e.imagetyp != "DARK")
     charge = uvis_electrons(inst, e, chip, rows, rng)
     if e.imagetyp == "DARK" and not cte_corrected:  # flc is the CTE-corrected product: no trails
         add_cte_trails(inst, e, chip, rows, charge)

@@ -6,7 +6,7 @@ import os
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +17,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult, FileJob, process_batch
+from ingest.executor import Executor
 from lake import schema as sch
 from lake.master import build_master
+from lake.errors import LayoutError
+from lake.layout import Layout
 from lake.tables import Lake, Pins
 
 
@@ -72,62 +75,27 @@ def scan_archive(archive: str) -> dict[str, tuple[int, float]]:
     return out
 
 
-def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str]]:
-    """path → (size, mtime, status, tables) from the pinned ``files`` table."""
+def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str, bool]]:
+    """path → (size, mtime, status, tables, path parsed) from the pinned ``files`` table; a file whose
+    path did not fit the layout has no rootname."""
     files = lake.data_files(pins, "files")
     if not files:
         return {}
     t = pq.ParquetDataset(files, partitioning=None).read(
-        columns=["path", "size", "mtime", "status", "tables"]
+        columns=["path", "size", "mtime", "status", "tables", "rootname"]
     )
     return {
-        p: (s, m, st, tb or "")
-        for p, s, m, st, tb in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
+        p: (s, m, st, tb or "", r is not None)
+        for p, s, m, st, tb, r in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
     }
 
 
-class _Executor:
-    """Runs batch tasks on Dask (a LocalCluster, a remote scheduler) or in this process."""
-
-    def __init__(self, scheduler: str, workers: int) -> None:
-        self.scheduler = scheduler
-        self.client: Any = None
-        self.cluster: Any = None
-        if scheduler == "synchronous":
-            return
-        from distributed import Client, LocalCluster
-
-        if scheduler == "local":
-            n = workers or os.cpu_count() or 1
-            self.cluster = LocalCluster(
-                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
-            )
-            self.client = Client(self.cluster)
-        else:
-            self.client = Client(scheduler, timeout=30)
-
-    def map(
-        self, fn: Callable[..., BatchResult], tasks: list[tuple[Any, ...]]
-    ) -> Iterator[list[BatchResult]]:
-        """Results as they finish, grouped: batches that completed while the driver was committing the
-        previous group come together, so a driver slower than its workers commits less often."""
-        if self.client is None:
-            for t in tasks:
-                yield [fn(*t)]
-            return
-        from distributed import as_completed
-
-        futures = [self.client.submit(fn, *t, pure=False, key=f"ingest-{t[0]}") for t in tasks]
-        for group in as_completed(futures).batches():
-            yield [fut.result() for fut in group]
-            for fut in group:
-                fut.release()
-
-    def close(self) -> None:
-        if self.client is not None:
-            self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+def _fits_layout_now(layout: Layout, rel: str) -> bool:
+    try:
+        layout.parse(rel)
+    except LayoutError:
+        return False
+    return True
 
 
 def _reconcile(
@@ -248,12 +216,15 @@ def ingest(
         known = {} if rebuild else _known_files(lake, pins)
         summary.scanned = len(listing)
         todo: list[FileJob] = []
+        layout = Layout(template)
         for rel, (size, mtime) in sorted(listing.items()):
             k = known.get(rel)
             if k is None:
                 summary.new += 1
             elif k[2] == "missing" or k[0] != size or abs((k[1] or 0) - mtime) > 1e-6:
                 summary.changed += 1
+            elif k[2] == "error" and not k[4] and _fits_layout_now(layout, rel):
+                summary.changed += 1  # refused by an earlier layout template, fits the current one
             else:
                 summary.unchanged += 1
                 continue
@@ -269,7 +240,7 @@ def ingest(
         batches = [todo[i : i + batch_files] for i in range(0, len(todo), batch_files)]
         tasks = [(uuid.uuid4().hex[:16], archive, b, data_root, template, types) for b in batches]
         if tasks:
-            ex = _Executor(scheduler, workers)
+            ex = Executor(scheduler, workers)
             try:
                 last_commit = time.monotonic()
                 pending: list[BatchResult] = []
@@ -302,7 +273,7 @@ def ingest(
 
 
 def _mark_missing(
-    lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str]]
+    lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str, bool]]
 ) -> None:
     from datetime import UTC, datetime
 

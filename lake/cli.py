@@ -128,30 +128,38 @@ def generator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _generate(out: str, datasets: int, seed: int, pixels: str, show: bool) -> int:
+def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, Any]) -> int:
     from tqdm import tqdm
 
     from ingest.archivegen import generate
 
     if datasets < 1:
         raise click.UsageError(f"--datasets must be at least 1, not {datasets}")
-    with tqdm(unit="files", desc="generate", disable=not (show and sys.stderr.isatty())) as bar:
+    show = cfg["progress"] and sys.stderr.isatty()
+    with tqdm(unit="files", desc="generate", disable=not show) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)
 
-        return generate(out, datasets, seed, pixels=pixels, progress=progress)
+        return generate(
+            out, datasets, seed, pixels=pixels, progress=progress,
+            scheduler=cfg["scheduler"], workers=int(cfg["workers"] or 0),
+        )  # fmt: skip
 
 
 @main.command("generate")
 @click.option("--out", default=None, help="Archive directory to write [setting: archive].")
 @generator_options
+@scheduler_option
+@workers_option
 @_handle_errors
-def generate_cmd(out: str | None, datasets: int, seed: int, pixels: str) -> None:
+def generate_cmd(
+    out: str | None, datasets: int, seed: int, pixels: str, scheduler: str | None, workers: int | None
+) -> None:
     """Write a generated WFC3 archive and its truth table (quicklake_truth.parquet)."""
-    cfg = _cfg(archive=out)
-    n = _generate(cfg["archive"], datasets, seed, pixels, cfg["progress"])
+    cfg = _cfg(archive=out, scheduler=scheduler, workers=workers)
+    n = _generate(cfg["archive"], datasets, seed, pixels, cfg)
     click.echo(f"wrote {n} files under {cfg['archive']}")
 
 
@@ -166,16 +174,18 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | N
 
     root = Path(out).resolve()
     archive, lake_dir = root / "archive", root / "lake"
-    if not (archive / ".quicklake-archive").exists():
-        n = _generate(str(archive), datasets, seed, pixels, settings.load()["progress"])
-        click.echo(f"generated {n} files under {archive}")
     cfg = _cfg(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
+    if not (archive / ".quicklake-archive").exists():
+        n = _generate(str(archive), datasets, seed, pixels, cfg)
+        click.echo(f"generated {n} files under {archive}")
     _run_ingest(cfg, rebuild=False)
     from lake.jobs import MONITORS, run_job
 
     for name in MONITORS:
         r = run_job(lake_dir, name, {}, cfg)
-        click.echo(f"monitor {name}: {r.status} ({r.counts.get('measured', 0)} files measured)")
+        c = r.counts
+        made = f", {c['groups']} superdarks" if "groups" in c else ""
+        click.echo(f"monitor {name}: {r.status} ({c.get('measured', 0)} files measured{made})")
     from lake.access import read_sql
 
     rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows

@@ -23,15 +23,17 @@ def row_ranges(header: Any, nrows: int) -> list[tuple[int, int]]:
     return out
 
 
-def read_rows(path: str, ext: int | tuple[str, int]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(row numbers, data rows as float64, header as a dict) of one image HDU."""
+def read_rows(
+    path: str, ext: int | tuple[str, int], dtype: Any = np.float64
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """(row numbers, data rows as ``dtype``, header as a dict) of one image HDU."""
     with fitsio.FITS(path) as f:
         hdu = f[ext]
         hdr = hdu.read_header()
         nrows = int(hdr["NAXIS2"])
         blocks, rows = [], []
         for a, b in row_ranges(hdr, nrows):
-            blocks.append(np.asarray(hdu[a:b, :], dtype=np.float64))
+            blocks.append(np.asarray(hdu[a:b, :], dtype=dtype))
             rows.append(np.arange(a, b))
         header = _as_dict(hdr)
     return np.concatenate(rows), np.vstack(blocks), header

@@ -35,10 +35,33 @@ class Monitor:
     plot: Callable[[pa.Table, dict[str, Any], Path], list[Path]]
     vega: Callable[[pa.Table], dict[str, Any]] | None = None
     doc: str = ""
+    # Inputs measured together (superdarks): the new selected rows -> the groups ready to measure, each
+    # a list of rows. measure() then gets the first row with ``members`` (all rows, with abs_path), and
+    # the result schema must have ``inputs``: the members' paths, so that they count as done.
+    group: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None
 
 
 def table_name(name: str) -> str:
     return "monitor_" + name.replace("-", "_")
+
+
+def done_paths(old: pa.Table | None) -> set[str]:
+    """Paths already measured: each result's path and, for grouped monitors, every path in ``inputs``."""
+    if old is None:
+        return set()
+    done = set(old.column("path").to_pylist())
+    if "inputs" in old.column_names:
+        done.update(p for v in old.column("inputs").to_pylist() if v for p in v.split(";"))
+    return done
+
+
+def _items(m: Monitor, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """What measure() is called on: one row per input, or one per ready group; and inputs left waiting."""
+    if m.group is None:
+        return rows, 0
+    groups = m.group(rows)
+    items = [{**g[0], "members": g, "inputs": ";".join(r["path"] for r in g)} for g in groups]
+    return items, len(rows) - sum(len(g) for g in groups)
 
 
 def _safe(
@@ -46,7 +69,8 @@ def _safe(
 ) -> list[dict[str, Any]]:
     """One file's rows; a file that cannot be measured becomes one error row, not a failed run."""
     try:
-        return [{**r, "path": item["path"]} for r in measure(item["abs_path"], item)]
+        extra = {"path": item["path"]} | ({"inputs": item["inputs"]} if "inputs" in item else {})
+        return [{**r, **extra} for r in measure(item["abs_path"], item)]
     except Exception as e:  # one bad file never sinks the batch
         return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}"}]
 
@@ -90,29 +114,37 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     rebuild = str(ctx.params.get("rebuild", "")).lower() in {"1", "true", "yes"}
     sel = read_sql(m.select, ctx.lake_root).to_pylist()
     table = table_name(name)
+    schema = m.schema.append(pa.field("path", pa.string()))
     old = None
     if not rebuild:
         try:
             old = read_sql(f"SELECT * EXCLUDE (run_id, found_at) FROM {table}", ctx.lake_root)
         except Exception:  # first run: no table yet
             old = None
-    done = set(old.column("path").to_pylist()) if old is not None else set()
+    if old is not None and set(schema.names) - set(old.column_names):
+        ctx.log.info("%s: the result table lacks %s: recomputing all", name,
+                     sorted(set(schema.names) - set(old.column_names)))  # fmt: skip
+        old, rebuild = None, True
+    done = done_paths(old)
     archive = Path(ctx.cfg["archive"])
     reports = ctx.lake_root / "reports" / "monitors" / name  # where a measurement may write products
-    todo = [
+    new_rows = [
         {**r, "abs_path": str(archive / r["path"]), "_reports": str(reports)}
         for r in sel
         if r["path"] not in done
     ]
-    ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(todo))
+    todo, waiting = _items(m, new_rows)
+    ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(new_rows))
+    if waiting:
+        ctx.log.info("%s: %d inputs wait for the rest of their group", name, waiting)
     if not todo:
-        return JobResult(False, {"inputs": len(sel), "measured": 0}, None, "no new inputs")
+        why = f"{waiting} inputs wait for their group" if waiting else "no new inputs"
+        return JobResult(False, {"inputs": len(sel), "measured": 0, "waiting": waiting}, None, why)
     rows = dask_map(partial(_safe, m.measure), todo, ctx.cfg)
     errors = [r["__error__"] for r in rows if "__error__" in r]
     for e in errors:
         ctx.log.warning("%s", e)
     good = [r for r in rows if "__error__" not in r]
-    schema = m.schema.append(pa.field("path", pa.string()))
     new = pa.table({f.name: pa.array([r.get(f.name) for r in good], f.type) for f in schema}, schema=schema)
     everything = pa.concat_tables([old.select(schema.names).cast(schema), new]) if old is not None else new
     summary = m.trend(everything) if everything.num_rows else {}
@@ -123,10 +155,16 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     if m.vega is not None and everything.num_rows:
         (out / "plot.vl.json").write_text(json.dumps(m.vega(everything), default=str))
     ctx.log.info("summary %s; plots %s", json.dumps(summary, default=float), [str(p) for p in pngs])
+    failed = {e.split(": ", 1)[0] for e in errors}
     counts = {
         "inputs": len(sel),
-        "measured": len(todo) - len(errors),
+        # files, also for grouped monitors (whose groups are counted apart)
+        "measured": sum(len(i.get("members") or [i]) for i in todo if i["path"] not in failed),
         "errors": len(errors),
         "rows": new.num_rows,
+        "waiting": waiting,
     }
-    return JobResult(True, counts, new, f"{len(todo)} files measured", table=table, replace=rebuild)
+    if m.group is not None:
+        counts["groups"] = len(todo)
+    what = "groups" if m.group is not None else "files"
+    return JobResult(True, counts, new, f"{len(todo)} {what} measured", table=table, replace=rebuild)

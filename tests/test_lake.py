@@ -157,6 +157,21 @@ def test_real_files_ingest_and_round_trip(tmp_path: Path) -> None:
                 assert declared.get(f.name) == got, (table, f.name, got)
 
 
+def test_files_refused_by_a_wrong_layout_are_taken_when_it_is_fixed(tmp_path: Path) -> None:
+    # the real files do not follow the archive layout: with the default template every one is an error
+    lk, n = tmp_path / "lake", len(real_files())
+    s1 = ingest(lk, str(REAL), scheduler="synchronous")
+    assert (s1.new, s1.errors) == (n, n)
+    again = ingest(lk, str(REAL), scheduler="synchronous")  # still refused: nothing to redo, no commit
+    assert (again.changed, again.ingested) == (0, 0)
+    fixed = ingest(lk, str(REAL), scheduler="synchronous", template="{dir}/{stem}.fits")
+    assert (fixed.changed, fixed.ingested, fixed.errors) == (n, n, 0)
+    rows = lake.connect(lk).execute("SELECT status, count(*) FROM files GROUP BY ALL").fetchall()
+    assert rows == [("ok", n)]
+    rel = real_files()[0].relative_to(REAL).as_posix()
+    assert lake.read_header(rel, path=lk) == header_lines(real_files()[0])
+
+
 def test_rebuild_swaps_namespace(archive_copy: Path, tmp_path: Path) -> None:
     lk = tmp_path / "lake"
     ingest(lk, str(archive_copy), scheduler="synchronous")
