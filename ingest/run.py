@@ -19,9 +19,9 @@ import pyarrow.parquet as pq
 from ingest.batch import BatchResult, FileJob, process_batch
 from ingest.executor import Executor
 from lake import schema as sch
-from lake.master import build_master
 from lake.errors import LayoutError
 from lake.layout import Layout
+from lake.master import build_master
 from lake.tables import Lake, Pins
 
 

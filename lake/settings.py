@@ -92,6 +92,12 @@ REGISTRY: tuple[Setting, ...] = (
         "<archive>/proposals.csv if it exists.",
     ),
     Setting(
+        "uvis_anneals",
+        "",
+        "UVIS anneal dates, one MJD per line (path or fsspec URL), for the darks monitors' anneal "
+        "cycles; empty: <archive>/uvis_anneals.txt if it exists.",
+    ),
+    Setting(
         "proprietary_months",
         12.0,
         "Proprietary period of a proposal missing from the proposals file (months after EXPSTART).",

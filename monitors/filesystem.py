@@ -16,6 +16,9 @@ from monitors.consistency import findings
 BLOCK = 2880
 
 
+ARCHIVE_LISTS = {"proposals.csv", "uvis_anneals.txt"}  # proprietary periods; anneal dates
+
+
 def proprietary_proposals(ctx: JobContext) -> set[int]:
     """Proposals with a dataset still in its proposal's proprietary period (``lake.proprietary``)."""
     from lake.proprietary import public_rootnames
@@ -65,8 +68,8 @@ def check_filesystem(ctx: JobContext) -> JobResult:
         for name in sorted(names):
             rel = name if rel_d == "." else f"{rel_d}/{name}"
             p = Path(d) / name
-            if rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name == "proposals.csv"):
-                continue  # the generator's marker and truth table; the proposals' proprietary periods
+            if rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name in ARCHIVE_LISTS):
+                continue  # the generator's marker and truth table; the lists beside the archive
             n += 1
             if not name.endswith(".fits"):
                 rows.append((rel, "unexpected-file", "not a FITS file"))

@@ -38,7 +38,8 @@ class Monitor:
     # Inputs measured together (superdarks): the new selected rows -> the groups ready to measure, each
     # a list of rows. measure() then gets the first row with ``members`` (all rows, with abs_path), and
     # the result schema must have ``inputs``: the members' paths, so that they count as done.
-    group: Callable[[list[dict[str, Any]]], list[list[dict[str, Any]]]] | None = None
+    # (the configuration is passed too: settings such as the anneal list shape the groups)
+    group: Callable[[list[dict[str, Any]], dict[str, Any]], list[list[dict[str, Any]]]] | None = None
 
 
 def table_name(name: str) -> str:
@@ -55,11 +56,11 @@ def done_paths(old: pa.Table | None) -> set[str]:
     return done
 
 
-def _items(m: Monitor, rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def _items(m: Monitor, rows: list[dict[str, Any]], cfg: dict[str, Any]) -> tuple[list[dict[str, Any]], int]:
     """What measure() is called on: one row per input, or one per ready group; and inputs left waiting."""
     if m.group is None:
         return rows, 0
-    groups = m.group(rows)
+    groups = m.group(rows, cfg)
     items = [{**g[0], "members": g, "inputs": ";".join(r["path"] for r in g)} for g in groups]
     return items, len(rows) - sum(len(g) for g in groups)
 
@@ -133,7 +134,7 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
         for r in sel
         if r["path"] not in done
     ]
-    todo, waiting = _items(m, new_rows)
+    todo, waiting = _items(m, new_rows, ctx.cfg)
     ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(new_rows))
     if waiting:
         ctx.log.info("%s: %d inputs wait for the rest of their group", name, waiting)

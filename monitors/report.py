@@ -43,7 +43,7 @@ def results(scope: Scope, name: str) -> pa.Table:
 def group_columns(t: pa.Table) -> dict[str, list[Any]]:
     out = {}
     for f in t.schema:
-        if f.name in {"rootname", "path", "run_id"} or not (
+        if f.name in {"rootname", "path", "run_id", "inputs", "hot_pixels"} or not (
             pa.types.is_string(f.type) or pa.types.is_integer(f.type)
         ):
             continue

@@ -29,7 +29,7 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "median_dark", "chip", "UVIS median dark, CTE-corrected (e-/hr)"),
+    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp, CTE-corrected (e-/hr)"),
     __doc__ or "",
     windows,
 )

@@ -5,9 +5,11 @@ per amp from its serial prescan, converted to e- with the amp's ATODGN, its post
 removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy
 monitor does, with a per-pixel clipped mean (cosmic rays out), so the noise falls by sqrt(N) and faint hot
 pixels stand out. Simplified [I]: the windows are consecutive, not running, and a window is measured
-once it is closed (a frame 4 days after its start has arrived) or holds 5 frames.
+once it is closed (a frame 4 days after its start, or after the next anneal, has arrived) or holds 5
+frames. Windows never span an anneal: with an anneal list (setting ``uvis_anneals``, monitors/anneals.py)
+each result carries the anneal that opened its cycle, and the trend summary gives hot pixels per cycle.
 
-Per superdark and chip: the clipped mean of the image pixels is the dark current; a pixel above 54
+Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
 e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
 the 8 pixels read after it) is fitted and taken out of the image, so trail pixels are not counted as hot
 pixels of their own; this monitor reports the hot pixel at its observed, CTE-dimmed rate, and
@@ -22,9 +24,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from monitors.anneals import anneal_dates, cycle_start, next_anneal
 from monitors.fitsdata import primary, read_rows
 from monitors.framework import Monitor
-from monitors.plotting import fits_by_group, trend_png, vega_trend
+from monitors.plotting import fits_by_group, trend_png, vega_trend, years
 
 HOT = 54.0  # e-/hr
 TRAIL_ROWS = 8
@@ -42,12 +45,14 @@ SCHEMA = pa.schema(
         ("expstart", pa.float64()),  # the window's first frame
         ("window_end", pa.float64()),  # EXPSTART of its last frame
         ("n_frames", pa.int32()),
+        ("anneal_mjd", pa.float64()),  # the anneal that opened this window's cycle (null: unknown)
         ("chip", pa.int32()),
-        ("median_dark", pa.float64()),
+        ("amp", pa.string()),
+        ("median_dark", pa.float64()),  # the amp's dark current, e-/hr
         ("n_hot", pa.int64()),
         ("hot_fraction", pa.float64()),
         ("n_pixels", pa.int64()),
-        ("hot_pixels", pa.string()),  # x,y,e-/hr;... in flt coordinates of the chip
+        ("hot_pixels", pa.string()),  # x,y,e-/hr;... in flt coordinates of the chip, in this amp
         ("inputs", pa.string()),  # the frames' archive paths
     ]
 )
@@ -59,18 +64,32 @@ WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'UVIS' AND m.targn
 """
 
 
-def windows(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
-    """Consecutive 4-day windows of frames; only those ready to measure (closed, or full)."""
+def windows(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The superdark windows ready to measure, with the anneal list of ``cfg``."""
+    return split_windows(rows, anneal_dates(cfg))
+
+
+def split_windows(rows: list[dict[str, Any]], anneals: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Consecutive windows of frames within 4 days of their first and in one anneal cycle; only those
+    ready to measure (closed, or full). Each frame gets ``anneal_mjd``, its cycle's anneal."""
     rows = sorted(rows, key=lambda r: float(r["expstart"]))
     if not rows:
         return []
     latest = float(rows[-1]["expstart"])
-    out: list[list[dict[str, Any]]] = [[rows[0]]]
-    for r in rows[1:]:
-        if float(r["expstart"]) - float(out[-1][0]["expstart"]) > WINDOW_DAYS:
+    out: list[list[dict[str, Any]]] = []
+    end = -np.inf
+    for r in rows:
+        t = float(r["expstart"])
+        if not out or t > end:
             out.append([])
-        out[-1].append(r)
-    return [w for w in out if len(w) >= WINDOW_FRAMES or latest - float(w[0]["expstart"]) > WINDOW_DAYS]
+            end = min(t + WINDOW_DAYS, next_anneal(anneals, t))
+        out[-1].append({**r, "anneal_mjd": cycle_start(anneals, t)})
+    return [w for w in out if len(w) >= WINDOW_FRAMES or latest > _window_end(w, anneals)]
+
+
+def _window_end(w: list[dict[str, Any]], anneals: np.ndarray) -> float:
+    t = float(w[0]["expstart"])
+    return min(t + WINDOW_DAYS, next_anneal(anneals, t))
 
 
 def clipped_mean(v: np.ndarray, k: float = 3.0) -> float:
@@ -225,24 +244,29 @@ def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
         ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
         value = med + excess + (trail if correct_cte else 0.0)
         hot = (value > HOT) & (value - med > 5 * sigma)
-        pix = ";".join(
-            f"{int(x)},{int(rows[y])},{v:.0f}" for y, x, v in zip(ys[hot], xs[hot], value[hot], strict=True)
-        )
-        n_hot = int(hot.sum())
-        out.append(
-            {
-                "rootname": members[0]["rootname"],
-                "expstart": float(members[0]["expstart"]),
-                "window_end": float(members[-1]["expstart"]),
-                "n_frames": len(members),
-                "chip": chip,
-                "median_dark": med,
-                "n_hot": n_hot,
-                "hot_fraction": n_hot / rate.size,
-                "n_pixels": int(rate.size),
-                "hot_pixels": pix,
-            }
-        )
+        for half, amp in enumerate(AMPS[chip]):
+            mine = hot & ((xs >= 2048) == bool(half))
+            pix = ";".join(
+                f"{int(x)},{int(rows[y])},{v:.0f}"
+                for y, x, v in zip(ys[mine], xs[mine], value[mine], strict=True)
+            )
+            part = rate[:, 2048 * half : 2048 * (half + 1)]
+            out.append(
+                {
+                    "rootname": members[0]["rootname"],
+                    "expstart": float(members[0]["expstart"]),
+                    "window_end": float(members[-1]["expstart"]),
+                    "n_frames": len(members),
+                    "anneal_mjd": members[0].get("anneal_mjd"),
+                    "chip": chip,
+                    "amp": amp,
+                    "median_dark": level(part),
+                    "n_hot": int(mine.sum()),
+                    "hot_fraction": int(mine.sum()) / part.size,
+                    "n_pixels": int(part.size),
+                    "hot_pixels": pix,
+                }
+            )
     return out
 
 
@@ -251,7 +275,56 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
-    return fits_by_group(t, "median_dark", "chip", (1, 2))
+    """Dark current per amp (slope per year, level), and hot pixels per chip in each anneal cycle."""
+    out: dict[str, Any] = fits_by_group(t, "median_dark", "amp", ("A", "B", "C", "D"))
+    out["cycles"] = cycles(t)
+    return out
+
+
+def cycles(t: pa.Table) -> list[dict[str, Any]]:
+    """Per anneal cycle with results: its anneal, the windows in it and the mean hot fraction per chip."""
+    per: dict[tuple[float, int], list[tuple[str, int, int]]] = {}
+    for r in t.select(["anneal_mjd", "chip", "rootname", "n_hot", "n_pixels"]).to_pylist():
+        if r["anneal_mjd"] is not None:
+            per.setdefault((r["anneal_mjd"], r["chip"]), []).append(
+                (r["rootname"], r["n_hot"], r["n_pixels"])
+            )
+    out: dict[float, dict[str, Any]] = {}
+    for (mjd, chip), v in sorted(per.items()):
+        c = out.setdefault(mjd, {"anneal_mjd": mjd, "windows": len({w for w, _, _ in v})})
+        c[f"hot_fraction_uvis{chip}"] = sum(n for _, n, _ in v) / max(sum(p for _, _, p in v), 1)
+    return list(out.values())
+
+
+def _hot_png(t: pa.Table, summary: dict[str, Any], path: Path) -> Path:
+    """Hot-pixel fraction per chip against time, anneals drawn as lines (the legacy plots shade cycles)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rows = t.select(["expstart", "chip", "rootname", "n_hot", "n_pixels"]).to_pylist()
+    for chip in (1, 2):
+        per: dict[tuple[str, float], list[int]] = {}
+        for r in rows:
+            if r["chip"] == chip:
+                s = per.setdefault((r["rootname"], r["expstart"]), [0, 0])
+                s[0] += r["n_hot"]
+                s[1] += r["n_pixels"]
+        pts = sorted((e, 100.0 * n / max(p, 1)) for (_w, e), (n, p) in per.items())
+        if pts:
+            ax.plot(years(np.array([p[0] for p in pts])), [p[1] for p in pts], "o", ms=4, label=f"UVIS{chip}")
+    for c in summary.get("cycles", []):
+        ax.axvline(float(years(np.array([c["anneal_mjd"]]))[0]), color="0.8", lw=0.6, zorder=0)
+    ax.set_xlabel("year (grey: anneals opening the cycles with data)")
+    ax.set_ylabel("hot pixels (%)")
+    ax.set_title("UVIS hot pixels (> 54 e-/hr) in superdarks")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
@@ -259,20 +332,13 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
         trend_png(
             t,
             "median_dark",
-            "chip",
-            "UVIS median dark current per chip",
+            "amp",
+            "UVIS median dark current per amp",
             "e-/hr",
             out / "median_dark.png",
             summary,
         ),
-        trend_png(
-            t,
-            "hot_fraction",
-            "chip",
-            "UVIS hot pixels (> 54 e-/hr) in superdarks",
-            "fraction of pixels",
-            out / "hot_fraction.png",
-        ),
+        _hot_png(t, summary, out / "hot_fraction.png"),
     ]
 
 
@@ -284,7 +350,7 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "median_dark", "chip", "UVIS median dark (e-/hr)"),
+    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp (e-/hr)"),
     __doc__ or "",
     windows,
 )

@@ -62,12 +62,32 @@ def test_superdark_windows_wait_until_closed_or_full() -> None:
         return [{"path": f"d{t}", "expstart": 60000.0 + t} for t in days]
 
     # three frames of a window still open: they wait; once a frame 4+ days later exists, it is closed
-    assert uvis_darks.windows(frames(0, 0.5, 1.0)) == []
-    got = uvis_darks.windows(frames(0, 0.5, 1.0, 6.0))
+    none = np.zeros(0)
+    assert uvis_darks.split_windows(frames(0, 0.5, 1.0), none) == []
+    got = uvis_darks.split_windows(frames(0, 0.5, 1.0, 6.0), none)
     assert [[f["path"] for f in w] for w in got] == [["d0", "d0.5", "d1.0"]]
     # five frames make a window ready at once; frames more than 4 days after its start open the next
-    got = uvis_darks.windows(frames(0, 0.4, 0.9, 1.3, 1.8, 4.5))
+    got = uvis_darks.split_windows(frames(0, 0.4, 0.9, 1.3, 1.8, 4.5), none)
     assert [len(w) for w in got] == [5]
+    # an anneal closes a window: frames after it open the next cycle's
+    got = uvis_darks.split_windows(frames(0, 0.5, 1.0, 1.5), np.array([59990.0, 60001.2]))
+    assert [[f["path"] for f in w] for w in got] == [["d0", "d0.5", "d1.0"]]
+    assert {f["anneal_mjd"] for f in got[0]} == {59990.0}
+
+
+def test_darks_results_per_anneal_cycle(site: dict[str, Any]) -> None:
+    anneals = np.sort([t["start_mjd"] for t in site["truth"] if t["feature"] == "anneal"])
+    rows = lake.read_sql("SELECT * FROM monitor_uvis_darks", site["lake"]).to_pylist()
+    for r in rows:  # the cycle is the truth's, and no window spans an anneal
+        i = np.searchsorted(anneals, r["expstart"], side="right")
+        assert r["anneal_mjd"] == pytest.approx(anneals[i - 1]) and r["window_end"] < anneals[i]
+    cycles = summary(site, "uvis-darks")["cycles"]
+    assert len(cycles) == len({r["anneal_mjd"] for r in rows})
+    for c in cycles:
+        mine = [r for r in rows if r["anneal_mjd"] == c["anneal_mjd"] and r["chip"] == 1]
+        assert c["hot_fraction_uvis1"] == pytest.approx(
+            sum(r["n_hot"] for r in mine) / sum(r["n_pixels"] for r in mine)
+        )
 
 
 def _hot_pixel_scores(
@@ -83,17 +103,24 @@ def _hot_pixel_scores(
     rows = lake.read_sql(f"SELECT * FROM {table}", site["lake"]).to_pylist()
     hot = [t for t in site["truth"] if t["feature"] == "hot_pixel"]
 
-    def hot_at(h: dict[str, Any], chip: int, a: float, b: float) -> bool:
+    def hot_at(h: dict[str, Any], chip: int, amp: str, a: float, b: float) -> bool:
         """Hot from time ``a`` to ``b`` (``a`` > ``b``: at some time between them)."""
-        return bool(h["chip"] == chip and h["start_mjd"] <= a and (h["end_mjd"] is None or h["end_mjd"] > b))
+        return bool(
+            h["chip"] == chip
+            and h["amp"] == amp
+            and h["start_mjd"] <= a
+            and (h["end_mjd"] is None or h["end_mjd"] > b)
+        )
 
     hits = want = found_all = false = 0
     ratios = []
     for r in rows:
         t0, t1 = r["expstart"], r["window_end"]
 
-        whole = {(int(h["x"]), int(h["y"])): h["value"] for h in hot if hot_at(h, r["chip"], t0, t1)}
-        part = {(int(h["x"]), int(h["y"])) for h in hot if hot_at(h, r["chip"], t1, t0)}
+        whole = {
+            (int(h["x"]), int(h["y"])): h["value"] for h in hot if hot_at(h, r["chip"], r["amp"], t0, t1)
+        }
+        part = {(int(h["x"]), int(h["y"])) for h in hot if hot_at(h, r["chip"], r["amp"], t1, t0)}
         found = {
             (int(a), int(b)): float(v) for a, b, v in (p.split(",") for p in r["hot_pixels"].split(";") if p)
         }
@@ -119,14 +146,15 @@ def test_darks_are_stacked_in_superdark_windows(site: dict[str, Any]) -> None:
     assert r and all(x["n_frames"] >= 5 and 0 < x["span"] <= 4 for x in r)
     frames = [p for x in r for p in x["inputs"].split(";")]
     darks = lake.read_sql(uvis_darks.SELECT, site["lake"]).column("path").to_pylist()
-    assert len(frames) == 2 * len(set(frames)) and set(frames) == set(darks)  # one window each, per chip
+    assert len(frames) == 4 * len(set(frames)) and set(frames) == set(darks)  # one window each, per amp
 
 
 def test_uvis_darks_trend_and_hot_pixels(site: dict[str, Any]) -> None:
     inst = Instrument(SEED)
-    for chip, s in summary(site, "uvis-darks").items():
-        assert s["slope"] == pytest.approx(inst.DARK_SLOPE, rel=0.1), chip
-        assert s["intercept"] == pytest.approx(inst.dark_rate(54832.0), rel=0.1), chip
+    s = summary(site, "uvis-darks")
+    for amp in "ABCD":
+        assert s[amp]["slope"] == pytest.approx(inst.DARK_SLOPE, rel=0.1), amp
+        assert s[amp]["intercept"] == pytest.approx(inst.dark_rate(54832.0), rel=0.1), amp
     # every planted hot pixel, CTE-dimmed as it is, is still hot in a superdark; no trail pixel counts
     recall, false, ratios = _hot_pixel_scores(site, "monitor_uvis_darks", degraded=False)
     assert recall >= 0.95 and false <= 0.05
