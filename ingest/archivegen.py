@@ -276,7 +276,7 @@ def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
     two days, in a visit of their own, so that the darks monitors can stack them (superdarks). They stay
     in the anchor's anneal cycle (before it when the next anneal is near). Their own random stream keeps
     the plan's draws and every other exposure's pixels unchanged."""
-    inst = Instrument(seed)
+    inst = _instrument(seed)
     rng = np.random.default_rng([seed, 4646])
     out = []
     anchors = [e for e in exps if e.detector == "UVIS" and e.imagetyp == "DARK"]
@@ -294,7 +294,7 @@ def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
 
 def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
     """An IR exposure 1-4 hours after each bad actor, in the same visit: it sees the persistence."""
-    inst = Instrument(seed)
+    inst = _instrument(seed)
     rng = np.random.default_rng([seed, 4242])
     out = []
     for e in exps:
@@ -559,6 +559,7 @@ PARALLEL_MIN = 1000  # files: below this the archive is written in this process
 
 @lru_cache(maxsize=4)
 def _instrument(seed: int) -> Instrument:
+    """The instrument of a seed, drawn once per process (plan, generate and each chunk all need it)."""
     return Instrument(seed)
 
 
@@ -625,7 +626,7 @@ def generate(
         )
     except OSError as err:
         raise GeneratorError(f"cannot write to {out}: {err.strerror}") from None
-    inst = Instrument(seed)
+    inst = _instrument(seed)
     truth: list[dict[str, Any]] = []
     files: list[tuple[str, Exposure, str, list[Exposure]]] = [
         (rel, e, ft, []) for rel, e, ft in iter_files(exps, layout)

@@ -73,7 +73,7 @@ def _safe(
         extra = {"path": item["path"]} | ({"inputs": item["inputs"]} if "inputs" in item else {})
         return [{**r, **extra} for r in measure(item["abs_path"], item)]
     except Exception as e:  # one bad file never sinks the batch
-        return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}"}]
+        return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}", "__path__": item["path"]}]
 
 
 def dask_map(
@@ -156,7 +156,7 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     if m.vega is not None and everything.num_rows:
         (out / "plot.vl.json").write_text(json.dumps(m.vega(everything), default=str))
     ctx.log.info("summary %s; plots %s", json.dumps(summary, default=float), [str(p) for p in pngs])
-    failed = {e.split(": ", 1)[0] for e in errors}
+    failed = {r["__path__"] for r in rows if "__error__" in r}
     counts = {
         "inputs": len(sel),
         # files, also for grouped monitors (whose groups are counted apart)

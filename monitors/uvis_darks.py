@@ -1,13 +1,14 @@
-"""uvis-darks: UVIS dark current per chip and hot pixels (> 54 e-/hr) in superdarks, over time.
+"""uvis-darks: UVIS dark current per amp and hot pixels (> 54 e-/hr) in superdarks, over time.
 
 Follows shared/docs/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is bias-subtracted
-per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash (FLASHLVL e-)
-removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy
-monitor does, with a per-pixel clipped mean (cosmic rays out), so the noise falls by sqrt(N) and faint hot
-pixels stand out. Simplified [I]: the windows are consecutive, not running, and a window is measured
-once it is closed (a frame 4 days after its start, or after the next anneal, has arrived) or holds 5
-frames. Windows never span an anneal: with an anneal list (setting ``uvis_anneals``, monitors/anneals.py)
-each result carries the anneal that opened its cycle, and the trend summary gives hot pixels per cycle.
+per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash (FLASHLVL e-) removed
+and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy monitor does:
+the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so the noise falls by
+sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive, not running, and a
+window is measured once it is closed (a frame 4 days after its start, or after the next anneal, has arrived)
+or holds 5 frames. Windows never span an anneal: with an anneal list (setting ``uvis_anneals``,
+monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend summary gives hot
+pixels per cycle.
 
 Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
 e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
@@ -77,12 +78,10 @@ def split_windows(rows: list[dict[str, Any]], anneals: np.ndarray) -> list[list[
         return []
     latest = float(rows[-1]["expstart"])
     out: list[list[dict[str, Any]]] = []
-    end = -np.inf
     for r in rows:
         t = float(r["expstart"])
-        if not out or t > end:
+        if not out or t > _window_end(out[-1], anneals):
             out.append([])
-            end = min(t + WINDOW_DAYS, next_anneal(anneals, t))
         out[-1].append({**r, "anneal_mjd": cycle_start(anneals, t)})
     return [w for w in out if len(w) >= WINDOW_FRAMES or latest > _window_end(w, anneals)]
 
@@ -136,10 +135,9 @@ def _row_index(rows: np.ndarray, ys: np.ndarray, step: int) -> tuple[np.ndarray,
     return idx, rows[idx] == want
 
 
-def chip_rate(path: str, chip: int) -> tuple[np.ndarray, np.ndarray, float, float]:
+def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, float]:
     """(image row numbers, e-/hr image as float32, clipped-mean dark level, per-pixel sigma in e-/hr) of
-    one chip of one raw dark."""
-    hdr0 = primary(path)
+    one chip of one raw dark whose primary header is ``hdr0``."""
     exptime = float(hdr0["EXPTIME"])
     flash = float(hdr0.get("FLASHLVL", 0) or 0)
     rows, raw, _h = read_rows(path, 1 if chip == 2 else 4, np.float32)
@@ -158,8 +156,11 @@ def chip_rate(path: str, chip: int) -> tuple[np.ndarray, np.ndarray, float, floa
     return img_rows[keep], rate, med, sigma
 
 
-def superdark(paths: list[str], chip: int) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(rows, stacked e-/hr image, dark level, sigma of a stacked pixel) of one chip over ``paths``.
+def superdark(
+    paths: list[str], chip: int, headers: dict[str, dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(rows, stacked e-/hr image, dark level, sigma of a stacked pixel) of one chip over ``paths``
+    (``headers``: their primary headers).
 
     The mean of the frames, except that a pixel's highest value is left out where it stands more than
     5 sigma above the mean of the others (a cosmic ray). Frames are added one at a time, so memory does
@@ -168,7 +169,7 @@ def superdark(paths: list[str], chip: int) -> tuple[np.ndarray, np.ndarray, floa
     total = top = np.zeros(0, np.float32)
     sigmas = []
     for p in paths:
-        r, rate, _med, sigma = chip_rate(p, chip)
+        r, rate, _med, sigma = chip_rate(p, chip, headers[p])
         sigmas.append(sigma)
         if rows is None:
             rows, total, top = r, rate.copy(), rate
@@ -234,13 +235,14 @@ def sources(
 
 
 def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
-    """Per chip: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
+    """Per chip and amp: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
     ``row`` names); with ``correct_cte`` each hot pixel's fitted trail charge is added back to it."""
     members = row.get("members") or [row]
     paths = [str(m["abs_path"]) for m in members]
+    headers = {p: primary(p) for p in paths}  # read once, used for both chips
     out = []
     for chip in (2, 1):
-        rows, rate, med, sigma = superdark(paths, chip)
+        rows, rate, med, sigma = superdark(paths, chip, headers)
         ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
         value = med + excess + (trail if correct_cte else 0.0)
         hot = (value > HOT) & (value - med > 5 * sigma)
