@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from lake.tables import Lake, Pins
 
 STORAGE_VERSION = "v1.5.0"
+# Views are bound when first queried, not when created: binding reads the footers of every file of the
+# table, and a lake has hundreds of per-HDU views, so binding them all at each commit cost the writer
+# about a second (the duckdb 1.5 CLI reads such views as well).
+_DEFER = "WITH (DEFER_BINDING)"
 
 _DUCK_TYPES = {
     pa.string(): "VARCHAR",
@@ -51,24 +55,25 @@ def view_sql(name: str, files: list[str], schema: pa.Schema) -> str:
     if files:
         file_list = ", ".join(_sql_str(f) for f in files)
         return (
-            f"CREATE OR REPLACE VIEW {_quote(name)} AS SELECT * FROM read_parquet([{file_list}], "
+            f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT * FROM read_parquet([{file_list}], "
             "union_by_name = true)"
         )
     cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
-    return f"CREATE OR REPLACE VIEW {_quote(name)} AS SELECT {cols} WHERE false"
+    return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT {cols} WHERE false"
 
 
 def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
     """A per-HDU wide table (``uvisflt_1``): the HDU's rows of the physical table, with its own columns."""
     cols = ", ".join(_quote(c) for c in [*WIDE_BASE.names, *columns])
     return (
-        f"CREATE OR REPLACE VIEW {_quote(view)} AS SELECT {cols} FROM {_quote(table)} WHERE hdu = {int(hdu)}"
+        f"CREATE OR REPLACE VIEW {_quote(view)} {_DEFER} AS SELECT {cols} FROM {_quote(table)} "
+        f"WHERE hdu = {int(hdu)}"
     )
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
     """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction."""
-    # Every view binds (reads the footers of) its files; the per-HDU views bind the table view again.
+    # a query binds a table's view once per use, and the per-HDU views bind it again: cache the footers
     con.execute("SET parquet_metadata_cache = true")
     con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
     for name in sorted(pins.tables):

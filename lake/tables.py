@@ -88,6 +88,61 @@ def _commit_failed() -> type[Exception]:
     return CommitFailedException
 
 
+def _data_files(metadata: Any, io: Any, paths: list[str], arrow_schema: pa.Schema) -> list[Any]:
+    """Iceberg DataFiles (statistics, partition) of Parquet files written for a table, as add_files
+    makes them.
+
+    pyiceberg's add_files redoes the table-level work for every file (the schema-compatibility check, the
+    statistics plan, the column-id mapping), which for header tables of hundreds of columns was most of the
+    driver's time at a commit. Here that is done once per table; each file's columns are checked against
+    the table by name and type, and a file that does not match exactly goes through pyiceberg's own
+    conversion, which accepts the promotions it allows and raises on the rest.
+    """
+    import pyarrow.parquet as pq
+    from pyiceberg.io.pyarrow import (
+        compute_statistics_plan,
+        data_file_statistics_from_parquet_metadata,
+        parquet_file_to_data_file,
+        parquet_path_to_id_mapping,
+    )
+    from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+    schema = metadata.schema()
+    want = {f.name: _plain(f.type) for f in arrow_schema}
+    plan = compute_statistics_plan(schema, metadata.properties)
+    ids = parquet_path_to_id_mapping(schema)
+    spec = metadata.spec()
+    out = []
+    for path in paths:
+        meta = pq.read_metadata(path)
+        got = meta.schema.to_arrow_schema()
+        if any(want.get(f.name) != _plain(f.type) for f in got):
+            out.append(parquet_file_to_data_file(io, metadata, path))
+            continue
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=meta, stats_columns=plan, parquet_column_mapping=ids
+        )
+        out.append(
+            DataFile.from_args(
+                content=DataFileContent.DATA,
+                file_path=path,
+                file_format=FileFormat.PARQUET,
+                partition=stats.partition(spec, schema),
+                file_size_in_bytes=os.path.getsize(path.removeprefix("file://")),
+                sort_order_id=None,
+                spec_id=metadata.default_spec_id,
+                equality_ids=None,
+                key_metadata=None,
+                **stats.to_serialized_dict(),
+            )
+        )
+    return out
+
+
+def _plain(t: pa.DataType) -> pa.DataType:
+    return pa.string() if t == pa.large_string() else t
+
+
 @dataclass
 class Pins:
     namespace: str
@@ -135,6 +190,7 @@ class Lake:
         self._tables: dict[str, Any] = {}
         self._writing = False
         self._snapshot_files: dict[tuple[str, int], list[str]] = {}  # a snapshot's files never change
+        self._arrow_schemas: dict[tuple[Any, int], pa.Schema] = {}
 
     # ---------------------------------------------------------------- existence and catalog
     def exists(self) -> bool:
@@ -322,8 +378,17 @@ class Lake:
 
                         tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
                     if files:
-                        # batch file names are unique (uuid), so skip pyiceberg's scan of every manifest
-                        tx.add_files(files, snapshot_properties=properties or {}, check_duplicate_files=False)
+                        # what tx.add_files does, with the per-table work done once (see _data_files);
+                        # batch file names are unique (uuid), so no scan for files already referenced
+                        if tx.table_metadata.name_mapping() is None:
+                            mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+                            tx.set_properties({"schema.name-mapping.default": mapping})
+                        data_files = _data_files(
+                            tx.table_metadata, tbl.io, files, self.current_schema(pins, table)
+                        )
+                        with tx.update_snapshot(snapshot_properties=properties or {}).fast_append() as snap:
+                            for df in data_files:
+                                snap.append_data_file(df)
                 break
             except _commit_failed():
                 self.forget(self.identifier(pins, table))
@@ -374,20 +439,33 @@ class Lake:
         return [f[len("file://") :] if f.startswith("file://") else f for f in files]
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
+        """The Arrow schema of the table's pinned snapshot (the current schema when nothing is pinned)."""
         tbl = self.table(pins, table)
         sid = pins.tables.get(table)
+        schema_id = tbl.metadata.current_schema_id
         if sid is not None:
             snap = tbl.metadata.snapshot_by_id(sid)
             if snap is not None and snap.schema_id is not None:
-                for s in tbl.metadata.schemas:
-                    if s.schema_id == snap.schema_id:
-                        return s.as_arrow()
-        return tbl.schema().as_arrow()
+                schema_id = snap.schema_id
+        return self._arrow_schema(tbl, schema_id)
+
+    def current_schema(self, pins: Pins, table: str) -> pa.Schema:
+        """The Arrow schema of the table as it is now (new columns included)."""
+        tbl = self.table(pins, table)
+        return self._arrow_schema(tbl, tbl.metadata.current_schema_id)
+
+    def _arrow_schema(self, tbl: Any, schema_id: int) -> pa.Schema:
+        # Converting an Iceberg schema of hundreds of columns takes milliseconds, and the driver asks for
+        # each table's schema several times per commit; a schema id never changes meaning within a table
+        # (the uuid tells a table apart from one dropped and made again under the same name).
+        key = (tbl.metadata.table_uuid, schema_id)
+        out = self._arrow_schemas.get(key)
+        if out is None:
+            found = [s for s in tbl.metadata.schemas if s.schema_id == schema_id]
+            out = (found[0] if found else tbl.schema()).as_arrow()
+            self._arrow_schemas[key] = out
+        return out
 
     def column_types(self, pins: Pins) -> dict[str, dict[str, pa.DataType]]:
         """Current column types of every table (what workers must write)."""
-        out = {}
-        for name in pins.tables:
-            tbl = self.table(pins, name)
-            out[name] = {f.name: f.type for f in tbl.schema().as_arrow()}
-        return out
+        return {name: {f.name: f.type for f in self.current_schema(pins, name)} for name in pins.tables}

@@ -45,6 +45,40 @@ def test_layout_builds_and_parses() -> None:
         lay.parse("11665/Visit07/ib4606c5q_flt.fits")
 
 
+def test_batches_are_even_and_a_multiple_of_the_workers() -> None:
+    from ingest.batch import FileJob
+    from ingest.run import split_batches
+
+    todo = [FileJob(f"f{i}", 1, 0.0) for i in range(26549)]
+    for workers in (1, 2, 3):
+        batches = split_batches(todo, 2000, workers)
+        sizes = [len(b) for b in batches]
+        assert len(batches) % workers == 0 and max(sizes) <= 2000 and max(sizes) - min(sizes) <= 1
+        assert [j for b in batches for j in b] == todo  # every file once, in order
+    assert [len(b) for b in split_batches(todo[:3], 2000, 4)] == [1, 1, 1]
+    assert split_batches([], 2000, 2) == []
+
+
+def test_data_files_are_described_as_pyiceberg_describes_them(small_lake: Path) -> None:
+    """The driver's own add_files (per-table work done once) gives pyiceberg's DataFiles exactly."""
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+    from lake.tables import Lake, _data_files
+
+    lk = Lake(small_lake)
+    pins = lk.pins()
+    n = 0
+    for name in sorted(pins.tables):
+        tbl = lk.table(pins, name)
+        files = lk.data_files(pins, name)[:2]
+        mine = _data_files(tbl.metadata, tbl.io, files, tbl.schema().as_arrow())
+        for path, got in zip(files, mine, strict=True):
+            want = parquet_file_to_data_file(tbl.io, tbl.metadata, path)
+            assert repr(got) == repr(want) and got.partition == want.partition, (name, path)
+            n += 1
+    assert n > 20
+
+
 def test_original_query_and_views(small_lake: Path) -> None:
     con = lake.connect(small_lake)
     rows = con.execute(ORIGINAL_QUERY).fetchall()
