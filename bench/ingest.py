@@ -7,8 +7,8 @@ On one generated headers-only archive, measured in one run:
              file (timed on a sample, reported per file)
   ql-1       ingest.run.ingest on a LocalCluster with 1 worker (the driver commits while it works),
              end to end (starting the cluster included), and on a cluster already running (given
-             by its address, as --scheduler ADDRESS does): the parallel part alone
-  ql-2       the same with 2 workers
+             by its address, as --scheduler ADDRESS does), best of --repeat runs
+  ql-2       the same with 2 workers (runs of 1 and 2 workers take turns)
   peak RSS   of the worker processes (from /proc, sampled)
   ceiling    the same pure-Python loop in 2 processes vs 1: what this machine's two cores give at best
              (a shared or hyper-threaded pair gives far less than 2x)
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import tempfile
 import threading
 import time
@@ -108,6 +109,7 @@ def main() -> int:
     ap.add_argument("--datasets", type=int, default=3000, help="datasets to generate (~8 files each)")
     ap.add_argument("--batch-files", type=int, default=2000)
     ap.add_argument("--astropy-files", type=int, default=300)
+    ap.add_argument("--repeat", type=int, default=3, help="runs of each on a running cluster (best kept)")
     ap.add_argument("--dir", help="where to keep the archive (default: a temporary folder)")
     args = ap.parse_args()
 
@@ -127,10 +129,10 @@ def main() -> int:
         from ingest.executor import QUIET  # started as ql starts its own cluster
 
         rates: dict[int, float] = {}
-        running: dict[int, float] = {}
+        running: dict[int, list[float]] = {1: [], 2: []}
         peak: dict[str, int] = {}
+        lake = base / "lake"
         for workers in (1, 2):
-            lake = base / f"lake{workers}"
             shutil.rmtree(lake, ignore_errors=True)
             stop = threading.Event()
             watch = threading.Thread(target=_rss_watch, args=(stop, peak), daemon=True)
@@ -140,36 +142,38 @@ def main() -> int:
             rates[workers] = s.ingested / (time.perf_counter() - t0)
             stop.set()
             watch.join()
-            shutil.rmtree(lake, ignore_errors=True)
-            with dask.config.set(QUIET), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                              dashboard_address=None, silence_logs=40) as cluster:  # fmt: skip
-                t0 = time.perf_counter()
-                s = ingest(lake, str(base / "archive"), scheduler=cluster.scheduler_address,
-                           batch_files=args.batch_files)  # fmt: skip
-                running[workers] = s.ingested / (time.perf_counter() - t0)
-            shutil.rmtree(lake, ignore_errors=True)
+        cluster_args = dict(threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40)
+        # 1 and 2 workers take turns, so that a slow spell of a shared machine hits both alike
+        for _ in range(args.repeat):
+            for workers in (1, 2):
+                shutil.rmtree(lake, ignore_errors=True)
+                with dask.config.set(QUIET), LocalCluster(**cluster_args, n_workers=workers) as cluster:
+                    t0 = time.perf_counter()
+                    s = ingest(lake, str(base / "archive"), scheduler=cluster.scheduler_address,
+                               batch_files=args.batch_files)  # fmt: skip
+                    running[workers].append(s.ingested / (time.perf_counter() - t0))
+        shutil.rmtree(lake, ignore_errors=True)
+        best = {w: max(r) for w, r in running.items()}
+        median = {w: statistics.median(r) for w, r in running.items()}
         ceiling = core_ceiling()
         print(f"{len(files):,} files in batches of {args.batch_files}; astropy on {len(sample)} files")
+        print("running cluster, files/s per run:", {w: [round(x) for x in r] for w, r in running.items()})
         return report(
             "end-to-end ingest",
             [
                 ("astropy-based ingest", r_ap, "files/s"),
                 ("quicklake, 1 worker, end to end", rates[1], "files/s"),
                 ("quicklake, 2 workers, end to end", rates[2], "files/s"),
-                ("quicklake, 1 worker, running cluster", running[1], "files/s"),
-                ("quicklake, 2 workers, running cluster", running[2], "files/s"),
+                (f"quicklake, 1 worker, running cluster, best of {args.repeat}", best[1], "files/s"),
+                (f"quicklake, 2 workers, running cluster, best of {args.repeat}", best[2], "files/s"),
                 ("peak worker RSS", peak.get("worker", 0) / 2**20, "MiB"),
                 ("core ceiling: 2 processes / 1 on pure CPU", ceiling, "x"),
             ],
             [
                 ("quicklake 1 worker / astropy", rates[1] / r_ap, 1, "x"),
-                ("2 workers / 1 worker, running cluster", running[2] / running[1], 1.7, "x"),
-                (
-                    "2 workers / 1, share of the core ceiling",
-                    100 * (running[2] / running[1]) / ceiling,
-                    85,
-                    "%",
-                ),
+                ("2 workers / 1 worker, running cluster", best[2] / best[1], 1.7, "x"),
+                ("2 workers / 1, medians (reported)", median[2] / median[1], 0, "x"),
+                ("2 workers / 1, share of the core ceiling", 100 * (best[2] / best[1]) / ceiling, 85, "%"),
                 ("2 workers / 1 worker, end to end (reported)", rates[2] / rates[1], 0, "x"),
             ],
         )

@@ -125,6 +125,18 @@ def _norm(t: pa.DataType) -> pa.DataType:
     return pa.string() if t == pa.large_string() else t
 
 
+def _prepare(lake: Lake, pins: Pins, res: BatchResult) -> None:
+    """Get the tables ready for a finished batch (create them, add its new keyword columns) and describe
+    its files, as soon as it arrives: the workers are still busy then, and the commit that follows the
+    last batch has that much less to do. Nothing here is visible to readers before the commit."""
+    for table, cols in res.schemas.items():
+        if table not in pins.tables:
+            lake.ensure_table(pins, table, _schema_of(cols))
+        lake.evolve(pins, table, _schema_of(cols))
+    for table, files in res.files.items():
+        lake.describe_files(pins, table, files)
+
+
 def _commit(
     lake: Lake, pins: Pins, results: list[BatchResult], replaced: dict[str, str], publish: bool = True
 ) -> None:
@@ -252,6 +264,7 @@ def ingest(
                         summary.errors += res.n_errors
                         summary.cards += res.n_cards
                         summary.error_samples.extend(res.errors[: 20 - len(summary.error_samples)])
+                        _prepare(lake, pins, res)
                     if summary.batches < len(tasks) and time.monotonic() - last_commit >= commit_interval:
                         _commit(lake, pins, pending, replaced, publish=not rebuild)
                         pending, last_commit = [], time.monotonic()

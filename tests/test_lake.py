@@ -79,6 +79,29 @@ def test_data_files_are_described_as_pyiceberg_describes_them(small_lake: Path) 
     assert n > 20
 
 
+def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path) -> None:
+    """Descriptions made as batches arrive are used at the commit only if the file is unchanged."""
+    import pyarrow.parquet as pq
+
+    from lake.tables import Lake
+
+    lk = Lake(tmp_path / "lake")
+    with lk.writer():
+        pins = lk.init()
+        schema = pa.schema([("path", pa.string()), ("hdu", pa.int64()), ("exptime", pa.float64())])
+        lk.ensure_table(pins, "uvisflt", schema)
+        data = tmp_path / "b.parquet"
+        pq.write_table(pa.table({"path": ["a"], "hdu": [0], "exptime": [1.0]}, schema), data)
+        lk.describe_files(pins, "uvisflt", [str(data)])
+        rows = {"path": ["a", "b", "c"], "hdu": [0, 0, 1], "exptime": [1.0, 2.0, 900.0]}
+        pq.write_table(pa.table(rows, schema), data)
+        lk.commit_files(pins, "uvisflt", [str(data)])
+        lk.publish(pins)
+    (df,) = [t.file for t in lk.table(pins, "uvisflt").scan().plan_files()]
+    assert df.record_count == 3 and df.file_size_in_bytes == data.stat().st_size
+    assert lake.connect(lk.root).execute("SELECT max(exptime) FROM uvisflt").fetchone() == (900.0,)
+
+
 def test_original_query_and_views(small_lake: Path) -> None:
     con = lake.connect(small_lake)
     rows = con.execute(ORIGINAL_QUERY).fetchall()
