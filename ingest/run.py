@@ -353,7 +353,7 @@ def _refresh_master(lake: Lake, pins: Pins) -> None:
     con = duckdb.connect()
     try:
         create_views(con, lake, pins)
-        master = build_master(con, sorted(pins.tables))
+        master = build_master(con, {t: lake.iceberg_schema(pins, t).names for t in pins.tables})
     finally:
         con.close()
     lake.overwrite(pins, "master", master)

@@ -44,12 +44,13 @@ MASTER_KEYWORDS = {
 }
 
 
-def build_master(con: duckdb.DuckDBPyConnection, tables: list[str]) -> pa.Table:
-    """Compute ``master`` with the views of ``con`` (the lake's pinned views)."""
-    primaries = [t for t in tables if sch.is_header_table(t)]
+def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -> pa.Table:
+    """Compute ``master`` with the views of ``con`` (the lake's pinned views); ``tables`` gives each
+    table's columns (from the lake's schemas: asking DuckDB would bind every view, reading its footers)."""
+    primaries = [t for t in sorted(tables) if sch.is_header_table(t)]
     selects = []
     for t in primaries:
-        cols = {r[0] for r in con.execute(f'DESCRIBE "{t}"').fetchall()}
+        cols = set(tables[t])
         parts = ["path"]
         for c, typ in MASTER_KEYWORDS.items():
             parts.append(f'TRY_CAST("{c}" AS {typ}) AS {c}' if c in cols else f"CAST(NULL AS {typ}) AS {c}")

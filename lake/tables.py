@@ -442,7 +442,13 @@ class Lake:
                     raise
                 time.sleep(0.2 * (attempt + 1))
         tbl = self.table(pins, table)
-        pins.tables[table] = tbl.metadata.current_snapshot_id
+        before = pins.tables.get(table)
+        pins.tables[table] = sid = tbl.metadata.current_snapshot_id
+        ident = self.identifier(pins, table)
+        old = [] if before is None else self._snapshot_files.get((ident, before))
+        if not delete_paths and old is not None and sid is not None:
+            # an append only: the new snapshot's files are known without reading its manifests
+            self._snapshot_files[(ident, sid)] = old + [f.removeprefix("file://") for f in files]
 
     def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
         tbl = self.table(pins, table)

@@ -96,10 +96,16 @@ def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path
         rows = {"path": ["a", "b", "c"], "hdu": [0, 0, 1], "exptime": [1.0, 2.0, 900.0]}
         pq.write_table(pa.table(rows, schema), data)
         lk.commit_files(pins, "uvisflt", [str(data)])
+        second = tmp_path / "c.parquet"
+        pq.write_table(pa.table({"path": ["d"], "hdu": [2], "exptime": [5.0]}, schema), second)
+        lk.commit_files(pins, "uvisflt", [str(second)])
         lk.publish(pins)
-    (df,) = [t.file for t in lk.table(pins, "uvisflt").scan().plan_files()]
-    assert df.record_count == 3 and df.file_size_in_bytes == data.stat().st_size
-    assert lake.connect(lk.root).execute("SELECT max(exptime) FROM uvisflt").fetchone() == (900.0,)
+        # the file list the commits kept is the one Iceberg plans
+        planned = lk._plan_files(pins, "uvisflt", pins.tables["uvisflt"])
+        assert sorted(lk.data_files(pins, "uvisflt")) == sorted(planned) == [str(data), str(second)]
+    first = [t.file for t in lk.table(pins, "uvisflt").scan().plan_files() if t.file.file_path == str(data)]
+    assert first[0].record_count == 3 and first[0].file_size_in_bytes == data.stat().st_size
+    assert lake.connect(lk.root).execute("SELECT max(exptime), count(*) FROM uvisflt").fetchone() == (900.0, 4)
 
 
 def test_original_query_and_views(small_lake: Path) -> None:
