@@ -58,7 +58,8 @@ REGISTRY: tuple[Setting, ...] = (
         "commit_interval",
         10.0,
         "Seconds between lake commits during a long ingest: the batches finished meanwhile become "
-        "visible together (one Iceberg snapshot per table, then pins.json and catalog.duckdb).",
+        "visible together (one Iceberg snapshot per table, then pins.json and catalog.duckdb). A "
+        "commit that took t seconds is followed by the next no sooner than 20 t.",
         float,
     ),
     Setting("progress", True, "Show progress bars on a terminal.", bool),
