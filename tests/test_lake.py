@@ -105,7 +105,10 @@ def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path
         assert sorted(lk.data_files(pins, "uvisflt")) == sorted(planned) == [str(data), str(second)]
     first = [t.file for t in lk.table(pins, "uvisflt").scan().plan_files() if t.file.file_path == str(data)]
     assert first[0].record_count == 3 and first[0].file_size_in_bytes == data.stat().st_size
-    assert lake.connect(lk.root).execute("SELECT max(exptime), count(*) FROM uvisflt").fetchone() == (900.0, 4)
+    assert lake.connect(lk.root).execute("SELECT max(exptime), count(*) FROM uvisflt").fetchone() == (
+        900.0,
+        4,
+    )
 
 
 def test_original_query_and_views(small_lake: Path) -> None:
