@@ -103,13 +103,13 @@ def _reconcile(
 ) -> list[str]:
     """Make worker files agree with column types fixed meanwhile by another batch (int→double cast)."""
     tbl_types = {f.name: f.type for f in lake.current_schema(pins, table)}
-    bad = {c for c, t in cols if c in tbl_types and sch.ARROW_TYPES[t] != _norm(tbl_types[c])}
+    bad = {c for c, t in cols if c in tbl_types and sch.ARROW_TYPES[t] != sch.plain_type(tbl_types[c])}
     if not bad:
         return files
     for f in files:
         t = pq.read_table(f)
         for c in bad:
-            target = _norm(tbl_types[c])
+            target = sch.plain_type(tbl_types[c])
             col = t.column(c)
             try:
                 new = pc.cast(col, target, safe=True)
@@ -119,10 +119,6 @@ def _reconcile(
         pq.write_table(t, f + ".tmp", compression="zstd")
         os.replace(f + ".tmp", f)
     return files
-
-
-def _norm(t: pa.DataType) -> pa.DataType:
-    return pa.string() if t == pa.large_string() else t
 
 
 def _prepare(lake: Lake, pins: Pins, res: BatchResult) -> None:
@@ -252,7 +248,7 @@ def ingest(
         replaced = {p: known[p][3] for p in known if p in {j.relpath for j in todo} or p in removed}
 
         types = {
-            t: {c: sch.TYPE_NAMES.get(_norm(ty), "string") for c, ty in cols.items()}
+            t: {c: sch.TYPE_NAMES.get(sch.plain_type(ty), "string") for c, ty in cols.items()}
             for t, cols in lake.column_types(pins).items()
         }
         data_root = str(lake.warehouse / f"{pins.namespace}.db")

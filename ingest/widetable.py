@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.fitsheader import BOOL, COMPLEX, FLOAT, INT, INVALID, STRING, TEXT
-from lake.schema import WIDE_BASE, column_name
+from lake.schema import WIDE_BASE, column_name, plain_type
 
 # Record-valued keyword cards (FITS distortion paper): DP1 = 'AXIS.1: 1' is the keyword DP1.AXIS.1.
 RVKC_RE = (
@@ -39,10 +39,6 @@ class Conflict:
 
 def _a(x: pa.Array | pa.ChunkedArray) -> pa.Array:
     return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
-
-
-def _norm(t: pa.DataType) -> pa.DataType:
-    return pa.string() if t in (pa.large_string(), pa.string_view()) else t
 
 
 def infer_type(kinds: set[str]) -> pa.DataType:
@@ -139,7 +135,7 @@ def pivot(
         r = rows[group]
         kc = kind_code[group]
         if col in known:
-            ctype = _norm(known[col])
+            ctype = plain_type(known[col])
         else:
             present = {_KINDS[k] for k in np.unique(kc) if k >= 0}
             if present <= {INT, FLOAT} or len(present) <= 1:

@@ -30,6 +30,12 @@ ARROW_TYPES: dict[str, pa.DataType] = {
 }
 TYPE_NAMES = {v: k for k, v in ARROW_TYPES.items()}
 
+
+def plain_type(t: pa.DataType) -> pa.DataType:
+    """The type a column is declared and compared as: every Arrow string flavour is ``string``."""
+    return pa.string() if t in (pa.large_string(), pa.string_view()) else t
+
+
 # Columns every wide header table starts with.
 WIDE_BASE = pa.schema(
     [

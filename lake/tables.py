@@ -104,7 +104,7 @@ class _Describer:
 
         self.metadata, self.io = metadata, io
         self.schema = metadata.schema()
-        self.want = {f.name: _plain(f.type) for f in arrow_schema}
+        self.want = {f.name: sch.plain_type(f.type) for f in arrow_schema}
         self.plan = compute_statistics_plan(self.schema, metadata.properties)
         self.ids = parquet_path_to_id_mapping(self.schema)
         self.key = _describer_key(metadata)
@@ -116,7 +116,7 @@ class _Describer:
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
         meta = pq.read_metadata(path)
-        if any(self.want.get(f.name) != _plain(f.type) for f in meta.schema.to_arrow_schema()):
+        if any(self.want.get(f.name) != sch.plain_type(f.type) for f in meta.schema.to_arrow_schema()):
             return None
         stats = data_file_statistics_from_parquet_metadata(
             parquet_metadata=meta, stats_columns=self.plan, parquet_column_mapping=self.ids
@@ -155,10 +155,6 @@ def _data_files(metadata: Any, io: Any, paths: list[str], arrow_schema: pa.Schem
 def _file_stamp(path: str) -> tuple[int, int]:
     st = os.stat(path.removeprefix("file://"))
     return st.st_size, st.st_mtime_ns
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    return pa.string() if t == pa.large_string() else t
 
 
 @dataclass
