@@ -134,7 +134,7 @@ def main() -> int:
         import dask
         from distributed import Client, LocalCluster
 
-        from ingest.executor import QUIET  # started as ql starts its own cluster
+        from ingest.executor import LOCAL_CLUSTER_CONFIG as LOCAL  # started as ql starts its own cluster
 
         rates: dict[int, float] = {}
         running: dict[int, list[float]] = {1: [], 2: []}
@@ -145,7 +145,7 @@ def main() -> int:
         for _ in range(args.repeat):
             for workers in (1, 2):
                 shutil.rmtree(lake, ignore_errors=True)
-                with dask.config.set(QUIET), LocalCluster(**cluster_args, n_workers=workers) as cluster:
+                with dask.config.set(LOCAL), LocalCluster(**cluster_args, n_workers=workers) as cluster:
                     with Client(cluster) as client:  # as a cluster that has ingested before
                         client.run(_warm)
                     t0 = time.perf_counter()

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from ingest.fitsheader import INVALID, READER_VERSION, RawHeader, parse_headers, read_raw_headers
 from ingest.widetable import pivot
 from lake import schema as sch
+from lake.datafile import FileCounts, file_counts
 from lake.errors import FitsError, LayoutError
 from lake.layout import Layout, split_filetype
 
@@ -50,6 +51,7 @@ class BatchResult:
     n_cards: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     relpaths: list[str] = field(default_factory=list)
+    counts: dict[str, FileCounts] = field(default_factory=dict)  # Parquet file → its footer's counts
 
 
 def _year_from(date_obs: Any, expstart: Any) -> int | None:
@@ -74,9 +76,16 @@ def _open_headers(archive: str, relpath: str) -> list[RawHeader]:
 
 
 def _write(
-    table: pa.Table, out_dir: Path, batch_id: str, partitioned: bool = True, sort_by: list[str] | None = None
+    table: pa.Table,
+    out_dir: Path,
+    batch_id: str,
+    counts: dict[str, FileCounts] | None = None,
+    partitioned: bool = True,
+    sort_by: list[str] | None = None,
 ) -> list[str]:
-    """Write one Parquet file per year partition (or one file); returns their paths."""
+    """Write one Parquet file per year partition (or one file); returns their paths. The footers' counts go
+    to ``counts`` if given (wide tables keep counts only: the driver describes their files with them instead
+    of reading the footers back)."""
     written = []
     years = table.column("year")
     for y in pc.unique(years).to_pylist() if partitioned else ["all"]:
@@ -90,9 +99,19 @@ def _write(
         path = d / f"{batch_id}.parquet"
         tmp = d / f".{batch_id}.parquet.tmp"
         # no stored Arrow schema: the dictionary-encoded strings are plain strings to Iceberg and readers
-        pq.write_table(part, tmp, compression="zstd", row_group_size=256 * 1024, store_schema=False)
+        footer: list[pq.FileMetaData] = []
+        pq.write_table(
+            part,
+            tmp,
+            compression="zstd",
+            row_group_size=256 * 1024,
+            store_schema=False,
+            metadata_collector=footer,
+        )
         os.replace(tmp, path)
         written.append(str(path))
+        if counts is not None:
+            counts[str(path)] = file_counts(footer[0])
     return written
 
 
@@ -308,7 +327,7 @@ def process_batch(
                 conflict_rows[name].append(v)
         sort_cols = ["hdu", "date_obs", "path"] if "date_obs" in wide.column_names else ["hdu", "path"]
         written[tname] = _write(
-            wide, out_root / tname / "data", batch_id, partitioned=False, sort_by=sort_cols
+            wide, out_root / tname / "data", batch_id, result.counts, partitioned=False, sort_by=sort_cols
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         result.hdu_columns[tname] = _columns_per_hdu(wide)

@@ -10,14 +10,18 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-# A local cluster has no dashboard, so nobody reads the workers' statistical profiles (a stack sample every
-# 10 ms) or fine-grained system metrics; switched off, they leave ~8% more of the cores to the tasks, which
-# is most of what kept 2 workers from 2x on a 2-core machine (bench/ingest.py).
-QUIET = {
+# How ingest runs its own LocalCluster. It has no dashboard, so nobody reads the workers' statistical
+# profiles (a stack sample every 10 ms) or fine-grained system metrics; switched off, they leave ~8% more
+# of the cores to the tasks, which is most of what kept 2 workers from 2x on a 2-core machine
+# (bench/ingest.py). A worker is sent its next batch only when it finishes one (saturation 1.0, not 1.1,
+# which queues a second batch on every worker): batches are seconds long and carry no data, so nothing is
+# gained by sending early, and the half-size batches of the last round go to whichever worker is free.
+LOCAL_CLUSTER_CONFIG = {
     "distributed.worker.profile.enabled": False,
     "distributed.admin.system-monitor.interval": "2s",
     "distributed.worker.memory.monitor-interval": "1s",
     "distributed.admin.tick.interval": "200ms",
+    "distributed.scheduler.worker-saturation": 1.0,
 }
 
 
@@ -36,7 +40,7 @@ class Executor:
             import dask
 
             n = workers or os.cpu_count() or 1
-            with dask.config.set(QUIET):
+            with dask.config.set(LOCAL_CLUSTER_CONFIG):
                 self.cluster = LocalCluster(
                     n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
                 )

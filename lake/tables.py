@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from lake import schema as sch
+from lake.datafile import Describer, FileCounts, describer_key, file_stamp
 from lake.errors import LakeError, LakeLocked, LakeNotFound
 
 if TYPE_CHECKING:
@@ -88,75 +89,6 @@ def _commit_failed() -> type[Exception]:
     return CommitFailedException
 
 
-class _Describer:
-    """Iceberg DataFiles (statistics, partition) of Parquet files written for one table, as add_files
-    makes them.
-
-    pyiceberg's add_files redoes the table-level work for every file (the schema-compatibility check, the
-    statistics plan, the column-id mapping), which for header tables of hundreds of columns was most of the
-    driver's time at a commit. Here that is done once per table; each file's columns are checked against
-    the table by name and type, and a file that does not match exactly goes through pyiceberg's own
-    conversion, which accepts the promotions it allows and raises on the rest.
-    """
-
-    def __init__(self, metadata: Any, io: Any, arrow_schema: pa.Schema) -> None:
-        from pyiceberg.io.pyarrow import compute_statistics_plan, parquet_path_to_id_mapping
-
-        self.metadata, self.io = metadata, io
-        self.schema = metadata.schema()
-        self.want = {f.name: sch.plain_type(f.type) for f in arrow_schema}
-        self.plan = compute_statistics_plan(self.schema, metadata.properties)
-        self.ids = parquet_path_to_id_mapping(self.schema)
-        self.key = _describer_key(metadata)
-
-    def exact(self, path: str) -> Any | None:
-        """The DataFile of a file whose columns are all the table's, with the table's types; else None."""
-        import pyarrow.parquet as pq
-        from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
-        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
-
-        meta = pq.read_metadata(path)
-        if any(self.want.get(f.name) != sch.plain_type(f.type) for f in meta.schema.to_arrow_schema()):
-            return None
-        stats = data_file_statistics_from_parquet_metadata(
-            parquet_metadata=meta, stats_columns=self.plan, parquet_column_mapping=self.ids
-        )
-        return DataFile.from_args(
-            content=DataFileContent.DATA,
-            file_path=path,
-            file_format=FileFormat.PARQUET,
-            partition=stats.partition(self.metadata.spec(), self.schema),
-            file_size_in_bytes=os.path.getsize(path.removeprefix("file://")),
-            sort_order_id=None,
-            spec_id=self.metadata.default_spec_id,
-            equality_ids=None,
-            key_metadata=None,
-            **stats.to_serialized_dict(),
-        )
-
-    def __call__(self, path: str) -> Any:
-        from pyiceberg.io.pyarrow import parquet_file_to_data_file
-
-        return self.exact(path) or parquet_file_to_data_file(self.io, self.metadata, path)
-
-
-def _describer_key(metadata: Any) -> tuple[Any, ...]:
-    """What a description depends on besides the file itself."""
-    metrics = tuple(sorted((k, v) for k, v in metadata.properties.items() if k.startswith("write.metadata.")))
-    return (metadata.table_uuid, metadata.current_schema_id, metadata.default_spec_id, metrics)
-
-
-def _data_files(metadata: Any, io: Any, paths: list[str], arrow_schema: pa.Schema) -> list[Any]:
-    """The DataFiles of ``paths`` (see :class:`_Describer`)."""
-    describe = _Describer(metadata, io, arrow_schema)
-    return [describe(p) for p in paths]
-
-
-def _file_stamp(path: str) -> tuple[int, int]:
-    st = os.stat(path.removeprefix("file://"))
-    return st.st_size, st.st_mtime_ns
-
-
 @dataclass
 class Pins:
     namespace: str
@@ -205,7 +137,7 @@ class Lake:
         self._writing = False
         self._snapshot_files: dict[tuple[str, int], list[str]] = {}  # a snapshot's files never change
         self._arrow_schemas: dict[tuple[Any, int], pa.Schema] = {}
-        self._describers: dict[tuple[Any, ...], _Describer] = {}
+        self._describers: dict[tuple[Any, ...], Describer] = {}
         self._descriptions: dict[str, tuple[Any, tuple[int, int], Any]] = {}  # path → (key, stamp, DataFile)
 
     # ---------------------------------------------------------------- existence and catalog
@@ -360,30 +292,34 @@ class Lake:
             with tbl.update_schema() as upd:
                 upd.union_by_name(pa.schema(new))
 
-    def describe_files(self, pins: Pins, table: str, files: list[str]) -> None:
+    def describe_files(
+        self, pins: Pins, table: str, files: list[str], counts: dict[str, FileCounts] | None = None
+    ) -> None:
         """Read the statistics of data files ahead of their commit (an ingest driver does this as batches
-        arrive, while the workers are busy, so that the commit after the last batch has less to do). A
-        description is used only if neither the file nor the table's schema changed since."""
+        arrive, while the workers are busy, so that the commit after the last batch has less to do);
+        ``counts`` are the writer's (see :class:`lake.datafile.FileCounts`). A description is used only if
+        neither the file nor the table's schema changed since."""
         if table not in pins.tables:
             return  # made by the commit
         describe = self._describer(pins, table, self.table(pins, table).metadata)
+        counts = counts or {}
         for f in files:
-            df = describe.exact(f)
+            df = describe.exact(f, counts.get(f))
             if df is not None:
-                self._descriptions[f] = (describe.key, _file_stamp(f), df)
+                self._descriptions[f] = (describe.key, file_stamp(f), df)
 
-    def _describer(self, pins: Pins, table: str, metadata: Any) -> _Describer:
-        key = _describer_key(metadata)
+    def _describer(self, pins: Pins, table: str, metadata: Any) -> Describer:
+        key = describer_key(metadata)
         got = self._describers.get(key)
         if got is None:
-            got = self._describers[key] = _Describer(
+            got = self._describers[key] = Describer(
                 metadata, self.table(pins, table).io, self.current_schema(pins, table)
             )
         return got
 
-    def _described(self, describe: _Describer, path: str) -> Any | None:
+    def _described(self, describe: Describer, path: str) -> Any | None:
         got = self._descriptions.pop(path, None)
-        if got is None or got[0] != describe.key or got[1] != _file_stamp(path):
+        if got is None or got[0] != describe.key or got[1] != file_stamp(path):
             return None
         return got[2]
 
@@ -421,7 +357,7 @@ class Lake:
 
                         tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
                     if files:
-                        # what tx.add_files does, with the per-table work done once (see _data_files);
+                        # what tx.add_files does, with the per-table work done once (see lake.datafile);
                         # batch file names are unique (uuid), so no scan for files already referenced
                         if tx.table_metadata.name_mapping() is None:
                             mapping = tx.table_metadata.schema().name_mapping.model_dump_json()

@@ -1,0 +1,172 @@
+"""Iceberg DataFiles (statistics, partition) of the Parquet files an ingest writes, as add_files makes them.
+
+pyiceberg's add_files redoes the table-level work for every file (the schema-compatibility check, the
+statistics plan, the column-id mapping), which for header tables of hundreds of columns was most of the
+driver's time at a commit. Here that is done once per table and schema version. For tables that keep
+only counts (the wide header tables), the writer hands over the counts from the footer it has just
+written (:class:`FileCounts`), so the driver neither reads the footer back nor walks pyiceberg's
+per-column statistics objects.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from lake import schema as sch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+
+@dataclass(frozen=True)
+class FileCounts:
+    """A Parquet footer's facts that Iceberg count metrics need: rows, split offsets, and per column its
+    name, Arrow type (as :func:`lake.schema.plain_type` text), compressed size, value count and null count
+    (None when the footer has none)."""
+
+    num_rows: int
+    split_offsets: list[int]
+    columns: list[tuple[str, str, int, int, int | None]]
+
+
+def file_counts(meta: pq.FileMetaData) -> FileCounts:
+    """The counts of a footer, summed over its row groups as pyiceberg sums them."""
+    arrow = meta.schema.to_arrow_schema()
+    n = meta.num_columns
+    sizes, values = [0] * n, [0] * n
+    nulls: list[int | None] = [None] * n
+    invalid = [False] * n
+    offsets = []
+    for r in range(meta.num_row_groups):
+        rg = meta.row_group(r)
+        first = rg.column(0)
+        dictionary, data = first.dictionary_page_offset, first.data_page_offset
+        offsets.append(dictionary if first.has_dictionary_page and dictionary < data else data)
+        for i in range(n):
+            col = rg.column(i)
+            sizes[i] += col.total_compressed_size
+            values[i] += col.num_values
+            if not col.is_stats_set:
+                invalid[i] = True  # pyiceberg then drops the column's null count
+                continue
+            stats = col.statistics
+            if stats.has_null_count:
+                nulls[i] = (nulls[i] or 0) + stats.null_count
+    cols = [
+        (f.name, str(sch.plain_type(f.type)), sizes[i], values[i], None if invalid[i] else nulls[i])
+        for i, f in enumerate(arrow)
+    ]
+    return FileCounts(meta.num_rows, sorted(offsets), cols)
+
+
+class Describer:
+    """The DataFiles of one table's new Parquet files (one table, one schema version, one spec).
+
+    Each file's columns are checked against the table by name and type; a file that does not match
+    exactly goes through pyiceberg's own conversion, which accepts the promotions it allows and raises on
+    the rest.
+    """
+
+    def __init__(self, metadata: Any, io: Any, arrow_schema: pa.Schema) -> None:
+        from pyiceberg.io.pyarrow import MetricModeTypes, compute_statistics_plan, parquet_path_to_id_mapping
+
+        self.metadata, self.io = metadata, io
+        self.schema = metadata.schema()
+        self.want = {f.name: sch.plain_type(f.type) for f in arrow_schema}
+        self.want_text = {k: str(v) for k, v in self.want.items()}
+        self.plan = compute_statistics_plan(self.schema, metadata.properties)
+        self.ids = parquet_path_to_id_mapping(self.schema)
+        self.key = describer_key(metadata)
+        self.counted = {fid for fid, c in self.plan.items() if c.mode.type != MetricModeTypes.NONE}
+        # counts are enough when no column keeps bounds and no partition value is taken from them
+        self.counts_only = not metadata.spec().fields and all(
+            c.mode.type in (MetricModeTypes.NONE, MetricModeTypes.COUNTS) for c in self.plan.values()
+        )
+
+    def exact(self, path: str, counts: FileCounts | None = None) -> Any | None:
+        """The DataFile of a file whose columns are all the table's, with the table's types; else None.
+        ``counts`` (from the writer) spares reading the footer where counts are all the table keeps."""
+        if counts is not None and self.counts_only:
+            return self._from_counts(path, counts)
+        import pyarrow.parquet as pq
+        from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
+
+        meta = pq.read_metadata(path)
+        if any(self.want.get(f.name) != sch.plain_type(f.type) for f in meta.schema.to_arrow_schema()):
+            return None
+        stats = data_file_statistics_from_parquet_metadata(
+            parquet_metadata=meta, stats_columns=self.plan, parquet_column_mapping=self.ids
+        )
+        return self._data_file(path, stats)
+
+    def _from_counts(self, path: str, counts: FileCounts) -> Any | None:
+        from pyiceberg.io.fileformat import DataFileStatistics
+
+        if any(self.want_text.get(name) != typ for name, typ, *_ in counts.columns):
+            return None
+        sizes, values, nulls = {}, {}, {}
+        for name, _, size, n_values, n_nulls in counts.columns:
+            fid = self.ids[name]
+            sizes[fid] = size
+            if fid in self.counted:
+                values[fid] = n_values
+                if n_nulls is not None:
+                    nulls[fid] = n_nulls
+        stats = DataFileStatistics(
+            record_count=counts.num_rows,
+            column_sizes=sizes,
+            value_counts=values,
+            null_value_counts=nulls,
+            nan_value_counts={},
+            column_aggregates={},
+            split_offsets=list(counts.split_offsets),
+        )
+        return self._data_file(path, stats)
+
+    def _data_file(self, path: str, stats: Any) -> Any:
+        from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
+
+        return DataFile.from_args(
+            content=DataFileContent.DATA,
+            file_path=path,
+            file_format=FileFormat.PARQUET,
+            partition=stats.partition(self.metadata.spec(), self.schema),
+            file_size_in_bytes=os.path.getsize(path.removeprefix("file://")),
+            sort_order_id=None,
+            spec_id=self.metadata.default_spec_id,
+            equality_ids=None,
+            key_metadata=None,
+            **stats.to_serialized_dict(),
+        )
+
+    def __call__(self, path: str) -> Any:
+        from pyiceberg.io.pyarrow import parquet_file_to_data_file
+
+        return self.exact(path) or parquet_file_to_data_file(self.io, self.metadata, path)
+
+
+def describer_key(metadata: Any) -> tuple[Any, ...]:
+    """What a description depends on besides the file itself."""
+    metrics = tuple(sorted((k, v) for k, v in metadata.properties.items() if k.startswith("write.metadata.")))
+    return (metadata.table_uuid, metadata.current_schema_id, metadata.default_spec_id, metrics)
+
+
+def data_files(
+    metadata: Any,
+    io: Any,
+    paths: list[str],
+    arrow_schema: pa.Schema,
+    counts: dict[str, FileCounts] | None = None,
+) -> list[Any]:
+    """The DataFiles of ``paths`` (see :class:`Describer`)."""
+    describe = Describer(metadata, io, arrow_schema)
+    counts = counts or {}
+    return [describe.exact(p, counts.get(p)) or describe(p) for p in paths]
+
+
+def file_stamp(path: str) -> tuple[int, int]:
+    st = os.stat(path.removeprefix("file://"))
+    return st.st_size, st.st_mtime_ns
