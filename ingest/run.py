@@ -7,6 +7,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ingest.executor import Executor
 from lake import schema as sch
 from lake.errors import LayoutError
 from lake.layout import Layout
-from lake.master import build_master
+from lake.master import MasterInputs, compute_master
 from lake.tables import Lake, Pins
 
 
@@ -252,6 +253,7 @@ def ingest(
             for t, cols in lake.column_types(pins).items()
         }
         data_root = str(lake.warehouse / f"{pins.namespace}.db")
+        ahead: tuple[MasterInputs, Future[Any]] | None = None
         if todo:
             ex = Executor(scheduler, workers)
             try:
@@ -277,6 +279,8 @@ def ingest(
                     if progress:
                         progress(summary.ingested, summary.errors)
                 if pending:  # published below, with the master table (a rebuild: the swap)
+                    if not removed and not any(p in replaced for r in pending for p in r.relpaths):
+                        ahead = _master_ahead(lake, pins, pending)
                     _commit(lake, pins, pending, replaced, publish=False)
             finally:
                 ex.close()
@@ -284,7 +288,7 @@ def ingest(
             _mark_missing(lake, pins, removed, known)
             summary.removed = len(removed)
         if todo or removed or rebuild:
-            _refresh_master(lake, pins)
+            _refresh_master(lake, pins, ahead)
         if old_namespace is not None:
             _drop_namespace(lake, old_namespace)
     summary.seconds = time.monotonic() - t0
@@ -356,20 +360,50 @@ def pc_in(column: str, values: list[str]) -> Any:
     return In(column, values)  # type: ignore[call-arg,arg-type]
 
 
-def _refresh_master(lake: Lake, pins: Pins) -> None:
-    """Rebuild ``master`` from the (not yet published) header tables, then publish everything at once."""
-    import duckdb
+def _master_inputs(lake: Lake, pins: Pins, pending: list[BatchResult] | None = None) -> MasterInputs:
+    """What ``master`` is computed from: ``files`` and the header tables, their files and schemas, as
+    pinned, or (with ``pending``) as they will be once ``pending`` is committed."""
+    out: MasterInputs = {}
+    for t in ["files", *(t for t in pins.tables if sch.is_header_table(t))]:
+        files = lake.data_files(pins, t) + [f for r in pending or [] for f in r.files.get(t, [])]
+        out[t] = (files, lake.current_schema(pins, t) if pending else lake.iceberg_schema(pins, t))
+    return out
 
-    from lake.catalog import create_views
 
-    con = duckdb.connect()
+def _same_inputs(a: MasterInputs, b: MasterInputs) -> bool:
+    return a.keys() == b.keys() and all(
+        sorted(a[t][0]) == sorted(b[t][0]) and a[t][1].names == b[t][1].names for t in a
+    )
+
+
+def _master_ahead(lake: Lake, pins: Pins, pending: list[BatchResult]) -> tuple[MasterInputs, Future[Any]]:
+    """Start computing ``master`` as it will be after the last commit, beside that commit (about half a
+    second of DuckDB that would otherwise follow it). :func:`_refresh_master` uses the result only if
+    the commit made exactly these file lists and columns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = _master_inputs(lake, pins, pending)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="master")
     try:
-        # the master reads files and the header tables' primary HDUs: only their views are needed
-        header_tables = [t for t in pins.tables if sch.is_header_table(t)]
-        create_views(con, lake, pins, ["files", *header_tables], per_hdu=False)
-        master = build_master(con, {t: lake.iceberg_schema(pins, t).names for t in header_tables})
+        return inputs, pool.submit(compute_master, inputs)
     finally:
-        con.close()
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+
+def _refresh_master(lake: Lake, pins: Pins, ahead: tuple[MasterInputs, Future[Any]] | None = None) -> None:
+    """Rebuild ``master`` from the (not yet published) header tables, then publish everything at once."""
+    inputs = _master_inputs(lake, pins)
+    master = None
+    if ahead is not None:
+        used, future = ahead
+        try:
+            got = future.result()
+        except Exception:  # computed from files the commit then replaced: computed again below
+            got = None
+        if got is not None and _same_inputs(used, inputs):
+            master = got
+    if master is None:
+        master = compute_master(inputs)
     lake.overwrite(pins, "master", master)
     lake.publish(pins)
 

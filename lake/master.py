@@ -75,3 +75,23 @@ def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -
     """
     table = con.sql(sql).to_arrow_table()
     return table.select(sch.arrow_schema("master").names).cast(sch.arrow_schema("master"))
+
+
+MasterInputs = dict[str, tuple[list[str], pa.Schema]]
+
+
+def compute_master(inputs: MasterInputs) -> pa.Table:
+    """``master`` from explicit inputs: for ``files`` and each header table, its Parquet files and schema.
+    One DuckDB thread (DuckDB releases the GIL), so an ingest can run it beside its last commit."""
+    from lake.catalog import view_sql
+
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.execute("SET parquet_metadata_cache = true")
+        con.execute("BEGIN")
+        for name, (files, schema) in sorted(inputs.items()):
+            con.execute(view_sql(name, files, schema))
+        con.execute("COMMIT")
+        return build_master(con, {t: s.names for t, (_, s) in inputs.items() if sch.is_header_table(t)})
+    finally:
+        con.close()

@@ -200,6 +200,47 @@ def test_incremental_noop_change_and_remove(archive_copy: Path, tmp_path: Path) 
     assert con.execute("SELECT count(DISTINCT hdu) FROM cards WHERE path = ?", [rel1]).fetchone()[0] > 1
 
 
+def test_master_computed_beside_the_last_commit(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The master computed ahead, while the last commit runs, is used when the commit made the file lists
+    it assumed, and is the master computed afterwards; a result from other inputs is not used."""
+    from concurrent.futures import Future
+
+    from polars.testing import assert_frame_equal
+
+    import ingest.run as run
+    from lake.master import compute_master
+    from lake.tables import Lake
+
+    calls = []
+
+    def counting(inputs: Any) -> pa.Table:
+        calls.append(inputs)
+        return compute_master(inputs)
+
+    monkeypatch.setattr(run, "compute_master", counting)
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=40)
+    assert len(calls) == 1  # computed ahead, then used
+    lk = Lake(root)
+    pins = lk.pins()
+    inputs = run._master_inputs(lk, pins)
+    assert run._same_inputs(calls[0], inputs)
+    fresh = compute_master(inputs)
+    want = pl.from_arrow(fresh).sort("rootname")
+    assert_frame_equal(lake.read("master", path=root).sort("rootname"), want, check_dtypes=False)
+    assert fresh.num_rows > 5
+
+    stale: Future[pa.Table] = Future()
+    stale.set_result(fresh.slice(0, 1))
+    other = {**inputs, "files": (inputs["files"][0][:1], inputs["files"][1])}
+    with lk.writer():
+        run._refresh_master(lk, pins, (other, stale))
+    assert len(calls) == 2  # computed again
+    assert_frame_equal(lake.read("master", path=root).sort("rootname"), want, check_dtypes=False)
+
+
 def test_bad_files_are_recorded_and_batch_goes_on(archive_copy: Path, tmp_path: Path) -> None:
     some = sorted(archive_copy.rglob("*_raw.fits"))
     some[0].write_bytes(b"")
