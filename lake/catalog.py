@@ -17,8 +17,6 @@ from lake.schema import WIDE_BASE
 from lake.tables import hdu_columns_of
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from lake.tables import Lake, Pins
 
 STORAGE_VERSION = "v1.5.0"
@@ -73,25 +71,17 @@ def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
     )
 
 
-def create_views(
-    con: duckdb.DuckDBPyConnection,
-    lake: Lake,
-    pins: Pins,
-    tables: Iterable[str] | None = None,
-    per_hdu: bool = True,
-) -> None:
-    """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction: of ``tables`` (default
-    all), and with ``per_hdu`` the per-HDU views (``uvisflt_1``) of the header tables."""
+def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
+    """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction."""
     # a query binds a table's view once per use, and the per-HDU views bind it again: cache the footers
     con.execute("SET parquet_metadata_cache = true")
     con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
-    for name in sorted(pins.tables if tables is None else tables):
+    for name in sorted(pins.tables):
         files = lake.data_files(pins, name)
         schema = lake.iceberg_schema(pins, name)
         con.execute(view_sql(name, files, schema))
-        if not per_hdu:
-            continue
-        for hdu, cols in sorted(hdu_columns_of(lake.table(pins, name)).items()):
+        per_hdu = hdu_columns_of(lake.table(pins, name))
+        for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
     con.execute("COMMIT")
 
