@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import BinaryIO
 
 import fsspec
 import pyarrow as pa
@@ -63,6 +64,21 @@ def _checksums(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, str]:
     return out
 
 
+_HOLE = bytes(4096)  # a file-system block
+
+
+def write_sparse(f: BinaryIO, chunk: bytes) -> None:
+    """Write ``chunk``, seeking over blocks of zeros so they stay holes on disk (as ``cp --sparse``
+    does); the caller ends with ``f.truncate()`` so trailing holes count in the size."""
+    step = len(_HOLE)
+    for i in range(0, len(chunk), step):
+        part = chunk[i : i + step]
+        if part == _HOLE[: len(part)]:
+            f.seek(len(part), os.SEEK_CUR)
+        else:
+            f.write(part)
+
+
 def fetch(fs: fsspec.AbstractFileSystem, root: str, rel: str, dest: Path, sums: dict[str, str]) -> str | None:
     """Copy one file; None if done, else why not."""
     src = f"{root.rstrip('/')}/{rel}"
@@ -76,7 +92,8 @@ def fetch(fs: fsspec.AbstractFileSystem, root: str, rel: str, dest: Path, sums: 
         with fs.open(src, "rb") as fin, open(tmp, "wb") as fout:
             while chunk := fin.read(1 << 22):
                 h.update(chunk)
-                fout.write(chunk)
+                write_sparse(fout, chunk)
+            fout.truncate()
         if tmp.stat().st_size != size:
             return f"size {tmp.stat().st_size} differs from the mirror's {size}"
         if rel in sums and sums[rel] != h.hexdigest():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import fitsio
@@ -21,10 +23,11 @@ SEED = 5
 
 
 @pytest.fixture(scope="module")
-def pixel_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pixel_archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     out = tmp_path_factory.mktemp("pixarchive")
     generate(out, datasets=110, seed=SEED, pixels="sparse")
-    return out
+    yield out
+    shutil.rmtree(out)  # free the disk for the modules after this one
 
 
 def _files(root: Path, pattern: str = "*.fits") -> list[Path]:

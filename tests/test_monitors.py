@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ SEED = 5
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     base = tmp_path_factory.mktemp("monitors")
     archive, lk = base / "archive", base / "lake"
     generate(archive, 200, seed=SEED, pixels="sparse")
@@ -32,7 +34,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for m in MONITORS:
         runs[m] = run_job(lk, m, cfg={**_cfg(lk), **cfg})
     truth = pq.read_table(archive / TRUTH_FILE).to_pylist()
-    return {"lake": lk, "archive": archive, "runs": runs, "truth": truth, "cfg": {**_cfg(lk), **cfg}}
+    yield {"lake": lk, "archive": archive, "runs": runs, "truth": truth, "cfg": {**_cfg(lk), **cfg}}
+    shutil.rmtree(base)  # free the disk for the modules after this one
 
 
 def _cfg(lk: Path) -> dict[str, Any]:
