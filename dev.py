@@ -34,7 +34,8 @@ def _ensure_venv() -> None:
     if not (BIN / "python").exists():
         print(f"creating {VENV}", flush=True)
         venv.create(VENV, with_pip=True)
-    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    # a fresh machine installs once: a wheel cache would only take disk the tests need
+    pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-cache-dir"]
     print("installing Quicklake and its dependencies (first run only)", flush=True)
     subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True)
     stamp.write_text(stamp_text)
@@ -54,6 +55,7 @@ def _ensure_chromium() -> None:
             check=True,
             env=env,
         )
+        subprocess.run([*sudo, "apt-get", "clean"], check=False, env=env)  # the .debs: disk the tests need
     except (OSError, subprocess.CalledProcessError) as e:
         # the browser tests then fail and say so; everything else still runs
         print(f"could not install chromium ({e}); run: apt-get install chromium", flush=True)
