@@ -105,6 +105,37 @@ def rebuild_cmd(**opts: Any) -> None:
     _run_ingest(_cfg(**opts), rebuild=True)
 
 
+@main.command("maintain")
+@lake_option
+@click.option(
+    "--keep-hours", type=float, default=None, help="Hours superseded snapshots stay [setting: keep_hours]."
+)
+@click.option("--target-mb", type=float, default=None, help="Compacted file size [setting: target_file_mb].")
+@_handle_errors
+def maintain_cmd(lake: str | None, keep_hours: float | None, target_mb: float | None) -> None:
+    """Compact small data files, expire old snapshots, delete files nothing reads (job maintain-lake)."""
+    from tqdm import tqdm
+
+    from lake.maintenance import maintain
+
+    cfg = _cfg(lake=lake, keep_hours=keep_hours, target_file_mb=target_mb)
+    bar = tqdm(unit="tables", desc="maintain", disable=not (cfg["progress"] and sys.stderr.isatty()))
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        summary = maintain(
+            cfg["lake"], keep_hours=cfg["keep_hours"], target_mb=cfg["target_file_mb"],
+            catalog_uri=cfg["catalog_uri"], progress=progress,
+        )  # fmt: skip
+    finally:
+        bar.close()
+    for line in summary.lines():
+        click.echo(line)
+
+
 def generator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--datasets, --seed and --pixels, shared by ``ql generate`` and ``ql demo``."""
     for opt in reversed(

@@ -37,7 +37,7 @@ import pyarrow as pa
 from lake import state
 from lake.errors import ConfigError, LakeError
 
-# name -> "module:function". The eleven maintenance jobs of the original system.
+# name -> "module:function". The eleven maintenance jobs of the original system, and the lake's own.
 REGISTRY: dict[str, str] = {
     "run-ingest": "ingest.run:run_ingest_job",
     "check-filesystem": "monitors.filesystem:check_filesystem",
@@ -50,6 +50,7 @@ REGISTRY: dict[str, str] = {
     "check-duplicate-proposal-folders": "monitors.filesystem:check_duplicate_proposal_folders",
     "make-cron-summary": "monitors.cronsummary:make_cron_summary",
     "make-log-plots": "monitors.logplots:make_log_plots",
+    "maintain-lake": "lake.maintenance:maintain_lake_job",
 }
 
 # default schedule (cron expressions, UTC); a schedule file overrides per job
@@ -65,6 +66,7 @@ DEFAULT_SCHEDULE: dict[str, str] = {
     "check-duplicate-proposal-folders": "10 4 * * 0",
     "make-cron-summary": "*/15 * * * *",
     "make-log-plots": "30 4 * * *",
+    "maintain-lake": "50 4 * * *",
 }
 
 STATUSES = ("success", "no-work", "failed", "skipped-locked", "running")

@@ -64,6 +64,19 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     Setting("progress", True, "Show progress bars on a terminal.", bool),
     Setting(
+        "keep_hours",
+        24.0,
+        "Maintenance ('ql maintain', job maintain-lake): hours a superseded snapshot, and the files only "
+        "it reads, stay on disk (a DuckDB session or notebook opened before then can still read them).",
+        float,
+    ),
+    Setting(
+        "target_file_mb",
+        128.0,
+        "Maintenance: size of the data files that small ones are compacted into (MB).",
+        float,
+    ),
+    Setting(
         "schedule",
         "",
         "TOML file of cron expressions per job (job = \"m h dom mon dow\", UTC) read by 'ql run-due'; "

@@ -43,6 +43,12 @@ if TYPE_CHECKING:
 
 PINS_VERSION = 1
 HDU_COLUMNS = "quicklake.hdu-columns"
+# Every commit writes a metadata.json; Iceberg keeps this many previous ones per table and deletes older
+# ones at each commit (lake.maintenance sets the same on tables made before).
+METADATA_PROPERTIES = {
+    "write.metadata.delete-after-commit.enabled": "true",
+    "write.metadata.previous-versions-max": "10",
+}
 
 
 def hdu_columns_of(tbl: Any) -> dict[int, list[str]]:
@@ -230,7 +236,9 @@ class Lake:
         except _no_such_table():
             # Wide tables are read through DuckDB/Polars, which prune with the Parquet statistics; Iceberg
             # min/max bounds of hundreds of keyword columns only cost the driver time at every commit.
-            props = {} if table in sch.FIXED_TABLES else {"write.metadata.metrics.default": "counts"}
+            props = dict(METADATA_PROPERTIES)
+            if table not in sch.FIXED_TABLES:
+                props["write.metadata.metrics.default"] = "counts"
             tbl = self.catalog.create_table(ident, schema=schema, properties=props)
             if table in sch.FIXED_TABLES:
                 with tbl.update_spec() as spec:

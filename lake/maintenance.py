@@ -1,0 +1,334 @@
+"""Lake maintenance: compact small data files, expire old snapshots, delete the files nothing needs.
+
+A lake fed by cron grows in ways its rows do not: every ingest with a change adds a data file per table
+it touches and rewrites ``master``, every job run appends its findings as one small file, and every
+commit leaves Iceberg metadata behind. Left alone, queries open ever more files and the warehouse fills
+with files no snapshot reads. :func:`maintain` (``ql maintain``, the ``maintain-lake`` job) puts that
+back, under the writer lock, as one published commit:
+
+1. **Compaction.** In each table (and each year partition of the fixed tables) data files smaller than
+   ``target_mb`` are rewritten together into files of about that size, in row groups sorted like the
+   ingest sorts them (wide tables by HDU, date and path; ``cards`` by path, HDU and position), so Parquet
+   statistics keep pruning. The swap is one Iceberg snapshot per table and one pin update: readers see
+   the old files or the new ones, never both or neither.
+2. **Expiry.** A snapshot that stopped being its table's current one more than ``keep_hours`` ago is
+   expired (a DuckDB session or notebook opened before then may still read its files; the pinned
+   snapshot is never expired).
+3. **Cleanup.** Data, manifest and metadata files that no remaining snapshot or metadata version refers
+   to, and that are older than ``keep_hours``, are deleted (files of expired snapshots, leftovers of
+   killed writers). Iceberg's own "delete old metadata after commit" is switched on for every table, so
+   metadata versions stay few between runs.
+
+A killed run changes nothing visible: compacted files become visible only with the final pin update, and
+files written before that are unreferenced leftovers that the next run deletes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lake import schema as sch
+from lake.tables import METADATA_PROPERTIES, Lake, Pins, _transaction_class
+
+ROW_GROUP = 256 * 1024  # rows, as the ingest writes
+SMALL_SHARE = 0.75  # a file under this share of the target size is worth rewriting
+MIN_FILES = 4  # fewer small files than this in a partition are left alone
+
+
+@dataclass
+class MaintenanceSummary:
+    tables: int = 0
+    compacted_tables: int = 0
+    files_before: int = 0
+    files_after: int = 0
+    snapshots_expired: int = 0
+    files_deleted: int = 0
+    bytes_deleted: int = 0
+    seconds: float = 0.0
+    compacted: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (files in, files out)
+    per_table: list[dict[str, Any]] = field(default_factory=list)  # what each table had and gave back
+
+    def lines(self) -> list[str]:
+        return [
+            f"compacted {self.compacted_tables} of {self.tables} tables: data files {self.files_before} -> "
+            f"{self.files_after}",
+            f"expired {self.snapshots_expired} snapshots; deleted {self.files_deleted} unreferenced files "
+            f"({self.bytes_deleted / 1e6:.1f} MB); {self.seconds:.1f} s",
+        ]
+
+
+def maintain(
+    lake_dir: str | os.PathLike[str],
+    *,
+    keep_hours: float = 24.0,
+    target_mb: float = 128.0,
+    catalog_uri: str = "",
+    progress: Callable[[int, int], None] | None = None,
+) -> MaintenanceSummary:
+    """Compact, expire and clean the lake at ``lake_dir`` (see the module docstring).
+
+    ``keep_hours``: how long superseded snapshots and their files stay readable. ``target_mb``: size of
+    compacted files. ``progress(tables_done, tables)`` is called after each table.
+    """
+    t0 = time.monotonic()
+    lake = Lake(lake_dir, catalog_uri)
+    lake.require()
+    out = MaintenanceSummary()
+    target = int(target_mb * 1e6)
+    with lake.writer():
+        lake.recover()
+        pins = lake.pins()
+        names = sorted(pins.tables)
+        out.tables = len(names)
+        for i, name in enumerate(names):
+            before, after = _compact(lake, pins, name, target)
+            out.files_before += before
+            out.files_after += after
+            if after != before:
+                out.compacted_tables += 1
+                out.compacted[name] = (before, after)
+            if progress:
+                progress(i + 1, len(names))
+        if out.compacted:
+            lake.publish(pins)
+        cutoff_ms = int((time.time() - keep_hours * 3600) * 1000)
+        for name in names:
+            _metadata_properties(lake.table(pins, name))
+            expired = _expire(lake.table(pins, name), pins.tables[name], cutoff_ms)
+            folders = [lake.data_dir(pins.namespace, name)]
+            deleted, size = _delete_unreferenced(lake.table(pins, name), folders, cutoff_ms / 1000)
+            out.snapshots_expired += expired
+            out.files_deleted += deleted
+            out.bytes_deleted += size
+            was, now = out.compacted.get(name) or (None, None)
+            if expired or deleted or was is not None:
+                out.per_table.append(
+                    {"table": name, "files_before": was, "files_after": now,
+                     "snapshots_expired": expired, "files_deleted": deleted, "bytes_deleted": size}
+                )  # fmt: skip
+    out.seconds = time.monotonic() - t0
+    return out
+
+
+FINDINGS = pa.schema(
+    [
+        ("table", pa.string()),
+        ("files_before", pa.int64()),
+        ("files_after", pa.int64()),
+        ("snapshots_expired", pa.int64()),
+        ("files_deleted", pa.int64()),
+        ("bytes_deleted", pa.int64()),
+    ]
+)
+
+
+def maintain_lake_job(ctx: Any) -> Any:
+    """The ``maintain-lake`` job: :func:`maintain` with the lake's settings; one findings row per table
+    it compacted or cleaned."""
+    from lake.jobs import JobResult
+
+    s = maintain(
+        ctx.lake_root,
+        keep_hours=float(ctx.params.get("keep_hours", ctx.cfg["keep_hours"])),
+        target_mb=float(ctx.params.get("target_mb", ctx.cfg["target_file_mb"])),
+        catalog_uri=ctx.cfg.get("catalog_uri", ""),
+    )
+    for line in s.lines():
+        ctx.log.info(line)
+    counts = {
+        "compacted_tables": s.compacted_tables,
+        "files_before": s.files_before,
+        "files_after": s.files_after,
+        "snapshots_expired": s.snapshots_expired,
+        "files_deleted": s.files_deleted,
+    }
+    findings = pa.Table.from_pylist(s.per_table, schema=FINDINGS)
+    worked = bool(s.compacted_tables or s.snapshots_expired or s.files_deleted)
+    return JobResult(worked, counts, findings, " ".join(s.lines()))
+
+
+# ------------------------------------------------------------------------------------------ compaction
+def _sort_keys(table: str, names: list[str]) -> list[str]:
+    if table == "cards":
+        wanted = ["path", "hdu", "position"]
+    elif sch.is_header_table(table):
+        wanted = ["hdu", "date_obs", "path"]
+    else:
+        wanted = ["path"]
+    return [c for c in wanted if c in names]
+
+
+def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]:
+    """Rewrite the table's small files; returns its data-file count before and after."""
+    sid = pins.tables.get(table)
+    if sid is None:
+        return 0, 0
+    tbl = lake.table(pins, table)
+    tasks = list(tbl.scan(snapshot_id=sid).plan_files())
+    groups: dict[Any, list[Any]] = {}
+    for t in tasks:
+        if t.file.file_size_in_bytes < SMALL_SHARE * target:
+            groups.setdefault((t.file.spec_id, tuple(t.file.partition)), []).append(t.file)
+    groups = {k: v for k, v in groups.items() if len(v) >= MIN_FILES}
+    if not groups:
+        return len(tasks), len(tasks)
+    schema = _plain_schema(lake.current_schema(pins, table))
+    old, new = [], []
+    for files in groups.values():
+        # beside the partition's files (``data/year=2016``): DuckDB reads the partition from the folder
+        sub = Path(files[0].file_path.removeprefix("file://")).parent
+        for bin_ in _bins(files, target):
+            paths = [f.file_path.removeprefix("file://") for f in bin_]
+            new.append(_rewrite(paths, _file_schema(schema, paths[0]), table, sub))
+            old.extend(bin_)
+    with _transaction_class()(tbl) as tx:
+        describe = lake._describer(pins, table, tx.table_metadata)
+        data_files = [describe(f) for f in new]
+        props = {"quicklake.operation": "compaction"}
+        with tx.update_snapshot(snapshot_properties=props).overwrite() as snap:
+            for df in old:
+                snap.delete_data_file(df)
+            for df in data_files:
+                snap.append_data_file(df)
+    lake.forget(lake.identifier(pins, table))
+    pins.tables[table] = lake.table(pins, table).metadata.current_snapshot_id
+    return len(tasks), len(tasks) - len(old) + len(new)
+
+
+def _plain_schema(schema: pa.Schema) -> pa.Schema:
+    """The table's columns without Iceberg's field-id metadata: files are matched by name, as the
+    ingest's own files are (the table's name mapping)."""
+    return pa.schema([pa.field(f.name, f.type, f.nullable) for f in schema])
+
+
+def _file_schema(table_schema: pa.Schema, example: str) -> pa.Schema:
+    """The table's columns with the Parquet types the ingest wrote (e.g. ``year`` as int64 where the
+    table says int): compacted files change no type a view over the files shows."""
+    written = pq.read_schema(example)
+    return pa.schema(
+        [written.field(f.name) if f.name in written.names else f for f in table_schema],
+    )
+
+
+def _bins(files: list[Any], target: int) -> Iterator[list[Any]]:
+    """Consecutive groups of files of about ``target`` bytes together (the last may be smaller)."""
+    group: list[Any] = []
+    size = 0
+    for f in files:
+        if group and size + f.file_size_in_bytes > target:
+            if len(group) > 1:  # a file alone is left as it is
+                yield group
+            group, size = [], 0
+        group.append(f)
+        size += f.file_size_in_bytes
+    if len(group) > 1:
+        yield group
+
+
+def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A file's rows in the table's current columns: missing (newer) keywords as nulls."""
+    cols = []
+    for f in schema:
+        if f.name in t.column_names:
+            col = t.column(f.name)
+            cols.append(col if col.type == f.type else pc.cast(col, f.type, safe=True))
+        else:
+            cols.append(pa.nulls(len(t), f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
+
+
+def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> str:
+    """One Parquet file of the rows of ``paths``, in sorted row groups of about ROW_GROUP rows; written
+    under a temporary name and renamed, so a half-written file is never mistaken for a finished one."""
+    name = f"compact-{uuid.uuid4().hex[:16]}.parquet"
+    final, tmp = out_dir / name, out_dir / f".{name}.tmp"
+    keys = [(c, "ascending") for c in _sort_keys(table, schema.names)]
+    pending: list[pa.Table] = []
+    rows = 0
+    with pq.ParquetWriter(tmp, schema, compression="zstd", store_schema=False) as w:
+
+        def flush() -> None:
+            chunk = pa.concat_tables(pending)
+            w.write_table(chunk.sort_by(keys) if keys else chunk, row_group_size=ROW_GROUP)
+
+        for p in paths:
+            pending.append(_conform(pq.read_table(p), schema))
+            rows += pending[-1].num_rows
+            if rows >= ROW_GROUP:
+                flush()
+                pending, rows = [], 0
+        if pending:
+            flush()
+    os.replace(tmp, final)
+    return str(final)
+
+
+# ------------------------------------------------------------------------------------ expiry, cleanup
+def _metadata_properties(tbl: Any) -> None:
+    if any(tbl.properties.get(k) != v for k, v in METADATA_PROPERTIES.items()):
+        with tbl.transaction() as tx:
+            tx.set_properties(METADATA_PROPERTIES)
+
+
+def _expire(tbl: Any, pinned: int | None, cutoff_ms: int) -> int:
+    """Expire the snapshots that stopped being current before ``cutoff_ms``; returns how many."""
+    md = tbl.metadata
+    ended: dict[int, int] = {}
+    log = md.snapshot_log
+    for entry, nxt in itertools.pairwise(log):
+        ended[entry.snapshot_id] = nxt.timestamp_ms  # a snapshot current twice: the later end counts
+    keep = {md.current_snapshot_id, pinned}
+    ids = [
+        s.snapshot_id
+        for s in md.snapshots
+        if s.snapshot_id not in keep and ended.get(s.snapshot_id, s.timestamp_ms) < cutoff_ms
+    ]
+    if ids:
+        tbl.maintenance.expire_snapshots().by_ids(ids).commit()
+    return len(ids)
+
+
+def _referenced(tbl: Any) -> set[str]:
+    """Every file the table's metadata refers to: metadata versions, manifest lists, manifests and data
+    files of every remaining snapshot."""
+    md = tbl.metadata
+    refs = {tbl.metadata_location, *(m.metadata_file for m in md.metadata_log)}
+    for snap in md.snapshots:
+        refs.add(snap.manifest_list)
+        for m in snap.manifests(tbl.io):
+            refs.add(m.manifest_path)
+            for e in m.fetch_manifest_entry(tbl.io, discard_deleted=True):
+                refs.add(e.data_file.file_path)
+    return {r.removeprefix("file://") for r in refs}
+
+
+def _delete_unreferenced(tbl: Any, folders: list[Path], cutoff: float) -> tuple[int, int]:
+    """Delete the files under the table's folders (Iceberg's own, and ``folders`` where the ingest's
+    workers write) that its metadata does not refer to and that are older than ``cutoff`` (a time
+    stamp); returns (files, bytes)."""
+    refs = _referenced(tbl)
+    root = Path(tbl.metadata.location.removeprefix("file://"))
+    n = size = 0
+    for folder in [root / "data", root / "metadata", *folders]:
+        for dirpath, _dirs, files in os.walk(folder):
+            for fname in files:
+                p = os.path.join(dirpath, fname)
+                if p in refs:
+                    continue
+                st = os.stat(p)
+                if st.st_mtime < cutoff:
+                    os.unlink(p)
+                    n += 1
+                    size += st.st_size
+    return n, size

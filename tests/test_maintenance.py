@@ -1,0 +1,137 @@
+"""Lake maintenance on a lake grown by cron-like incremental ingests and job runs: fewer files, no row
+changed, readers of the previous state served until ``keep_hours``, and the lake still writable."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+import lake
+from ingest.run import ingest
+from lake.cli import main
+from lake.jobs import run_job
+from lake.maintenance import _referenced, maintain
+from lake.tables import Lake
+
+TABLES = ("files", "cards", "master", "uvisflt", "uvisflt_0", "irraw_1", "findings_check_lake2fsys")
+
+
+def rows(lk: Path) -> dict[str, pa.Table]:
+    con = lake.connect(str(lk))
+    try:
+        return {t: con.sql(f'SELECT * FROM "{t}" ORDER BY ALL').to_arrow_table() for t in TABLES}
+    finally:
+        con.close()
+
+
+def data_files(lk: Path) -> dict[str, list[str]]:
+    lkobj = Lake(lk)
+    pins = lkobj.pins()
+    return {t: lkobj.data_files(pins, t) for t in sorted(pins.tables)}
+
+
+def on_disk(lk: Path) -> set[str]:
+    return {str(p) for p in (lk / "warehouse").rglob("*") if p.is_file()}
+
+
+@pytest.fixture
+def grown(archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A lake after one full ingest, six one-file-changed ingests and three job runs with findings."""
+    lk = tmp_path / "lake"
+    monkeypatch.setenv("QUICKLAKE_ARCHIVE", str(archive_copy))
+    monkeypatch.setenv("QUICKLAKE_SCHEDULER", "synchronous")
+    ingest(lk, str(archive_copy), scheduler="synchronous", batch_files=60)
+    flts = sorted(archive_copy.rglob("*_flt.fits"))
+    for i in range(6):
+        os.utime(flts[i], (time.time(), time.time() + 10 + i))
+        assert ingest(lk, str(archive_copy), scheduler="synchronous").changed == 1
+    (archive_copy / flts[7].relative_to(archive_copy)).unlink()  # a finding for check-lake2fsys
+    for _ in range(3):
+        assert run_job(lk, "check-lake2fsys").status == "success"
+    return {"lake": lk, "archive": archive_copy, "flt": flts[8]}
+
+
+def test_maintain_compacts_expires_and_keeps_every_row(grown: dict[str, Any], tmp_path: Path) -> None:
+    lk = grown["lake"]
+    before_rows, before_files = rows(lk), data_files(lk)
+    header = CliRunner().invoke(
+        main, ["header", str(grown["flt"].relative_to(grown["archive"])), "--lake", str(lk)]
+    )
+    assert header.exit_code == 0, header.output
+    # a DuckDB user who opened the catalog before maintenance
+    reader_copy = tmp_path / "old.duckdb"
+    shutil.copy(lk / "catalog.duckdb", reader_copy)
+
+    s = maintain(lk, keep_hours=24)
+    assert s.compacted_tables >= 3 and s.files_after < s.files_before
+    after_files = data_files(lk)
+    assert sum(map(len, after_files.values())) == s.files_after
+    for t in ("files", "cards", "uvisflt"):
+        assert len(after_files[t]) < len(before_files[t]), t
+    assert rows(lk) == before_rows
+    again = CliRunner().invoke(
+        main, ["header", str(grown["flt"].relative_to(grown["archive"])), "--lake", str(lk)]
+    )
+    assert again.output == header.output
+    # compacted files: beside the partition's files (DuckDB reads `year` from the folder), rows sorted
+    new = [f for f in after_files["cards"] if Path(f).name.startswith("compact-")]
+    assert new and all(Path(f).parent.name.startswith("year=") for f in new)
+    t = pq.read_table(new[0], columns=["path", "hdu", "position"]).to_pylist()
+    assert t == sorted(t, key=lambda r: (r["path"], r["hdu"], r["position"]))
+    # nothing was deleted yet that a reader of the old state needs
+    assert s.files_deleted == 0 and s.snapshots_expired == 0
+    old = duckdb.connect(str(reader_copy), read_only=True)
+    assert old.execute("SELECT count(*) FROM cards").fetchone() == (before_rows["cards"].num_rows,)
+    old.close()
+
+    # keep_hours=0: every superseded snapshot goes, and every file only they read
+    result = CliRunner().invoke(main, ["maintain", "--lake", str(lk), "--keep-hours", "0"])
+    assert result.exit_code == 0, result.output
+    assert "expired" in result.output and "0 unreferenced" not in result.output
+    assert rows(lk) == before_rows
+    lkobj = Lake(lk)
+    pins = lkobj.pins()
+    referenced: set[str] = set()
+    for name in pins.tables:
+        tbl = lkobj.table(pins, name)
+        assert [sn.snapshot_id for sn in tbl.metadata.snapshots] == [pins.tables[name]] or pins.tables[
+            name
+        ] is None
+        referenced |= _referenced(tbl)
+    assert on_disk(lk) <= referenced | {str(p) for p in (lk / "warehouse").rglob("*.json") if p.is_file()}
+    unreferenced = {f for f in on_disk(lk) if f not in referenced and not f.endswith(".metadata.json")}
+    assert unreferenced == set()
+
+    # the lake goes on: a changed file is ingested, the job finds nothing new to do
+    os.utime(grown["flt"], (time.time(), time.time() + 100))
+    assert ingest(lk, str(grown["archive"]), scheduler="synchronous").changed == 1
+    rel = str(grown["flt"].relative_to(grown["archive"]))
+    assert CliRunner().invoke(main, ["header", rel, "--lake", str(lk)]).output == header.output
+    run = run_job(lk, "maintain-lake", params={"keep_hours": "0"})
+    assert run.status == "success" and run.findings >= 1
+
+
+def test_maintain_deletes_old_leftovers_only(grown: dict[str, Any]) -> None:
+    """Files no snapshot refers to (a killed writer's) go once older than keep_hours, not before."""
+    lk = grown["lake"]
+    lkobj = Lake(lk)
+    pins = lkobj.pins()
+    data = lkobj.data_dir(pins.namespace, "uvisflt")
+    old_stray, young_stray = data / "killed-old.parquet", data / "killed-young.parquet"
+    for p in (old_stray, young_stray):
+        pq.write_table(pa.table({"x": [1]}), p)
+    os.utime(old_stray, (time.time() - 3 * 3600, time.time() - 3 * 3600))
+    before = rows(lk)
+    s = maintain(lk, keep_hours=2)
+    assert not old_stray.exists() and young_stray.exists()
+    assert s.files_deleted >= 1
+    assert rows(lk) == before
