@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import schema as sch
-from lake.tables import METADATA_PROPERTIES, Lake, Pins, _transaction_class
+from lake.tables import METADATA_PROPERTIES, Lake, Pins
 
 ROW_GROUP = 256 * 1024  # rows, as the ingest writes
 SMALL_SHARE = 0.75  # a file under this share of the target size is worth rewriting
@@ -192,17 +192,7 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]
             paths = [f.file_path.removeprefix("file://") for f in bin_]
             new.append(_rewrite(paths, _file_schema(schema, paths[0]), table, sub))
             old.extend(bin_)
-    with _transaction_class()(tbl) as tx:
-        describe = lake._describer(pins, table, tx.table_metadata)
-        data_files = [describe(f) for f in new]
-        props = {"quicklake.operation": "compaction"}
-        with tx.update_snapshot(snapshot_properties=props).overwrite() as snap:
-            for df in old:
-                snap.delete_data_file(df)
-            for df in data_files:
-                snap.append_data_file(df)
-    lake.forget(lake.identifier(pins, table))
-    pins.tables[table] = lake.table(pins, table).metadata.current_snapshot_id
+    lake.replace_files(pins, table, old, new, {"quicklake.operation": "compaction"})
     return len(tasks), len(tasks) - len(old) + len(new)
 
 

@@ -390,6 +390,27 @@ class Lake:
             # an append only: the new snapshot's files are known without reading its manifests
             self._snapshot_files[(ident, sid)] = old + [f.removeprefix("file://") for f in files]
 
+    def replace_files(
+        self,
+        pins: Pins,
+        table: str,
+        old: list[Any],
+        files: list[str],
+        properties: dict[str, str] | None = None,
+    ) -> None:
+        """One snapshot that swaps the DataFiles ``old`` for the Parquet ``files`` holding the same rows
+        (compaction: no row added or removed, so no file is read but the new ones' footers)."""
+        tbl = self.table(pins, table)
+        with _transaction_class()(tbl) as tx:
+            describe = self._describer(pins, table, tx.table_metadata)
+            data_files = [describe(f) for f in files]
+            with tx.update_snapshot(snapshot_properties=properties or {}).overwrite() as snap:
+                for df in old:
+                    snap.delete_data_file(df)
+                for df in data_files:
+                    snap.append_data_file(df)
+        pins.tables[table] = tbl.metadata.current_snapshot_id
+
     def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
         tbl = self.table(pins, table)
         with warnings.catch_warnings():
