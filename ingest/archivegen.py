@@ -37,7 +37,7 @@ GALAXIES = ["NGC4485", "NGC628", "NGC5194", "NGC3351", "NGC4258", "NGC1300", "M1
 STARS = ["GRW+70D5824", "GD153", "GD71", "P330E"]
 PIS = ["Brown", "Thomas", "Riess", "Dressel", "Bohlin", "Baggett", "Mack", "Long", "Pirzkal"]
 
-# Calibration programs (PROPOSID, purpose) from the WFC3 calibration plan (shared/docs/wfc3-monitors.md §0.6).
+# Calibration programs (PROPOSID, purpose) from the WFC3 calibration plan (docs/background/wfc3-monitors.md §0.6).
 CAL_PROGRAMS = [
     (12687, "UVIS anneal"),
     (12689, "CCD daily monitor"),

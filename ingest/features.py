@@ -3,7 +3,7 @@
 Everything the pixel simulator (:mod:`ingest.pixels`) draws comes from an :class:`Instrument`, which is a
 pure function of the seed, so the truth table written beside the archive (``quicklake_truth.parquet``,
 one row per feature, with the identifiers a monitor reports) is exactly what the pixels contain. Levels
-and sizes follow ``shared/docs/wfc3-monitors.md`` §0 and the "synthetic test" notes of each monitor.
+and sizes follow ``docs/background/wfc3-monitors.md`` §0 and the "synthetic test" notes of each monitor.
 
 Features are planted in the pixel rows that ``--pixels sparse`` writes (:data:`UVIS_BANDS`,
 :data:`IR_BANDS`), so the truth is the same whatever the pixel mode.

@@ -1,7 +1,7 @@
 """Header templates: real WFC3 card images with per-exposure values substituted.
 
 The templates in ``ingest/templates/*.hdr`` are the card images of real archive files from
-``shared/data/real`` (see its PROVENANCE.md), one card per line, each HDU closed by an END card. A
+``tests/data/real`` (see its PROVENANCE.md), one card per line, each HDU closed by an END card. A
 generated header keeps the real keyword set, order, comments, HISTORY and CONTINUE cards; only the
 values that identify an exposure are rewritten.
 """

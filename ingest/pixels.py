@@ -4,7 +4,7 @@ UVIS raw chips are 4206 x 2070 DN (serial prescan, two image halves, virtual ove
 19 parallel-overscan rows on the chip-gap side); flt/flc chips are the 4096 x 2051 image area in e-.
 IR raw/ima are 1024 x 1024 with the 5-px reference border, reads newest first; flt is the trimmed
 1014 x 1014 slope in e-/s. Per-amp bias, gain and read noise, dark current, flat level, sky and stars
-follow ``shared/docs/wfc3-monitors.md`` §0.
+follow ``docs/background/wfc3-monitors.md`` §0.
 
 :func:`render` returns, per HDU index, blocks of whole rows (first row, array in FITS byte order). In
 ``sparse`` mode only the rows monitors read are rendered (:data:`ingest.features.UVIS_BANDS` etc.) and

@@ -1,6 +1,6 @@
 """Association products and support files of a generated archive: asn, drz/drc, jif, jit and trl.
 
-No real WFC3 file of these types was available, so their layouts follow shared/docs/wfc3-headers.md §2
+No real WFC3 file of these types was available, so their layouts follow docs/background/wfc3-headers.md §2
 ("expected"): ``asn`` = PRIMARY + BINTABLE ``ASN`` (MEMNAME, MEMTYPE, MEMPRSNT); ``drz``/``drc`` =
 PRIMARY, SCI, WHT, CTX, HDRTAB (one row per input chip, as in the real HAP drc); ``jif`` = PRIMARY + one
 IMAGE per member (EXPNAME ending in ``j``); ``jit`` = PRIMARY + one BINTABLE per member (jitter time

@@ -2,7 +2,7 @@
 
 Written from Python's DuckDB 2.0 in storage format v1.5.0 so that the ``duckdb`` 1.5 CLI opens it, with
 absolute file paths so that it works from any directory, and published with an atomic rename so that a
-reader holding the old file keeps a consistent view (``shared/docs/lake-formats.md`` §1, §3).
+reader holding the old file keeps a consistent view (``docs/background/lake-formats.md`` §1, §3).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Preview images of SCI extensions: decimated, zscale or log stretched, cached as PNG beside the lake.
 
-Pipeline (timings in ``shared/docs/streamlit-recipe.md`` §5): read the extension, block-average it to at
+Pipeline (timings in ``docs/background/streamlit-recipe.md`` §5): read the extension, block-average it to at
 most ``size`` pixels on the long side, stretch the small array, flip it (FITS row 1 is at the bottom),
 encode PNG. Thumbnails live in ``<lake>/thumbnails/`` under a name hashed from the file's path, size,
 mtime, HDU, stretch and size, so a changed file gets a new thumbnail and a stale one is never shown.

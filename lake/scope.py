@@ -5,7 +5,7 @@ snapshot. For a guest each dataset is filtered to public rootnames (:mod:`lake.p
 DuckDB sees it, and tables that cannot be tied to a dataset are left out, so no query, however written,
 reaches proprietary rows. The connection has no file access at all (``enable_external_access=false``
 with no allowed directories), no extension loading, no Python replacement scans and a locked
-configuration: the tested recipe of ``shared/docs/lake-formats.md`` §5, variant D. The site's own
+configuration: the tested recipe of ``docs/background/lake-formats.md`` §5, variant D. The site's own
 queries and its SQL console both go through it; :meth:`Scope.console` adds the single-SELECT rule,
 a row cap and an interrupt-based timeout.
 """

@@ -1,7 +1,7 @@
 """``<lake>/state.sqlite``: small transactional writes (job runs; later anomaly flags) in SQLite WAL mode.
 
 Tables are append-only event logs, so history comes free and concurrent writers never update a row in
-place (``shared/docs/lake-formats.md`` §4: 2 x 500 inserts from two processes, 0 errors, readers never
+place (``docs/background/lake-formats.md`` §4: 2 x 500 inserts from two processes, 0 errors, readers never
 blocked). DuckDB 2.0 reads them through ``sqlite3`` -> Arrow (no extension needed): see
 :func:`state_tables`, used by :func:`lake.connect` and when ``catalog.duckdb`` is written.
 """

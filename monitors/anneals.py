@@ -1,7 +1,7 @@
 """UVIS anneal dates: the monthly warm-ups that fix part of the hot pixels and bound the darks' cycles.
 
 The legacy darks monitor reads them from a maintained list (``history.txt``, one MJD per line,
-shared/docs/wfc3-monitors.md §0.1). Here the list is the file the ``uvis_anneals`` setting names, by
+docs/background/wfc3-monitors.md §0.1). Here the list is the file the ``uvis_anneals`` setting names, by
 default ``<archive>/uvis_anneals.txt`` (which the generator writes): one MJD per line, ``#`` comments.
 Without such a file the darks monitors run without anneal cycles.
 """

@@ -1,6 +1,6 @@
 """ir-bad-actors: IR exposures and programs likely to leave persistence, ranked.
 
-shared/docs/wfc3-monitors.md §11 [S bad_actor.py]: each IR flt is turned into fluence (e-/s x EXPTIME);
+docs/background/wfc3-monitors.md §11 [S bad_actor.py]: each IR flt is turned into fluence (e-/s x EXPTIME);
 per exposure the median and the fraction of pixels above 0.5, 1, 2, 5 and 10 x saturation (70,000 e-);
 per program the number of images, mean and worst fractions and the worst target; programs ranked by
 their mean fraction above saturation.

@@ -1,4 +1,4 @@
-"""ir-bias: IR zeroth-read level per quadrant over time (shared/docs/wfc3-monitors.md §7, [I] design).
+"""ir-bias: IR zeroth-read level per quadrant over time (docs/background/wfc3-monitors.md §7, [I] design).
 
 Inputs: IR raw darks (IMAGETYP DARK). The zeroth read is the last IMSET of a raw file ([SCI, NSAMP]);
 per quadrant, the sigma-clipped median of its science pixels (the 5-px reference border excluded) is

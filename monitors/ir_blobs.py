@@ -1,6 +1,6 @@
 """ir-blobs: low-sensitivity blobs in IR flats: position, radius, depth, first seen; a cumulative map.
 
-shared/docs/wfc3-monitors.md §8 ([I] details): each high-signal IR flat (flt, EXPTIME >= 100 s) is
+docs/background/wfc3-monitors.md §8 ([I] details): each high-signal IR flat (flt, EXPTIME >= 100 s) is
 normalised by its median, smoothed (Gaussian sigma 2 px), and connected regions more than 1.5 % below 1
 and at least 20 px in area are blob detections (centroid weighted by the deficit, radius from the area,
 depth = the deepest smoothed loss). The catalogue merges detections within 3 px across images; a blob's

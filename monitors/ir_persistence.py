@@ -1,6 +1,6 @@
 """ir-persistence: predicted persistence for IR exposures that follow saturating ones (16 h look-back).
 
-shared/docs/wfc3-monitors.md §10 [S subtract_persist.py]: for each IR science exposure, every IR
+docs/background/wfc3-monitors.md §10 [S subtract_persist.py]: for each IR science exposure, every IR
 exposure that ended within the previous 16 hours is a stimulus; its fluence (flt e-/s x EXPTIME) and
 the time from its end to the middle of the exposure give the persistence of the modified Fermi model
 (norm 0.3 e-/s, alpha 0.159, gamma 1.022, E_f 83,400 e-, kT 18,500 e-); pixels take the maximum over

@@ -1,6 +1,6 @@
 """ir-snowballs: snowballs in IR darks: position, size, energy, read; rate per hour of exposure.
 
-shared/docs/wfc3-monitors.md §9 ([I] design, as jwql's jump statistics): the ima read stack is turned
+docs/background/wfc3-monitors.md §9 ([I] design, as jwql's jump statistics): the ima read stack is turned
 into cumulative charge (SCI x SAMPTIME, reads in time order); each read-to-read difference is compared
 with a robust noise estimate, and connected groups of at least 10 pixels jumping by more than
 max(5 sigma, 50 e-) with a total above 1e5 e- and a roundish shape are snowballs. The read is the

@@ -1,6 +1,6 @@
 """uvis-bowtie: UVIS QE hysteresis ("bowtie") in the bowtie programme's internal flats.
 
-shared/docs/wfc3-monitors.md §5 ([I] design): in each raw flat of the bowtie programme (PROPOSID 12688 or
+docs/background/wfc3-monitors.md §5 ([I] design): in each raw flat of the bowtie programme (PROPOSID 12688 or
 17666), bias-subtracted per amp and converted to e-, the median level inside the two opposite wedges
 (|v| < |u| / 2 about the chip centre) is compared with the median outside them; the amplitude is their
 ratio minus 1 (the smooth lamp pattern is symmetric and cancels), and a flat whose |amplitude| exceeds

@@ -1,6 +1,6 @@
 """uvis-contam: aperture photometry of the standard stars per filter, fractional change per year.
 
-shared/docs/wfc3-monitors.md §6: in each UVIS flt of GRW+70D5824 or GD153 the star is the brightest
+docs/background/wfc3-monitors.md §6: in each UVIS flt of GRW+70D5824 or GD153 the star is the brightest
 source (peak of a smoothed image); flux in a 10-px-radius aperture minus the sigma-clipped sky of a
 20-30 px annulus, divided by EXPTIME, is the count rate; per filter the rates are normalised to the fit
 at 2009.0 and a line gives the fractional change per year.

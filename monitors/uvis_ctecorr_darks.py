@@ -1,6 +1,6 @@
 """uvis-ctecorr-darks: the uvis-darks statistics on CTE-corrected darks.
 
-shared/docs/wfc3-monitors.md §2. The correction model [I] is a trail re-attribution on the superdark,
+docs/background/wfc3-monitors.md §2. The correction model [I] is a trail re-attribution on the superdark,
 not calwf3's full pixel-based reverse model: uvis-darks splits the pixels above its dark level into
 sources and their parallel-CTE trails (a matched filter for an exponential trail over the 8 pixels read
 after each source, fitted in read order); here the fitted trail charge, where detected, is added back to

@@ -1,6 +1,6 @@
 """uvis-darks: UVIS dark current per amp and hot pixels (> 54 e-/hr) in superdarks, over time.
 
-Follows shared/docs/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is bias-subtracted
+Follows docs/background/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is bias-subtracted
 per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash (FLASHLVL e-) removed
 and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy monitor does:
 the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so the noise falls by

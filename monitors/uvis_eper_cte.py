@@ -1,6 +1,6 @@
 """uvis-eper-cte: CTE from the Extended Pixel Edge Response in the parallel overscan, trend per year.
 
-shared/docs/wfc3-monitors.md §3: per amp of each raw tungsten flat, bias from the far overscan rows,
+docs/background/wfc3-monitors.md §3: per amp of each raw tungsten flat, bias from the far overscan rows,
 signal S (e-) = mean of the last image rows before the parallel overscan, deferred charge S_D = the
 excess in the first overscan rows; CTE = 1 - S_D / (S N_P), N_P = 2051. With the stable power law
 1 - CTE = m S^rho (rho = -0.72 [S]), each measurement gives m, i.e. the loss at 160 e-, whose trend

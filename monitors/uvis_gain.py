@@ -1,4 +1,4 @@
-"""uvis-gain: UVIS gain per amp from internal flats (photon transfer), shared/docs/wfc3-monitors.md §4.
+"""uvis-gain: UVIS gain per amp from internal flats (photon transfer), docs/background/wfc3-monitors.md §4.
 
 Per amp of each raw tungsten flat: the bias is the median of the amp's serial prescan and the read noise
 its standard deviation; in 64 x 64 boxes of the image the mean mu and the variance of differences of

@@ -1,4 +1,4 @@
-"""Shared fixtures: real files from ../shared/data/real and small generated archives."""
+"""Shared fixtures: the real files in tests/data/real (see its PROVENANCE.md) and small generated archives."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL = ROOT.parent / "shared" / "data" / "real"
+REAL = ROOT / "tests" / "data" / "real"  # in the repository: a fresh clone tests them
 MPLBACKEND = os.environ.get("MPLBACKEND")  # before anything imports streamlit, which sets it to Agg
 
 

@@ -1,6 +1,6 @@
 """The site end to end: a real ``ql app`` server, a real local OIDC provider, Debian's headless Chromium.
 
-Recipes: ``shared/docs/streamlit-recipe.md`` §3b (playwright with /usr/bin/chromium and the idle
+Recipes: ``docs/background/streamlit-recipe.md`` §3b (playwright with /usr/bin/chromium and the idle
 selectors) and §4.1 (``st.login`` against ``oidc-provider-mock``).
 """
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,12 @@ def test_real_files_agree_with_astropy(path: Path) -> None:
 
 
 def test_real_files_present() -> None:
-    assert len(real_files()) >= 13
+    """Every file PROVENANCE.md lists is in the repository (a fresh clone tests real files), and no other."""
+    from tests.conftest import REAL
+
+    listed = set(re.findall(r"^\| `([a-z0-9]+/[^`]+\.fits)` \|", (REAL / "PROVENANCE.md").read_text(), re.M))
+    assert len(listed) == 13
+    assert {p.relative_to(REAL).as_posix() for p in real_files()} == listed
 
 
 @pytest.mark.parametrize("path", ASTROPY_FILES, ids=lambda p: p.name)
