@@ -1,6 +1,6 @@
 """Shared UI helpers of the site: settings, the viewer, their scope of the lake, formatting.
 
-UI only: what is visible to whom is decided in ``lake.scope`` / ``lake.viewer``; this module only
+UI only: what is visible to whom is decided in ``app.data.scope`` / ``app.data.viewer``; this module only
 caches those objects per role and lake snapshot.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import streamlit as st
 
+from app.data.browse import DatasetFilter
+from app.data.scope import Scope
+from app.data.viewer import GUEST, Viewer, viewer_from_claims
 from lake import settings
-from lake.browse import DatasetFilter
 from lake.errors import QuicklakeError
-from lake.scope import Scope
-from lake.viewer import GUEST, Viewer, viewer_from_claims
 
 DATASET_PAGE = "app_pages/dataset.py"
 

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT))
 
 def archive(out: Path, datasets: int, seed: int = 11) -> list[str]:
     """Generate (once) a headers-only archive and return its files, sorted."""
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
 
     if not (out / ".quicklake-archive").exists():
         generate(out, datasets=datasets, seed=seed)

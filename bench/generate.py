@@ -2,7 +2,7 @@
 
     python bench/generate.py [--datasets 2500] [--workers 2]
 
-Times ingest.archivegen.generate with --pixels none in this process and on a Dask LocalCluster, and
+Times ingest.archivegen.generate.generate with --pixels none in this process and on a Dask LocalCluster, and
 --pixels sparse; and the floor: writing the same files (same folders, same sizes, the same number of
 bytes written, temporary name then rename) with nothing rendered. Headers modelled on real WFC3 files
 are large (an IR ima with 16 reads has ~80 HDU headers): a headers-only archive is ~100 KB of header
@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
 
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

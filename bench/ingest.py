@@ -134,7 +134,7 @@ def main() -> int:
         import dask
         from distributed import Client, LocalCluster
 
-        from ingest.executor import LOCAL_CLUSTER_CONFIG as LOCAL  # started as ql starts its own cluster
+        from lake.executor import LOCAL_CLUSTER_CONFIG as LOCAL  # started as ql starts its own cluster
 
         rates: dict[int, float] = {}
         running: dict[int, list[float]] = {1: [], 2: []}

@@ -3,8 +3,8 @@
     python bench/monitors.py
 
 Writes a superdark window of generated UVIS darks with full pixels (5 frames, 2 chips of 4206 x 2070
-each), then times monitors.uvis_darks.measure and monitors.uvis_ctecorr_darks.measure on the window (best
-of 3) against reading the frames' pixels alone with fitsio. Per-file times are the window's / 5.
+each), then times monitors.calibration.uvis_darks.measure and
+monitors.calibration.uvis_ctecorr_darks.measure on the window (best of 3) against reading the frames' pixels alone with fitsio. Per-file times are the window's / 5.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from _util import best_of, report
 
 
 def main() -> int:
-    from ingest.archivegen import _file_hdus, plan, write_file
-    from ingest.features import Instrument
-    from monitors import uvis_ctecorr_darks, uvis_darks
-    from monitors.fitsdata import read_rows
+    from ingest.archivegen.features import Instrument
+    from ingest.archivegen.generate import _file_hdus, plan, write_file
+    from monitors.calibration import uvis_ctecorr_darks, uvis_darks
+    from monitors.calibration.fitsdata import read_rows
 
     darks = [e for e in plan(200, 1) if e.detector == "UVIS" and e.imagetyp == "DARK"]
     window = sorted((e for e in darks if abs(e.expstart - darks[0].expstart) < 4), key=lambda e: e.expstart)

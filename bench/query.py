@@ -28,7 +28,7 @@ TARGETS = ["NGC4485", "NGC1300", "M51", "GD153", "GRW+70D5824", "DARK", "TUNGSTE
 
 
 def build(base: Path, rows: int) -> tuple[Path, pa.Table, pa.Table]:
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
     from ingest.run import ingest
     from lake import schema as sch
     from lake.tables import Lake

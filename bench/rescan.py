@@ -55,7 +55,8 @@ def main() -> int:
     ap.add_argument("--files", type=int, default=100_000)
     args = ap.parse_args()
 
-    from ingest.run import ingest, scan_archive
+    from ingest.run import ingest
+    from lake.archive import scan_archive
 
     with tempfile.TemporaryDirectory() as tmp:
         archive, lake = Path(tmp) / "archive", Path(tmp) / "lake"

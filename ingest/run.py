@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult, FileJob, process_batch
-from ingest.executor import Executor
 from lake import schema as sch
+from lake.archive import changed, scan_archive
 from lake.errors import LayoutError
+from lake.executor import Executor
 from lake.layout import Layout
 from lake.master import MasterInputs, compute_master
 from lake.tables import Lake, Pins
@@ -48,32 +48,6 @@ class IngestSummary:
             f"ingested {self.ingested} files ({self.cards} cards) in {self.batches} batches, "
             f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors",
         ]
-
-
-def scan_archive(archive: str) -> dict[str, tuple[int, float]]:
-    """Every ``*.fits`` file below ``archive``: relative path → (size, mtime)."""
-    out: dict[str, tuple[int, float]] = {}
-    if "://" in archive:
-        fs, root = fsspec.core.url_to_fs(archive)
-        for p, info in fs.find(root, detail=True).items():
-            if p.endswith(".fits"):
-                mtime = info.get("mtime") or info.get("LastModified") or 0
-                stamp = mtime.timestamp() if hasattr(mtime, "timestamp") else float(mtime)
-                out[p[len(root) :].lstrip("/")] = (int(info["size"]), stamp)
-        return out
-    root = os.path.abspath(archive)
-
-    def walk(d: str, prefix: str) -> None:
-        with os.scandir(d) as it:
-            for e in it:
-                if e.is_dir(follow_symlinks=False):
-                    walk(e.path, prefix + e.name + "/")
-                elif e.name.endswith(".fits") and e.is_file():
-                    st = e.stat()
-                    out[prefix + e.name] = (st.st_size, st.st_mtime)
-
-    walk(root, "")
-    return out
 
 
 def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str, bool]]:
@@ -237,7 +211,7 @@ def ingest(
             k = known.get(rel)
             if k is None:
                 summary.new += 1
-            elif k[2] == "missing" or k[0] != size or abs((k[1] or 0) - mtime) > 1e-6:
+            elif k[2] == "missing" or changed((k[0], k[1]), (size, mtime)):
                 summary.changed += 1
             elif k[2] == "error" and not k[4] and _fits_layout_now(layout, rel):
                 summary.changed += 1  # refused by an earlier layout template, fits the current one

@@ -1,4 +1,8 @@
-"""``ql``: thin click wrappers over the library. Only this module turns exceptions into exit messages."""
+"""``ql``: thin click wrappers over the library. Only :func:`handle_errors` turns exceptions into exit
+messages.
+
+The core commands are defined here; ``ingest``, ``monitors`` and ``app`` add theirs through the
+``register_commands`` hook (:mod:`lake.plugins`), importing this module's option helpers."""
 
 from __future__ import annotations
 
@@ -21,7 +25,9 @@ ORIGINAL_QUERY = (
 )
 
 
-def _handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the library's errors (:class:`QuicklakeError`) into a one-line message and exit status 1."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
@@ -53,56 +59,36 @@ def ingest_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def _cfg(**overrides: Any) -> dict[str, Any]:
+def cfg_from(**overrides: Any) -> dict[str, Any]:
+    """The settings, with the command's options (those not ``None``) on top."""
     return settings.load(overrides)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class QuicklakeCLI(click.Group):
+    """The ``ql`` group: the core commands below, and those the plugins contribute (:mod:`lake.plugins`),
+    loaded when click first asks for a command."""
+
+    _loaded = False
+
+    def _load_plugins(self) -> None:
+        if not self._loaded:
+            self._loaded = True
+            from lake.plugins import hook
+
+            hook().register_commands(cli=self)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugins()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._load_plugins()
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=QuicklakeCLI, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Quicklake: the WFC3 Quicklook archive as a columnar lake."""
-
-
-def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
-    from tqdm import tqdm
-
-    from ingest.run import ingest_with
-
-    bar = tqdm(
-        unit="files",
-        desc="rebuild" if rebuild else "ingest",
-        disable=not (cfg["progress"] and sys.stderr.isatty()),
-    )
-
-    def progress(done: int, errors: int) -> None:
-        bar.update(done - bar.n)
-        bar.set_postfix(errors=errors)
-
-    try:
-        summary = ingest_with(cfg, rebuild=rebuild, progress=progress)
-    finally:
-        bar.close()
-    for line in summary.lines():
-        click.echo(line)
-    for _path, err in summary.error_samples[:10]:
-        click.echo(f"  error: {err}", err=True)
-    if summary.errors:
-        click.echo("  'ql errors' lists every file with an error", err=True)
-
-
-@main.command("ingest")
-@ingest_options
-@_handle_errors
-def ingest_cmd(**opts: Any) -> None:
-    """Ingest new and changed archive files; mark removed ones."""
-    _run_ingest(_cfg(**opts), rebuild=False)
-
-
-@main.command("rebuild")
-@ingest_options
-@_handle_errors
-def rebuild_cmd(**opts: Any) -> None:
-    """Re-extract every file into new tables, swapped in atomically at the end."""
-    _run_ingest(_cfg(**opts), rebuild=True)
 
 
 @main.command("maintain")
@@ -111,14 +97,14 @@ def rebuild_cmd(**opts: Any) -> None:
     "--keep-hours", type=float, default=None, help="Hours superseded snapshots stay [setting: keep_hours]."
 )
 @click.option("--target-mb", type=float, default=None, help="Compacted file size [setting: target_file_mb].")
-@_handle_errors
+@handle_errors
 def maintain_cmd(lake: str | None, keep_hours: float | None, target_mb: float | None) -> None:
     """Compact small data files, expire old snapshots, delete files nothing reads (job maintain-lake)."""
     from tqdm import tqdm
 
     from lake.maintenance import maintain
 
-    cfg = _cfg(lake=lake, keep_hours=keep_hours, target_file_mb=target_mb)
+    cfg = cfg_from(lake=lake, keep_hours=keep_hours, target_file_mb=target_mb)
     bar = tqdm(unit="tables", desc="maintain", disable=not (cfg["progress"] and sys.stderr.isatty()))
 
     def progress(done: int, total: int) -> None:
@@ -136,110 +122,13 @@ def maintain_cmd(lake: str | None, keep_hours: float | None, target_mb: float | 
         click.echo(line)
 
 
-def generator_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--datasets, --seed and --pixels, shared by ``ql generate`` and ``ql demo``."""
-    for opt in reversed(
-        [
-            click.option(
-                "--datasets", type=int, default=300, show_default=True, help="Datasets (exposures)."
-            ),
-            click.option(
-                "--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes)."
-            ),
-            click.option(
-                "--pixels",
-                type=click.Choice(["none", "sparse", "full"]),
-                default="sparse",
-                show_default=True,
-                help="Pixel data: none (headers only), sparse (what monitors read), full.",
-            ),
-        ]
-    ):
-        fn = opt(fn)
-    return fn
-
-
-def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, Any]) -> int:
-    from tqdm import tqdm
-
-    from ingest.archivegen import generate
-
-    if datasets < 1:
-        raise click.UsageError(f"--datasets must be at least 1, not {datasets}")
-    show = cfg["progress"] and sys.stderr.isatty()
-    with tqdm(unit="files", desc="generate", disable=not show) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
-        return generate(
-            out, datasets, seed, pixels=pixels, progress=progress,
-            scheduler=cfg["scheduler"], workers=int(cfg["workers"] or 0),
-        )  # fmt: skip
-
-
-@main.command("generate")
-@click.option("--out", default=None, help="Archive directory to write [setting: archive].")
-@generator_options
-@scheduler_option
-@workers_option
-@_handle_errors
-def generate_cmd(
-    out: str | None, datasets: int, seed: int, pixels: str, scheduler: str | None, workers: int | None
-) -> None:
-    """Write a generated WFC3 archive and its truth table (quicklake_truth.parquet)."""
-    cfg = _cfg(archive=out, scheduler=scheduler, workers=workers)
-    n = _generate(cfg["archive"], datasets, seed, pixels, cfg)
-    click.echo(f"wrote {n} files under {cfg['archive']}")
-
-
-@main.command("demo")
-@click.option("--out", default="demo", show_default=True, help="Directory for archive/ and lake/.")
-@generator_options
-@scheduler_option
-@_handle_errors
-def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | None) -> None:
-    """Generate the demo archive (if absent), ingest it, and say how to use the lake."""
-    from pathlib import Path
-
-    root = Path(out).resolve()
-    archive, lake_dir = root / "archive", root / "lake"
-    cfg = _cfg(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
-    if not (archive / ".quicklake-archive").exists():
-        n = _generate(str(archive), datasets, seed, pixels, cfg)
-        click.echo(f"generated {n} files under {archive}")
-    _run_ingest(cfg, rebuild=False)
-    from lake.jobs import MONITORS, run_job
-
-    for name in MONITORS:
-        r = run_job(lake_dir, name, {}, cfg)
-        c = r.counts
-        made = f", {c['groups']} superdarks" if "groups" in c else ""
-        click.echo(f"monitor {name}: {r.status} ({c.get('measured', 0)} files measured{made})")
-    from lake.access import read_sql
-
-    rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
-    click.echo(f"\nlake: {lake_dir}")
-    click.echo(
-        f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original"
-    )
-    click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
-    click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
-    click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")
-    click.echo(
-        f"the site:    ql app --lake {lake_dir} --archive {archive}   (then http://127.0.0.1:8501/; "
-        "guests see public data: QUICKLAKE_LOCAL_USER=you shows everything on your own machine)"
-    )
-
-
 @main.command("sql")
 @click.argument("query", required=False)
 @lake_option
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table")
 @click.option("--output", "-o", default=None, help="File to write (required for parquet).")
 @click.option("--original", is_flag=True, help="Run the original Quicklook example query.")
-@_handle_errors
+@handle_errors
 def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, original: bool) -> None:
     """Run QUERY on the lake, or open an interactive SQL shell when no QUERY is given."""
     from lake.access import connect, open_lake, read_sql
@@ -294,7 +183,7 @@ def _duckdb_cli() -> str:
 @click.argument("file")
 @click.option("--ext", type=int, default=None, help="HDU index (default: all, in order).")
 @lake_option
-@_handle_errors
+@handle_errors
 def header_cmd(file: str, ext: int | None, lake: str | None) -> None:
     """Print FILE's header cards from the lake, one 80-character card per line."""
     from lake.access import read_header
@@ -305,7 +194,7 @@ def header_cmd(file: str, ext: int | None, lake: str | None) -> None:
 
 @main.command("errors")
 @lake_option
-@_handle_errors
+@handle_errors
 def errors_cmd(lake: str | None) -> None:
     """List files recorded with errors (and missing files)."""
     from lake.access import read_sql
@@ -318,7 +207,7 @@ def errors_cmd(lake: str | None) -> None:
 
 @main.command("conflicts")
 @lake_option
-@_handle_errors
+@handle_errors
 def conflicts_cmd(lake: str | None) -> None:
     """List header values that did not fit their keyword column's type (kept exactly in ``cards``)."""
     from lake.access import read_sql
@@ -337,7 +226,7 @@ def conflicts_cmd(lake: str | None) -> None:
 @click.argument("job")
 @lake_option
 @click.option("--param", "-p", multiple=True, metavar="KEY=VALUE", help="A job parameter (repeatable).")
-@_handle_errors
+@handle_errors
 def run_cmd(job: str, lake: str | None, param: tuple[str, ...]) -> None:
     """Run JOB now, recorded (status, counts, log). Exit 1 only if the job failed to run."""
     from lake.jobs import run_job
@@ -348,7 +237,7 @@ def run_cmd(job: str, lake: str | None, param: tuple[str, ...]) -> None:
             raise click.UsageError(f"--param {p!r}: expected KEY=VALUE")
         k, v = p.split("=", 1)
         params[k] = v
-    cfg = _cfg(lake=lake)
+    cfg = cfg_from(lake=lake)
     r = run_job(cfg["lake"], job, params, cfg)
     counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
     click.echo(f"{r.job} {r.run_id}: {r.status}" + (f" ({counts})" if counts else ""))
@@ -367,14 +256,14 @@ _COLOURS = {"green": "green", "lightgreen": "bright_green", "red": "red", "yello
 @click.option("--job", default=None, help="Only this job's runs.")
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.pass_context
-@_handle_errors
+@handle_errors
 def jobs_cmd(ctx: click.Context, lake: str | None, job: str | None, limit: int) -> None:
     """The job status board (colour by age of the last success) and the latest runs."""
     if ctx.invoked_subcommand:
         return
     from lake.jobs import board, runs
 
-    root = _cfg(lake=lake)["lake"]
+    root = cfg_from(lake=lake)["lake"]
     for b in board(root):
         age = f"{b['age_days']:.1f} d ago" if b["age_days"] is not None else "never succeeded"
         line = f"{b['job']:34} {b['latest_status']:15} last success {age}"
@@ -388,14 +277,14 @@ def jobs_cmd(ctx: click.Context, lake: str | None, job: str | None, limit: int) 
 @click.argument("run_id")
 @lake_option
 @click.option("--follow", "-f", is_flag=True, help="Keep printing as the log grows (until the run ends).")
-@_handle_errors
+@handle_errors
 def jobs_log_cmd(run_id: str, lake: str | None, follow: bool) -> None:
     """Print the log of run RUN_ID."""
     import time
 
     from lake.jobs import log_of, runs
 
-    root = _cfg(lake=lake)["lake"]
+    root = cfg_from(lake=lake)["lake"]
     path = log_of(root, run_id)
     pos = 0
     while True:
@@ -417,12 +306,12 @@ def jobs_log_cmd(run_id: str, lake: str | None, follow: bool) -> None:
 
 @main.command("run-due")
 @lake_option
-@_handle_errors
+@handle_errors
 def run_due_cmd(lake: str | None) -> None:
     """Run every job whose scheduled time has come (call this from cron every few minutes)."""
     from lake.jobs import due, run_job, schedule
 
-    cfg = _cfg(lake=lake)
+    cfg = cfg_from(lake=lake)
     failed = 0
     for job in due(cfg["lake"], schedule(cfg["schedule"])):
         r = run_job(cfg["lake"], job, {}, cfg)
@@ -434,7 +323,7 @@ def run_due_cmd(lake: str | None) -> None:
 @main.command("cron-line")
 @lake_option
 @click.option("--every", type=int, default=5, show_default=True, help="Minutes between run-due calls.")
-@_handle_errors
+@handle_errors
 def cron_line_cmd(lake: str | None, every: int) -> None:
     """Print the crontab entry that drives the schedule, and the schedule itself."""
     import shutil
@@ -442,7 +331,7 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
 
     from lake.jobs import schedule
 
-    cfg = _cfg(lake=lake)
+    cfg = cfg_from(lake=lake)
     ql = shutil.which("ql") or str(Path(sys.executable).with_name("ql"))
     lake_dir = Path(cfg["lake"]).resolve()
     click.echo(f"*/{every} * * * * {ql} run-due --lake {lake_dir} >> {lake_dir / 'logs' / 'cron.log'} 2>&1")
@@ -450,61 +339,9 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
         click.echo(f"# {expr:16} {job}")
 
 
-@main.group("monitor")
-def monitor_cmd() -> None:
-    """The calibration monitors (each runs as a recorded job)."""
-
-
-@monitor_cmd.command("list")
-def monitor_list_cmd() -> None:
-    """The monitors and what they watch."""
-    from monitors.registry import all_monitors
-
-    for m in all_monitors():
-        click.echo(f"{m.name:16} {m.title}")
-
-
-@monitor_cmd.command("run")
-@click.argument("names", nargs=-1)
-@click.option("--all", "run_all", is_flag=True, help="Run every monitor.")
-@click.option("--rebuild", is_flag=True, help="Recompute from all inputs, not only new ones.")
-@lake_option
-@_handle_errors
-def monitor_run_cmd(names: tuple[str, ...], run_all: bool, rebuild: bool, lake: str | None) -> None:
-    """Run monitors NAMES (or --all): measure new inputs, update the result table and plots."""
-    from lake.jobs import MONITORS, run_job
-
-    chosen = list(MONITORS) if run_all else list(names)
-    if not chosen:
-        raise click.UsageError("name a monitor or use --all ('ql monitor list' lists them)")
-    cfg = _cfg(lake=lake)
-    failed = 0
-    for name in chosen:
-        r = run_job(cfg["lake"], name, {"rebuild": rebuild} if rebuild else {}, cfg)
-        counts = ", ".join(f"{k}={v}" for k, v in sorted(r.counts.items()))
-        click.echo(f"{name} {r.run_id}: {r.status}" + (f" ({counts})" if counts else ""))
-        if r.error:
-            click.echo(f"  {r.error}", err=True)
-        failed += r.status == "failed"
-    if failed:
-        sys.exit(1)
-
-
-@main.command("app")
-@lake_option
-@archive_option
-@click.option("--port", type=int, default=None, help="Port on 127.0.0.1 [setting: app_port].")
-@_handle_errors
-def app_cmd(lake: str | None, archive: str | None, port: int | None) -> None:
-    """Start the Quicklake site (Streamlit) on http://127.0.0.1:PORT/."""
-    from lake.site import serve
-
-    serve(_cfg(lake=lake, archive=archive), port)
-
-
 @main.command("tables")
 @lake_option
-@_handle_errors
+@handle_errors
 def tables_cmd(lake: str | None) -> None:
     """List the lake's tables and views with their row counts."""
     from lake.access import connect

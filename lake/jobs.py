@@ -10,15 +10,15 @@ One run per job at a time: ``<lake>/locks/<job>.lock`` is held with ``flock``, w
 when the holder dies, so a stale lock recovers itself; the dead run's ``start`` event without an ``end``
 is closed as ``failed`` by the next run of that job.
 
-Jobs live in other packages (``monitors``, ``ingest``); the registry names them by import path so that
-this package imports none of them.
+Jobs live in other packages (``monitors``, ``ingest``) and in :mod:`lake.maintenance`; each package
+contributes its own through the ``register_jobs`` hook (:mod:`lake.plugins`), so this package imports
+none of them, and :func:`registry` is the one list of jobs and monitors.
 """
 
 from __future__ import annotations
 
 import fcntl
 import getpass
-import importlib
 import json
 import logging
 import os
@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -36,38 +37,6 @@ import pyarrow as pa
 
 from lake import state
 from lake.errors import ConfigError, LakeError
-
-# name -> "module:function". The eleven maintenance jobs of the original system, and the lake's own.
-REGISTRY: dict[str, str] = {
-    "run-ingest": "ingest.run:run_ingest_job",
-    "check-filesystem": "monitors.filesystem:check_filesystem",
-    "check-fsys2lake": "monitors.consistency:check_fsys2lake",
-    "check-lake2fsys": "monitors.consistency:check_lake2fsys",
-    "check-mast2lake": "monitors.mast:check_mast2lake",
-    "get-missing-files": "ingest.fetch:get_missing_files",
-    "get-new-datasets": "monitors.datasets:get_new_datasets",
-    "get-proposal-status": "monitors.datasets:get_proposal_status",
-    "check-duplicate-proposal-folders": "monitors.filesystem:check_duplicate_proposal_folders",
-    "make-cron-summary": "monitors.cronsummary:make_cron_summary",
-    "make-log-plots": "monitors.logplots:make_log_plots",
-    "maintain-lake": "lake.maintenance:maintain_lake_job",
-}
-
-# default schedule (cron expressions, UTC); a schedule file overrides per job
-DEFAULT_SCHEDULE: dict[str, str] = {
-    "run-ingest": "*/30 * * * *",
-    "check-filesystem": "15 2 * * *",
-    "check-fsys2lake": "20 2 * * *",
-    "check-lake2fsys": "25 2 * * *",
-    "check-mast2lake": "30 3 * * *",
-    "get-missing-files": "45 3 * * *",
-    "get-new-datasets": "0 * * * *",
-    "get-proposal-status": "0 4 * * *",
-    "check-duplicate-proposal-folders": "10 4 * * 0",
-    "make-cron-summary": "*/15 * * * *",
-    "make-log-plots": "30 4 * * *",
-    "maintain-lake": "50 4 * * *",
-}
 
 STATUSES = ("success", "no-work", "failed", "skipped-locked", "running")
 LOG_KEEP_DAYS = 30
@@ -120,35 +89,54 @@ class Run:
     findings: int = 0
 
 
-# the calibration monitors (monitors/registry.py) run as jobs of their own name
-MONITORS = (
-    "uvis-darks",
-    "uvis-ctecorr-darks",
-    "uvis-gain",
-    "uvis-eper-cte",
-    "uvis-contam",
-    "uvis-bowtie",
-    "ir-bias",
-    "ir-blobs",
-    "ir-snowballs",
-    "ir-bad-actors",
-    "ir-persistence",
-)
+@dataclass(frozen=True)
+class Job:
+    """A recorded job, as a plugin contributes it (:mod:`lake.plugins`).
+
+    ``run`` is the job itself; ``schedule`` its default cron expression (UTC; ``None``: run on demand,
+    ``ql run JOB``); ``monitor`` marks the calibration monitors, which ``ql monitor`` runs and the board
+    lists after the maintenance jobs.
+    """
+
+    name: str
+    run: Callable[[JobContext], JobResult]
+    schedule: str | None = None
+    help: str = ""
+    monitor: bool = False
+
+
+@cache
+def registry() -> dict[str, Job]:
+    """Every job the plugins contribute, by name: the maintenance jobs by name, then the monitors in the
+    order their registry gives. The one list the runner, the schedule and the board read."""
+    from lake.plugins import hook
+
+    found: dict[str, Job] = {}
+    for contributed in reversed(hook().register_jobs()):  # pluggy calls the last registered first
+        for j in contributed:
+            if j.name in found:
+                raise ConfigError(f"two plugins contribute a job named {j.name!r}")
+            found[j.name] = j
+    jobs = sorted((j for j in found.values() if not j.monitor), key=lambda j: j.name)
+    return {j.name: j for j in [*jobs, *(j for j in found.values() if j.monitor)]}
+
+
+def monitor_names() -> list[str]:
+    """The calibration monitors, in their registry's order."""
+    return [n for n, j in registry().items() if j.monitor]
 
 
 def job_function(name: str) -> Callable[[JobContext], JobResult]:
-    if name in MONITORS:
-        from functools import partial
+    jobs = registry()
+    if name not in jobs:
+        plain = ", ".join(n for n, j in jobs.items() if not j.monitor)
+        raise ConfigError(f"no job {name!r}; jobs: {plain}; monitors: {', '.join(monitor_names())}")
+    return jobs[name].run
 
-        run_monitor = importlib.import_module("monitors.framework").run_monitor
-        return partial(run_monitor, name=name)
-    if name not in REGISTRY:
-        raise ConfigError(
-            f"no job {name!r}; jobs: {', '.join(sorted(REGISTRY))}; monitors: {', '.join(MONITORS)}"
-        )
-    module, func = REGISTRY[name].split(":")
-    fn: Callable[[JobContext], JobResult] = getattr(importlib.import_module(module), func)
-    return fn
+
+def default_schedule() -> dict[str, str]:
+    """Cron expressions (UTC) of the jobs that have one."""
+    return {n: j.schedule for n, j in registry().items() if j.schedule}
 
 
 def _now() -> str:
@@ -363,7 +351,7 @@ def board(lake_root: str | os.PathLike[str], now: datetime | None = None) -> lis
     now = now or datetime.now(UTC)
     all_runs = runs(lake_root, limit=100000).to_pylist()
     out = []
-    for job in [*REGISTRY, *MONITORS]:
+    for job in registry():
         mine = [r for r in all_runs if r["job"] == job and r["status"] != "skipped-locked"]
         latest = mine[0] if mine else None
         ok = [r for r in mine if r["status"] in {"success", "no-work"}]
@@ -438,13 +426,14 @@ def schedule(path: str | os.PathLike[str] | None) -> dict[str, str]:
 
     from cronsim import CronSim, CronSimError
 
-    sched = dict(DEFAULT_SCHEDULE)
+    sched = default_schedule()
+    known = registry()
     if path and Path(path).exists():
         data = tomllib.loads(Path(path).read_text())
         data = data.get("schedule", data)
         for job, expr in data.items():
-            if job not in REGISTRY:
-                raise ConfigError(f"{path}: no job {job!r}; jobs: {', '.join(sorted(REGISTRY))}")
+            if job not in known:
+                raise ConfigError(f"{path}: no job {job!r}; jobs: {', '.join(known)}")
             sched[job] = str(expr)
     for job, expr in sched.items():
         try:

@@ -36,7 +36,7 @@ CREATE TABLE IF NOT EXISTS anomaly_events (
     event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
     ts         TEXT NOT NULL,      -- UTC ISO 8601
     rootname   TEXT NOT NULL,
-    anomaly    TEXT NOT NULL,      -- one of lake.anomaly.ANOMALY_TYPES
+    anomaly    TEXT NOT NULL,      -- one of app.data.anomaly.ANOMALY_TYPES
     action     TEXT NOT NULL CHECK (action IN ('flag', 'unflag')),
     user       TEXT NOT NULL,
     comment    TEXT

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from lake.access import read_sql
+from lake.access import read_sql, tables
 from lake.jobs import JobContext, JobResult
 
 SMALL = 64
@@ -76,34 +76,36 @@ def _safe(
         return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}", "__path__": item["path"]}]
 
 
+def _chunk(
+    key: str, fn: Callable[[dict[str, Any]], list[dict[str, Any]]], i: int, chunk: list[dict[str, Any]]
+) -> tuple[int, list[dict[str, Any]]]:
+    """One task: ``fn`` over a chunk of items, tagged with the chunk's index (``key`` names the task)."""
+    return i, [row for item in chunk for row in fn(item)]
+
+
 def dask_map(
     fn: Callable[[dict[str, Any]], list[dict[str, Any]]], items: list[dict[str, Any]], cfg: dict[str, Any]
 ) -> list[dict[str, Any]]:
-    """``fn`` over ``items`` on the configured Dask scheduler, in coarse partitions; rows flattened."""
-    import dask.bag as db
+    """``fn`` over ``items`` on the configured scheduler (:class:`lake.executor.Executor`, the one Dask
+    runner, shared with ingest and the generator), in coarse chunks; rows flattened, in input order."""
+    import uuid
+
+    from lake.executor import Executor
 
     workers = int(cfg.get("workers") or os.cpu_count() or 1)
-    bag = db.from_sequence(items, npartitions=max(1, min(len(items), workers * 4))).map(fn).flatten()
     scheduler = cfg.get("scheduler", "local")
     # a local cluster takes seconds to start: below SMALL files the work is done in this process
-    if scheduler == "synchronous" or (scheduler == "local" and len(items) < SMALL):
-        return list(bag.compute(scheduler="synchronous"))
-    from distributed import Client, LocalCluster
-
-    if scheduler == "local":
-        with (
-            LocalCluster(
-                n_workers=workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=40,
-            ) as cluster,
-            Client(cluster) as client,
-        ):
-            return list(client.compute(bag).result())
-    with Client(scheduler, timeout=30) as client:
-        return list(client.compute(bag).result())
+    if scheduler == "local" and len(items) < SMALL:
+        scheduler = "synchronous"
+    n = max(1, min(len(items), workers * 4))
+    bounds = [len(items) * k // n for k in range(n + 1)]
+    run = uuid.uuid4().hex[:12]  # task keys unique per run: a long-lived scheduler keeps old results
+    tasks = [(f"{run}-{k}", fn, k, items[bounds[k] : bounds[k + 1]]) for k in range(n)]
+    done: dict[int, list[dict[str, Any]]] = {}
+    with Executor(scheduler, workers) as ex:
+        for group in ex.map(_chunk, tasks, name="monitor"):
+            done.update(group)
+    return [row for k in sorted(done) for row in done[k]]
 
 
 def run_monitor(ctx: JobContext, name: str) -> JobResult:
@@ -117,11 +119,10 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     table = table_name(name)
     schema = m.schema.append(pa.field("path", pa.string()))
     old = None
-    if not rebuild:
-        try:
-            old = read_sql(f"SELECT * EXCLUDE (run_id, found_at) FROM {table}", ctx.lake_root)
-        except Exception:  # first run: no table yet
-            old = None
+    if not rebuild and table in tables(ctx.lake_root):
+        # any failure to read the results must stop the run: treating it as "nothing measured yet"
+        # would measure every input again and append duplicates
+        old = read_sql(f"SELECT * EXCLUDE (run_id, found_at) FROM {table}", ctx.lake_root)
     if old is not None and set(schema.names) - set(old.column_names):
         ctx.log.info("%s: the result table lacks %s: recomputing all", name,
                      sorted(set(schema.names) - set(old.column_names)))  # fmt: skip

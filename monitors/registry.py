@@ -8,17 +8,17 @@ from lake.errors import ConfigError
 from monitors.framework import Monitor
 
 MODULES = {
-    "uvis-darks": "monitors.uvis_darks",
-    "uvis-ctecorr-darks": "monitors.uvis_ctecorr_darks",
-    "uvis-gain": "monitors.uvis_gain",
-    "uvis-eper-cte": "monitors.uvis_eper_cte",
-    "uvis-contam": "monitors.uvis_contam",
-    "uvis-bowtie": "monitors.uvis_bowtie",
-    "ir-bias": "monitors.ir_bias",
-    "ir-blobs": "monitors.ir_blobs",
-    "ir-snowballs": "monitors.ir_snowballs",
-    "ir-bad-actors": "monitors.ir_bad_actors",
-    "ir-persistence": "monitors.ir_persistence",
+    "uvis-darks": "monitors.calibration.uvis_darks",
+    "uvis-ctecorr-darks": "monitors.calibration.uvis_ctecorr_darks",
+    "uvis-gain": "monitors.calibration.uvis_gain",
+    "uvis-eper-cte": "monitors.calibration.uvis_eper_cte",
+    "uvis-contam": "monitors.calibration.uvis_contam",
+    "uvis-bowtie": "monitors.calibration.uvis_bowtie",
+    "ir-bias": "monitors.calibration.ir_bias",
+    "ir-blobs": "monitors.calibration.ir_blobs",
+    "ir-snowballs": "monitors.calibration.ir_snowballs",
+    "ir-bad-actors": "monitors.calibration.ir_bad_actors",
+    "ir-persistence": "monitors.calibration.ir_persistence",
 }
 
 

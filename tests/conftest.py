@@ -38,7 +38,7 @@ def _isolated_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
 
 @pytest.fixture(scope="session")
 def small_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
 
     out = tmp_path_factory.mktemp("archive")
     generate(out, datasets=40, seed=7)
@@ -57,7 +57,7 @@ def small_lake(small_archive: Path, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def archive_copy(tmp_path: Path) -> Path:
     """A private archive to damage; generated again (copying would fill the sparse files' holes)."""
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
 
     dst = tmp_path / "archive"
     generate(dst, datasets=40, seed=7)
@@ -73,7 +73,7 @@ def site_lake(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """
     import csv
 
-    from ingest.archivegen import generate
+    from ingest.archivegen.generate import generate
     from ingest.run import ingest
     from lake import settings
     from lake.access import read_sql

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from astropy.io import fits
 
-from ingest import pixels as px
-from ingest.archivegen import TRUTH_FILE, Exposure, generate, plan
-from ingest.features import Instrument, years_since_2009
+from ingest.archivegen import pixels as px
+from ingest.archivegen.features import Instrument, years_since_2009
+from ingest.archivegen.generate import TRUTH_FILE, Exposure, generate, plan
 from lake.errors import GeneratorError
 from tests.conftest import REAL
 
@@ -224,7 +224,7 @@ def test_bad_options_change_nothing(tmp_path: Path) -> None:
 
 
 def test_bias_and_subarray_exposures(pixel_archive: Path) -> None:
-    from ingest.archivegen import BIAS_PROGRAM, SUBARRAY_APERTURE, SUBARRAY_PROGRAM
+    from ingest.archivegen.generate import BIAS_PROGRAM, SUBARRAY_APERTURE, SUBARRAY_PROGRAM
 
     biases = _files(pixel_archive / str(BIAS_PROGRAM), "*_raw.fits")
     assert len(biases) >= 4

@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from lake import anomaly
+from app.data import anomaly
+from app.data.scope import Scope
+from app.data.viewer import Viewer
 from lake.access import read_sql
-from lake.scope import Scope
-from lake.viewer import Viewer
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -13,11 +13,11 @@ import pyarrow.parquet as pq
 import pytest
 
 import lake
-from ingest.archivegen import TRUTH_FILE, generate
-from ingest.features import Instrument, years_since_2009
+from ingest.archivegen.features import Instrument, years_since_2009
+from ingest.archivegen.generate import TRUTH_FILE, generate
 from ingest.run import ingest
-from lake.jobs import MONITORS, run_job
-from monitors import uvis_darks
+from lake.jobs import monitor_names, run_job
+from monitors.calibration import uvis_darks
 from tests.conftest import REAL
 
 SEED = 5
@@ -31,7 +31,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     ingest(lk, str(archive), scheduler="synchronous")
     cfg = {"archive": str(archive), "scheduler": "synchronous"}
     runs = {}
-    for m in MONITORS:
+    for m in monitor_names():
         runs[m] = run_job(lk, m, cfg={**_cfg(lk), **cfg})
     truth = pq.read_table(archive / TRUTH_FILE).to_pylist()
     yield {"lake": lk, "archive": archive, "runs": runs, "truth": truth, "cfg": {**_cfg(lk), **cfg}}
@@ -224,7 +224,7 @@ def test_monitors_run_on_the_real_files(tmp_path: Path) -> None:
     lk = tmp_path / "lake"
     ingest(lk, str(REAL), scheduler="synchronous", template="{dir}/{stem}.fits")
     cfg = {**_cfg(lk), "archive": str(REAL), "layout": "{dir}/{stem}.fits", "scheduler": "synchronous"}
-    for m in MONITORS:
+    for m in monitor_names():
         r = run_job(lk, m, cfg=cfg)
         assert r.status in {"success", "no-work"} and not r.counts.get("errors"), (m, r.error, r.counts)
 
@@ -297,7 +297,7 @@ def test_ir_persistence_predicts_the_injected_persistence(site: dict[str, Any]) 
         # the map predicts what the pixels hold: (flt - sky) where the stimulus was brightest
         from astropy.io import fits
 
-        from monitors.fitsdata import read_rows
+        from monitors.calibration.fitsdata import read_rows
 
         pred = fits.getdata(r["map_path"])
         flt = lake.read_sql(

@@ -13,11 +13,12 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from lake import anomaly, browse, headerview, jobs, preview, proprietary
+from app.data import anomaly, browse, headerview, preview
+from app.data.scope import Scope
+from app.data.viewer import GUEST, Viewer, viewer_from_claims
+from lake import jobs, proprietary
 from lake.access import read_header
 from lake.errors import AccessDenied, ConfigError, FitsError, QueryError
-from lake.scope import Scope
-from lake.viewer import GUEST, Viewer, viewer_from_claims
 
 TEAM = Viewer(name="Alice", email="alice@stsci.edu", groups=("wfc3-team",), team=True)
 OUTSIDER = Viewer(name="Bob", email="bob@example.org")
@@ -72,7 +73,7 @@ def test_proprietary_periods(tmp_path: Path) -> None:
 
 
 def test_generator_writes_proposal_periods(site_lake: dict[str, Any]) -> None:
-    from ingest.archivegen import CAL_PROGRAMS
+    from ingest.archivegen.generate import CAL_PROGRAMS
 
     per = proprietary.periods({"archive": str(site_lake["archive"])})
     assert per[site_lake["secret"]] == 1200
@@ -316,7 +317,7 @@ def test_jobs_history_and_log(site_lake: dict[str, Any]) -> None:
 
 
 def test_monitor_report_scoped(scopes: dict[str, Scope]) -> None:
-    from monitors import report
+    from app.data import monitor_report as report
 
     team = report.report(scopes["team"], "uvis-darks")
     guest = report.report(scopes["guest"], "uvis-darks")
@@ -337,7 +338,8 @@ def test_monitor_report_scoped(scopes: dict[str, Scope]) -> None:
 def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from lake import settings, site
+    from app import site
+    from lake import settings
     from lake.cli import main
 
     cfg = {**settings.load({"lake": str(site_lake["lake"])}), "app_port": 8765}

@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from lake import anomaly
+from app.data import anomaly
 
 st.title("Anomalies")
 TYPES = anomaly.ANOMALY_TYPES

@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from lake import browse, preview
+from app.data import browse, preview
 
 st.title("Browse")
 PAGE = 12

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 import ui
 
-from lake import anomaly, browse, headerview, preview
+from app.data import anomaly, browse, headerview, preview
 
 st.title("Dataset")
 

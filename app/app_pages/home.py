@@ -4,7 +4,8 @@ import altair as alt
 import streamlit as st
 import ui
 
-from lake import anomaly, browse, jobs
+from app.data import anomaly, browse
+from lake import jobs
 
 st.title("Quicklake")
 st.caption("WFC3 archive headers, monitors and anomalies, from the lake")

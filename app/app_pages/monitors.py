@@ -3,8 +3,8 @@
 import streamlit as st
 import ui
 
+from app.data import monitor_report as report
 from lake.proprietary import now_mjd
-from monitors import report
 from monitors.registry import MODULES, get
 
 st.title("Monitors")

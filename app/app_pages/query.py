@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 import ui
 
-from lake import browse
+from app.data import browse
 
 st.title("Query")
 

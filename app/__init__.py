@@ -1,0 +1,2 @@
+"""The Quicklake site: Streamlit pages in ``app_pages``; their data layer, without Streamlit, in
+``app.data``."""

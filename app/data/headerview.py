@@ -1,0 +1,85 @@
+"""Headers as the site shows them: every card of an HDU from the ``cards`` table, searchable, and diffs.
+
+Cards come back in file order with the exact card image, so what the viewer reads is the header as
+written (CONTINUE strings joined, repeated ``DP1``/``D2IM1`` record-valued cards and HISTORY kept).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import pyarrow as pa
+
+from app.data.scope import Scope
+
+
+def cards(
+    scope: Scope,
+    path: str,
+    hdu: int | None = None,
+    search: str = "",
+    commentary: bool = True,
+    repeated_only: bool = False,
+) -> pa.Table:
+    """Cards of ``path`` (one HDU or all), in order, with ``repeats`` = how often the keyword occurs.
+
+    ``search`` matches keyword, value or comment (case-insensitive); ``commentary=False`` hides
+    HISTORY/COMMENT/blank cards; ``repeated_only`` keeps keywords that occur more than once in the HDU.
+    """
+    scope.require_file(path)
+    conds = ["path = ?"]
+    args: list[object] = [path]
+    if hdu is not None:
+        conds.append("hdu = ?")
+        args.append(hdu)
+    outer = []
+    if search:
+        outer.append("image ILIKE ?")
+        args.append(f"%{search}%")
+    if not commentary:
+        outer.append("value_type != 'text'")
+    if repeated_only:
+        outer.append("repeats > 1 AND keyword NOT IN ('', 'HISTORY', 'COMMENT')")
+    # repeats count the whole HDU, so the filters apply outside the window
+    return scope.sql(
+        "SELECT * FROM (SELECT hdu, position, keyword, value_type, image, comment, "
+        "count(*) OVER (PARTITION BY hdu, keyword) AS repeats FROM cards WHERE "
+        + " AND ".join(conds)
+        + ")"
+        + (" WHERE " + " AND ".join(outer) if outer else "")
+        + " ORDER BY hdu, position",
+        args,
+    )
+
+
+def text(scope: Scope, path: str, hdu: int) -> str:
+    """The HDU's header as text, one 80-character card per line (as ``ql header`` prints it)."""
+    images = cards(scope, path, hdu).column("image").to_pylist()
+    return "\n".join(img[i : i + 80] for img in images for i in range(0, len(img), 80))
+
+
+def diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int, context: int = 1) -> str:
+    """A unified diff of two HDU headers (card by card)."""
+    a = text(scope, path_a, hdu_a).splitlines()
+    b = text(scope, path_b, hdu_b).splitlines()
+    return "\n".join(
+        line.rstrip()
+        for line in difflib.unified_diff(
+            a, b, f"{path_a}[{hdu_a}]", f"{path_b}[{hdu_b}]", n=context, lineterm=""
+        )
+    )
+
+
+def keyword_diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int) -> pa.Table:
+    """Keywords whose values differ, or that only one header has (commentary cards left out)."""
+    scope.require_file(path_a)
+    scope.require_file(path_b)
+    return scope.sql(
+        "WITH a AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
+        "FROM cards WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword), "
+        "b AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
+        "FROM cards WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword) "
+        "SELECT coalesce(a.keyword, b.keyword) AS keyword, a.v AS a, b.v AS b FROM a FULL JOIN b "
+        "USING (keyword) WHERE a.v IS DISTINCT FROM b.v ORDER BY keyword",
+        [path_a, hdu_a, path_b, hdu_b],
+    )

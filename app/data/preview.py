@@ -1,0 +1,162 @@
+"""Preview images of SCI extensions: decimated, zscale or log stretched, cached as PNG beside the lake.
+
+Pipeline (timings in ``docs/background/streamlit-recipe.md`` §5): read the extension, block-average it to at
+most ``size`` pixels on the long side, stretch the small array, flip it (FITS row 1 is at the bottom),
+encode PNG. Thumbnails live in ``<lake>/thumbnails/`` under a name hashed from the file's path, size,
+mtime, HDU, stretch and size, so a changed file gets a new thumbnail and a stale one is never shown.
+Access goes through the viewer's :class:`app.data.scope.Scope`: a guest gets no preview of proprietary data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import threading
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from app.data.browse import archive_path
+from app.data.scope import Scope
+from lake.errors import FitsError, QueryError
+
+Stretch = Literal["zscale", "log"]
+VERSION = 2  # bump when the rendering changes: old thumbnails are then not reused
+
+
+def _read(location: str, hdu: int) -> np.ndarray:
+    import fsspec
+    from astropy.io import fits
+
+    try:
+        with fsspec.open(location, "rb") as fh, fits.open(fh, memmap=False, lazy_load_hdus=True) as hl:
+            data = hl[hdu].data
+            if data is None or data.ndim < 2:
+                raise FitsError(location, "has no image to preview", hdu=hdu)
+            return np.asarray(data if data.ndim == 2 else data.reshape(-1, data.shape[-1]), dtype=np.float32)
+    except (OSError, IndexError, TypeError, ValueError) as e:
+        raise FitsError(location, f"cannot be read for a preview: {e}", hdu=hdu) from None
+
+
+def _shrink(a: np.ndarray, size: int) -> np.ndarray:
+    k = max(1, int(np.ceil(max(a.shape) / size)))
+    if k == 1:
+        return a
+    h, w = (a.shape[0] // k) * k, (a.shape[1] // k) * k
+    return a[:h, :w].reshape(h // k, k, w // k, k).mean(axis=(1, 3))
+
+
+def stretch_to_uint8(a: np.ndarray, stretch: Stretch) -> np.ndarray:
+    from astropy.visualization import ZScaleInterval
+
+    finite = np.isfinite(a)
+    a = np.where(finite, a, np.nanmedian(a[finite]) if finite.any() else 0.0)
+    if stretch == "log":
+        lo, hi = np.percentile(a, [0.5, 99.9])
+        s = np.log10(1.0 + 999.0 * np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)) / 3.0
+    else:
+        lo, hi = ZScaleInterval().get_limits(a)
+        s = np.clip((a - lo) / max(hi - lo, 1e-12), 0, 1)
+    return (s * 255 + 0.5).astype(np.uint8)[::-1]
+
+
+def _blank(location: str, hdu: int, value: float) -> FitsError:
+    return FitsError(
+        location, f"all pixels are {value:g}: nothing to preview (a headers-only or sparse file?)", hdu=hdu
+    )
+
+
+def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
+    """PNG bytes of one image extension of a FITS file (local path or fsspec URL)."""
+    from PIL import Image
+
+    small = _shrink(_read(location, hdu), size)
+    finite = small[np.isfinite(small)]
+    if not finite.size:
+        raise _blank(location, hdu, float("nan"))
+    if not finite.max() > finite.min():
+        raise _blank(location, hdu, float(finite.min()))
+    img = stretch_to_uint8(small, stretch)
+    buf = io.BytesIO()
+    Image.fromarray(img, mode="L").save(buf, format="PNG", optimize=False)
+    return buf.getvalue()
+
+
+def _cached(scope: Scope, key: str, make: Callable[[], bytes]) -> bytes:
+    """The bytes cached under ``key`` in ``<lake>/thumbnails``, made (and stored atomically) on a miss.
+
+    An empty file remembers "nothing to show", so a blank image is not read again on every page.
+    """
+    name = hashlib.sha256(f"{VERSION}|{key}".encode()).hexdigest()[:32] + ".png"
+    cache = scope.lake_root / "thumbnails" / name[:2]
+    target = cache / name
+    if target.exists():
+        return target.read_bytes()
+    data = make()
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    tmp.write_bytes(data)
+    os.replace(tmp, target)  # readers see a whole PNG or none
+    return data
+
+
+def preview(scope: Scope, path: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
+    """The cached PNG of extension ``hdu`` of archive file ``path``, rendered on first request."""
+    if stretch not in ("zscale", "log"):
+        raise QueryError(f"stretch must be 'zscale' or 'log', not {stretch!r}")
+    row = scope.require_file(path)
+
+    def make() -> bytes:
+        try:
+            return render(archive_path(scope, path), hdu, stretch, size)
+        except FitsError as e:
+            if "nothing to preview" in e.reason:
+                return b""
+            raise
+
+    png = _cached(scope, f"{path}|{row['size']}|{row['mtime']}|{hdu}|{stretch}|{size}", make)
+    if not png:
+        raise _blank(path, hdu, 0.0)
+    return png
+
+
+def image_hdus(scope: Scope, path: str) -> list[tuple[int, str]]:
+    """(HDU index, label) of the SCI image extensions of a file, for the preview picker."""
+    from app.data.browse import hdus
+
+    out = []
+    for r in hdus(scope, path).to_pylist():
+        if (r["naxis"] or 0) >= 2 and (r["extname"] in (None, "SCI", "PRIMARY") or r["hdu"] == 0):
+            if r["hdu"] == 0 and r["naxis1"] is None:
+                continue
+            label = (
+                f"{r['hdu']}: {r['extname'] or 'PRIMARY'},{r['extver'] or 1} ({r['naxis1']}x{r['naxis2']})"
+            )
+            out.append((int(r["hdu"]), label))
+    return out
+
+
+def dataset_thumbnail(scope: Scope, rootname: str, size: int = 256) -> bytes | None:
+    """A small zscale image of a dataset's first SCI extension with pixels (flt, flc, raw, ima, drz, drc),
+    or None. Cached per dataset (keyed by its files' sizes and mtimes), so a warm listing reads no FITS."""
+    from app.data.browse import files
+
+    rows = sorted(
+        (r for r in files(scope, rootname).to_pylist() if r["status"] == "ok"), key=lambda r: r["path"]
+    )
+    by_type = {r["filetype"]: r["path"] for r in rows}
+
+    def make() -> bytes:
+        for ft in ("flt", "flc", "raw", "ima", "drz", "drc"):
+            if ft in by_type:
+                for h, _ in image_hdus(scope, by_type[ft])[:1]:
+                    try:
+                        return preview(scope, by_type[ft], h, "zscale", size)
+                    except FitsError:
+                        continue  # blank or unreadable: try the next file type
+        return b""
+
+    key = f"dataset|{rootname}|{size}|" + "|".join(f"{r['path']}:{r['size']}:{r['mtime']}" for r in rows)
+    return _cached(scope, key, make) or None

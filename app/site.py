@@ -1,0 +1,63 @@
+"""``ql app``: the Streamlit site (``app/``), started with the lake's settings.
+
+The site reads the same settings as the CLI: they reach the Streamlit process as ``QUICKLAKE_*``
+variables. It listens on 127.0.0.1 only (put a TLS proxy in front to serve it), without a file
+watcher, with error details hidden from viewers (the server log has them).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+from lake.errors import ConfigError
+
+APP_DIR = Path(__file__).resolve().parent
+ENTRY = APP_DIR / "streamlit_app.py"
+
+
+def command(cfg: Mapping[str, Any], port: int | None = None) -> list[str]:
+    """The ``streamlit run`` command line for the site."""
+    if not ENTRY.exists():
+        raise ConfigError(f"{ENTRY} not found; 'ql app' runs from a source checkout of Quicklake")
+    cmd = [
+        sys.executable, "-m", "streamlit", "run", str(ENTRY),
+        "--server.headless", "true",
+        "--server.address", "127.0.0.1",
+        "--server.port", str(port or cfg["app_port"]),
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+        "--client.showErrorDetails", "none",
+        "--client.toolbarMode", "viewer",
+    ]  # fmt: skip
+    secrets = str(cfg.get("auth_secrets") or "")
+    if secrets:
+        if not Path(secrets).is_file():
+            raise ConfigError(
+                f"auth_secrets: {secrets} is not a file; point it at a secrets.toml with [auth]"
+            )
+        cmd += ["--secrets.files", str(Path(secrets).resolve())]
+    return cmd
+
+
+def environment(cfg: Mapping[str, Any]) -> dict[str, str]:
+    """The process environment carrying every setting (paths made absolute)."""
+    env = dict(os.environ)
+    for name, value in cfg.items():
+        if name in {"archive", "lake"} and value and "://" not in str(value):
+            value = str(Path(value).resolve())
+        env[f"QUICKLAKE_{name.upper()}"] = str(value)
+    return env
+
+
+def serve(cfg: Mapping[str, Any], port: int | None = None) -> NoReturn:
+    """Become the Streamlit server (exec): a signal to ``ql app`` then reaches the server itself."""
+    from lake.tables import Lake
+
+    Lake(cfg["lake"], cfg.get("catalog_uri", "")).require()
+    cmd, env = command(cfg, port), environment(cfg)
+    os.chdir(APP_DIR)
+    os.execve(cmd[0], cmd, env)

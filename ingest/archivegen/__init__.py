@@ -1,0 +1,1 @@
+"""The archive generator: a WFC3-like archive with planted features and its truth table (``ql generate``)."""

@@ -1,0 +1,188 @@
+"""``ingest``'s contributions to ``ql`` (:mod:`lake.plugins`): the commands ``ingest``, ``rebuild``,
+``generate`` and ``demo``, and the jobs ``run-ingest`` and ``get-missing-files``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from lake.cli import cfg_from, handle_errors, ingest_options, scheduler_option, workers_option
+from lake.plugins import hookimpl
+
+if TYPE_CHECKING:
+    from lake.jobs import Job, JobContext, JobResult
+
+
+def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
+    from tqdm import tqdm
+
+    from ingest.run import ingest_with
+
+    bar = tqdm(
+        unit="files",
+        desc="rebuild" if rebuild else "ingest",
+        disable=not (cfg["progress"] and sys.stderr.isatty()),
+    )
+
+    def progress(done: int, errors: int) -> None:
+        bar.update(done - bar.n)
+        bar.set_postfix(errors=errors)
+
+    try:
+        summary = ingest_with(cfg, rebuild=rebuild, progress=progress)
+    finally:
+        bar.close()
+    for line in summary.lines():
+        click.echo(line)
+    for _path, err in summary.error_samples[:10]:
+        click.echo(f"  error: {err}", err=True)
+    if summary.errors:
+        click.echo("  'ql errors' lists every file with an error", err=True)
+
+
+@click.command("ingest")
+@ingest_options
+@handle_errors
+def ingest_cmd(**opts: Any) -> None:
+    """Ingest new and changed archive files; mark removed ones."""
+    _run_ingest(cfg_from(**opts), rebuild=False)
+
+
+@click.command("rebuild")
+@ingest_options
+@handle_errors
+def rebuild_cmd(**opts: Any) -> None:
+    """Re-extract every file into new tables, swapped in atomically at the end."""
+    _run_ingest(cfg_from(**opts), rebuild=True)
+
+
+def generator_options(fn: Any) -> Any:
+    """--datasets, --seed and --pixels, shared by ``ql generate`` and ``ql demo``."""
+    for opt in reversed(
+        [
+            click.option(
+                "--datasets", type=int, default=300, show_default=True, help="Datasets (exposures)."
+            ),
+            click.option(
+                "--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes)."
+            ),
+            click.option(
+                "--pixels",
+                type=click.Choice(["none", "sparse", "full"]),
+                default="sparse",
+                show_default=True,
+                help="Pixel data: none (headers only), sparse (what monitors read), full.",
+            ),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, Any]) -> int:
+    from tqdm import tqdm
+
+    from ingest.archivegen.generate import generate
+
+    if datasets < 1:
+        raise click.UsageError(f"--datasets must be at least 1, not {datasets}")
+    show = cfg["progress"] and sys.stderr.isatty()
+    with tqdm(unit="files", desc="generate", disable=not show) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        return generate(
+            out, datasets, seed, pixels=pixels, progress=progress,
+            scheduler=cfg["scheduler"], workers=int(cfg["workers"] or 0),
+        )  # fmt: skip
+
+
+@click.command("generate")
+@click.option("--out", default=None, help="Archive directory to write [setting: archive].")
+@generator_options
+@scheduler_option
+@workers_option
+@handle_errors
+def generate_cmd(
+    out: str | None, datasets: int, seed: int, pixels: str, scheduler: str | None, workers: int | None
+) -> None:
+    """Write a generated WFC3 archive and its truth table (quicklake_truth.parquet)."""
+    cfg = cfg_from(archive=out, scheduler=scheduler, workers=workers)
+    n = _generate(cfg["archive"], datasets, seed, pixels, cfg)
+    click.echo(f"wrote {n} files under {cfg['archive']}")
+
+
+@click.command("demo")
+@click.option("--out", default="demo", show_default=True, help="Directory for archive/ and lake/.")
+@generator_options
+@scheduler_option
+@handle_errors
+def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | None) -> None:
+    """Generate the demo archive (if absent), ingest it, run the monitors, and say how to use the lake."""
+    from lake.access import read_sql
+    from lake.cli import ORIGINAL_QUERY
+    from lake.jobs import monitor_names, run_job
+
+    root = Path(out).resolve()
+    archive, lake_dir = root / "archive", root / "lake"
+    cfg = cfg_from(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
+    if not (archive / ".quicklake-archive").exists():
+        n = _generate(str(archive), datasets, seed, pixels, cfg)
+        click.echo(f"generated {n} files under {archive}")
+    _run_ingest(cfg, rebuild=False)
+    for name in monitor_names():  # contributed by the monitors plugin, run through the job runner
+        r = run_job(lake_dir, name, {}, cfg)
+        c = r.counts
+        made = f", {c['groups']} superdarks" if "groups" in c else ""
+        click.echo(f"monitor {name}: {r.status} ({c.get('measured', 0)} files measured{made})")
+    rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
+    click.echo(f"\nlake: {lake_dir}")
+    click.echo(
+        f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original"
+    )
+    click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
+    click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
+    click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")
+    click.echo(
+        f"the site:    ql app --lake {lake_dir} --archive {archive}   (then http://127.0.0.1:8501/; "
+        "guests see public data: QUICKLAKE_LOCAL_USER=you shows everything on your own machine)"
+    )
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    for cmd in (ingest_cmd, rebuild_cmd, generate_cmd, demo_cmd):
+        cli.add_command(cmd)
+
+
+def _run_ingest_job(ctx: JobContext) -> JobResult:
+    from ingest.run import run_ingest_job
+
+    return run_ingest_job(ctx)
+
+
+def _get_missing_files(ctx: JobContext) -> JobResult:
+    from ingest.fetch import get_missing_files
+
+    return get_missing_files(ctx)
+
+
+@hookimpl
+def register_jobs() -> list[Job]:
+    from lake.jobs import Job
+
+    return [
+        Job("run-ingest", _run_ingest_job, "*/30 * * * *", "the incremental ingest"),
+        Job(
+            "get-missing-files",
+            _get_missing_files,
+            "45 3 * * *",
+            "expected files (`schemas/expected_files.json`) missing or corrupt, fetched from `mirror` (any "
+            "fsspec URL), verified (size, `SHA256SUMS`, FITS structure), placed atomically and ingested",
+        ),
+    ]

@@ -1,0 +1,1 @@
+"""The calibration monitors: one module per monitor, registered in :mod:`monitors.registry`."""

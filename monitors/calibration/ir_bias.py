@@ -1,0 +1,103 @@
+"""ir-bias: IR zeroth-read level per quadrant over time (docs/background/wfc3-monitors.md §7, [I] design).
+
+Inputs: IR raw darks (IMAGETYP DARK). The zeroth read is the last IMSET of a raw file ([SCI, NSAMP]);
+per quadrant, the sigma-clipped median of its science pixels (the 5-px reference border excluded) is
+the bias level; a line per quadrant against time gives the drift.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
+from monitors.framework import Monitor
+
+QUADS = {"A": (False, False), "B": (False, True), "C": (True, True), "D": (True, False)}  # (top, right)
+
+SCHEMA = pa.schema(
+    [
+        ("rootname", pa.string()),
+        ("expstart", pa.float64()),
+        ("samp_seq", pa.string()),
+        ("nsamp", pa.int32()),
+        ("quad", pa.string()),
+        ("zeroth_median", pa.float64()),
+        ("zeroth_std", pa.float64()),
+        ("n_pixels", pa.int64()),
+    ]
+)
+
+SELECT = """
+SELECT f.path, f.rootname, m.expstart FROM files f JOIN master m USING (rootname)
+WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'IR' AND m.imagetyp = 'DARK'
+ORDER BY m.expstart
+"""
+
+
+def clipped(v: np.ndarray, k: float = 3.0) -> tuple[float, float]:
+    for _ in range(5):
+        med, std = np.median(v), np.std(v)
+        keep = np.abs(v - med) <= k * std
+        if keep.all() or keep.sum() < 10:
+            break
+        v = v[keep]
+    return float(np.median(v)), float(np.std(v))
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    h = primary(path)
+    nsamp = int(h.get("NSAMP", 1))
+    rows, data, _hdr = read_rows(path, ("SCI", nsamp))
+    n = data.shape[1]
+    cols = np.arange(n)
+    out = []
+    for q, (top, right) in QUADS.items():
+        rsel = ((rows >= n // 2) if top else (rows < n // 2)) & (rows >= 5) & (rows < n - 5)
+        csel = ((cols >= n // 2) if right else (cols < n // 2)) & (cols >= 5) & (cols < n - 5)
+        v = data[np.ix_(rsel, csel)].ravel()
+        if not v.size:
+            continue
+        med, std = clipped(v)
+        out.append(
+            {
+                "rootname": row["rootname"],
+                "expstart": float(row["expstart"]),
+                "samp_seq": str(h.get("SAMP_SEQ", "")),
+                "nsamp": nsamp,
+                "quad": q,
+                "zeroth_median": med,
+                "zeroth_std": std,
+                "n_pixels": int(v.size),
+            }
+        )
+    return out
+
+
+def trend(t: pa.Table) -> dict[str, Any]:
+    return fits_by_group(t, "zeroth_median", "quad", QUADS)
+
+
+def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
+    return [
+        trend_png(
+            t, "zeroth_median", "quad", "IR zeroth-read level per quadrant", "DN", out / "zeroth.png", summary
+        )
+    ]
+
+
+MONITOR = Monitor(
+    "ir-bias",
+    "IR zeroth-read bias per quadrant",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "zeroth_median", "quad", "IR zeroth read (DN)"),
+    __doc__ or "",
+)

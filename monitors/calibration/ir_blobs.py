@@ -1,0 +1,150 @@
+"""ir-blobs: low-sensitivity blobs in IR flats: position, radius, depth, first seen; a cumulative map.
+
+docs/background/wfc3-monitors.md §8 ([I] details): each high-signal IR flat (flt, EXPTIME >= 100 s) is
+normalised by its median, smoothed (Gaussian sigma 2 px), and connected regions more than 1.5 % below 1
+and at least 20 px in area are blob detections (centroid weighted by the deficit, radius from the area,
+depth = the deepest smoothed loss). The catalogue merges detections within 3 px across images; a blob's
+first-seen date is its earliest detection.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.plotting import vega_trend, years
+from monitors.framework import Monitor
+
+LIMIT = 0.015
+MIN_AREA = 20
+
+SCHEMA = pa.schema(
+    [
+        ("rootname", pa.string()),
+        ("expstart", pa.float64()),
+        ("filter", pa.string()),
+        ("x", pa.float64()),
+        ("y", pa.float64()),
+        ("radius", pa.float64()),
+        ("depth", pa.float64()),
+        ("area", pa.int64()),
+    ]
+)
+
+SELECT = """
+SELECT f.path, f.rootname, m.expstart, m.filter FROM files f JOIN master m USING (rootname)
+WHERE f.filetype = 'flt' AND f.status = 'ok' AND m.detector = 'IR' AND m.imagetyp = 'FLAT'
+  AND m.exptime >= 100 ORDER BY m.expstart
+"""
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    from scipy import ndimage
+
+    rows, data, _h = read_rows(path, 1)
+    out = []
+    # contiguous row blocks are processed apart: holes between them are not data
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    for block_rows, block in zip(np.split(rows, breaks), np.split(data, breaks), strict=True):
+        norm = block / np.median(block)
+        smooth = ndimage.gaussian_filter(norm, 2.0, mode="nearest")
+        deficit = np.clip(1 - smooth, 0, None)
+        labels, n = ndimage.label(deficit > LIMIT)
+        for k in range(1, n + 1):
+            ys, xs = np.nonzero(labels == k)
+            if len(ys) < MIN_AREA:
+                continue
+            w = deficit[ys, xs]
+            out.append(
+                {
+                    "rootname": row["rootname"],
+                    "expstart": float(row["expstart"]),
+                    "filter": row.get("filter"),
+                    "x": float(np.sum(xs * w) / w.sum()),
+                    "y": float(np.sum(block_rows[ys] * w) / w.sum()),
+                    "radius": float(np.sqrt(len(ys) / np.pi)),
+                    "depth": float(w.max()),
+                    "area": len(ys),
+                }
+            )
+    return out
+
+
+def catalogue(t: pa.Table, match: float = 3.0) -> list[dict[str, Any]]:
+    """Blobs merged across images: mean position, first-seen EXPSTART, detections."""
+    cat: list[dict[str, Any]] = []
+    for r in sorted(t.to_pylist(), key=lambda r: r["expstart"]):
+        for c in cat:
+            if np.hypot(c["x"] - r["x"], c["y"] - r["y"]) <= match:
+                c["n"] += 1
+                c["x"] += (r["x"] - c["x"]) / c["n"]
+                c["y"] += (r["y"] - c["y"]) / c["n"]
+                c["depth"] = max(c["depth"], r["depth"])
+                break
+        else:
+            cat.append(
+                {
+                    "x": r["x"],
+                    "y": r["y"],
+                    "radius": r["radius"],
+                    "depth": r["depth"],
+                    "first_seen": r["expstart"],
+                    "n": 1,
+                }
+            )
+    return cat
+
+
+def trend(t: pa.Table) -> dict[str, Any]:
+    cat = catalogue(t)
+    return {"n_blobs": len(cat), "catalogue": cat}
+
+
+def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cat = summary["catalogue"]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    first = np.sort([years(np.array([c["first_seen"]]))[0] for c in cat])
+    a1.step(first, np.arange(1, len(first) + 1), where="post")
+    a1.set_xlabel("year")
+    a1.set_ylabel("blobs known")
+    a1.set_title("Cumulative IR blob count")
+    sc = a2.scatter(
+        [c["x"] for c in cat],
+        [c["y"] for c in cat],
+        s=[8 * c["radius"] ** 2 for c in cat],
+        c=[c["depth"] for c in cat],
+        cmap="viridis",
+        alpha=0.7,
+    )
+    a2.set_xlim(0, 1014)
+    a2.set_ylim(0, 1014)
+    a2.set_aspect("equal")
+    a2.set_title("Blob map (flt pixels), colour = depth")
+    fig.colorbar(sc, ax=a2)
+    fig.tight_layout()
+    p = out / "blobs.png"
+    fig.savefig(p, dpi=100)
+    plt.close(fig)
+    return [p]
+
+
+MONITOR = Monitor(
+    "ir-blobs",
+    "IR blobs",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "depth", "filter", "IR blob depth"),
+    __doc__ or "",
+)

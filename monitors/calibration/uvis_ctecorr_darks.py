@@ -1,0 +1,35 @@
+"""uvis-ctecorr-darks: the uvis-darks statistics on CTE-corrected darks.
+
+docs/background/wfc3-monitors.md §2. The correction model [I] is a trail re-attribution on the superdark,
+not calwf3's full pixel-based reverse model: uvis-darks splits the pixels above its dark level into
+sources and their parallel-CTE trails (a matched filter for an exponential trail over the 8 pixels read
+after each source, fitted in read order); here the fitted trail charge, where detected, is added back to
+its source. Hot pixels far from the amplifier, which CTE dims, are then counted at their true rate;
+trends and hot pixels are reported as in uvis-darks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from monitors.calibration.plotting import vega_trend
+from monitors.calibration.uvis_darks import SCHEMA, SELECT, plot, trend, window, windows
+from monitors.framework import Monitor
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    return window(row, correct_cte=True)
+
+
+MONITOR = Monitor(
+    "uvis-ctecorr-darks",
+    "UVIS dark current and hot pixels, CTE-corrected",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp, CTE-corrected (e-/hr)"),
+    __doc__ or "",
+    windows,
+)

@@ -1,0 +1,358 @@
+"""uvis-darks: UVIS dark current per amp and hot pixels (> 54 e-/hr) in superdarks, over time.
+
+Follows docs/background/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is
+bias-subtracted per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash
+(FLASHLVL e-) removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy monitor does:
+the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so the noise falls by
+sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive, not running, and a
+window is measured once it is closed (a frame 4 days after its start, or after the next anneal, has arrived)
+or holds 5 frames. Windows never span an anneal: with an anneal list (setting ``uvis_anneals``,
+monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend summary gives hot
+pixels per cycle.
+
+Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
+e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
+the 8 pixels read after it) is fitted and taken out of the image, so trail pixels are not counted as hot
+pixels of their own; this monitor reports the hot pixel at its observed, CTE-dimmed rate, and
+uvis-ctecorr-darks adds the trail's charge back.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
+from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
+from monitors.framework import Monitor
+
+HOT = 54.0  # e-/hr
+TRAIL_ROWS = 8
+TRAIL_TAU = 1.5  # rows [I]: the exponential profile the correction assumes for a trail
+READ_NOISE_E = 3.15
+AMPS = {1: ("A", "B"), 2: ("C", "D")}
+WINDOW_DAYS = 4.0  # superdark windows (legacy)
+WINDOW_FRAMES = 5  # a window with this many frames is measured without waiting for it to close
+CANDIDATE_SIGMA = 3.0  # pixels this far above the dark level enter the source/trail decomposition
+TRAIL_SIGMA = 3.5  # a trail is added back only where it is detected
+
+SCHEMA = pa.schema(
+    [
+        ("rootname", pa.string()),  # the window's first frame
+        ("expstart", pa.float64()),  # the window's first frame
+        ("window_end", pa.float64()),  # EXPSTART of its last frame
+        ("n_frames", pa.int32()),
+        ("anneal_mjd", pa.float64()),  # the anneal that opened this window's cycle (null: unknown)
+        ("chip", pa.int32()),
+        ("amp", pa.string()),
+        ("median_dark", pa.float64()),  # the amp's dark current, e-/hr
+        ("n_hot", pa.int64()),
+        ("hot_fraction", pa.float64()),
+        ("n_pixels", pa.int64()),
+        ("hot_pixels", pa.string()),  # x,y,e-/hr;... in flt coordinates of the chip, in this amp
+        ("inputs", pa.string()),  # the frames' archive paths
+    ]
+)
+
+SELECT = """
+SELECT f.path, f.rootname, m.expstart, m.exptime FROM files f JOIN master m USING (rootname)
+WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'UVIS' AND m.targname LIKE 'DARK%'
+  AND m.exptime IN (900, 1800) ORDER BY m.expstart
+"""
+
+
+def windows(rows: list[dict[str, Any]], cfg: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """The superdark windows ready to measure, with the anneal list of ``cfg``."""
+    return split_windows(rows, anneal_dates(cfg))
+
+
+def split_windows(rows: list[dict[str, Any]], anneals: np.ndarray) -> list[list[dict[str, Any]]]:
+    """Consecutive windows of frames within 4 days of their first and in one anneal cycle; only those
+    ready to measure (closed, or full). Each frame gets ``anneal_mjd``, its cycle's anneal."""
+    rows = sorted(rows, key=lambda r: float(r["expstart"]))
+    if not rows:
+        return []
+    latest = float(rows[-1]["expstart"])
+    out: list[list[dict[str, Any]]] = []
+    for r in rows:
+        t = float(r["expstart"])
+        if not out or t > _window_end(out[-1], anneals):
+            out.append([])
+        out[-1].append({**r, "anneal_mjd": cycle_start(anneals, t)})
+    return [w for w in out if len(w) >= WINDOW_FRAMES or latest > _window_end(w, anneals)]
+
+
+def _window_end(w: list[dict[str, Any]], anneals: np.ndarray) -> float:
+    t = float(w[0]["expstart"])
+    return min(t + WINDOW_DAYS, next_anneal(anneals, t))
+
+
+def clipped_mean(v: np.ndarray, k: float = 3.0) -> float:
+    """Mean after iterative k-sigma clipping (hot pixels and cosmic rays out)."""
+    v = np.asarray(v).ravel()
+    for _ in range(5):
+        m, sd = float(v.mean(dtype=np.float64)), float(v.std(dtype=np.float64))
+        keep = np.abs(v - m) <= k * sd
+        if keep.all() or keep.sum() < 10:
+            break
+        v = v[keep]
+    return float(v.mean(dtype=np.float64))
+
+
+def level(img: np.ndarray) -> float:
+    """The dark level of an image: the clipped mean of every third pixel of every third row, which is
+    as precise as all of them (millions of pixels) at a ninth of the work."""
+    return clipped_mean(img[::3, ::3] if img.size > 1_000_000 else img)
+
+
+def image_of_raw(raw: np.ndarray, chip: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw chip rows (DN, full 4206 columns) -> image columns (4096) and a per-column amp index (0/1)."""
+    cols = np.r_[25:2073, 2133:4181]
+    return raw[:, cols], (np.arange(4096) >= 2048).astype(int)
+
+
+def _trail_step(chip: int) -> int:
+    """+1 if a pixel's CTE trail lies at larger rows (UVIS2, amp at row 0), -1 if at smaller (UVIS1)."""
+    return 1 if chip == 2 else -1
+
+
+def along(rate: np.ndarray, rows: np.ndarray, ys: np.ndarray, xs: np.ndarray, step: int) -> np.ndarray:
+    """Values ``step`` rows after (``step`` < 0: before) each pixel (ys, xs) in row numbers; nan where that
+    row was not read. ``rows`` (the row number of each line of ``rate``) is ascending."""
+    idx, ok = _row_index(rows, ys, step)
+    out = np.full(len(ys), np.nan)
+    out[ok] = rate[idx[ok], xs[ok]]
+    return out
+
+
+def _row_index(rows: np.ndarray, ys: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    want = rows[ys] + step
+    idx = np.clip(np.searchsorted(rows, want), 0, len(rows) - 1)
+    return idx, rows[idx] == want
+
+
+def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(image row numbers, e-/hr image as float32, clipped-mean dark level, per-pixel sigma in e-/hr) of
+    one chip of one raw dark whose primary header is ``hdr0``."""
+    exptime = float(hdr0["EXPTIME"])
+    flash = float(hdr0.get("FLASHLVL", 0) or 0)
+    rows, raw, _h = read_rows(path, 1 if chip == 2 else 4, np.float32)
+    img_rows = rows - 19 if chip == 1 else rows
+    keep = (img_rows >= 0) & (img_rows < 2051)
+    left, right = raw[:, 2:24], raw[:, 4183:4204]  # prescan columns of each amp
+    gains = [float(hdr0.get(f"ATODGN{a}", 1.5)) for a in AMPS[chip]]
+    img, amp = image_of_raw(raw[keep], chip)
+    # clipped means, not medians: raw DN are integers, and a median of integers moves in whole DN
+    # (6 e-/hr in a 900 s dark), coarser than the dark current's yearly change
+    bias = np.array([clipped_mean(left[keep]), clipped_mean(right[keep])])
+    e = (img - bias[amp][None, :]) * np.array(gains)[amp][None, :] - flash
+    rate = (e * np.float32(3600.0 / exptime)).astype(np.float32)
+    med = level(rate)
+    sigma = float(np.sqrt(READ_NOISE_E**2 + max(med * exptime / 3600.0, 0) + flash) * 3600.0 / exptime)
+    return img_rows[keep], rate, med, sigma
+
+
+def superdark(
+    paths: list[str], chip: int, headers: dict[str, dict[str, Any]]
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """(rows, stacked e-/hr image, dark level, sigma of a stacked pixel) of one chip over ``paths``
+    (``headers``: their primary headers).
+
+    The mean of the frames, except that a pixel's highest value is left out where it stands more than
+    5 sigma above the mean of the others (a cosmic ray). Frames are added one at a time, so memory does
+    not grow with the window. Only rows every frame holds are kept."""
+    rows: np.ndarray | None = None
+    total = top = np.zeros(0, np.float32)
+    sigmas = []
+    for p in paths:
+        r, rate, _med, sigma = chip_rate(p, chip, headers[p])
+        sigmas.append(sigma)
+        if rows is None:
+            rows, total, top = r, rate.copy(), rate
+            continue
+        if not np.array_equal(rows, r):
+            common = np.intersect1d(rows, r)
+            keep = np.searchsorted(rows, common)
+            rows, total, top = common, total[keep], top[keep]
+            rate = rate[np.searchsorted(r, common)]
+        total += rate
+        top = np.maximum(top, rate)
+    assert rows is not None
+    n = len(paths)
+    if n >= 2:
+        rest = (total - top) / np.float32(n - 1)
+        total = np.where(top > rest + np.float32(5 * max(sigmas)), rest, total / np.float32(n))
+    sigma = float(np.sqrt(np.sum(np.square(sigmas)))) / n
+    return rows, total, level(total), sigma
+
+
+def sources(
+    rate: np.ndarray, rows: np.ndarray, med: float, sigma: float, chip: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels well above the dark level split into sources and their CTE trails.
+
+    Returns (ys, xs) of the sources, their excess over the dark level, and the fitted charge of each
+    one's trail (e-/hr; 0 where no trail is detected). Sources are taken in read order along each column:
+    a candidate with no unexplained candidate in the 8 pixels read before it is a source; the trail a
+    matched filter (the exponential profile) finds after it is subtracted from the image, so a trail
+    pixel is no longer a candidate, while a second hot pixel inside the trail still stands out."""
+    resid = rate - np.float32(med)
+    step = _trail_step(chip)
+    w = (1 - np.exp(-1 / TRAIL_TAU)) * np.exp(-np.arange(TRAIL_ROWS) / TRAIL_TAU)
+    w2 = float(np.sum(w**2))
+    sigma_d = sigma / np.sqrt(w2)
+    ncol = rate.shape[1]
+    cy, cx = np.nonzero(resid > CANDIDATE_SIGMA * sigma)
+    out_y, out_x, out_v, out_t = [], [], [], []
+    while len(cy):
+        key = cy.astype(np.int64) * ncol + cx
+        earlier = np.zeros(len(cy), bool)
+        for k in range(1, TRAIL_ROWS + 1):
+            idx, ok = _row_index(rows, cy, -step * k)
+            earlier |= ok & np.isin(idx.astype(np.int64) * ncol + cx, key)
+        sy, sx = cy[~earlier], cx[~earlier]
+        trail = np.array([along(resid, rows, sy, sx, step * k) for k in range(1, TRAIL_ROWS + 1)])
+        amp = (w[:, None] * np.nan_to_num(trail, nan=0.0)).sum(axis=0) / w2
+        amp = np.where(amp > TRAIL_SIGMA * sigma_d, amp, 0.0)
+        out_y.append(sy)
+        out_x.append(sx)
+        out_v.append(resid[sy, sx].astype(float))
+        out_t.append(amp)
+        for k in range(1, TRAIL_ROWS + 1):
+            idx, ok = _row_index(rows, sy, step * k)
+            np.subtract.at(resid, (idx[ok], sx[ok]), (amp[ok] * w[k - 1]).astype(np.float32))
+        rest = earlier & (resid[cy, cx] > CANDIDATE_SIGMA * sigma)
+        cy, cx = cy[rest], cx[rest]
+    cat = np.concatenate
+    if not out_y:
+        e = np.zeros(0, int)
+        return e, e, np.zeros(0), np.zeros(0)
+    return cat(out_y), cat(out_x), cat(out_v), cat(out_t)
+
+
+def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
+    """Per chip and amp: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
+    ``row`` names); with ``correct_cte`` each hot pixel's fitted trail charge is added back to it."""
+    members = row.get("members") or [row]
+    paths = [str(m["abs_path"]) for m in members]
+    headers = {p: primary(p) for p in paths}  # read once, used for both chips
+    out = []
+    for chip in (2, 1):
+        rows, rate, med, sigma = superdark(paths, chip, headers)
+        ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
+        value = med + excess + (trail if correct_cte else 0.0)
+        hot = (value > HOT) & (value - med > 5 * sigma)
+        for half, amp in enumerate(AMPS[chip]):
+            mine = hot & ((xs >= 2048) == bool(half))
+            pix = ";".join(
+                f"{int(x)},{int(rows[y])},{v:.0f}"
+                for y, x, v in zip(ys[mine], xs[mine], value[mine], strict=True)
+            )
+            part = rate[:, 2048 * half : 2048 * (half + 1)]
+            out.append(
+                {
+                    "rootname": members[0]["rootname"],
+                    "expstart": float(members[0]["expstart"]),
+                    "window_end": float(members[-1]["expstart"]),
+                    "n_frames": len(members),
+                    "anneal_mjd": members[0].get("anneal_mjd"),
+                    "chip": chip,
+                    "amp": amp,
+                    "median_dark": level(part),
+                    "n_hot": int(mine.sum()),
+                    "hot_fraction": int(mine.sum()) / part.size,
+                    "n_pixels": int(part.size),
+                    "hot_pixels": pix,
+                }
+            )
+    return out
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    return window(row, correct_cte=False)
+
+
+def trend(t: pa.Table) -> dict[str, Any]:
+    """Dark current per amp (slope per year, level), and hot pixels per chip in each anneal cycle."""
+    out: dict[str, Any] = fits_by_group(t, "median_dark", "amp", ("A", "B", "C", "D"))
+    out["cycles"] = cycles(t)
+    return out
+
+
+def cycles(t: pa.Table) -> list[dict[str, Any]]:
+    """Per anneal cycle with results: its anneal, the windows in it and the mean hot fraction per chip."""
+    per: dict[tuple[float, int], list[tuple[str, int, int]]] = {}
+    for r in t.select(["anneal_mjd", "chip", "rootname", "n_hot", "n_pixels"]).to_pylist():
+        if r["anneal_mjd"] is not None:
+            per.setdefault((r["anneal_mjd"], r["chip"]), []).append(
+                (r["rootname"], r["n_hot"], r["n_pixels"])
+            )
+    out: dict[float, dict[str, Any]] = {}
+    for (mjd, chip), v in sorted(per.items()):
+        c = out.setdefault(mjd, {"anneal_mjd": mjd, "windows": len({w for w, _, _ in v})})
+        c[f"hot_fraction_uvis{chip}"] = sum(n for _, n, _ in v) / max(sum(p for _, _, p in v), 1)
+    return list(out.values())
+
+
+def _hot_png(t: pa.Table, summary: dict[str, Any], path: Path) -> Path:
+    """Hot-pixel fraction per chip against time, anneals drawn as lines (the legacy plots shade cycles)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4))
+    rows = t.select(["expstart", "chip", "rootname", "n_hot", "n_pixels"]).to_pylist()
+    for chip in (1, 2):
+        per: dict[tuple[str, float], list[int]] = {}
+        for r in rows:
+            if r["chip"] == chip:
+                s = per.setdefault((r["rootname"], r["expstart"]), [0, 0])
+                s[0] += r["n_hot"]
+                s[1] += r["n_pixels"]
+        pts = sorted((e, 100.0 * n / max(p, 1)) for (_w, e), (n, p) in per.items())
+        if pts:
+            ax.plot(years(np.array([p[0] for p in pts])), [p[1] for p in pts], "o", ms=4, label=f"UVIS{chip}")
+    for c in summary.get("cycles", []):
+        ax.axvline(float(years(np.array([c["anneal_mjd"]]))[0]), color="0.8", lw=0.6, zorder=0)
+    ax.set_xlabel("year (grey: anneals opening the cycles with data)")
+    ax.set_ylabel("hot pixels (%)")
+    ax.set_title("UVIS hot pixels (> 54 e-/hr) in superdarks")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
+    return [
+        trend_png(
+            t,
+            "median_dark",
+            "amp",
+            "UVIS median dark current per amp",
+            "e-/hr",
+            out / "median_dark.png",
+            summary,
+        ),
+        _hot_png(t, summary, out / "hot_fraction.png"),
+    ]
+
+
+MONITOR = Monitor(
+    "uvis-darks",
+    "UVIS dark current and hot pixels",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp (e-/hr)"),
+    __doc__ or "",
+    windows,
+)

@@ -1,0 +1,123 @@
+"""uvis-eper-cte: CTE from the Extended Pixel Edge Response in the parallel overscan, trend per year.
+
+docs/background/wfc3-monitors.md §3: per amp of each raw tungsten flat, bias from the far overscan rows,
+signal S (e-) = mean of the last image rows before the parallel overscan, deferred charge S_D = the
+excess in the first overscan rows; CTE = 1 - S_D / (S N_P), N_P = 2051. With the stable power law
+1 - CTE = m S^rho (rho = -0.72 [S]), each measurement gives m, i.e. the loss at 160 e-, whose trend
+against time is fitted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.calibration.uvis_darks import AMPS
+from monitors.framework import Monitor
+
+N_P = 2051
+RHO = -0.72
+LAST_ROWS = 8
+TRAIL_ROWS = 12
+
+SCHEMA = pa.schema(
+    [
+        ("rootname", pa.string()),
+        ("expstart", pa.float64()),
+        ("chip", pa.int32()),
+        ("amp", pa.string()),
+        ("exptime", pa.float64()),
+        ("signal_e", pa.float64()),
+        ("deferred_e", pa.float64()),
+        ("cte", pa.float64()),
+        ("loss160", pa.float64()),
+    ]
+)
+
+SELECT = """
+SELECT f.path, f.rootname, m.expstart FROM files f JOIN master m USING (rootname)
+WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'UVIS' AND m.imagetyp = 'FLAT'
+ORDER BY m.expstart
+"""
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    h = primary(path)
+    out = []
+    for ext, chip in ((1, 2), (4, 1)):
+        rows, raw, _h = read_rows(path, ext)
+        # readout order away from the amp: chip 2 (ext 1) ends at image row 2050, overscan 2051-2069;
+        # chip 1 (ext 4) ends at raw row 19, overscan rows 18 down to 0
+        if chip == 2:
+            last, over = np.arange(2051 - LAST_ROWS, 2051), np.arange(2051, 2070)
+        else:
+            last, over = np.arange(19, 19 + LAST_ROWS), np.arange(18, -1, -1)
+        at = {int(r): i for i, r in enumerate(rows)}
+        if not all(int(r) in at for r in np.r_[last, over]):
+            continue
+        for side, amp in enumerate(AMPS[chip]):
+            cols = np.r_[25 + 50 : 2073 - 50] if side == 0 else np.r_[2133 + 50 : 4181 - 50]
+            gain = float(h.get(f"ATODGN{amp}", 1.5))
+            bias = float(np.median(raw[[at[int(r)] for r in over[-6:]]][:, cols]))
+            signal = float(np.mean(raw[[at[int(r)] for r in last]][:, cols]) - bias) * gain
+            trail = np.median(raw[[at[int(r)] for r in over[:TRAIL_ROWS]]][:, cols], axis=1) - bias
+            deferred = float(np.sum(trail)) * gain
+            if signal <= 0:
+                continue
+            loss = deferred / (signal * N_P)
+            out.append(
+                {
+                    "rootname": row["rootname"],
+                    "expstart": float(row["expstart"]),
+                    "chip": chip,
+                    "amp": amp,
+                    "exptime": float(h["EXPTIME"]),
+                    "signal_e": signal,
+                    "deferred_e": deferred,
+                    "cte": 1 - loss,
+                    "loss160": loss / (signal / 160.0) ** RHO,
+                }
+            )
+    return out
+
+
+def trend(t: pa.Table) -> dict[str, Any]:
+    x = years(np.asarray(t.column("expstart").to_numpy(), float)) - 2009.0
+    y = np.asarray(t.column("loss160").to_numpy(), float)
+    ok = np.asarray(t.column("signal_e").to_numpy(), float) > 1000  # the trail is well above the noise
+    slope, icpt = linear_fit(x[ok], y[ok])
+    return {
+        "all": {"slope": -slope, "intercept": 1 - icpt, "n": int(ok.sum()), "note": "CTE at 160 e- per year"}
+    }
+
+
+def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
+    cte160 = pa.compute.subtract(1.0, t.column("loss160"))
+    tt = t.append_column("cte160", cte160)
+    s = summary.get("all", {})
+    fits = (
+        {"all": {"slope": -s.get("slope", float("nan")), "intercept": s.get("intercept", float("nan"))}}
+        if s
+        else None
+    )
+    return [
+        trend_png(tt, "cte160", None, "UVIS CTE at 160 e- (EPER)", "CTE per transfer", out / "cte.png", fits)
+    ]
+
+
+MONITOR = Monitor(
+    "uvis-eper-cte",
+    "UVIS CTE from EPER",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "cte", "amp", "UVIS EPER CTE"),
+    __doc__ or "",
+)

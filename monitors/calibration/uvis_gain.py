@@ -1,0 +1,110 @@
+"""uvis-gain: UVIS gain per amp from internal flats (photon transfer), docs/background/wfc3-monitors.md §4.
+
+Per amp of each raw tungsten flat: the bias is the median of the amp's serial prescan and the read noise
+its standard deviation; in 64 x 64 boxes of the image the mean mu and the variance of differences of
+horizontally adjacent pixels, var(p[i] - p[i+1]) / 2, which cancels the smooth lamp pattern as a pair
+of flats would ([I]: one frame instead of a pair). Then g = mu / (var - RN^2) per box; the amp's gain
+is the median over boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
+from monitors.calibration.uvis_darks import AMPS
+from monitors.framework import Monitor
+
+BOX = 64
+
+SCHEMA = pa.schema(
+    [
+        ("rootname", pa.string()),
+        ("expstart", pa.float64()),
+        ("chip", pa.int32()),
+        ("amp", pa.string()),
+        ("signal_dn", pa.float64()),
+        ("gain", pa.float64()),
+        ("gain_err", pa.float64()),
+        ("n_boxes", pa.int64()),
+    ]
+)
+
+SELECT = """
+SELECT f.path, f.rootname, m.expstart FROM files f JOIN master m USING (rootname)
+WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'UVIS' AND m.imagetyp = 'FLAT'
+  AND m.exptime >= 30 ORDER BY m.expstart
+"""
+
+
+def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for ext, chip in ((1, 2), (4, 1)):
+        rows, raw, _h = read_rows(path, ext)
+        img_rows = rows - 19 if chip == 1 else rows
+        keep = (img_rows >= 0) & (img_rows < 2051)
+        for side, amp in enumerate(AMPS[chip]):
+            pre = raw[keep][:, 2:24] if side == 0 else raw[keep][:, 4183:4204]
+            bias, rn = float(np.median(pre)), float(np.std(pre))
+            img = raw[keep][:, 25 + 100 : 2073 - 100] if side == 0 else raw[keep][:, 2133 + 100 : 4181 - 100]
+            img = img - bias
+            gains, mus = [], []
+            for r0 in range(0, img.shape[0] - BOX + 1, BOX):
+                for c0 in range(0, img.shape[1] - BOX, BOX):
+                    b = img[r0 : r0 + BOX, c0 : c0 + BOX + 1]
+                    mu = float(b[:, :-1].mean())
+                    var = float(np.var(np.diff(b, axis=1)) / 2)
+                    if mu > 50 and var > rn**2:
+                        gains.append(mu / (var - rn**2) * 1.0)
+                        mus.append(mu)
+            if gains:
+                g = np.array(gains)
+                out.append(
+                    {
+                        "rootname": row["rootname"],
+                        "expstart": float(row["expstart"]),
+                        "chip": chip,
+                        "amp": amp,
+                        "signal_dn": float(np.median(mus)),
+                        "gain": float(np.median(g)),
+                        "gain_err": float(1.2533 * g.std() / np.sqrt(len(g))),
+                        "n_boxes": len(g),
+                    }
+                )
+    return out
+
+
+def trend(t: pa.Table) -> dict[str, Any]:
+    out: dict[str, Any] = fits_by_group(t, "gain", "amp", "ABCD")
+    amps = np.asarray(t.column("amp").to_pylist())
+    gains = np.asarray(t.column("gain").to_numpy(), float)
+    for a, fit in out.items():
+        g = gains[amps == a]
+        fit["gain"] = float(np.median(g)) if len(g) else float("nan")
+    return out
+
+
+def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
+    return [
+        trend_png(
+            t, "gain", "amp", "UVIS gain per amplifier (photon transfer)", "e-/DN", out / "gain.png", summary
+        )
+    ]
+
+
+MONITOR = Monitor(
+    "uvis-gain",
+    "UVIS gain per amplifier",
+    SELECT,
+    measure,
+    SCHEMA,
+    trend,
+    plot,
+    lambda t: vega_trend(t, "gain", "amp", "UVIS gain (e-/DN)"),
+    __doc__ or "",
+)

@@ -1,0 +1,120 @@
+"""check-filesystem and check-duplicate-proposal-folders: the archive's folders, names and permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections import defaultdict
+from pathlib import Path
+
+from lake.access import read_sql
+from lake.errors import LayoutError, MisfiledError
+from lake.jobs import JobContext, JobResult
+from lake.layout import Layout
+from monitors.jobs.consistency import findings
+
+BLOCK = 2880
+
+
+ARCHIVE_LISTS = {"proposals.csv", "uvis_anneals.txt"}  # proprietary periods; anneal dates
+
+
+def proprietary_proposals(ctx: JobContext) -> set[int]:
+    """Proposals with a dataset still in its proposal's proprietary period (``lake.proprietary``)."""
+    from lake.proprietary import public_rootnames
+
+    master = read_sql("SELECT rootname, proposid, expstart FROM master", ctx.lake_root)
+    public = set(public_rootnames(master, ctx.cfg).to_pylist())
+    roots, props = master.column("rootname").to_pylist(), master.column("proposid").to_pylist()
+    return {int(p) for r, p in zip(roots, props, strict=True) if p is not None and r not in public}
+
+
+def _primary_value(path: Path, keyword: str) -> str | None:
+    """A keyword's value from the first header block(s), cheaply (no full parse)."""
+    with open(path, "rb") as f:
+        data = f.read(BLOCK * 10)
+    key = keyword.ljust(8).encode()
+    for i in range(0, len(data) - 79, 80):
+        card = data[i : i + 80]
+        if card[:8] == key and card[8:10] == b"= ":
+            return card[10:].split(b"/", 1)[0].strip().strip(b"'").strip().decode("ascii", "replace")
+        if card[:8] == b"END     ":
+            break
+    return None
+
+
+def check_filesystem(ctx: JobContext) -> JobResult:
+    """Permissions, misplaced files, bad names, empty or unreadable files, unexpected files."""
+    root = Path(ctx.cfg["archive"]).resolve()
+    layout = Layout(ctx.cfg["layout"])
+    allowed = int(str(ctx.cfg.get("proprietary_mode", "0o750")), 8)
+    secret = proprietary_proposals(ctx)
+    rows: list[tuple[str, str, str]] = []
+    n = 0
+    for d, dirs, names in os.walk(root):
+        dirs.sort()
+        rel_d = Path(d).relative_to(root).as_posix()
+        top = rel_d.split("/")[0]
+        if rel_d != "." and "/" not in rel_d and top.isdigit() and int(top) in secret:
+            mode = stat.S_IMODE(os.stat(d).st_mode)
+            if mode & ~allowed & 0o007:
+                rows.append(
+                    (
+                        rel_d,
+                        "world-accessible",
+                        f"proprietary proposal folder has mode {oct(mode)}; chmod o-rwx",
+                    )
+                )
+        for name in sorted(names):
+            rel = name if rel_d == "." else f"{rel_d}/{name}"
+            p = Path(d) / name
+            if rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name in ARCHIVE_LISTS):
+                continue  # the generator's marker and truth table; the lists beside the archive
+            n += 1
+            if not name.endswith(".fits"):
+                rows.append((rel, "unexpected-file", "not a FITS file"))
+                continue
+            try:
+                ap = layout.parse(rel)
+            except MisfiledError as e:
+                rows.append((rel, "wrong-folder", str(e)))
+                continue
+            except LayoutError as e:
+                rows.append((rel, "bad-name", str(e)))
+                continue
+            try:
+                size = p.stat().st_size
+                if size == 0:
+                    rows.append((rel, "empty", "0 bytes"))
+                    continue
+                if size % BLOCK:
+                    rows.append((rel, "truncated", f"{size} bytes is not a whole number of 2880-byte blocks"))
+                    continue
+                prop = _primary_value(p, "PROPOSID")
+            except PermissionError:
+                rows.append((rel, "unreadable", "permission denied"))
+                continue
+            if prop is not None and ap.proposid is not None and prop != str(ap.proposid):
+                rows.append((rel, "wrong-folder", f"PROPOSID {prop} but filed under {ap.proposid}"))
+            elif ap.rootname and ap.visit and ap.rootname[4:6].upper() != str(ap.visit).upper():
+                rows.append(
+                    (rel, "wrong-folder", f"visit {ap.rootname[4:6].upper()} but filed under Visit{ap.visit}")
+                )
+    ctx.log.info("%d files checked, %d findings", n, len(rows))
+    return JobResult(True, {"files_checked": n, "problems": len(rows)}, findings(rows))
+
+
+def check_duplicate_proposal_folders(ctx: JobContext) -> JobResult:
+    """The same dataset (rootname) filed under two proposal folders."""
+    root = Path(ctx.cfg["archive"]).resolve()
+    where: dict[str, set[str]] = defaultdict(set)
+    for prop in sorted(p for p in root.iterdir() if p.is_dir()):
+        for f in prop.rglob("*.fits"):
+            where[f.name.split("_", 1)[0]].add(prop.name)
+    rows = [
+        (root_name, "duplicate-proposal-folders", ",".join(sorted(props)))
+        for root_name, props in sorted(where.items())
+        if len(props) > 1
+    ]
+    ctx.log.info("%d datasets, %d under more than one proposal folder", len(where), len(rows))
+    return JobResult(True, {"datasets": len(where), "problems": len(rows)}, findings(rows))
