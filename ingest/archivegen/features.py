@@ -1,9 +1,10 @@
 """The injected ground truth of a generated archive: instrument behaviour and planted features.
 
-Everything the pixel simulator (:mod:`ingest.archivegen.pixels`) draws comes from an
-:class:`Instrument`, which is a pure function of the seed, so the truth table written beside the archive (``quicklake_truth.parquet``,
-one row per feature, with the identifiers a monitor reports) is exactly what the pixels contain. Levels
-and sizes follow ``docs/background/wfc3-monitors.md`` §0 and the "synthetic test" notes of each monitor.
+Everything the pixel simulator (:mod:`ingest.archivegen.pixels`) draws comes from an :class:`Instrument`,
+which is a pure function of the seed, so the truth table written beside the archive
+(``quicklake_truth.parquet``, one row per feature, with the identifiers a monitor reports) is exactly what
+the pixels contain. Levels and sizes follow ``docs/background/wfc3-monitors.md`` §0 and the "synthetic
+test" notes of each monitor.
 
 Features are planted in the pixel rows that ``--pixels sparse`` writes (:data:`UVIS_BANDS`,
 :data:`IR_BANDS`), so the truth is the same whatever the pixel mode.

@@ -1,12 +1,11 @@
 """A generated WFC3 archive: programs, visits, exposures and their files, deterministic for a seed.
 
-Headers come from real card-image templates (:mod:`ingest.archivegen.headertemplate`); the values
-that identify an exposure (rootname, proposal, target, dates, filter, exposure time, association) are drawn per
+Headers come from real card-image templates (:mod:`ingest.archivegen.headertemplate`); the values that
+identify an exposure (rootname, proposal, target, dates, filter, exposure time, association) are drawn per
 exposure. Pixels (:mod:`ingest.archivegen.pixels`) carry the planted features of
-:mod:`ingest.archivegen.features`; with
-``pixels='none'`` or outside the rows ``'sparse'`` simulates, data are sparse-file holes: the files have
-their true size and geometry and are valid FITS, but the holes cost no disk blocks.
-"""
+:mod:`ingest.archivegen.features`; with ``pixels='none'`` or outside the rows ``'sparse'`` simulates, data
+are sparse-file holes: the files have their true size and geometry and are valid FITS, but the holes cost
+no disk blocks."""
 
 from __future__ import annotations
 

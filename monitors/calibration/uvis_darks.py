@@ -2,13 +2,13 @@
 
 Follows docs/background/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is
 bias-subtracted per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash
-(FLASHLVL e-) removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the legacy monitor does:
-the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so the noise falls by
-sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive, not running, and a
-window is measured once it is closed (a frame 4 days after its start, or after the next anneal, has arrived)
-or holds 5 frames. Windows never span an anneal: with an anneal list (setting ``uvis_anneals``,
-monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend summary gives hot
-pixels per cycle.
+(FLASHLVL e-) removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the
+legacy monitor does: the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so
+the noise falls by sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive,
+not running, and a window is measured once it is closed (a frame 4 days after its start, or after the next
+anneal, has arrived) or holds 5 frames. Windows never span an anneal: with an anneal list (setting
+``uvis_anneals``, monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend
+summary gives hot pixels per cycle.
 
 Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
 e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
