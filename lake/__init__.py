@@ -6,6 +6,6 @@ df = lake.read("master", "demo/lake")     # Polars DataFrame, now
 lf = lake.scan("uvisflt", "demo/lake")    # Polars LazyFrame
 """
 
-from lake.access import connect, open_lake, read, read_header, read_sql, scan, tables
+from lake.access import connect, open_lake, read, read_header, read_sql, scan, snapshot, tables
 
-__all__ = ["connect", "open_lake", "read", "read_header", "read_sql", "scan", "tables"]
+__all__ = ["connect", "open_lake", "read", "read_header", "read_sql", "scan", "snapshot", "tables"]

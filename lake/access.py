@@ -14,6 +14,8 @@ import pyarrow as pa
 
 from lake import settings
 from lake.errors import LakeError, QueryError
+from lake.snapshot import Snapshot
+from lake.snapshot import load as load_snapshot
 from lake.tables import Lake
 
 if TYPE_CHECKING:
@@ -41,51 +43,68 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     return con
 
 
+def snapshot(path: str | os.PathLike[str] | None = None) -> Snapshot:
+    """The lake's current pinned snapshot (:class:`lake.snapshot.Snapshot`): what every reader reads.
+
+    See Also
+    --------
+    scan, read : a table of it as Polars.
+    """
+    cfg = settings.load({"lake": str(path) if path else None})
+    return load_snapshot(cfg["lake"], cfg["catalog_uri"])
+
+
 def tables(path: str | os.PathLike[str] | None = None) -> list[str]:
-    return open_lake(path).tables()
+    """Every readable table name (as ``ql tables`` lists them), sorted."""
+    return snapshot(path).names()
 
 
 def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame:
-    """A lazy Polars frame over a table's pinned snapshot."""
-    import polars as pl
+    """A lazy Polars frame over ``table`` as of the lake's pinned snapshot.
 
-    lake = open_lake(path)
-    pins = lake.pins()
-    if table not in pins.tables:
-        raise LakeError(f"no table {table!r} in {lake.root}; 'ql tables' lists them")
-    files = lake.data_files(pins, table)
-    if not files:
-        return pl.LazyFrame(schema=pl.DataFrame(lake.iceberg_schema(pins, table).empty_table()).schema)
-    return pl.scan_parquet(
-        files, missing_columns="insert", extra_columns="ignore", schema=_unified_schema(files)
-    )
+    Parameters
+    ----------
+    table
+        Any name :func:`tables` lists: ``files``, ``cards``, ``master``, a wide table (``uvisflt``), a
+        per-HDU one (``uvisflt_1``), a result table, or a state table (``job_runs``).
+    path
+        The lake directory (default: the ``lake`` setting).
 
-
-def _unified_schema(files: list[str]) -> pl.Schema:
-    import polars as pl
-    import pyarrow.parquet as pq
-
-    schemas = [pq.read_schema(f) for f in files]
-    unified = pa.unify_schemas(schemas, promote_options="permissive")
-    return pl.DataFrame(unified.empty_table()).schema
+    See Also
+    --------
+    read : the same, collected now.
+    connect : the lake in DuckDB, for SQL.
+    """
+    return snapshot(path).scan(table)
 
 
 def read(
     table: str,
     path: str | os.PathLike[str] | None = None,
+    *,
     columns: list[str] | None = None,
     where: str | None = None,
 ) -> pl.DataFrame:
-    """A table (or the chosen ``columns``, rows matching the SQL ``where``) as a Polars frame, now."""
-    import polars as pl
+    """``table`` as a Polars frame, now: ``scan(table, path).collect()``, with only ``columns`` and the
+    rows matching the SQL condition ``where`` (Polars SQL) if given.
 
-    con = connect(path)
-    cols = ", ".join(f'"{c}"' for c in columns) if columns else "*"
-    sql = f'SELECT {cols} FROM "{table}"' + (f" WHERE {where}" if where else "")
+    See Also
+    --------
+    scan : the lazy frame this collects.
+    read_sql : any SQL query, in DuckDB.
+    """
+    lf = scan(table, path)
+    if where:
+        try:
+            lf = lf.sql(f"SELECT * FROM self WHERE {where}")
+        except Exception as e:  # Polars' SQL errors have no common base class
+            raise QueryError(f"{table} WHERE {where}: {e}") from None
+    if columns:
+        lf = lf.select(columns)
     try:
-        return pl.from_arrow(con.sql(sql).to_arrow_table())  # type: ignore[return-value]
-    except duckdb.Error as e:
-        raise QueryError(f"{sql}: {e}") from None
+        return lf.collect()
+    except Exception as e:
+        raise QueryError(f"reading {table}: {e}") from None
 
 
 def read_sql(sql: str, path: str | os.PathLike[str] | None = None) -> pa.Table:

@@ -7,6 +7,7 @@ reader holding the old file keeps a consistent view (``docs/background/lake-form
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ import duckdb
 import pyarrow as pa
 
 from lake.schema import WIDE_BASE
+from lake.snapshot import FILES_TABLE, PINS_TABLE, TABLES_TABLE
 from lake.tables import hdu_columns_of
 
 if TYPE_CHECKING:
@@ -72,10 +74,13 @@ def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
-    """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction."""
+    """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction, and record what
+    :class:`lake.snapshot.Snapshot` reads (files, schema and per-HDU columns of every table)."""
     # a query binds a table's view once per use, and the per-HDU views bind it again: cache the footers
     con.execute("SET parquet_metadata_cache = true")
     con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
+    files_rows: dict[str, list[object]] = {"table_name": [], "seq": [], "path": []}
+    table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
     for name in sorted(pins.tables):
         files = lake.data_files(pins, name)
         schema = lake.iceberg_schema(pins, name)
@@ -83,7 +88,27 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         per_hdu = hdu_columns_of(lake.table(pins, name))
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
+        files_rows["table_name"] += [name] * len(files)
+        files_rows["seq"] += list(range(len(files)))
+        files_rows["path"] += files
+        table_rows["table_name"].append(name)
+        table_rows["arrow_schema"].append(schema.serialize().to_pybytes())
+        table_rows["hdu_columns"].append(json.dumps({str(k): v for k, v in sorted(per_hdu.items())}))
+    _record(con, FILES_TABLE, pa.table(files_rows, schema=_FILES_SCHEMA))
+    _record(con, TABLES_TABLE, pa.table(table_rows, schema=_TABLES_SCHEMA))
     con.execute("COMMIT")
+
+
+_FILES_SCHEMA = pa.schema([("table_name", pa.string()), ("seq", pa.int32()), ("path", pa.string())])
+_TABLES_SCHEMA = pa.schema(
+    [("table_name", pa.string()), ("arrow_schema", pa.binary()), ("hdu_columns", pa.string())]
+)
+
+
+def _record(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
+    con.register("_rows", rows)
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _rows")
+    con.unregister("_rows")
 
 
 def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
@@ -95,11 +120,11 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
     try:
         create_views(con, lake, pins)
         con.execute(
-            "CREATE TABLE _quicklake_pins (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
+            f"CREATE TABLE {PINS_TABLE} (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
             "committed_at VARCHAR)"
         )
         con.executemany(
-            "INSERT INTO _quicklake_pins VALUES (?, ?, ?, ?)",
+            f"INSERT INTO {PINS_TABLE} VALUES (?, ?, ?, ?)",
             [(k, pins.namespace, v, pins.committed_at) for k, v in sorted(pins.tables.items())],
         )
         # the state tables as of this commit; lake.connect() shows them live

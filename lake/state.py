@@ -94,13 +94,31 @@ def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.
     return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if names else pa.table({})
 
 
+STATE_TABLES = ("job_events", "job_runs", "anomaly_events", "anomalies")
+
+
 def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
-    """The state tables for DuckDB: job and anomaly events, and the ``job_runs`` and ``anomalies`` views."""
-    if not path_of(lake_root).exists():
-        return {}
-    return {
-        "job_events": query(lake_root, "SELECT * FROM job_events ORDER BY ts"),
-        "job_runs": query(lake_root, RUNS_SQL + " ORDER BY started"),
-        "anomaly_events": query(lake_root, "SELECT * FROM anomaly_events ORDER BY event_id"),
-        "anomalies": query(lake_root, ANOMALIES_SQL + " ORDER BY flagged_at"),
-    }
+    """The state tables for DuckDB and Polars: job and anomaly events, and the ``job_runs`` and
+    ``anomalies`` views (empty, with their columns, before the first run or flag)."""
+    sqls = (
+        "SELECT * FROM job_events ORDER BY ts",
+        RUNS_SQL + " ORDER BY started",
+        "SELECT * FROM anomaly_events ORDER BY event_id",
+        ANOMALIES_SQL + " ORDER BY flagged_at",
+    )
+    if path_of(lake_root).exists():
+        return {name: query(lake_root, sql) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
+    con = sqlite3.connect(":memory:")  # no file yet: the columns from the schema, no rows
+    try:
+        con.executescript(SCHEMA)
+        return {name: _arrow(con.execute(sql)) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
+    finally:
+        con.close()
+
+
+def _arrow(cur: sqlite3.Cursor) -> pa.Table:
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    return pa.table(
+        {n: pa.array([r[i] for r in rows], pa.string() if not rows else None) for i, n in enumerate(names)}
+    )

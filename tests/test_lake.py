@@ -426,3 +426,19 @@ def test_interactive_sql_shell(small_lake: Path, tmp_path: Path) -> None:
     assert "read-only" in (r.stdout + r.stderr).lower()  # the shell cannot change the lake
     n_master = lake.connect(small_lake).execute("SELECT count(*) FROM master").fetchone()
     assert n_master is not None and f"\n{n_master[0]}\n" in r.stdout
+
+
+def test_every_listed_name_reads_as_its_scan(small_lake: Path) -> None:
+    """``read`` is ``scan().collect()`` for every name ``ql tables`` lists, with DuckDB's row count."""
+    con = lake.connect(small_lake)
+    rows = con.execute("SELECT table_name FROM information_schema.tables").fetchall()
+    listed = {n for (n,) in rows if not n.startswith("_")}
+    assert listed == set(lake.tables(small_lake))
+    assert {"uvisflt_0", "job_runs", "cards", "master"} <= listed
+    for name in sorted(listed):
+        (n,) = con.execute(f'SELECT count(*) FROM "{name}"').fetchone() or (0,)
+        df = lake.read(name, small_lake)
+        assert df.height == n, name
+        assert df.columns == lake.scan(name, small_lake).collect_schema().names()
+    ir = lake.read("master", small_lake, columns=["rootname"], where="detector = 'IR'")
+    assert ir.columns == ["rootname"] and 0 < ir.height < lake.read("master", small_lake).height

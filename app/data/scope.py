@@ -19,7 +19,6 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,9 @@ from lake.catalog import _quote
 from lake.errors import AccessDenied, QueryError
 from lake.proprietary import public_rootnames
 from lake.schema import WIDE_BASE
-from lake.tables import Lake, hdu_columns_of
+from lake.snapshot import TableFiles
+from lake.snapshot import load as load_snapshot
+from lake.tables import Lake
 
 LOCKED: dict[str, str | bool | int | float | list[str]] = {
     "autoinstall_known_extensions": False,
@@ -43,27 +44,6 @@ LOCKED: dict[str, str | bool | int | float | list[str]] = {
     "threads": 2,
 }
 TEAM_ONLY = ("job_events", "job_runs")  # job logs name files of every proposal
-
-
-@dataclass(frozen=True)
-class TableFiles:
-    files: tuple[str, ...]
-    schema: pa.Schema
-    hdu_columns: dict[int, list[str]]
-
-
-@lru_cache(maxsize=4)
-def _snapshot(root: str, catalog_uri: str, pins_text: str) -> dict[str, TableFiles]:
-    """File lists, schemas and per-HDU columns of a pinned snapshot (read once per snapshot)."""
-    lake = Lake(root, catalog_uri)
-    pins = lake.pins()
-    out = {}
-    for name in sorted(pins.tables):
-        tbl = lake.table(pins, name)
-        out[name] = TableFiles(
-            tuple(lake.data_files(pins, name)), lake.iceberg_schema(pins, name), hdu_columns_of(tbl)
-        )
-    return out
 
 
 class Scope:
@@ -89,7 +69,7 @@ class Scope:
         self.pins_text = self.lake.pins_path.read_text()
         self.committed_at = json.loads(self.pins_text).get("committed_at", "")
         self._lock = threading.RLock()
-        snap = _snapshot(str(self.lake.root), self.lake.catalog_uri, self.pins_text)
+        snap = load_snapshot(self.lake.root, self.lake.catalog_uri).tables
         self._con = duckdb.connect(config=LOCKED)
         self.public: pa.Array = pa.array([], pa.string())
         self._hidden: pa.Array = pa.array([], pa.string())

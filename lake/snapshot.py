@@ -1,0 +1,154 @@
+"""One pinned state of the lake as every reader sees it: :class:`Snapshot`.
+
+The writer records, with every commit, what a reader needs in ``catalog.duckdb`` (:mod:`lake.catalog`):
+each table's data files, its Arrow schema and, for wide header tables, the keyword columns of each HDU.
+A :class:`Snapshot` is read from there and from ``pins.json`` (the commit point), so reading needs
+neither pyiceberg nor a look at any Parquet footer; ``lake.scan``, ``lake.read`` and the site's scopes all
+read through it. When ``catalog.duckdb`` does not match ``pins.json`` (a writer died between the two,
+or a lake written before these records existed) the file lists are planned from the pinned Iceberg
+snapshots instead: slower, but never anything the commit point does not name.
+
+Every name ``ql tables`` lists is readable: the physical tables (``files``, ``cards``, ``uvisflt``...),
+the per-HDU wide tables (``uvisflt_1``: the HDU's rows with its own columns) and the state tables
+(``job_runs``, ``anomalies``...: live, from ``state.sqlite``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from lake.errors import LakeError, LakeNotFound
+from lake.schema import WIDE_BASE
+
+if TYPE_CHECKING:
+    import polars as pl
+
+FILES_TABLE = "_quicklake_files"
+TABLES_TABLE = "_quicklake_tables"
+PINS_TABLE = "_quicklake_pins"
+
+
+@dataclass(frozen=True)
+class TableFiles:
+    """A physical table as pinned: its data files, Arrow schema and keyword columns per HDU."""
+
+    files: tuple[str, ...]
+    schema: pa.Schema
+    hdu_columns: dict[int, list[str]]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The lake's tables as of one commit (see the module docstring)."""
+
+    root: Path
+    namespace: str
+    committed_at: str
+    tables: dict[str, TableFiles]
+
+    def hdu_views(self) -> dict[str, tuple[str, int, list[str]]]:
+        """Per-HDU table name (``uvisflt_1``) → (physical table, HDU index, its keyword columns)."""
+        return {
+            f"{name}_{hdu}": (name, hdu, cols)
+            for name, tf in self.tables.items()
+            for hdu, cols in sorted(tf.hdu_columns.items())
+        }
+
+    def names(self) -> list[str]:
+        """Every readable name: physical tables, per-HDU tables and the state tables, sorted."""
+        from lake.state import STATE_TABLES
+
+        return sorted({*self.tables, *self.hdu_views(), *STATE_TABLES})
+
+    def scan(self, name: str) -> pl.LazyFrame:
+        """A lazy Polars frame over ``name`` (any of :meth:`names`)."""
+        import polars as pl
+
+        if name in self.tables:
+            tf = self.tables[name]
+            schema = pl.DataFrame(tf.schema.empty_table()).schema
+            if not tf.files:
+                return pl.LazyFrame(schema=schema)
+            return pl.scan_parquet(
+                list(tf.files), schema=schema, missing_columns="insert", extra_columns="ignore"
+            )
+        views = self.hdu_views()
+        if name in views:
+            table, hdu, cols = views[name]
+            return self.scan(table).filter(pl.col("hdu") == hdu).select([*WIDE_BASE.names, *cols])
+        from lake.state import STATE_TABLES, state_tables
+
+        if name in STATE_TABLES:
+            return pl.from_arrow(state_tables(self.root)[name]).lazy()  # type: ignore[union-attr]
+        raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
+
+
+def load(root: str | Path, catalog_uri: str = "") -> Snapshot:
+    """The lake's current snapshot (cached per commit)."""
+    root = Path(root).resolve()
+    pins_path, duck = root / "pins.json", root / "catalog.duckdb"
+    try:
+        pins_text = pins_path.read_text()
+        stamp = duck.stat().st_mtime_ns
+    except FileNotFoundError:
+        raise LakeNotFound(
+            f"no lake at {root} (no pins.json); run 'ql ingest --lake {root}' or 'ql demo' to create one"
+        ) from None
+    return _load(str(root), catalog_uri, pins_text, stamp)
+
+
+@lru_cache(maxsize=8)
+def _load(root: str, catalog_uri: str, pins_text: str, _catalog_stamp: int) -> Snapshot:
+    pins = json.loads(pins_text)
+    tables = _recorded(Path(root) / "catalog.duckdb", pins)
+    if tables is None:
+        tables = _planned(root, catalog_uri)
+    return Snapshot(Path(root), pins["namespace"], pins.get("committed_at", ""), tables)
+
+
+def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
+    """The tables as ``catalog.duckdb`` records them, if it records exactly the pinned snapshots."""
+    con = duckdb.connect(str(duck), read_only=True)
+    try:
+        have = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if not {FILES_TABLE, TABLES_TABLE, PINS_TABLE} <= have:
+            return None  # written before these records existed
+        rows = con.execute(f"SELECT table_name, namespace, snapshot_id FROM {PINS_TABLE}").fetchall()
+        want = {t: (pins["namespace"], sid) for t, sid in pins["tables"].items()}
+        if {t: (ns, sid) for t, ns, sid in rows} != want:
+            return None  # ran ahead of (or behind) the commit point
+        files: dict[str, list[str]] = {}
+        for t, p in con.execute(
+            f"SELECT table_name, path FROM {FILES_TABLE} ORDER BY table_name, seq"
+        ).fetchall():
+            files.setdefault(t, []).append(p)
+        out = {}
+        for t, schema, hdus in con.execute(f"SELECT * FROM {TABLES_TABLE}").fetchall():
+            cols = {int(k): list(v) for k, v in json.loads(hdus).items()}
+            out[t] = TableFiles(tuple(files.get(t, [])), pa.ipc.read_schema(pa.py_buffer(schema)), cols)
+        return out
+    finally:
+        con.close()
+
+
+def _planned(root: str, catalog_uri: str) -> dict[str, TableFiles]:
+    """The tables planned from the pinned Iceberg snapshots (pyiceberg): the fallback."""
+    from lake.tables import Lake, hdu_columns_of
+
+    lake = Lake(root, catalog_uri)
+    pins = lake.pins()
+    return {
+        name: TableFiles(
+            tuple(lake.data_files(pins, name)),
+            lake.iceberg_schema(pins, name),
+            hdu_columns_of(lake.table(pins, name)),
+        )
+        for name in sorted(pins.tables)
+    }
