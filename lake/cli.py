@@ -354,6 +354,25 @@ def tables_cmd(lake: str | None) -> None:
         click.echo(f"{name:24} {n[0] if n else 0:>12}")
 
 
+@main.command("reference")
+@click.argument("readme", default="README.md")
+@click.option("--check", is_flag=True, help="Only report whether the tables are current (exit 1 if not).")
+@handle_errors
+def reference_cmd(readme: str, check: bool) -> None:
+    """Regenerate README's tables of commands, jobs and monitors from the code."""
+    from pathlib import Path
+
+    from lake import reference
+
+    text = Path(readme).read_text()
+    current = reference.render(text) == text
+    if check:
+        click.echo(f"{readme}: tables {'current' if current else 'out of date'}")
+        sys.exit(0 if current else 1)
+    reference.write(readme)
+    click.echo(f"{readme}: tables {'already current' if current else 'regenerated'}")
+
+
 @main.command("settings")
 @click.option("--markdown", is_flag=True, help="Print docs/settings.md instead.")
 def settings_cmd(markdown: bool) -> None:

@@ -103,6 +103,7 @@ class Job:
     schedule: str | None = None
     help: str = ""
     monitor: bool = False
+    claim: str = ""  # a monitor's: what it is checked against in a generated archive (README)
 
 
 @cache

@@ -40,6 +40,9 @@ class Monitor:
     # the result schema must have ``inputs``: the members' paths, so that they count as done.
     # (the configuration is passed too: settings such as the anneal list shape the groups)
     group: Callable[[list[dict[str, Any]], dict[str, Any]], list[list[dict[str, Any]]]] | None = None
+    # the README's table of monitors is generated from these (lake.reference)
+    measures: str = ""  # what it measures, in a sentence or two
+    claim: str = ""  # what it is checked against in the generated archive's truth table
 
 
 def table_name(name: str) -> str:

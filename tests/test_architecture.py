@@ -96,3 +96,17 @@ def test_plugins_contribute_the_commands() -> None:
     res = CliRunner().invoke(main, ["--help"])
     for cmd in ("ingest", "rebuild", "generate", "demo", "monitor", "app", "sql", "maintain"):
         assert f"  {cmd} " in res.output, cmd
+
+
+def test_readme_tables_are_generated_from_the_registries() -> None:
+    """The README's commands, jobs and monitors tables are what ``ql reference`` makes from the code."""
+    from lake import reference
+
+    text = (ROOT / "README.md").read_text()
+    assert reference.render(text) == text, "README tables are stale: run 'ql reference README.md'"
+    for block in ("commands", "jobs", "monitors"):
+        assert f"<!-- ql:{block} -->" in text
+    from lake.jobs import registry
+
+    for name in registry():
+        assert f"| `{name}` |" in text, name

@@ -100,4 +100,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "zeroth_median", "quad", "IR zeroth read (DN)"),
     __doc__ or "",
+    measures="zeroth-read level per quadrant, drift per year",
+    claim="level within 3 DN, drift within 10 %",
 )

@@ -147,4 +147,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "depth", "filter", "IR blob depth"),
     __doc__ or "",
+    measures="blob detections in IR flats, catalogue with first-seen dates, cumulative count and map",
+    claim="recall >= 95 %, false <= 5 %",
 )

@@ -137,4 +137,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "max", None, "IR predicted persistence, max (e-/s)"),
     __doc__ or "",
+    measures="predicted persistence (Fermi model, 16 h look-back, max over stimuli): maps and statistics",
+    claim="within 10 % of the injected persistence",
 )

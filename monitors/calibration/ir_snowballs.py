@@ -161,4 +161,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "total_e", None, "IR snowball energy (e-)"),
     __doc__ or "",
+    measures="snowballs in IR dark read stacks: position, read, size, energy; rate per hour",
+    claim="every one, with its read; energy within 10 %",
 )

@@ -104,4 +104,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "amplitude", "chip", "UVIS bowtie amplitude"),
     __doc__ or "",
+    measures="QE-hysteresis amplitude (wedges vs rest) in the bowtie programme's flats; threshold crossings",
+    claim="within 0.05 %; exactly the planted crossings",
 )

@@ -139,4 +139,6 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "countrate", "filter", "Standard-star count rate (e-/s)"),
     __doc__ or "",
+    measures="standard-star aperture photometry, fractional change per year per filter",
+    claim="within 10 %",
 )

@@ -32,4 +32,9 @@ MONITOR = Monitor(
     lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp, CTE-corrected (e-/hr)"),
     __doc__ or "",
     windows,
+    measures=(
+        "uvis-darks on CTE-corrected superdarks (each hot pixel's fitted trail charge added back; not "
+        "calwf3's full model)"
+    ),
+    claim="recall >= 95 % of all planted hot pixels (measured 99.7 %), false <= 5 %, rates within 10 %",
 )
