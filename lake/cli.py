@@ -142,8 +142,16 @@ def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, o
         os.execvp(_duckdb_cli(), [_duckdb_cli(), "-readonly", str(path)])
     assert query is not None
     if fmt == "table":
-        rel = connect(lake).sql(query)
-        click.echo(str(rel) if rel is not None else "ok")
+        import duckdb
+
+        from lake.errors import QueryError
+
+        try:
+            rel = connect(lake).sql(query)
+            text = str(rel) if rel is not None else "ok"
+        except duckdb.Error as e:  # a typo is the user's: one message, no traceback
+            raise QueryError(str(e).strip()) from None
+        click.echo(text)
         return
     table = read_sql(query, lake)
     if fmt == "parquet":
@@ -344,14 +352,11 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
 @handle_errors
 def tables_cmd(lake: str | None) -> None:
     """List the lake's tables and views with their row counts."""
-    from lake.access import connect
+    from lake.access import row_counts
 
-    con = connect(lake)
-    for (name,) in con.execute("SELECT table_name FROM information_schema.tables ORDER BY 1").fetchall():
-        if name.startswith("_"):
-            continue
-        n = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-        click.echo(f"{name:24} {n[0] if n else 0:>12}")
+    t = row_counts(lake)
+    for name, n in zip(t.column("table").to_pylist(), t.column("rows").to_pylist(), strict=True):
+        click.echo(f"{name:24} {n:>12}")
 
 
 @main.command("reference")
