@@ -12,7 +12,7 @@ import posixpath
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 import numpy as np
@@ -115,33 +115,53 @@ def _write(
     return written
 
 
-def process_batch(
-    batch_id: str,
-    archive: str,
-    jobs: list[FileJob],
-    data_root: str,
-    template: str,
-    known_types: dict[str, dict[str, str]],
-) -> BatchResult:
-    """Parse ``jobs`` and write Parquet under ``data_root/<table>/year=Y/<batch_id>.parquet``."""
-    layout = Layout(template)
-    result = BatchResult(batch_id, relpaths=[j.relpath for j in jobs])
-    now = datetime.now(UTC)
-    file_rows: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("files")}
-    raw_headers: list[bytes] = []
-    header_file: list[int] = []
-    header_hdu: list[int] = []
-    ok_files: list[tuple[int, FileJob, Any, int]] = []  # (index in ok list, job, archive path, n_hdus)
+@dataclass
+class BatchTask:
+    """One batch for a worker: parse ``jobs`` (paths relative to ``archive``, placed by the layout
+    ``template``) and write Parquet under ``data_root/<table>/...``; ``types`` are the tables' current
+    column types (table → column → type name), which the worker's wide tables follow."""
 
-    def add_file_row(job: FileJob, ap: Any, status: str, error: str | None, n_hdus: int | None) -> None:
-        rootname = ap.rootname if ap else None
-        filetype = ap.filetype if ap else split_filetype(Path(job.relpath).stem)[1] or None
+    batch_id: str
+    archive: str
+    jobs: list[FileJob]
+    data_root: str
+    template: str
+    types: dict[str, dict[str, str]]
+
+
+class _OkFile(NamedTuple):
+    """A file whose headers were read: its index among the batch's readable files, and what to parse."""
+
+    k: int
+    job: FileJob
+    ap: Any  # its layout.parse result
+    n_hdus: int
+
+
+class _FileInfo(NamedTuple):
+    """What a readable file's primary header (or its path) says about it."""
+
+    rootname: str | None
+    proposid: Any
+    year: int | None
+    instrume: str | None
+    detector: str | None
+
+
+class _FileRows:
+    """The columns of the batch's ``files`` rows, built row by row."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+        self.cols: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("files")}
+
+    def add(self, job: FileJob, ap: Any, status: str, error: str | None, n_hdus: int | None) -> None:
         row = {
             "path": job.relpath,
             "proposid": ap.proposid if ap else None,
             "visit": ap.visit if ap else None,
-            "rootname": rootname,
-            "filetype": filetype,
+            "rootname": ap.rootname if ap else None,
+            "filetype": ap.filetype if ap else split_filetype(Path(job.relpath).stem)[1] or None,
             "instrume": None,
             "detector": None,
             "size": job.size,
@@ -150,53 +170,145 @@ def process_batch(
             "status": status,
             "error": error,
             "tables": None,
-            "ingested_at": now,
+            "ingested_at": self.now,
             "reader_version": READER_VERSION,
             "year": None,
         }
         for k, v in row.items():
-            file_rows[k].append(v)
+            self.cols[k].append(v)
 
-    for job in jobs:
+
+@dataclass
+class _Headers:
+    """The raw headers of the batch's readable files, and which file and HDU each came from."""
+
+    raw: list[bytes] = field(default_factory=list)
+    file: list[int] = field(default_factory=list)
+    hdu: list[int] = field(default_factory=list)
+    ok: list[_OkFile] = field(default_factory=list)
+
+
+@dataclass
+class _Parsed:
+    """The batch's cards and the indexes every table is cut from."""
+
+    cards: pa.Table
+    hf: np.ndarray  # header → file index
+    hh: np.ndarray  # header → HDU
+    card_header: np.ndarray  # card → header
+    info: dict[int, dict[str, Any]]  # header → identity keywords
+    file_info: list[_FileInfo]
+    paths: pa.Array  # file index → path
+    roots: pa.Array  # file index → rootname
+    years: pa.Array  # file index → year
+
+
+def process_batch(task: BatchTask) -> BatchResult:
+    """Parse the task's files and write Parquet under ``data_root/<table>/year=Y/<batch_id>.parquet``."""
+    result = BatchResult(task.batch_id, relpaths=[j.relpath for j in task.jobs])
+    rows = _FileRows()
+    heads = _read_headers(task, rows, result)
+    cards = _parse_cards(heads, rows, result)
+    b = _index(heads, cards)
+    out_root = Path(task.data_root)
+    written: dict[str, list[str]] = {}
+    card_tab = _cards_table(b)
+    if card_tab.num_rows:
+        written["cards"] = _write(card_tab, out_root / "cards" / "data", task.batch_id)
+    result.n_cards = card_tab.num_rows
+    tables_of_file, conflict_rows = _write_wide_tables(task, heads, b, result, written)
+    _add_ok_rows(rows, heads, b, tables_of_file)
+    files_tab = pa.table(rows.cols, schema=sch.arrow_schema("files"))
+    written["files"] = _write(files_tab, out_root / "files" / "data", task.batch_id)
+    if conflict_rows["path"]:
+        written["conflicts"] = _write(
+            pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
+            out_root / "conflicts" / "data",
+            task.batch_id,
+        )
+    result.files = written
+    result.n_files = len(task.jobs)
+    result.n_errors = len(result.errors)
+    return result
+
+
+def _read_headers(task: BatchTask, rows: _FileRows, result: BatchResult) -> _Headers:
+    """Place every file by the layout and read its raw headers; a file that fails either becomes an
+    ``error`` row."""
+    layout = Layout(task.template)
+    heads = _Headers()
+    for job in task.jobs:
         try:
             ap = layout.parse(job.relpath)
         except LayoutError as e:
-            add_file_row(job, None, "error", str(e), None)
+            rows.add(job, None, "error", str(e), None)
             result.errors.append((job.relpath, str(e)))
             continue
         try:
-            raws = _open_headers(archive, job.relpath)
+            raws = _open_headers(task.archive, job.relpath)
         except FitsError as e:
-            add_file_row(job, ap, "error", str(e), None)
+            rows.add(job, ap, "error", str(e), None)
             result.errors.append((job.relpath, str(e)))
             continue
-        k = len(ok_files)
-        ok_files.append((k, job, ap, len(raws)))
+        k = len(heads.ok)
+        heads.ok.append(_OkFile(k, job, ap, len(raws)))
         for r in raws:
-            raw_headers.append(r.data)
-            header_file.append(k)
-            header_hdu.append(r.hdu)
+            heads.raw.append(r.data)
+            heads.file.append(k)
+            heads.hdu.append(r.hdu)
+    return heads
 
-    cards = parse_headers(raw_headers)
-    bad_files = _files_with_invalid_cards(cards, header_file, header_hdu)
-    if bad_files:  # rare: drop those files (recorded as errors) and parse the rest again
-        for k, (hdu, kwd, reason) in bad_files.items():
-            _, job, ap, _n = ok_files[k]
-            msg = str(FitsError(job.relpath, f"unparsable card ({reason}); fix or remove the file", hdu, kwd))
-            add_file_row(job, ap, "error", msg, None)
-            result.errors.append((job.relpath, msg))
-        keep_h = [i for i, k in enumerate(header_file) if k not in bad_files]
-        remap = {old: new for new, old in enumerate(k for k in range(len(ok_files)) if k not in bad_files)}
-        ok_files = [(remap[k], j, a, n) for k, j, a, n in ok_files if k not in bad_files]
-        raw_headers = [raw_headers[i] for i in keep_h]
-        header_hdu = [header_hdu[i] for i in keep_h]
-        header_file = [remap[header_file[i]] for i in keep_h]
-        cards = parse_headers(raw_headers)
-    hf = np.asarray(header_file, dtype=np.int32)
-    hh = np.asarray(header_hdu, dtype=np.int32)
-    card_header = np.asarray(cards.column("header").to_numpy())
 
-    # Identity keywords per header: a small filtered slice of the cards.
+def _parse_cards(heads: _Headers, rows: _FileRows, result: BatchResult) -> pa.Table:
+    """Parse every header's cards; the rare file with an unparsable card becomes an ``error`` row and
+    leaves ``heads`` (renumbered), and the rest are parsed again."""
+    cards = parse_headers(heads.raw)
+    bad_files = _files_with_invalid_cards(cards, heads.file, heads.hdu)
+    if not bad_files:
+        return cards
+    for k, (hdu, kwd, reason) in bad_files.items():
+        _, job, ap, _n = heads.ok[k]
+        msg = str(FitsError(job.relpath, f"unparsable card ({reason}); fix or remove the file", hdu, kwd))
+        rows.add(job, ap, "error", msg, None)
+        result.errors.append((job.relpath, msg))
+    keep_h = [i for i, k in enumerate(heads.file) if k not in bad_files]
+    remap = {old: new for new, old in enumerate(k for k in range(len(heads.ok)) if k not in bad_files)}
+    heads.ok = [_OkFile(remap[k], j, a, n) for k, j, a, n in heads.ok if k not in bad_files]
+    heads.raw = [heads.raw[i] for i in keep_h]
+    heads.hdu = [heads.hdu[i] for i in keep_h]
+    heads.file = [remap[heads.file[i]] for i in keep_h]
+    return parse_headers(heads.raw)
+
+
+def _index(heads: _Headers, cards: pa.Table) -> _Parsed:
+    """The header and card indexes, each header's identity keywords and each file's identity."""
+    hf = np.asarray(heads.file, dtype=np.int32)
+    info = _identity_keywords(cards)
+    header_start = np.searchsorted(hf, np.arange(len(heads.ok)))
+    file_info = []
+    for k, _job, ap, n_hdus in heads.ok:
+        prim = info.get(int(header_start[k]), {}) if n_hdus else {}
+        rootname = ap.rootname or (str(prim.get("ROOTNAME") or "").strip().lower() or None)
+        proposid = ap.proposid if ap.proposid is not None else prim.get("PROPOSID")
+        year = _year_from(prim.get("DATE-OBS"), prim.get("EXPSTART"))
+        instrume = (prim.get("INSTRUME") or None) and str(prim["INSTRUME"]).strip()
+        detector = (prim.get("DETECTOR") or None) and str(prim["DETECTOR"]).strip()
+        file_info.append(_FileInfo(rootname, proposid, year, instrume, detector))
+    return _Parsed(
+        cards=cards,
+        hf=hf,
+        hh=np.asarray(heads.hdu, dtype=np.int32),
+        card_header=np.asarray(cards.column("header").to_numpy()),
+        info=info,
+        file_info=file_info,
+        paths=pa.array([heads.ok[k].job.relpath for k in range(len(heads.ok))], pa.string()),
+        roots=pa.array([fi.rootname for fi in file_info], pa.string()),
+        years=pa.array([fi.year for fi in file_info], pa.int32()),
+    )
+
+
+def _identity_keywords(cards: pa.Table) -> dict[int, dict[str, Any]]:
+    """Identity keywords per header: a small filtered slice of the cards."""
     kw_all = pc.cast(cards.column("keyword"), pa.string())
     ident = cards.filter(pc.is_in(kw_all, pa.array(_PRIMARY_KEYS + _EXT_KEYS)))
     info: dict[int, dict[str, Any]] = {}
@@ -211,151 +323,153 @@ def process_batch(
     ):
         d = info.setdefault(h, {})
         d.setdefault(kwd, s if vt == "string" else i if vt == "int" else f)
+    return info
 
-    header_start = np.searchsorted(hf, np.arange(len(ok_files)))
-    file_info = []
-    for k, _job, ap, n_hdus in ok_files:
-        prim = info.get(int(header_start[k]), {}) if n_hdus else {}
-        rootname = ap.rootname or (str(prim.get("ROOTNAME") or "").strip().lower() or None)
-        proposid = ap.proposid if ap.proposid is not None else prim.get("PROPOSID")
-        year = _year_from(prim.get("DATE-OBS"), prim.get("EXPSTART"))
-        instrume = (prim.get("INSTRUME") or None) and str(prim["INSTRUME"]).strip()
-        detector = (prim.get("DETECTOR") or None) and str(prim["DETECTOR"]).strip()
-        file_info.append((rootname, proposid, year, instrume, detector))
 
-    # cards table rows
-    fidx = hf[card_header]
-    paths = pa.array([ok_files[k][1].relpath for k in range(len(ok_files))], pa.string())
-    roots = pa.array([fi[0] for fi in file_info], pa.string())
-    years = pa.array([fi[2] for fi in file_info], pa.int32())
-    fidx_a = pa.array(fidx)
-    card_tab = pa.table(
+_CARD_COLUMNS = (
+    "position",
+    "keyword",
+    "value_type",
+    "value_str",
+    "value_int",
+    "value_float",
+    "value_bool",
+    "comment",
+    "image",
+)
+
+
+def _cards_table(b: _Parsed) -> pa.Table:
+    """The ``cards`` rows: every card with its file's path, rootname and year."""
+    fidx_a = pa.array(b.hf[b.card_header])
+    return pa.table(
         {
-            "path": pa.DictionaryArray.from_arrays(fidx_a, paths),
-            "rootname": roots.take(fidx_a),  # may hold nulls: a dictionary may not
-            "hdu": pa.array(hh[card_header]),
-            **{
-                n: cards.column(n)
-                for n in (
-                    "position",
-                    "keyword",
-                    "value_type",
-                    "value_str",
-                    "value_int",
-                    "value_float",
-                    "value_bool",
-                    "comment",
-                    "image",
-                )
-            },
-            "year": years.take(fidx_a),
+            "path": pa.DictionaryArray.from_arrays(fidx_a, b.paths),
+            "rootname": b.roots.take(fidx_a),  # may hold nulls: a dictionary may not
+            "hdu": pa.array(b.hh[b.card_header]),
+            **{n: b.cards.column(n) for n in _CARD_COLUMNS},
+            "year": b.years.take(fidx_a),
         }
     )
-    out_root = Path(data_root)
-    written: dict[str, list[str]] = {}
-    if card_tab.num_rows:
-        written["cards"] = _write(card_tab, out_root / "cards" / "data", batch_id)
-    result.n_cards = card_tab.num_rows
 
-    # wide tables: group headers by table name
-    table_of_header = []
-    for h in range(len(raw_headers)):
-        k = int(hf[h])
-        rootname, proposid, year, instrume, detector = file_info[k]
-        ftype = ok_files[k][2].filetype or "unknown"
-        table_of_header.append(sch.physical_table_name(instrume, detector, ftype))
+
+def _write_wide_tables(
+    task: BatchTask, heads: _Headers, b: _Parsed, result: BatchResult, written: dict[str, list[str]]
+) -> tuple[dict[int, set[str]], dict[str, list[Any]]]:
+    """Group the headers by wide table, write each table's file (its schema and per-HDU columns go to
+    ``result``); returns the tables of each file and the ``conflicts`` rows."""
+    by_table: dict[str, list[int]] = {}
+    for h in range(len(heads.raw)):
+        k = int(b.hf[h])
+        ftype = heads.ok[k].ap.filetype or "unknown"
+        t = sch.physical_table_name(b.file_info[k].instrume, b.file_info[k].detector, ftype)
+        by_table.setdefault(t, []).append(h)
     tables_of_file: dict[int, set[str]] = {}
     conflict_rows: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("conflicts")}
-    by_table: dict[str, list[int]] = {}
-    for h, t in enumerate(table_of_header):
-        by_table.setdefault(t, []).append(h)
-    order = np.argsort(card_header, kind="stable")  # cards are already in header order
-    card_start = np.searchsorted(card_header[order], np.arange(len(raw_headers) + 1))
+    order = np.argsort(b.card_header, kind="stable")  # cards are already in header order
+    card_start = np.searchsorted(b.card_header[order], np.arange(len(heads.raw) + 1))
     for tname, hs in sorted(by_table.items()):
         hs_a = np.asarray(hs)
-        sel = (
-            np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a])
-            if len(hs_a)
-            else np.array([], int)
-        )
-        sub = cards.take(pa.array(sel))
-        row_of_header = np.full(len(raw_headers), -1, dtype=np.int64)
-        row_of_header[hs_a] = np.arange(len(hs_a))
-        rows = row_of_header[card_header[sel]]
-        files_k = hf[hs_a]
-        base = {
-            "rootname": roots.take(pa.array(files_k)),
-            "path": paths.take(pa.array(files_k)),
-            "hdu": pa.array(hh[hs_a], pa.int32()),
-            "extname": pa.array(
-                [
-                    str(info.get(int(h), {}).get("EXTNAME") or ("PRIMARY" if hh[h] == 0 else "")).strip()
-                    or None
-                    for h in hs_a
-                ],
-                pa.string(),
-            ),
-            "extver": pa.array(
-                [
-                    info.get(int(h), {}).get("EXTVER")
-                    if isinstance(info.get(int(h), {}).get("EXTVER"), int)
-                    else None
-                    for h in hs_a
-                ],
-                pa.int64(),
-            ),
-            "year": years.take(pa.array(files_k)),
-        }
-        known = {
-            **sch.header_types(tname),
-            **{c: _arrow_type(t) for c, t in known_types.get(tname, {}).items()},
-        }
-        wide, conflicts = pivot(sub, rows, len(hs_a), base, known)
-        for cf in conflicts:
-            h = hs_a[cf.row]
-            k = int(hf[h])
-            for name, v in (
-                ("path", ok_files[k][1].relpath),
-                ("hdu", int(hh[h])),
-                ("table_name", tname),
-                ("keyword", cf.keyword),
-                ("column_type", cf.column_type),
-                ("value_type", cf.value_type),
-                ("value", cf.value),
-                ("year", file_info[k][2]),
-            ):
-                conflict_rows[name].append(v)
+        wide = _wide_table(tname, hs_a, b, card_start, len(heads.raw), task.types, heads, conflict_rows)
         sort_cols = ["hdu", "date_obs", "path"] if "date_obs" in wide.column_names else ["hdu", "path"]
         written[tname] = _write(
-            wide, out_root / tname / "data", batch_id, result.counts, partitioned=False, sort_by=sort_cols
+            wide,
+            Path(task.data_root) / tname / "data",
+            task.batch_id,
+            result.counts,
+            partitioned=False,
+            sort_by=sort_cols,
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         result.hdu_columns[tname] = _columns_per_hdu(wide)
-        for k in set(files_k.tolist()):
+        for k in set(b.hf[hs_a].tolist()):
             tables_of_file.setdefault(int(k), set()).add(tname)
+    return tables_of_file, conflict_rows
 
-    for k, job, ap, n_hdus in ok_files:
-        add_file_row(job, ap, "ok", None, n_hdus)
-        rootname, proposid, year, instrume, detector = file_info[k]
-        i = len(file_rows["path"]) - 1
-        file_rows["rootname"][i] = rootname
-        file_rows["proposid"][i] = proposid
-        file_rows["year"][i] = year
-        file_rows["instrume"][i] = instrume
-        file_rows["detector"][i] = detector
-        file_rows["tables"][i] = ",".join(sorted(tables_of_file.get(k, ())))
-    files_tab = pa.table(file_rows, schema=sch.arrow_schema("files"))
-    written["files"] = _write(files_tab, out_root / "files" / "data", batch_id)
-    if conflict_rows["path"]:
-        written["conflicts"] = _write(
-            pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
-            out_root / "conflicts" / "data",
-            batch_id,
-        )
-    result.files = written
-    result.n_files = len(jobs)
-    result.n_errors = len(result.errors)
-    return result
+
+def _wide_table(
+    tname: str,
+    hs_a: np.ndarray,
+    b: _Parsed,
+    card_start: np.ndarray,
+    n_headers: int,
+    known_types: dict[str, dict[str, str]],
+    heads: _Headers,
+    conflict_rows: dict[str, list[Any]],
+) -> pa.Table:
+    """The wide table ``tname`` of the headers ``hs_a`` (one row each); its type conflicts are added to
+    ``conflict_rows``."""
+    sel = (
+        np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a])
+        if len(hs_a)
+        else np.array([], int)
+    )
+    sub = b.cards.take(pa.array(sel))
+    row_of_header = np.full(n_headers, -1, dtype=np.int64)
+    row_of_header[hs_a] = np.arange(len(hs_a))
+    rows = row_of_header[b.card_header[sel]]
+    files_k = b.hf[hs_a]
+    known = {
+        **sch.header_types(tname),
+        **{c: _arrow_type(t) for c, t in known_types.get(tname, {}).items()},
+    }
+    wide, conflicts = pivot(sub, rows, len(hs_a), _wide_base(hs_a, files_k, b), known)
+    for cf in conflicts:
+        h = hs_a[cf.row]
+        k = int(b.hf[h])
+        for name, v in (
+            ("path", heads.ok[k].job.relpath),
+            ("hdu", int(b.hh[h])),
+            ("table_name", tname),
+            ("keyword", cf.keyword),
+            ("column_type", cf.column_type),
+            ("value_type", cf.value_type),
+            ("value", cf.value),
+            ("year", b.file_info[k].year),
+        ):
+            conflict_rows[name].append(v)
+    return wide
+
+
+def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, pa.Array]:
+    """The columns every wide-table row starts with (before its keywords)."""
+    return {
+        "rootname": b.roots.take(pa.array(files_k)),
+        "path": b.paths.take(pa.array(files_k)),
+        "hdu": pa.array(b.hh[hs_a], pa.int32()),
+        "extname": pa.array(
+            [
+                str(b.info.get(int(h), {}).get("EXTNAME") or ("PRIMARY" if b.hh[h] == 0 else "")).strip()
+                or None
+                for h in hs_a
+            ],
+            pa.string(),
+        ),
+        "extver": pa.array(
+            [
+                b.info.get(int(h), {}).get("EXTVER")
+                if isinstance(b.info.get(int(h), {}).get("EXTVER"), int)
+                else None
+                for h in hs_a
+            ],
+            pa.int64(),
+        ),
+        "year": b.years.take(pa.array(files_k)),
+    }
+
+
+def _add_ok_rows(rows: _FileRows, heads: _Headers, b: _Parsed, tables_of_file: dict[int, set[str]]) -> None:
+    """The ``files`` rows of the readable files, with what their headers said."""
+    for k, job, ap, n_hdus in heads.ok:
+        rows.add(job, ap, "ok", None, n_hdus)
+        fi = b.file_info[k]
+        i = len(rows.cols["path"]) - 1
+        rows.cols["rootname"][i] = fi.rootname
+        rows.cols["proposid"][i] = fi.proposid
+        rows.cols["year"][i] = fi.year
+        rows.cols["instrume"][i] = fi.instrume
+        rows.cols["detector"][i] = fi.detector
+        rows.cols["tables"][i] = ",".join(sorted(tables_of_file.get(k, ())))
 
 
 def _files_with_invalid_cards(

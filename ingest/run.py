@@ -5,18 +5,17 @@ from __future__ import annotations
 import os
 import time
 import uuid
-import warnings
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ingest.batch import BatchResult, FileJob, process_batch
+from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
 from lake.archive import changed, scan_archive
 from lake.errors import LayoutError
@@ -49,10 +48,28 @@ class IngestSummary:
             f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors",
         ]
 
+    def add(self, res: BatchResult) -> None:
+        """Count a finished batch."""
+        self.batches += 1
+        self.ingested += res.n_files
+        self.errors += res.n_errors
+        self.cards += res.n_cards
+        self.error_samples.extend(res.errors[: 20 - len(self.error_samples)])
 
-def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str, bool]]:
-    """path → (size, mtime, status, tables, path parsed) from the pinned ``files`` table; a file whose
-    path did not fit the layout has no rootname."""
+
+class KnownFile(NamedTuple):
+    """A file as the pinned ``files`` table records it."""
+
+    size: int
+    mtime: float
+    status: str
+    tables: str  # the header tables holding its rows, comma-separated
+    parsed: bool  # its path fitted the layout (it has a rootname)
+
+
+def _known_files(lake: Lake, pins: Pins) -> dict[str, KnownFile]:
+    """path → what the pinned ``files`` table records; a file whose path did not fit the layout has no
+    rootname."""
     files = lake.data_files(pins, "files")
     if not files:
         return {}
@@ -60,7 +77,7 @@ def _known_files(lake: Lake, pins: Pins) -> dict[str, tuple[int, float, str, str
         columns=["path", "size", "mtime", "status", "tables", "rootname"]
     )
     return {
-        p: (s, m, st, tb or "", r is not None)
+        p: KnownFile(s, m, st, tb or "", r is not None)
         for p, s, m, st, tb, r in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
     }
 
@@ -151,6 +168,30 @@ def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
 COMMIT_SHARE = 20
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """How an ingest run works (see :func:`ingest`)."""
+
+    archive: str
+    rebuild: bool = False
+    scheduler: str = "local"
+    workers: int = 0
+    batch_files: int = 2000
+    commit_interval: float = 10.0
+    template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits"
+    progress: Callable[[int, int], None] | None = None
+
+
+@dataclass
+class IngestPlan:
+    """What a run does, from comparing the archive with the lake: the files to parse, the files gone from
+    the archive, and the header tables of every known file either replaces (path → ``files.tables``)."""
+
+    todo: list[FileJob]
+    removed: list[str]
+    replaced: dict[str, str]
+
+
 def ingest(
     lake_dir: str | os.PathLike[str],
     archive: str,
@@ -180,93 +221,117 @@ def ingest(
     t0 = time.monotonic()
     lake = Lake(lake_dir, catalog_uri)
     summary = IngestSummary()
+    opts = IngestOptions(
+        archive, rebuild, scheduler, workers, batch_files, commit_interval, template, progress
+    )
     if not archive.startswith(("file://",)) and "://" not in archive and not Path(archive).is_dir():
         from lake.errors import ConfigError
 
         raise ConfigError(f"archive {archive} is not a directory; set --archive or QUICKLAKE_ARCHIVE")
-    with lake.writer():
-        lake.recover()
-        pins = lake.init()
+    # every publish is explicit below (the transaction has nothing left to publish at its end)
+    with lake.transaction() as pins:
         old_namespace = None
-        if rebuild:
-            old_namespace = pins.namespace
-            n = (
-                int(pins.namespace.rsplit("_", 1)[-1]) + 1
-                if pins.namespace.rsplit("_", 1)[-1].isdigit()
-                else 1
-            )
-            pins = Pins(f"lake_{n}", {})
-            if (pins.namespace,) in lake.catalog.list_namespaces():
-                _drop_namespace(lake, pins.namespace)  # left by a rebuild that was killed
-            lake.catalog.create_namespace_if_not_exists(pins.namespace)
-            for name in sch.FIXED_TABLES:
-                lake.ensure_table(pins, name, sch.arrow_schema(name))
-            _carry_results(lake, Pins(old_namespace, lake.pins().tables), pins)
+        if rebuild:  # a new namespace, published only at the end (by _refresh_master)
+            old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
         listing = scan_archive(archive)
         known = {} if rebuild else _known_files(lake, pins)
-        summary.scanned = len(listing)
-        todo: list[FileJob] = []
-        layout = Layout(template)
-        for rel, (size, mtime) in sorted(listing.items()):
-            k = known.get(rel)
-            if k is None:
-                summary.new += 1
-            elif k[2] == "missing" or changed((k[0], k[1]), (size, mtime)):
-                summary.changed += 1
-            elif k[2] == "error" and not k[4] and _fits_layout_now(layout, rel):
-                summary.changed += 1  # refused by an earlier layout template, fits the current one
-            else:
-                summary.unchanged += 1
-                continue
-            todo.append(FileJob(rel, size, mtime))
-        removed = [p for p, k in known.items() if p not in listing and k[2] != "missing"]
-        replaced = {p: known[p][3] for p in known if p in {j.relpath for j in todo} or p in removed}
-
-        types = {
-            t: {c: sch.TYPE_NAMES.get(sch.plain_type(ty), "string") for c, ty in cols.items()}
-            for t, cols in lake.column_types(pins).items()
-        }
-        data_root = str(lake.warehouse / f"{pins.namespace}.db")
-        ahead: tuple[MasterInputs, Future[Any]] | None = None
-        if todo:
-            ex = Executor(scheduler, workers)
-            try:
-                batches = split_batches(todo, batch_files, ex.workers)
-                tasks = [(uuid.uuid4().hex[:16], archive, b, data_root, template, types) for b in batches]
-                last_commit, commit_took = time.monotonic(), 0.0
-                pending: list[BatchResult] = []
-                for group in ex.map(process_batch, tasks):
-                    pending += group
-                    for res in group:
-                        summary.batches += 1
-                        summary.ingested += res.n_files
-                        summary.errors += res.n_errors
-                        summary.cards += res.n_cards
-                        summary.error_samples.extend(res.errors[: 20 - len(summary.error_samples)])
-                        _prepare(lake, pins, res)
-                    wait = max(commit_interval, COMMIT_SHARE * commit_took)
-                    if summary.batches < len(tasks) and time.monotonic() - last_commit >= wait:
-                        started = time.monotonic()
-                        _commit(lake, pins, pending, replaced, publish=not rebuild)
-                        pending, last_commit = [], time.monotonic()
-                        commit_took = last_commit - started
-                    if progress:
-                        progress(summary.ingested, summary.errors)
-                if pending:  # published below, with the master table (a rebuild: the swap)
-                    if not removed and not any(p in replaced for r in pending for p in r.relpaths):
-                        ahead = _master_ahead(lake, pins, pending)
-                    _commit(lake, pins, pending, replaced, publish=False)
-            finally:
-                ex.close()
-        if removed:
-            _mark_missing(lake, pins, removed, known)
-            summary.removed = len(removed)
-        if todo or removed or rebuild:
+        plan = _plan(known, listing, Layout(template), summary)
+        ahead = _run_batches(lake, pins, plan, opts, summary) if plan.todo else None
+        if plan.removed:
+            lake.mark_missing(pins, plan.removed, {p: known[p].tables for p in plan.removed})
+            summary.removed = len(plan.removed)
+        if plan.todo or plan.removed or rebuild:
             _refresh_master(lake, pins, ahead)
         if old_namespace is not None:
-            _drop_namespace(lake, old_namespace)
+            lake.finish_rebuild(old_namespace)
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+def _plan(
+    known: dict[str, KnownFile], listing: dict[str, tuple[int, float]], layout: Layout, summary: IngestSummary
+) -> IngestPlan:
+    """Compare the archive's ``listing`` (path → size, mtime) with the lake's ``known`` files: new and
+    changed files are to do, and counted in ``summary``."""
+    summary.scanned = len(listing)
+    todo: list[FileJob] = []
+    for rel, (size, mtime) in sorted(listing.items()):
+        k = known.get(rel)
+        if k is None:
+            summary.new += 1
+        elif k.status == "missing" or changed((k.size, k.mtime), (size, mtime)):
+            summary.changed += 1
+        elif k.status == "error" and not k.parsed and _fits_layout_now(layout, rel):
+            summary.changed += 1  # refused by an earlier layout template, fits the current one
+        else:
+            summary.unchanged += 1
+            continue
+        todo.append(FileJob(rel, size, mtime))
+    removed = [p for p, k in known.items() if p not in listing and k.status != "missing"]
+    redone = {j.relpath for j in todo} | set(removed)
+    replaced = {p: k.tables for p, k in known.items() if p in redone}
+    return IngestPlan(todo, removed, replaced)
+
+
+class _Commits:
+    """The driver's commits of finished batches: every so often while they come in (published, but not
+    in a rebuild), then the rest at the end, unpublished (published with the master table)."""
+
+    def __init__(self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions) -> None:
+        self.lake, self.pins, self.plan, self.opts = lake, pins, plan, opts
+        self.pending: list[BatchResult] = []
+        self.last_commit, self.took = time.monotonic(), 0.0
+
+    def maybe(self) -> None:
+        """Commit what is pending if the last commit was long enough ago."""
+        if time.monotonic() - self.last_commit >= max(self.opts.commit_interval, COMMIT_SHARE * self.took):
+            started = time.monotonic()
+            _commit(self.lake, self.pins, self.pending, self.plan.replaced, publish=not self.opts.rebuild)
+            self.pending, self.last_commit = [], time.monotonic()
+            self.took = self.last_commit - started
+
+    def last(self) -> tuple[MasterInputs, Future[Any]] | None:
+        """Commit what is left (unpublished); returns the master computed beside it, if it can be."""
+        if not self.pending:
+            return None
+        ahead = None
+        plan = self.plan
+        if not plan.removed and not any(p in plan.replaced for r in self.pending for p in r.relpaths):
+            ahead = _master_ahead(self.lake, self.pins, self.pending)
+        _commit(self.lake, self.pins, self.pending, plan.replaced, publish=False)
+        return ahead
+
+
+def _run_batches(
+    lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions, summary: IngestSummary
+) -> tuple[MasterInputs, Future[Any]] | None:
+    """Parse ``plan.todo`` in batches on the executor, preparing and committing the results as they come;
+    returns the master computed ahead (see :func:`_master_ahead`), if any."""
+    types = {
+        t: {c: sch.TYPE_NAMES.get(sch.plain_type(ty), "string") for c, ty in cols.items()}
+        for t, cols in lake.column_types(pins).items()
+    }
+    data_root = str(lake.warehouse / f"{pins.namespace}.db")
+    ex = Executor(opts.scheduler, opts.workers)
+    try:
+        batches = split_batches(plan.todo, opts.batch_files, ex.workers)
+        tasks = [
+            BatchTask(uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types)
+            for b in batches
+        ]
+        commits = _Commits(lake, pins, plan, opts)
+        for group in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
+            commits.pending += group
+            for res in group:
+                summary.add(res)
+                _prepare(lake, pins, res)
+            if summary.batches < len(tasks):
+                commits.maybe()
+            if opts.progress:
+                opts.progress(summary.ingested, summary.errors)
+        return commits.last()
+    finally:
+        ex.close()
 
 
 def split_batches(todo: list[FileJob], batch_files: int, workers: int) -> list[list[FileJob]]:
@@ -292,46 +357,6 @@ def split_batches(todo: list[FileJob], batch_files: int, workers: int) -> list[l
         tail = [half for b in out[-workers:] for half in (b[: len(b) // 2], b[len(b) // 2 :])]
         out[-workers:] = tail
     return out
-
-
-def _mark_missing(
-    lake: Lake, pins: Pins, removed: list[str], known: dict[str, tuple[int, float, str, str, bool]]
-) -> None:
-    from datetime import UTC, datetime
-
-    tables = {t for p in removed for t in known[p][3].split(",") if t}
-    for t in sorted(tables | {"cards"}):
-        lake.commit_files(pins, t, [], delete_paths=removed)
-    old = (
-        lake.table(pins, "files")
-        .scan(row_filter=pc_in("path", removed), snapshot_id=pins.tables["files"])
-        .to_arrow()
-    )
-    now = datetime.now(UTC)
-    old = old.set_column(old.schema.get_field_index("status"), "status", pa.array(["missing"] * old.num_rows))
-    old = old.set_column(
-        old.schema.get_field_index("error"),
-        "error",
-        pa.array(["file no longer in the archive"] * old.num_rows),
-    )
-    old = old.set_column(old.schema.get_field_index("tables"), "tables", pa.array([""] * old.num_rows))
-    old = old.set_column(
-        old.schema.get_field_index("ingested_at"),
-        "ingested_at",
-        pa.array([now] * old.num_rows, pa.timestamp("us", tz="UTC")),
-    )
-    tbl = lake.table(pins, "files")
-    with warnings.catch_warnings(), tbl.transaction() as tx:
-        warnings.filterwarnings("ignore", "Delete operation did not match any records")
-        tx.delete(pc_in("path", removed))
-        tx.append(old.cast(tbl.schema().as_arrow()))
-    pins.tables["files"] = lake.table(pins, "files").metadata.current_snapshot_id
-
-
-def pc_in(column: str, values: list[str]) -> Any:
-    from pyiceberg.expressions import In
-
-    return In(column, values)  # type: ignore[call-arg,arg-type]
 
 
 def _master_inputs(lake: Lake, pins: Pins, pending: list[BatchResult] | None = None) -> MasterInputs:
@@ -382,16 +407,6 @@ def _refresh_master(lake: Lake, pins: Pins, ahead: tuple[MasterInputs, Future[An
     lake.publish(pins)
 
 
-def _drop_namespace(lake: Lake, namespace: str) -> None:
-    import shutil
-
-    for ident in lake.catalog.list_tables(namespace):
-        lake.catalog.drop_table(ident)
-        lake.forget(".".join(ident))
-    lake.catalog.drop_namespace(namespace)
-    shutil.rmtree(lake.warehouse / f"{namespace}.db", ignore_errors=True)
-
-
 def ingest_with(
     cfg: dict[str, Any],
     lake_dir: str | os.PathLike[str] | None = None,
@@ -424,15 +439,3 @@ def run_ingest_job(ctx: Any) -> Any:
         ctx.log.warning("%s: %s", path, err)
     counts = {"scanned": s.scanned, "ingested": s.ingested, "removed": s.removed, "errors": s.errors}
     return JobResult(bool(s.ingested or s.removed), counts, None, s.lines()[-1])
-
-
-def _carry_results(lake: Lake, old: Pins, new: Pins) -> None:
-    """A rebuild re-extracts headers; result tables (job findings, monitor results) move as they are."""
-    for name in sorted(old.tables):
-        if sch.is_header_table(name) or name in sch.FIXED_TABLES or old.tables[name] is None:
-            continue
-        files = lake.data_files(old, name)
-        data = pq.ParquetDataset(files, partitioning=None).read() if files else None
-        lake.ensure_table(new, name, lake.iceberg_schema(old, name))
-        if data is not None and data.num_rows:
-            lake.append(new, name, data.cast(lake.iceberg_schema(old, name)))

@@ -57,17 +57,25 @@ class Executor:
         return max(1, sum(int(w.get("nthreads", 1)) for w in info))
 
     def map(
-        self, fn: Callable[..., T], tasks: list[tuple[Any, ...]], name: str = "ingest"
+        self,
+        fn: Callable[..., T],
+        tasks: list[tuple[Any, ...]],
+        name: str = "ingest",
+        key: Callable[[tuple[Any, ...]], object] | None = None,
     ) -> Iterator[list[T]]:
-        """Results as they finish, grouped: batches that completed while the driver was committing the
-        previous group come together, so a driver slower than its workers commits less often."""
+        """``fn(*task)`` for every task; results as they finish, grouped: batches that completed while the
+        driver was committing the previous group come together, so a driver slower than its workers
+        commits less often. A task's Dask key is ``name-`` and ``key(task)`` (by default its first
+        element), which must be unique per task."""
         if self.client is None:
             for t in tasks:
                 yield [fn(*t)]
             return
         from distributed import as_completed
 
-        futures = [self.client.submit(fn, *t, pure=False, key=f"{name}-{t[0]}") for t in tasks]
+        futures = [
+            self.client.submit(fn, *t, pure=False, key=f"{name}-{key(t) if key else t[0]}") for t in tasks
+        ]
         for group in as_completed(futures).batches():
             yield [fut.result() for fut in group]
             for fut in group:

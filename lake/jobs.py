@@ -319,16 +319,13 @@ def _store_findings(
     tagged = findings.add_column(0, "run_id", pa.array([run_id] * n, pa.string()))
     tagged = tagged.add_column(1, "found_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC")))
     lake = Lake(root, cfg.get("catalog_uri", ""))
-    with lake.writer(wait=LAKE_WAIT):
-        lake.recover()
-        pins = lake.init()
+    with lake.transaction(wait=LAKE_WAIT) as pins:  # published at the end
         lake.ensure_table(pins, name, tagged.schema)
         lake.evolve(pins, name, tagged.schema)
         if replace:
             lake.overwrite(pins, name, tagged)
         else:
             lake.append(pins, name, tagged)
-        lake.publish(pins)
 
 
 # ------------------------------------------------------------------------------------------ reading

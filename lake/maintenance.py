@@ -86,9 +86,9 @@ def maintain(
     lake.require()
     out = MaintenanceSummary()
     target = int(target_mb * 1e6)
-    with lake.writer():
-        lake.recover()
-        pins = lake.pins()
+    # Compaction is published before expiry (which keeps only the current and pinned snapshots); expiry
+    # and cleanup change no pin, so the transaction has nothing left to publish at its end.
+    with lake.transaction() as pins:
         names = sorted(pins.tables)
         out.tables = len(names)
         for i, name in enumerate(names):
@@ -192,6 +192,8 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]
             paths = [f.file_path.removeprefix("file://") for f in bin_]
             new.append(_rewrite(paths, _file_schema(schema, paths[0]), table, sub))
             old.extend(bin_)
+    if not old:  # every small file alone in its bin: nothing to swap (and nothing to publish)
+        return len(tasks), len(tasks)
     lake.replace_files(pins, table, old, new, {"quicklake.operation": "compaction"})
     return len(tasks), len(tasks) - len(old) + len(new)
 

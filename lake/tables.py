@@ -95,6 +95,12 @@ def _commit_failed() -> type[Exception]:
     return CommitFailedException
 
 
+def _path_in(values: list[str]) -> Any:
+    from pyiceberg.expressions import In
+
+    return In("path", values)  # type: ignore[call-arg,arg-type]
+
+
 @dataclass
 class Pins:
     namespace: str
@@ -145,6 +151,7 @@ class Lake:
         self._arrow_schemas: dict[tuple[Any, int], pa.Schema] = {}
         self._describers: dict[tuple[Any, ...], Describer] = {}
         self._descriptions: dict[str, tuple[Any, tuple[int, int], Any]] = {}  # path → (key, stamp, DataFile)
+        self._unpublished = False  # a table or pin changed since the last publish (see transaction)
 
     # ---------------------------------------------------------------- existence and catalog
     def exists(self) -> bool:
@@ -208,6 +215,25 @@ class Lake:
             self._tables.clear()
             os.close(fd)
 
+    @contextmanager
+    def transaction(self, *, wait: float = 0.0) -> Iterator[Pins]:
+        """One writer's session: hold the writer lock (waiting up to ``wait`` seconds for it), roll back
+        what a dead writer left (:meth:`recover`), create the lake if it is new, and yield the pins.
+
+        On a normal exit the pins are published if anything changed since the last publish; a caller
+        that published its last change itself (an ingest publishes as it goes, a rebuild swaps the
+        namespace in and then drops the old one) or changed nothing leaves nothing to publish. On an
+        exception nothing is published: the tables are ahead of their pins, and the next writer's
+        :meth:`recover` rolls them back. Callers may :meth:`publish` inside as often as they need.
+        """
+        with self.writer(wait):
+            self.recover()
+            pins = self.init()
+            self._unpublished = False
+            yield pins
+            if self._unpublished:
+                self.publish(pins)
+
     def init(self, namespace: str | None = None) -> Pins:
         """Create an empty lake (or return the existing pins)."""
         if self.exists():
@@ -243,7 +269,9 @@ class Lake:
             if table in sch.FIXED_TABLES:
                 with tbl.update_spec() as spec:
                     spec.add_identity("year")
-        pins.tables.setdefault(table, None)
+        if table not in pins.tables:
+            pins.tables[table] = None
+            self._unpublished = True
 
     def table(self, pins: Pins, table: str) -> Any:
         ident = self.identifier(pins, table)
@@ -299,6 +327,7 @@ class Lake:
         if new:
             with tbl.update_schema() as upd:
                 upd.union_by_name(pa.schema(new))
+            self._unpublished = True
 
     def describe_files(
         self, pins: Pins, table: str, files: list[str], counts: dict[str, FileCounts] | None = None
@@ -384,6 +413,7 @@ class Lake:
         tbl = self.table(pins, table)
         before = pins.tables.get(table)
         pins.tables[table] = sid = tbl.metadata.current_snapshot_id
+        self._unpublished = True
         ident = self.identifier(pins, table)
         old = [] if before is None else self._snapshot_files.get((ident, before))
         if not delete_paths and old is not None and sid is not None:
@@ -410,6 +440,7 @@ class Lake:
                 for df in data_files:
                     snap.append_data_file(df)
         pins.tables[table] = tbl.metadata.current_snapshot_id
+        self._unpublished = True
 
     def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
         tbl = self.table(pins, table)
@@ -417,12 +448,14 @@ class Lake:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             tbl.overwrite(data)
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
+        self._unpublished = True
 
     def append(self, pins: Pins, table: str, data: pa.Table) -> None:
         """Append rows (one snapshot), e.g. a job run's findings."""
         tbl = self.table(pins, table)
         tbl.append(data)
         pins.tables[table] = tbl.metadata.current_snapshot_id
+        self._unpublished = True
 
     def publish(self, pins: Pins) -> None:
         """Make ``pins`` the lake's visible state: catalog.duckdb first, then pins.json (the commit point)."""
@@ -431,6 +464,79 @@ class Lake:
         pins.committed_at = datetime.now(UTC).isoformat()
         write_duckdb_catalog(self, pins)
         _atomic_write(self.pins_path, pins.to_json().encode())
+        self._unpublished = False
+
+    def mark_missing(self, pins: Pins, removed_paths: list[str], tables_of: dict[str, str]) -> None:
+        """Files gone from the archive: delete their rows from ``cards`` and the header tables they were
+        in (``tables_of``: path → comma-separated table names, as in ``files.tables``), and set their
+        ``files`` rows to status ``missing``. One snapshot per table; nothing is published."""
+        tables = {t for p in removed_paths for t in tables_of[p].split(",") if t}
+        for t in sorted(tables | {"cards"}):
+            self.commit_files(pins, t, [], delete_paths=removed_paths)
+        old = (
+            self.table(pins, "files")
+            .scan(row_filter=_path_in(removed_paths), snapshot_id=pins.tables["files"])
+            .to_arrow()
+        )
+        n = old.num_rows
+        for column, values in (
+            ("status", pa.array(["missing"] * n)),
+            ("error", pa.array(["file no longer in the archive"] * n)),
+            ("tables", pa.array([""] * n)),
+            ("ingested_at", pa.array([datetime.now(UTC)] * n, pa.timestamp("us", tz="UTC"))),
+        ):
+            old = old.set_column(old.schema.get_field_index(column), column, values)
+        tbl = self.table(pins, "files")
+        with warnings.catch_warnings(), tbl.transaction() as tx:
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            tx.delete(_path_in(removed_paths))
+            tx.append(old.cast(tbl.schema().as_arrow()))
+        pins.tables["files"] = self.table(pins, "files").metadata.current_snapshot_id
+        self._unpublished = True
+
+    # ---------------------------------------------------------------- rebuild
+    def begin_rebuild(self, pins: Pins) -> Pins:
+        """Start a complete new set of tables beside the published ones: the pins of a fresh namespace
+        (``lake_<n+1>`` after ``lake_<n>``) holding the empty fixed tables and, carried over as they are,
+        the result tables (job findings, monitor results; header tables are re-extracted). A namespace of
+        that name left by a rebuild that was killed is dropped first. Nothing is published: readers see
+        the old lake until the caller publishes the new pins, then calls :meth:`finish_rebuild`."""
+        tail = pins.namespace.rsplit("_", 1)[-1]
+        new = Pins(f"lake_{int(tail) + 1 if tail.isdigit() else 1}", {})
+        if (new.namespace,) in self.catalog.list_namespaces():
+            self.drop_namespace(new.namespace)  # left by a rebuild that was killed
+        self.catalog.create_namespace_if_not_exists(new.namespace)
+        for name in sch.FIXED_TABLES:
+            self.ensure_table(new, name, sch.arrow_schema(name))
+        self._carry_results(Pins(pins.namespace, self.pins().tables), new)
+        return new
+
+    def finish_rebuild(self, old_namespace: str) -> None:
+        """End a rebuild whose new pins are published: drop the old namespace and its files."""
+        self.drop_namespace(old_namespace)
+
+    def _carry_results(self, old: Pins, new: Pins) -> None:
+        """Copy the result tables (not header or fixed tables) of ``old`` into ``new``, rows as they are."""
+        import pyarrow.parquet as pq
+
+        for name in sorted(old.tables):
+            if sch.is_header_table(name) or name in sch.FIXED_TABLES or old.tables[name] is None:
+                continue
+            files = self.data_files(old, name)
+            data = pq.ParquetDataset(files, partitioning=None).read() if files else None
+            self.ensure_table(new, name, self.iceberg_schema(old, name))
+            if data is not None and data.num_rows:
+                self.append(new, name, data.cast(self.iceberg_schema(old, name)))
+
+    def drop_namespace(self, namespace: str) -> None:
+        """Drop every table of ``namespace``, the namespace, and its warehouse folder."""
+        import shutil
+
+        for ident in self.catalog.list_tables(namespace):
+            self.catalog.drop_table(ident)
+            self.forget(".".join(ident))
+        self.catalog.drop_namespace(namespace)
+        shutil.rmtree(self.warehouse / f"{namespace}.db", ignore_errors=True)
 
     # ---------------------------------------------------------------- reader side
     def data_files(self, pins: Pins, table: str) -> list[str]:
