@@ -150,8 +150,8 @@ def _data_size(path: str, hdu: int, header: bytes) -> int:
     return _data_size_any_order(path, hdu, header)
 
 
-def _data_size_any_order(path: str, hdu: int, header: bytes) -> int:
-    """Like :func:`_data_size` but tolerating mandatory keywords out of order, as astropy does."""
+def _scan_size_cards(path: str, hdu: int, header: bytes) -> tuple[dict[bytes, bytes], dict[int, int]]:
+    """Raw values of BITPIX/NAXIS/PCOUNT/GCOUNT/GROUPS and the NAXISn integers, in any card order."""
     vals: dict[bytes, bytes] = {}
     naxes: dict[int, int] = {}
     ncards = len(header) // CARD
@@ -167,9 +167,16 @@ def _data_size_any_order(path: str, hdu: int, header: bytes) -> int:
                 naxes[int(key[5:])] = int(card[10:].split(b"/", 1)[0])
             except ValueError:
                 raise FitsError(path, "NAXISn is not an integer", hdu, key.decode().strip()) from None
+        # stop once every keyword the size needs has been seen (past the mandatory block)
         done = (hdu == 0 and naxes.get(1) != 0) or (b"PCOUNT  " in vals and b"GCOUNT  " in vals)
         if done and b"NAXIS   " in vals and len(naxes) >= int(vals[b"NAXIS   "] or 0) and i > 8:
             break
+    return vals, naxes
+
+
+def _data_size_any_order(path: str, hdu: int, header: bytes) -> int:
+    """Like :func:`_data_size` but tolerating mandatory keywords out of order, as astropy does."""
+    vals, naxes = _scan_size_cards(path, hdu, header)
     try:
         bitpix = int(vals[b"BITPIX  "])
         naxis = int(vals[b"NAXIS   "])
@@ -400,8 +407,12 @@ def _vt_array(codes: np.ndarray) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(codes, pa.int8()), _VT_DICT).cast(pa.string())
 
 
-def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
-    """Parse distinct single (not CONTINUE-joined) 80-byte cards; columns :data:`_FIELDS`."""
+def _bool_np(arr: pa.Array) -> np.ndarray:
+    return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _classify_cards(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(first non-blank byte after "= " or 0, plain commentary cards, candidate plain value cards)."""
     n = len(A)
     printable = (A.min(axis=1) >= 32) & (A.max(axis=1) <= 126)
     kw8 = A[:, :8]
@@ -416,60 +427,67 @@ def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
     ch = np.where(nb.any(axis=1), V[np.arange(n), first], 0)
     fast_comm = printable & is_comm
     fast_val = printable & ~is_comm & kw_ok & has_vi & (K != b"CONTINUE") & np.isin(ch, _VALUE_START)
+    return ch, fast_comm, fast_val
 
-    # Value cards: one RE2 pass over the part after "= ".
-    fv_idx = np.flatnonzero(fast_val)
+
+def _match_values(V: np.ndarray, fv_idx: np.ndarray) -> tuple[np.ndarray, pa.StructArray, np.ndarray]:
+    """One RE2 pass over the part after "= " of candidate value cards: (cards kept, their matches, and
+    whether each kept number fits int64). Cards whose value astropy reads differently are dropped."""
     m = pc.extract_regex(_string_array(V[fv_idx]), _VALUE_RE)
-    ok = np.asarray(m.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    ok = _bool_np(m.is_valid())
     num = m.field("n")
     # An empty string followed by a comment holding a quote ('' / it's) is ambiguous: astropy's string
     # rule then reads past the '' to a later quote. Such cards go to astropy, like embedded quotes.
     empty_str = pc.equal(m.field("s"), "").fill_null(False)
     quote_in_comment = pc.match_substring(m.field("c"), "'").fill_null(False)
-    ok &= ~np.asarray(pc.and_(empty_str, quote_in_comment).to_numpy(zero_copy_only=False), dtype=bool)
+    ok &= ~_bool_np(pc.and_(empty_str, quote_in_comment))
     # Integers too long for int64 keep Python's exact value: astropy handles them.
     digits = pc.match_substring_regex(num, r"^[+-]?\d+$").fill_null(False)
     fits64 = pc.match_substring_regex(num, _INT_RE).fill_null(False)
-    ok &= ~np.asarray(pc.and_(digits, pc.invert(fits64)).to_numpy(zero_copy_only=False), dtype=bool)
-    fv_idx = fv_idx[ok]
-    m = m.filter(pa.array(ok))
+    ok &= ~_bool_np(pc.and_(digits, pc.invert(fits64)))
+    keep = pa.array(ok)
+    return fv_idx[ok], m.filter(keep), _bool_np(fits64.filter(keep))
+
+
+def _masked(arr: pa.Array, mask: np.ndarray) -> pa.Array:
+    return pc.if_else(pa.array(mask), arr, pa.scalar(None, arr.type))
+
+
+def _value_columns(
+    kw8: np.ndarray, chv: np.ndarray, m: pa.StructArray, fits64: np.ndarray
+) -> dict[str, pa.Array]:
+    """Columns :data:`_FIELDS` of plain value cards from their RE2 matches; the type follows the first
+    character of the value (``chv``)."""
     num = m.field("n")
-    chv = ch[fv_idx]
     is_str = chv == ord("'")
     is_bool = (chv == ord("T")) | (chv == ord("F"))
-    is_int = np.asarray(fits64.filter(pa.array(ok)).to_numpy(zero_copy_only=False), dtype=bool) & np.isin(
-        chv, _NUM_START
-    )
+    is_int = fits64 & np.isin(chv, _NUM_START)
     is_flt = np.isin(chv, _NUM_START) & ~is_int
-    codes = np.full(len(fv_idx), _VT_CODE[UNDEFINED], dtype=np.int8)
+    codes = np.full(len(chv), _VT_CODE[UNDEFINED], dtype=np.int8)
     codes[is_str] = _VT_CODE[STRING]
     codes[is_bool] = _VT_CODE[BOOL]
     codes[is_int] = _VT_CODE[INT]
     codes[is_flt] = _VT_CODE[FLOAT]
-
-    def masked(arr: pa.Array, mask: np.ndarray) -> pa.Array:
-        return pc.if_else(pa.array(mask), arr, pa.scalar(None, arr.type))
-
     ints = pc.utf8_ltrim(pc.if_else(pa.array(is_int), num, "0"), "+")
     flts = pc.if_else(pa.array(is_flt), num, "0")
     flts = pc.replace_substring(pc.replace_substring(flts, "D", "E"), "d", "e")
-    fast = {
-        "keyword": pc.ascii_rtrim(_string_array(kw8[fv_idx]), " "),
+    return {
+        "keyword": pc.ascii_rtrim(_string_array(kw8), " "),
         "value_type": _vt_array(codes),
-        "value_str": masked(pc.ascii_rtrim(m.field("s"), " "), is_str),
-        "value_int": masked(pc.cast(ints, pa.int64()), is_int),
-        "value_float": masked(pc.cast(flts, pa.float64()), is_flt),
-        "value_bool": masked(pc.equal(m.field("b"), "T"), is_bool),
+        "value_str": _masked(pc.ascii_rtrim(m.field("s"), " "), is_str),
+        "value_int": _masked(pc.cast(ints, pa.int64()), is_int),
+        "value_float": _masked(pc.cast(flts, pa.float64()), is_flt),
+        "value_bool": _masked(pc.equal(m.field("b"), "T"), is_bool),
         "comment": pc.ascii_rtrim(m.field("c"), " "),
     }
-    fast_val[:] = False
-    fast_val[fv_idx] = True
 
-    # Commentary cards: keyword and free text.
-    fc_idx = np.flatnonzero(fast_comm)
+
+def _commentary_columns(A: np.ndarray, fc_idx: np.ndarray) -> dict[str, pa.Array]:
+    """Columns :data:`_FIELDS` of the plain COMMENT/HISTORY/blank cards ``A[fc_idx]``: keyword and free
+    text."""
     nc = len(fc_idx)
-    comm = {
-        "keyword": pc.ascii_rtrim(_string_array(kw8[fc_idx]), " "),
+    return {
+        "keyword": pc.ascii_rtrim(_string_array(A[fc_idx, :8]), " "),
         "value_type": _vt_array(np.full(nc, _VT_CODE[TEXT], dtype=np.int8)),
         "value_str": pc.ascii_rtrim(_string_array(A[fc_idx, 8:]), " "),
         "value_int": pa.nulls(nc, pa.int64()),
@@ -478,8 +496,18 @@ def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
         "comment": pa.array(np.full(nc, "", dtype=object), pa.string()),
     }
 
-    # Everything else (rare): astropy.
-    sl_idx = np.flatnonzero(~fast_val & ~fast_comm)
+
+def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
+    """Parse distinct single (not CONTINUE-joined) 80-byte cards; columns :data:`_FIELDS`."""
+    ch, fast_comm, fast_val = _classify_cards(A)
+    fv_idx, m, fits64 = _match_values(A[:, 10:], np.flatnonzero(fast_val))
+    fast = _value_columns(A[fv_idx, :8], ch[fv_idx], m, fits64)
+    fc_idx = np.flatnonzero(fast_comm)
+    comm = _commentary_columns(A, fc_idx)
+    # Everything else (rare), including the candidates the RE2 pass dropped: astropy.
+    plain = fast_comm.copy()
+    plain[fv_idx] = True
+    sl_idx = np.flatnonzero(~plain)
     slow = _slow_columns([A[i].tobytes().decode("latin-1") for i in sl_idx])
     order = np.concatenate([fv_idx, fc_idx, sl_idx])
     perm = pa.array(np.argsort(order, kind="stable"))

@@ -60,6 +60,50 @@ def _value_text(cards: pa.Table, i: int) -> str:
     return ""
 
 
+def _with_record_values(
+    kw: pa.Array, vtype: pa.Array, vstr: pa.Array, vfloat: pa.Array
+) -> tuple[pa.Array, pa.Array, pa.Array, pa.Array]:
+    """(keyword, value type, string, float) with record-valued cards as KEYWORD.FIELD float values."""
+    rv = pc.extract_regex(vstr, RVKC_RE)
+    is_rv = rv.is_valid().to_numpy(zero_copy_only=False) & (vtype.to_numpy(zero_copy_only=False) == STRING)
+    if is_rv.any():
+        rv_mask = pa.array(is_rv)
+        kw = pc.if_else(rv_mask, pc.binary_join_element_wise(kw, rv.field("f"), "."), kw)
+        rv_num = pc.cast(
+            pc.replace_substring(pc.if_else(rv_mask, rv.field("v"), "0"), "D", "E"), pa.float64()
+        )
+        vfloat = pc.if_else(rv_mask, rv_num, vfloat)
+        vtype = pc.if_else(rv_mask, FLOAT, vtype)
+        vstr = pc.if_else(rv_mask, pa.scalar(None, pa.string()), vstr)
+    return kw, vtype, vstr, vfloat
+
+
+def _first_per_keyword_and_row(
+    codes: np.ndarray, rows: np.ndarray, position: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(card indices, split points): the first card of each (keyword, row), grouped by keyword."""
+    # cards grouped by keyword, then row, then position: the first card of a (keyword, row) run wins
+    order = np.lexsort((position, rows, codes))
+    sc, sr = codes[order], rows[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (sc[1:] != sc[:-1]) | (sr[1:] != sr[:-1])
+    order = order[first]
+    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    return order, bounds
+
+
+def _column_type(col: str, known: dict[str, pa.DataType], kc: np.ndarray) -> pa.DataType:
+    """A column's type: the one already fixed, else inferred from the kinds (codes ``kc``) of its cards."""
+    if col in known:
+        return plain_type(known[col])
+    present = {_KINDS[k] for k in np.unique(kc) if k >= 0}
+    if present <= {INT, FLOAT} or len(present) <= 1:
+        return infer_type(present)
+    # mixed kinds in one batch: the most common kind fixes the type
+    counts = np.bincount(kc[kc >= 0], minlength=len(_KINDS))
+    return infer_type({_KINDS[int(counts.argmax())]})
+
+
 def pivot(
     cards: pa.Table,
     rows: np.ndarray,
@@ -80,24 +124,12 @@ def pivot(
     keep_idx = np.flatnonzero(keep)
     c = cards.take(pa.array(keep_idx))
     rows = rows[keep_idx]
-    kw = _a(pc.cast(c.column("keyword"), pa.string()))
-    vtype = _a(pc.cast(c.column("value_type"), pa.string()))
-    vstr = _a(pc.cast(c.column("value_str"), pa.string()))
-    vfloat = _a(c.column("value_float"))
-
-    # Record-valued cards become KEYWORD.FIELD with a float value.
-    rv = pc.extract_regex(vstr, RVKC_RE)
-    is_rv = rv.is_valid().to_numpy(zero_copy_only=False) & (vtype.to_numpy(zero_copy_only=False) == STRING)
-    if is_rv.any():
-        rv_mask = pa.array(is_rv)
-        kw = pc.if_else(rv_mask, pc.binary_join_element_wise(kw, rv.field("f"), "."), kw)
-        rv_num = pc.cast(
-            pc.replace_substring(pc.if_else(rv_mask, rv.field("v"), "0"), "D", "E"), pa.float64()
-        )
-        vfloat = pc.if_else(rv_mask, rv_num, vfloat)
-        vtype = pc.if_else(rv_mask, FLOAT, vtype)
-        vstr = pc.if_else(rv_mask, pa.scalar(None, pa.string()), vstr)
-
+    kw, vtype, vstr, vfloat = _with_record_values(
+        _a(pc.cast(c.column("keyword"), pa.string())),
+        _a(pc.cast(c.column("value_type"), pa.string())),
+        _a(pc.cast(c.column("value_str"), pa.string())),
+        _a(c.column("value_float")),
+    )
     vi = _a(c.column("value_int"))
     vt_np = np.asarray(vtype.to_numpy(zero_copy_only=False), dtype=object)
     is_int = vt_np == INT
@@ -114,14 +146,7 @@ def pivot(
     enc = pc.dictionary_encode(kw)
     codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
     keywords = enc.dictionary.to_pylist()
-    position = np.asarray(c.column("position").to_numpy())
-    # cards grouped by keyword, then row, then position: the first card of a (keyword, row) run wins
-    order = np.lexsort((position, rows, codes))
-    sc, sr = codes[order], rows[order]
-    first = np.ones(len(order), dtype=bool)
-    first[1:] = (sc[1:] != sc[:-1]) | (sr[1:] != sr[:-1])
-    order = order[first]
-    bounds = np.flatnonzero(np.diff(codes[order])) + 1
+    order, bounds = _first_per_keyword_and_row(codes, rows, np.asarray(c.column("position").to_numpy()))
     columns: dict[str, pa.Array] = dict(base)
     conflicts: list[Conflict] = []
     base_names = set(WIDE_BASE.names)
@@ -134,15 +159,7 @@ def pivot(
             continue
         r = rows[group]
         kc = kind_code[group]
-        if col in known:
-            ctype = plain_type(known[col])
-        else:
-            present = {_KINDS[k] for k in np.unique(kc) if k >= 0}
-            if present <= {INT, FLOAT} or len(present) <= 1:
-                ctype = infer_type(present)
-            else:  # mixed kinds in one batch: the most common kind fixes the type
-                counts = np.bincount(kc[kc >= 0], minlength=len(_KINDS))
-                ctype = infer_type({_KINDS[int(counts.argmax())]})
+        ctype = _column_type(col, known, kc)
         ok = np.isin(kc, [_KINDS.index(k) for k in _FITS.get(ctype, {STRING})])
         for b in np.flatnonzero(~ok & (kc >= 0)):
             conflicts.append(

@@ -275,7 +275,8 @@ class Instrument:
         return self.phot_decline[filt]
 
     # ------------------------------------------------------------------ truth table
-    def truth(self, snowballs: list[dict[str, Any]], filters: list[str]) -> pa.Table:
+    def _hot_pixel_truth(self) -> list[dict[str, Any]]:
+        """The UVIS hot pixels born before the end of the mission."""
         rows: list[dict[str, Any]] = []
         h = self.hot
         for i in range(len(h["x"])):
@@ -295,8 +296,13 @@ class Instrument:
                     "end_mjd": None if np.isinf(h["end"][i]) else float(h["end"][i]),
                 }
             )
-        for t in self.anneals:
-            rows.append({"feature": "anneal", "detector": "UVIS", "start_mjd": float(t)})
+        return rows
+
+    def _uvis_truth(self) -> list[dict[str, Any]]:
+        """Anneals, dark current, gains and CTE of UVIS."""
+        rows: list[dict[str, Any]] = [
+            {"feature": "anneal", "detector": "UVIS", "start_mjd": float(t)} for t in self.anneals
+        ]
         rows.append(
             {
                 "feature": "dark_current",
@@ -328,6 +334,11 @@ class Instrument:
                 "note": f"CTE at 160 e-; CTE = 1 - m(t) S^{self.CTE_RHO}",
             }
         )
+        return rows
+
+    def _ir_truth(self) -> list[dict[str, Any]]:
+        """IR quadrant bias levels and blobs."""
+        rows: list[dict[str, Any]] = []
         for q in IR_QUADS:
             rows.append(
                 {
@@ -354,19 +365,28 @@ class Instrument:
                     "note": "flt coordinates; depth = central loss",
                 }
             )
+        return rows
+
+    def _photometry_truth(self, filters: list[str]) -> list[dict[str, Any]]:
+        """The photometric decline of each filter the standard stars were observed in."""
+        return [
+            {
+                "feature": "photometry",
+                "detector": "UVIS",
+                "filter": f,
+                "value": 1.0,
+                "slope": self.photometric_decline(f),
+                "start_mjd": MJD_2009,
+                "note": "count rate relative to start_mjd; slope fraction/yr",
+            }
+            for f in sorted(set(filters))
+        ]
+
+    def truth(self, snowballs: list[dict[str, Any]], filters: list[str]) -> pa.Table:
+        """The truth table: every planted feature, with the per-exposure rows (``snowballs``) given."""
+        rows = self._hot_pixel_truth() + self._uvis_truth() + self._ir_truth()
         rows += snowballs
-        for f in sorted(set(filters)):
-            rows.append(
-                {
-                    "feature": "photometry",
-                    "detector": "UVIS",
-                    "filter": f,
-                    "value": 1.0,
-                    "slope": self.photometric_decline(f),
-                    "start_mjd": MJD_2009,
-                    "note": "count rate relative to start_mjd; slope fraction/yr",
-                }
-            )
+        rows += self._photometry_truth(filters)
         cols = {f.name: [r.get(f.name) for r in rows] for f in TRUTH_SCHEMA}
         return pa.table(cols, schema=TRUTH_SCHEMA)
 

@@ -84,6 +84,117 @@ def _program_code(k: int) -> str:
     return "b" + B36[(k // 36) % 36] + B36[k % 36]
 
 
+def _rootname(pk: int, visit_no: int, exp_no: int) -> str:
+    """ipppvvnnq: program code, visit and exposure line in base 36."""
+    ppp = _program_code(pk)
+    return f"i{ppp}{B36[visit_no // 36]}{B36[visit_no % 36]}{B36[(exp_no // 36) % 36]}{B36[exp_no % 36]}q"
+
+
+def _observation(
+    rng: np.random.Generator, i: int, proposid: int, kind: str, span: tuple[float, float, float]
+) -> tuple[str, str, str, float]:
+    """(detector, IMAGETYP, target, EXPSTART) of plan exposure ``i``; ``span`` is (start, stop, Jan 2015)."""
+    start, stop, jan2015 = span
+    if kind == "GO" and i % 5 == 0:
+        # NGC galaxies with UVIS in January 2015
+        targ = str(rng.choice(GALAXIES[:6]))
+        return "UVIS", "EXT", targ, jan2015 + float(rng.uniform(0, 26))
+    if kind == "GO":
+        detector = "UVIS" if rng.random() < 0.55 else "IR"
+        targ = str(rng.choice(GALAXIES))
+        return detector, "EXT", targ, float(rng.uniform(start, stop))
+    purpose = dict(CAL_PROGRAMS)[proposid]
+    detector = "IR" if purpose.startswith("IR") else "UVIS"
+    if "dark" in purpose.lower() or "monitor" in purpose or "anneal" in purpose:
+        imagetyp, targ = "DARK", "DARK"
+    elif "gain" in purpose.lower() or "CTI" in purpose:
+        imagetyp, targ = "FLAT", "TUNGSTEN"
+    else:
+        imagetyp, targ = "EXT", str(rng.choice(STARS[:2]))
+    return detector, imagetyp, targ, float(rng.uniform(start, stop))
+
+
+def _pointing(rng: np.random.Generator, targ: str) -> tuple[float, float]:
+    """(RA, Dec): uniform on the sky; 0, 0 for internal targets (darks and lamp flats)."""
+    if targ in {"DARK", "TUNGSTEN"}:
+        return 0.0, 0.0
+    return float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
+
+
+def _uvis_setup(rng: np.random.Generator, imagetyp: str, targ: str) -> tuple[str, float, tuple[str, ...]]:
+    """(filter, exposure time, file types) of a UVIS exposure."""
+    if targ == "DARK":
+        filt = "F336W"
+    elif targ in STARS:  # the contamination monitor's filters, UV to red
+        filt = str(rng.choice(["F275W", "F336W", "F438W", "F814W"]))
+    else:
+        filt = str(rng.choice(UVIS_FILTERS))
+    if imagetyp == "DARK":
+        exptime = 900.0
+    elif imagetyp == "FLAT":  # an exposure ladder: ~160 e- to near full well (EPER, gain)
+        exptime = float(rng.choice([4.0, 10.0, 30.0, 100.0, 300.0, 1000.0]))
+    else:
+        exptime = float(np.round(rng.uniform(30, 1400), 3))
+    return filt, exptime, ("raw", "flt", "flc", "spt", "trl")
+
+
+def _ir_setup(rng: np.random.Generator, imagetyp: str) -> tuple[str, float, tuple[str, ...]]:
+    """(filter, exposure time, file types) of an IR exposure."""
+    filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
+    if imagetyp == "DARK":  # long SPARS/STEP dark ramps, as the IR dark programme takes
+        exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
+    else:
+        exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
+    return filt, exptime, ("raw", "ima", "flt", "spt", "trl")
+
+
+def _ir_sampling(rng: np.random.Generator, imagetyp: str) -> tuple[int, str]:
+    """(NSAMP, SAMP_SEQ) of an IR exposure."""
+    nsamp = 16 if imagetyp == "DARK" else int(rng.choice([4, 8, 12, 16]))
+    samp_seq = (
+        "SPARS200" if imagetyp == "DARK" else str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
+    )
+    return nsamp, samp_seq
+
+
+def _plan_exposure(
+    rng: np.random.Generator, i: int, programs: list[tuple[int, str]], span: tuple[float, float, float]
+) -> Exposure:
+    """Plan exposure ``i``, round robin over the programs. The draws from ``rng`` keep a fixed order: the
+    archive of a seed depends on it."""
+    pk = i % len(programs)
+    proposid, kind = programs[pk]
+    visit_no = int(rng.integers(1, 60))
+    rootname = _rootname(pk, visit_no, i // len(programs))
+    detector, imagetyp, targ, expstart = _observation(rng, i, proposid, kind, span)
+    ra, dec = _pointing(rng, targ)
+    if detector == "UVIS":
+        filt, exptime, files = _uvis_setup(rng, imagetyp, targ)
+    else:
+        filt, exptime, files = _ir_setup(rng, imagetyp)
+    nsamp, samp_seq = _ir_sampling(rng, imagetyp) if detector == "IR" else (0, "")
+    # one association per visit and detector (associations never mix detectors)
+    asn = (rootname[:6] + ("010" if detector == "UVIS" else "020")).upper() if rng.random() < 0.6 else "NONE"
+    pi = str(rng.choice(PIS))
+    return Exposure(
+        rootname,
+        proposid,
+        detector,
+        imagetyp,
+        targ,
+        ra,
+        dec,
+        filt,
+        exptime,
+        expstart,
+        asn,
+        pi,
+        files,
+        nsamp=nsamp,
+        samp_seq=samp_seq,
+    )
+
+
 def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
     """Exposures of a small but complete archive: calibration data plus GO science datasets.
 
@@ -92,101 +203,16 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
     if datasets < 1:
         raise GeneratorError(f"--datasets must be at least 1, not {datasets}")
     rng = np.random.default_rng(seed)
-    exps: list[Exposure] = []
     n_go = max(1, datasets // 12)
     programs = [(p, "CAL") for p, _ in CAL_PROGRAMS] + [
         (14000 + int(x), "GO") for x in rng.choice(3000, n_go, replace=False)
     ]
-    start = datetime_to_mjd(datetime(2009, 6, 15, tzinfo=UTC))
-    stop = datetime_to_mjd(datetime(2026, 10, 31, tzinfo=UTC))
-    jan2015 = datetime_to_mjd(datetime(2015, 1, 2, tzinfo=UTC))
-    for i in range(datasets):
-        pk = i % len(programs)
-        proposid, kind = programs[pk]
-        visit_no = int(rng.integers(1, 60))
-        exp_no = i // len(programs)
-        ppp = _program_code(pk)
-        rootname = (
-            f"i{ppp}{B36[visit_no // 36]}{B36[visit_no % 36]}{B36[(exp_no // 36) % 36]}{B36[exp_no % 36]}q"
-        )
-        if kind == "GO" and i % 5 == 0:
-            # NGC galaxies with UVIS in January 2015
-            detector, imagetyp = "UVIS", "EXT"
-            targ = str(rng.choice(GALAXIES[:6]))
-            expstart = jan2015 + float(rng.uniform(0, 26))
-        elif kind == "GO":
-            detector = "UVIS" if rng.random() < 0.55 else "IR"
-            imagetyp = "EXT"
-            targ = str(rng.choice(GALAXIES))
-            expstart = float(rng.uniform(start, stop))
-        else:
-            purpose = dict(CAL_PROGRAMS)[proposid]
-            detector = "IR" if purpose.startswith("IR") else "UVIS"
-            if "dark" in purpose.lower() or "monitor" in purpose or "anneal" in purpose:
-                imagetyp, targ = "DARK", "DARK"
-            elif "gain" in purpose.lower() or "CTI" in purpose:
-                imagetyp, targ = "FLAT", "TUNGSTEN"
-            else:
-                imagetyp, targ = "EXT", str(rng.choice(STARS[:2]))
-            expstart = float(rng.uniform(start, stop))
-        if targ in {"DARK", "TUNGSTEN"}:
-            ra, dec = 0.0, 0.0
-        else:
-            ra, dec = float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
-        if detector == "UVIS":
-            if targ == "DARK":
-                filt = "F336W"
-            elif targ in STARS:  # the contamination monitor's filters, UV to red
-                filt = str(rng.choice(["F275W", "F336W", "F438W", "F814W"]))
-            else:
-                filt = str(rng.choice(UVIS_FILTERS))
-            if imagetyp == "DARK":
-                exptime = 900.0
-            elif imagetyp == "FLAT":  # an exposure ladder: ~160 e- to near full well (EPER, gain)
-                exptime = float(rng.choice([4.0, 10.0, 30.0, 100.0, 300.0, 1000.0]))
-            else:
-                exptime = float(np.round(rng.uniform(30, 1400), 3))
-            files: tuple[str, ...] = ("raw", "flt", "flc", "spt", "trl")
-        else:
-            filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
-            if imagetyp == "DARK":  # long SPARS/STEP dark ramps, as the IR dark programme takes
-                exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
-            else:
-                exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
-            files = ("raw", "ima", "flt", "spt", "trl")
-        nsamp, samp_seq = 0, ""
-        if detector == "IR":
-            nsamp = 16 if imagetyp == "DARK" else int(rng.choice([4, 8, 12, 16]))
-            samp_seq = (
-                "SPARS200"
-                if imagetyp == "DARK"
-                else str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
-            )
-        # one association per visit and detector (associations never mix detectors)
-        asn = (
-            (rootname[:6] + ("010" if detector == "UVIS" else "020")).upper()
-            if rng.random() < 0.6
-            else "NONE"
-        )
-        exps.append(
-            Exposure(
-                rootname,
-                proposid,
-                detector,
-                imagetyp,
-                targ,
-                ra,
-                dec,
-                filt,
-                exptime,
-                expstart,
-                asn,
-                str(rng.choice(PIS)),
-                files,
-                nsamp=nsamp,
-                samp_seq=samp_seq,
-            )
-        )
+    span = (
+        datetime_to_mjd(datetime(2009, 6, 15, tzinfo=UTC)),
+        datetime_to_mjd(datetime(2026, 10, 31, tzinfo=UTC)),
+        datetime_to_mjd(datetime(2015, 1, 2, tzinfo=UTC)),
+    )
+    exps = [_plan_exposure(rng, i, programs, span) for i in range(datasets)]
     return (
         exps
         + _followups(exps, seed)
@@ -398,6 +424,78 @@ def _shape(h: Any) -> tuple[str, int, int, int, list[int], int]:
     return (*got[:4], list(got[4]), got[5])
 
 
+def _file_primary_values(
+    e: Exposure, filetype: str, inst: Instrument | None, n_hdus: int, nsamp: int
+) -> dict[str, Any]:
+    """Primary header values of one file: the exposure's, the file's shape and the instrument's gains."""
+    prim = _primary_values(e, filetype)
+    prim["NEXTEND"] = n_hdus - 1
+    if e.detector == "IR":
+        prim["NSAMP"] = e.nsamp or nsamp
+        prim["SAMP_SEQ"] = e.samp_seq or "RAPID"
+    if inst is not None and e.detector == "UVIS":
+        for amp in "ABCD":
+            prim[f"ATODGN{amp}"] = inst.uvis_gain[amp]
+            prim[f"BIASLEV{amp}"] = inst.uvis_bias[amp]
+    elif inst is not None:
+        for q in "ABCD":
+            prim[f"ATODGN{q}"] = inst.ir_gain[q]
+    return prim
+
+
+def _image_dims(e: Exposure, filetype: str) -> list[int]:
+    """[NAXIS1, NAXIS2] of a SCI/ERR/DQ image: full frame (raw with overscan), trimmed, or subarray."""
+    if e.detector == "UVIS" and e.values.get("SUBARRAY"):
+        return list(SUBARRAY_SHAPE)
+    if e.detector == "UVIS":
+        return [4206, 2070] if filetype == "raw" else [4096, 2051]
+    return [1014, 1014] if filetype == "flt" else [1024, 1024]
+
+
+def _read_time_values(extname: str, extver: int, nsamp: int, times: np.ndarray) -> dict[str, Any]:
+    """SAMPTIME/DELTATIM of an IR SCI extension, or PIXVALUE of its TIME/SAMP companions."""
+    read = nsamp - extver  # IMSETs run newest first
+    if extname == "SCI":
+        return {
+            "SAMPTIME": round(float(times[read]), 6),
+            "DELTATIM": round(float(times[read] - times[read - 1]) if read else 0.0, 6),
+        }
+    return {"PIXVALUE": round(float(times[read]), 6) if extname == "TIME" else read}
+
+
+def _hdu_values(
+    e: Exposure,
+    filetype: str,
+    k: int,
+    hdu: Any,
+    shape: tuple[str, int, int, int, list[int], int],
+    prim: dict[str, Any],
+    ramp: tuple[int, np.ndarray] | None,
+) -> tuple[dict[str, Any], int, list[int]]:
+    """(header values, BITPIX, [NAXISn]) of HDU ``k``; ``ramp`` is (NSAMP, read times) for IR raw/ima.
+    The values' order is the order new cards are added in: keep it."""
+    if k == 0:
+        values = dict(prim)
+        if filetype == "spt":
+            values["FILETYPE"] = "SPT"
+    else:
+        values = {"ROOTNAME": e.rootname}
+        if hdu.has("EXPNAME"):
+            values["EXPNAME"] = e.rootname
+    extname, extver, bitpix, naxis, dims, _pcount = shape
+    if k and hdu.has("EXTVER"):
+        values["EXTVER"] = extver
+    if extname in {"SCI", "ERR", "DQ"} and naxis == 2:
+        dims = _image_dims(e, filetype)
+        if filetype == "raw" and extname == "SCI":
+            bitpix = 16
+            values.update(BITPIX=16, BUNIT="COUNTS", BZERO=32768, BSCALE=1)
+        values["NAXIS1"], values["NAXIS2"] = dims
+    if ramp is not None and extname in {"SCI", "TIME", "SAMP"}:
+        values.update(_read_time_values(extname, extver, *ramp))
+    return values, bitpix, dims
+
+
 def _file_hdus(
     e: Exposure, filetype: str, inst: Instrument | None = None, pixels: str = "none"
 ) -> tuple[list[tuple[bytes, int, list[tuple[int, bytes]]]], list[dict[str, Any]]]:
@@ -411,53 +509,15 @@ def _file_hdus(
     if pixels != "none" and inst is not None:
         blocks, truth = px.render(inst, e, filetype, names, pixels)
     nsamp = sum(1 for n, _ in names if n == "SCI")
-    times = px.read_times(e, max(nsamp, 1)) if e.detector == "IR" and filetype != "flt" else None
+    ramp = (nsamp, px.read_times(e, max(nsamp, 1))) if e.detector == "IR" and filetype != "flt" else None
+    prim = _file_primary_values(e, filetype, inst, len(hdus), nsamp)
     out: list[tuple[bytes, int, list[tuple[int, bytes]]]] = []
-    prim = _primary_values(e, filetype)
-    prim["NEXTEND"] = len(hdus) - 1
-    if e.detector == "IR":
-        prim["NSAMP"] = e.nsamp or nsamp
-        prim["SAMP_SEQ"] = e.samp_seq or "RAPID"
-    if inst is not None and e.detector == "UVIS":
-        for amp in "ABCD":
-            prim[f"ATODGN{amp}"] = inst.uvis_gain[amp]
-            prim[f"BIASLEV{amp}"] = inst.uvis_bias[amp]
-    elif inst is not None:
-        for q in "ABCD":
-            prim[f"ATODGN{q}"] = inst.ir_gain[q]
     for k, hdu in enumerate(hdus):
-        if k == 0:
-            values = dict(prim)
-            if filetype == "spt":
-                values["FILETYPE"] = "SPT"
-        else:
-            values = {"ROOTNAME": e.rootname}
-            if hdu.has("EXPNAME"):
-                values["EXPNAME"] = e.rootname
-        extname, extver, bitpix, naxis, dims, pcount = shapes[k]
-        if k and hdu.has("EXTVER"):
-            values["EXTVER"] = extver
-        if extname in {"SCI", "ERR", "DQ"} and naxis == 2:
-            if e.detector == "UVIS" and e.values.get("SUBARRAY"):
-                dims = list(SUBARRAY_SHAPE)
-            elif e.detector == "UVIS":
-                dims = [4206, 2070] if filetype == "raw" else [4096, 2051]
-            else:
-                dims = [1014, 1014] if filetype == "flt" else [1024, 1024]
-            if filetype == "raw" and extname == "SCI":
-                bitpix = 16
-                values.update(BITPIX=16, BUNIT="COUNTS", BZERO=32768, BSCALE=1)
-            values["NAXIS1"], values["NAXIS2"] = dims
-        if times is not None and extname in {"SCI", "TIME", "SAMP"}:
-            read = nsamp - extver  # IMSETs run newest first
-            if extname == "SCI":
-                values["SAMPTIME"] = round(float(times[read]), 6)
-                values["DELTATIM"] = round(float(times[read] - times[read - 1]) if read else 0.0, 6)
-            else:
-                values["PIXVALUE"] = round(float(times[read]), 6) if extname == "TIME" else read
+        values, bitpix, dims = _hdu_values(e, filetype, k, hdu, shapes[k], prim, ramp)
         hdu_blocks = blocks.get(k, [])
         if hdu_blocks and pixels == "sparse":
             values["QLROWS"] = px.rows_card(hdu_blocks)
+        naxis, pcount = shapes[k][3], shapes[k][5]
         size = abs(bitpix) // 8 * math.prod(dims) + pcount if naxis else 0
         row_bytes = abs(bitpix) // 8 * (dims[0] if dims else 0)
         payload = [(row * row_bytes, arr.tobytes()) for row, arr in hdu_blocks]
@@ -589,6 +649,98 @@ def _write_chunk(
     return len(chunk), truth
 
 
+def _check_out(out: Path, pixels: str) -> None:
+    """Refuse a bad pixel mode, and an ``out`` that is a file or a folder of something else."""
+    if pixels not in PIXEL_MODES:
+        raise GeneratorError(f"--pixels must be one of {', '.join(PIXEL_MODES)}, not {pixels!r}")
+    if out.exists() and not out.is_dir():
+        raise GeneratorError(f"{out} exists and is not a directory; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not (out / ".quicklake-archive").exists():
+        raise GeneratorError(
+            f"{out} is a non-empty directory that is not a generated archive; choose an empty or new --out"
+        )
+
+
+def _mark_archive(out: Path, datasets: int, seed: int, pixels: str) -> None:
+    """Create ``out`` with its marker file (which lets a later run rewrite it)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ".quicklake-archive").write_text(
+            f"generated by quicklake: datasets={datasets} seed={seed} pixels={pixels}\n"
+        )
+    except OSError as err:
+        raise GeneratorError(f"cannot write to {out}: {err.strerror}") from None
+
+
+def _archive_files(exps: list[Exposure], layout: Layout) -> list[tuple[str, Exposure, str, list[Exposure]]]:
+    """(relative path, exposure, file type, association members) of every file: exposures' files, then
+    association tables (members empty for the former)."""
+    files: list[tuple[str, Exposure, str, list[Exposure]]] = [
+        (rel, e, ft, []) for rel, e, ft in iter_files(exps, layout)
+    ]
+    files += [
+        (layout.path(prop, root, ft), members[0], ft, members)
+        for prop, root, ft, members in products.association_files(exps)
+    ]
+    return files
+
+
+def _write_files(
+    out: Path,
+    files: list[tuple[str, Exposure, str, list[Exposure]]],
+    seed: int,
+    pixels: str,
+    scheduler: str,
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict[str, Any]]:
+    """Write every file, in chunks on ``scheduler``; returns the truth rows in file order."""
+    dirs = sorted({(out / rel).parent for rel, _e, _ft, _m in files})
+    for d in dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    n_chunks = max(1, min(len(files) // CHUNK_MIN, 8 * max(1, workers or os.cpu_count() or 1)))
+    # interleaved, so that each chunk holds its share of the heavy files (darks and flats are contiguous)
+    tasks = [(i, str(out), seed, pixels, list(range(i, len(files), n_chunks)), files[i::n_chunks])
+             for i in range(n_chunks)]  # fmt: skip
+    if len(files) < PARALLEL_MIN:  # a cluster takes seconds to start: small archives are written here
+        scheduler = "synchronous"
+    per_file: dict[int, list[dict[str, Any]]] = {}
+    done = 0
+    with Executor(scheduler, workers) as ex:
+        for group in ex.map(_write_chunk, tasks, name="generate"):
+            for n, rows in group:
+                per_file.update(rows)
+                done += n
+                if progress:
+                    progress(done, len(files))
+    truth: list[dict[str, Any]] = []
+    for i in sorted(per_file):  # truth in file order, however the chunks were scheduled
+        truth += per_file[i]
+    return truth
+
+
+def _write_truth(out: Path, inst: Instrument, exps: list[Exposure], truth: list[dict[str, Any]]) -> None:
+    """The truth table: the files' rows, then the bowtie flats' and the instrument's own features."""
+    import pyarrow.parquet as pq
+
+    truth = truth + [
+        {
+            "feature": "bowtie",
+            "detector": "UVIS",
+            "rootname": e.rootname,
+            "start_mjd": e.expstart,
+            "value": inst.bowtie(e.rootname, e.proposid),
+            "note": f"hysteresis amplitude; limit {inst.BOWTIE_LIMIT}",
+        }
+        for e in exps
+        if e.proposid == BOWTIE_PROGRAM
+    ]
+    filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]
+    tmp = out / (TRUTH_FILE + ".part")
+    pq.write_table(inst.truth(truth, filters), tmp)
+    os.replace(tmp, out / TRUTH_FILE)
+
+
 def generate(
     out: str | Path,
     datasets: int = 300,
@@ -611,69 +763,13 @@ def generate(
     """
     out = Path(out)
     layout = layout or Layout()
-    if pixels not in PIXEL_MODES:
-        raise GeneratorError(f"--pixels must be one of {', '.join(PIXEL_MODES)}, not {pixels!r}")
-    if out.exists() and not out.is_dir():
-        raise GeneratorError(f"{out} exists and is not a directory; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / ".quicklake-archive").exists():
-        raise GeneratorError(
-            f"{out} is a non-empty directory that is not a generated archive; choose an empty or new --out"
-        )
+    _check_out(out, pixels)
     exps = plan(datasets, seed)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".quicklake-archive").write_text(
-            f"generated by quicklake: datasets={datasets} seed={seed} pixels={pixels}\n"
-        )
-    except OSError as err:
-        raise GeneratorError(f"cannot write to {out}: {err.strerror}") from None
+    _mark_archive(out, datasets, seed, pixels)
     inst = _instrument(seed)
-    truth: list[dict[str, Any]] = []
-    files: list[tuple[str, Exposure, str, list[Exposure]]] = [
-        (rel, e, ft, []) for rel, e, ft in iter_files(exps, layout)
-    ]
-    files += [
-        (layout.path(prop, root, ft), members[0], ft, members)
-        for prop, root, ft, members in products.association_files(exps)
-    ]
-    dirs = sorted({(out / rel).parent for rel, _e, _ft, _m in files})
-    for d in dirs:
-        d.mkdir(parents=True, exist_ok=True)
-    n_chunks = max(1, min(len(files) // CHUNK_MIN, 8 * max(1, workers or os.cpu_count() or 1)))
-    # interleaved, so that each chunk holds its share of the heavy files (darks and flats are contiguous)
-    tasks = [(i, str(out), seed, pixels, list(range(i, len(files), n_chunks)), files[i::n_chunks])
-             for i in range(n_chunks)]  # fmt: skip
-    if len(files) < PARALLEL_MIN:  # a cluster takes seconds to start: small archives are written here
-        scheduler = "synchronous"
-    per_file: dict[int, list[dict[str, Any]]] = {}
-    done = 0
-    with Executor(scheduler, workers) as ex:
-        for group in ex.map(_write_chunk, tasks, name="generate"):
-            for n, rows in group:
-                per_file.update(rows)
-                done += n
-                if progress:
-                    progress(done, len(files))
-    for i in sorted(per_file):  # truth in file order, however the chunks were scheduled
-        truth += per_file[i]
+    files = _archive_files(exps, layout)
+    truth = _write_files(out, files, seed, pixels, scheduler, workers, progress)
     _set_permissions(out, exps, _write_proposals(out, exps, seed))
     _write_anneals(out, inst)
-    import pyarrow.parquet as pq
-
-    truth += [
-        {
-            "feature": "bowtie",
-            "detector": "UVIS",
-            "rootname": e.rootname,
-            "start_mjd": e.expstart,
-            "value": inst.bowtie(e.rootname, e.proposid),
-            "note": f"hysteresis amplitude; limit {inst.BOWTIE_LIMIT}",
-        }
-        for e in exps
-        if e.proposid == BOWTIE_PROGRAM
-    ]
-    filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]
-    tmp = out / (TRUTH_FILE + ".part")
-    pq.write_table(inst.truth(truth, filters), tmp)
-    os.replace(tmp, out / TRUTH_FILE)
+    _write_truth(out, inst, exps, truth)
     return len(files)

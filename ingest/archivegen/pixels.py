@@ -313,6 +313,81 @@ def blocks_of(rows: np.ndarray, arr: np.ndarray, dtype: str, offset: int = 0) ->
     return out
 
 
+def _render_uvis(
+    inst: Instrument,
+    e: Exposure,
+    filetype: str,
+    hdus: list[tuple[str, int]],
+    mode: str,
+    rng: np.random.Generator,
+) -> Blocks:
+    """UVIS pixel blocks: raw darks and flats, and standard-star flt/flc (UVIS2 only when sparse)."""
+    blocks: Blocks = {}
+    calib = e.imagetyp in {"DARK", "FLAT"}
+    star = e.targname in {"GRW+70D5824", "GD153"}
+    wanted = mode == "full" or (filetype == "raw" and calib) or (filetype in {"flt", "flc"} and star)
+    if not wanted or filetype == "spt":
+        return blocks
+    for k, (name, ver) in enumerate(hdus):
+        if name != "SCI":
+            continue
+        chip = 2 if ver == 1 else 1  # SCI,1 is UVIS2
+        if mode == "sparse" and star and chip == 1:
+            continue
+        blocks[k] = (
+            uvis_raw(inst, e, chip, mode, rng)
+            if filetype == "raw"
+            else uvis_flt(inst, e, chip, mode, rng, cte_corrected=filetype == "flc")
+        )
+    return blocks
+
+
+def _ir_flt_truth(inst: Instrument, e: Exposure, flu: np.ndarray) -> list[dict[str, Any]]:
+    """Truth rows of an IR flt: its bad-actor fractions, and the persistence it sees from one."""
+    extra = [_bad_actor_truth(e, flu)] if inst.bad_actor(e.rootname) and e.imagetyp == "EXT" else []
+    extra += [_persistence_truth(inst, e)] if e.values.get("STIMULUS") else []
+    return extra
+
+
+def _render_ir(
+    inst: Instrument,
+    e: Exposure,
+    filetype: str,
+    hdus: list[tuple[str, int]],
+    mode: str,
+    rng: np.random.Generator,
+) -> tuple[Blocks, list[dict[str, Any]]]:
+    """IR pixel blocks (raw/ima of darks and flats, every flt) and truth rows (snowballs, bad actors)."""
+    blocks: Blocks = {}
+    wanted = (
+        mode == "full"
+        or (e.imagetyp in {"DARK", "FLAT"} and filetype in {"raw", "ima"})
+        or filetype == "flt"  # flats (blobs) and science (bad actors, persistence)
+    )
+    if not wanted or filetype == "spt":
+        return blocks, []
+    nsamp = max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else max(e.nsamp, 2)
+    rows = ir_rows(mode)
+    dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
+    t = read_times(e, nsamp)
+    for k, (name, ver) in enumerate(hdus):
+        if name != "SCI":
+            continue
+        if filetype == "flt":
+            keep = (rows >= 5) & (rows < 1019)
+            flu = fluence[keep][:, 5:1019]
+            blocks[k] = blocks_of(rows[keep], flu / max(e.exptime, 1e-3), ">f4", offset=5)
+            extra = _ir_flt_truth(inst, e, flu)
+            continue
+        read = nsamp - ver  # IMSET ver holds read index nsamp - ver (newest first)
+        if filetype == "raw":
+            blocks[k] = blocks_of(rows, dn[read] - 32768, ">i2")
+        else:  # ima: e-/s since the zeroth read
+            rate = (cum[read] - cum[0]) / t[read] if read else np.zeros_like(cum[0])
+            blocks[k] = blocks_of(rows, rate, ">f4")
+    return blocks, extra if filetype in {"ima", "flt"} else []
+
+
 def render(
     inst: Instrument, e: Exposure, filetype: str, hdus: list[tuple[str, int]], mode: str
 ) -> tuple[Blocks, list[dict[str, Any]]]:
@@ -323,60 +398,11 @@ def render(
     """
     # one stream per exposure: its raw, flt, flc and ima files show the same charge
     rng = np.random.default_rng([inst.seed, *e.rootname.encode()])
-    blocks: Blocks = {}
-    extra: list[dict[str, Any]] = []
     if e.imagetyp == "BIAS" or e.values.get("SUBARRAY"):
-        return blocks, extra  # headers only: the pixel models are full-frame and no monitor reads these
-    calib = e.imagetyp in {"DARK", "FLAT"}
-    star = e.targname in {"GRW+70D5824", "GD153"}
+        return {}, []  # headers only: the pixel models are full-frame and no monitor reads these
     if e.detector == "UVIS":
-        wanted = mode == "full" or (filetype == "raw" and calib) or (filetype in {"flt", "flc"} and star)
-        if not wanted or filetype == "spt":
-            return blocks, extra
-        for k, (name, ver) in enumerate(hdus):
-            if name != "SCI":
-                continue
-            chip = 2 if ver == 1 else 1  # SCI,1 is UVIS2
-            if mode == "sparse" and star and chip == 1:
-                continue
-            blocks[k] = (
-                uvis_raw(inst, e, chip, mode, rng)
-                if filetype == "raw"
-                else uvis_flt(inst, e, chip, mode, rng, cte_corrected=filetype == "flc")
-            )
-        return blocks, extra
-    # IR
-    wanted = (
-        mode == "full"
-        or (calib and filetype in {"raw", "ima"})
-        or filetype == "flt"  # flats (blobs) and science (bad actors, persistence)
-    )
-    if not wanted or filetype == "spt":
-        return blocks, extra
-    nsamp = max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else max(e.nsamp, 2)
-    rows = ir_rows(mode)
-    dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
-    t = read_times(e, nsamp)
-    for k, (name, ver) in enumerate(hdus):
-        if filetype == "flt":
-            if name == "SCI":
-                keep = (rows >= 5) & (rows < 1019)
-                flu = fluence[keep][:, 5:1019]
-                blocks[k] = blocks_of(rows[keep], flu / max(e.exptime, 1e-3), ">f4", offset=5)
-                extra = (
-                    [_bad_actor_truth(e, flu)] if inst.bad_actor(e.rootname) and e.imagetyp == "EXT" else []
-                )
-                extra += [_persistence_truth(inst, e)] if e.values.get("STIMULUS") else []
-            continue
-        if name != "SCI":
-            continue
-        read = nsamp - ver  # IMSET ver holds read index nsamp - ver (newest first)
-        if filetype == "raw":
-            blocks[k] = blocks_of(rows, dn[read] - 32768, ">i2")
-        else:  # ima: e-/s since the zeroth read
-            rate = (cum[read] - cum[0]) / t[read] if read else np.zeros_like(cum[0])
-            blocks[k] = blocks_of(rows, rate, ">f4")
-    return blocks, extra if filetype in {"ima", "flt"} else []
+        return _render_uvis(inst, e, filetype, hdus, mode, rng), []
+    return _render_ir(inst, e, filetype, hdus, mode, rng)
 
 
 def bad_actor_fluence(inst: Instrument, rootname: str, rows: np.ndarray) -> np.ndarray:

@@ -43,6 +43,51 @@ def _primary_value(path: Path, keyword: str) -> str | None:
     return None
 
 
+def _folder_finding(d: str, rel_d: str, secret: set[int], allowed: int) -> tuple[str, str, str] | None:
+    """A proprietary proposal folder (top level) that others may enter or read, or None."""
+    top = rel_d.split("/")[0]
+    if rel_d != "." and "/" not in rel_d and top.isdigit() and int(top) in secret:
+        mode = stat.S_IMODE(os.stat(d).st_mode)
+        if mode & ~allowed & 0o007:
+            return (
+                rel_d,
+                "world-accessible",
+                f"proprietary proposal folder has mode {oct(mode)}; chmod o-rwx",
+            )
+    return None
+
+
+def _beside_archive(rel_d: str, name: str) -> bool:
+    """The generator's marker and truth table, and the lists kept beside the archive: not checked."""
+    return rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name in ARCHIVE_LISTS)
+
+
+def _file_finding(layout: Layout, p: Path, rel: str) -> tuple[str, str, str] | None:
+    """The first problem of one file (its name, folder, size, readability or PROPOSID), or None."""
+    if not p.name.endswith(".fits"):
+        return (rel, "unexpected-file", "not a FITS file")
+    try:
+        ap = layout.parse(rel)
+    except MisfiledError as e:
+        return (rel, "wrong-folder", str(e))
+    except LayoutError as e:
+        return (rel, "bad-name", str(e))
+    try:
+        size = p.stat().st_size
+        if size == 0:
+            return (rel, "empty", "0 bytes")
+        if size % BLOCK:
+            return (rel, "truncated", f"{size} bytes is not a whole number of 2880-byte blocks")
+        prop = _primary_value(p, "PROPOSID")
+    except PermissionError:
+        return (rel, "unreadable", "permission denied")
+    if prop is not None and ap.proposid is not None and prop != str(ap.proposid):
+        return (rel, "wrong-folder", f"PROPOSID {prop} but filed under {ap.proposid}")
+    if ap.rootname and ap.visit and ap.rootname[4:6].upper() != str(ap.visit).upper():
+        return (rel, "wrong-folder", f"visit {ap.rootname[4:6].upper()} but filed under Visit{ap.visit}")
+    return None
+
+
 def check_filesystem(ctx: JobContext) -> JobResult:
     """Permissions, misplaced files, bad names, empty or unreadable files, unexpected files."""
     root = Path(ctx.cfg["archive"]).resolve()
@@ -54,52 +99,17 @@ def check_filesystem(ctx: JobContext) -> JobResult:
     for d, dirs, names in os.walk(root):
         dirs.sort()
         rel_d = Path(d).relative_to(root).as_posix()
-        top = rel_d.split("/")[0]
-        if rel_d != "." and "/" not in rel_d and top.isdigit() and int(top) in secret:
-            mode = stat.S_IMODE(os.stat(d).st_mode)
-            if mode & ~allowed & 0o007:
-                rows.append(
-                    (
-                        rel_d,
-                        "world-accessible",
-                        f"proprietary proposal folder has mode {oct(mode)}; chmod o-rwx",
-                    )
-                )
+        folder = _folder_finding(d, rel_d, secret, allowed)
+        if folder:
+            rows.append(folder)
         for name in sorted(names):
-            rel = name if rel_d == "." else f"{rel_d}/{name}"
-            p = Path(d) / name
-            if rel_d == "." and (name.startswith((".quicklake", "quicklake_")) or name in ARCHIVE_LISTS):
-                continue  # the generator's marker and truth table; the lists beside the archive
+            if _beside_archive(rel_d, name):
+                continue
             n += 1
-            if not name.endswith(".fits"):
-                rows.append((rel, "unexpected-file", "not a FITS file"))
-                continue
-            try:
-                ap = layout.parse(rel)
-            except MisfiledError as e:
-                rows.append((rel, "wrong-folder", str(e)))
-                continue
-            except LayoutError as e:
-                rows.append((rel, "bad-name", str(e)))
-                continue
-            try:
-                size = p.stat().st_size
-                if size == 0:
-                    rows.append((rel, "empty", "0 bytes"))
-                    continue
-                if size % BLOCK:
-                    rows.append((rel, "truncated", f"{size} bytes is not a whole number of 2880-byte blocks"))
-                    continue
-                prop = _primary_value(p, "PROPOSID")
-            except PermissionError:
-                rows.append((rel, "unreadable", "permission denied"))
-                continue
-            if prop is not None and ap.proposid is not None and prop != str(ap.proposid):
-                rows.append((rel, "wrong-folder", f"PROPOSID {prop} but filed under {ap.proposid}"))
-            elif ap.rootname and ap.visit and ap.rootname[4:6].upper() != str(ap.visit).upper():
-                rows.append(
-                    (rel, "wrong-folder", f"visit {ap.rootname[4:6].upper()} but filed under Visit{ap.visit}")
-                )
+            rel = name if rel_d == "." else f"{rel_d}/{name}"
+            problem = _file_finding(layout, Path(d) / name, rel)
+            if problem:
+                rows.append(problem)
     ctx.log.info("%d files checked, %d findings", n, len(rows))
     return JobResult(True, {"files_checked": n, "problems": len(rows)}, findings(rows))
 
