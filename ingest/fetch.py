@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from ingest.fitsheader import read_raw_headers
 from lake.access import read_sql
-from lake.errors import ConfigError, FitsError, LayoutError
+from lake.errors import FitsError, LayoutError, NotConfigured
 from lake.jobs import JobContext, JobResult
 from lake.layout import Layout
 from lake.schema import expected_files
@@ -111,7 +111,7 @@ def fetch(fs: fsspec.AbstractFileSystem, root: str, rel: str, dest: Path, sums: 
 def get_missing_files(ctx: JobContext) -> JobResult:
     mirror = ctx.params.get("mirror") or ctx.cfg.get("mirror")
     if not mirror:
-        raise ConfigError("get-missing-files needs a mirror: set mirror or pass -p mirror=URL")
+        raise NotConfigured("mirror", "get-missing-files needs a mirror to fetch from (or -p mirror=URL)")
     layout = Layout(ctx.cfg["layout"])
     archive = Path(ctx.cfg["archive"])
     want = missing_files(ctx.lake_root, layout)

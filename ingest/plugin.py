@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,13 +15,15 @@ from lake.cli import cfg_from, handle_errors, ingest_options, scheduler_option, 
 from lake.plugins import hookimpl
 
 if TYPE_CHECKING:
+    from ingest.run import IngestSummary
     from lake.jobs import Job, JobContext, JobResult
 
 
 def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
+    """``ql ingest`` / ``ql rebuild``: the ingest as a recorded ``run-ingest`` run, with a progress bar."""
     from tqdm import tqdm
 
-    from ingest.run import ingest_with
+    from lake.jobs import run_job
 
     bar = tqdm(
         unit="files",
@@ -31,16 +35,46 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
         bar.update(done - bar.n)
         bar.set_postfix(errors=errors)
 
+    got: list[IngestSummary] = []
     try:
-        summary = ingest_with(cfg, rebuild=rebuild, progress=progress)
+        params = {"rebuild": True} if rebuild else {}
+        work = partial(_ingest_job, rebuild=rebuild, progress=progress, out=got)
+        run = run_job(cfg["lake"], "run-ingest", params, cfg, work=work)
     finally:
         bar.close()
+    if run.status == "skipped-locked":
+        raise click.ClickException("another ingest is running (see 'ql jobs'); wait for it to finish")
+    if not got:  # the ingest raised: its message, and where the log is
+        raise click.ClickException(f"{run.error} (log: {run.log_path})")
+    summary = got[0]
     for line in summary.lines():
         click.echo(line)
     for _path, err in summary.error_samples[:10]:
         click.echo(f"  error: {err}", err=True)
     if summary.errors:
         click.echo("  'ql errors' lists every file with an error", err=True)
+
+
+def _ingest_job(
+    ctx: JobContext,
+    *,
+    rebuild: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    out: list[IngestSummary] | None = None,
+) -> JobResult:
+    """The ``run-ingest`` job: the incremental ingest, recorded (``no-work`` when nothing changed)."""
+    from ingest.run import ingest_with
+    from lake.jobs import JobResult
+
+    s = ingest_with(ctx.cfg, ctx.lake_root, rebuild=rebuild, progress=progress)
+    if out is not None:
+        out.append(s)
+    for line in s.lines():
+        ctx.log.info(line)
+    for path, err in s.error_samples:
+        ctx.log.warning("%s: %s", path, err)
+    counts = {"scanned": s.scanned, "ingested": s.ingested, "removed": s.removed, "errors": s.errors}
+    return JobResult(bool(s.ingested or s.removed or rebuild), counts, None, s.lines()[-1])
 
 
 @click.command("ingest")
@@ -160,12 +194,6 @@ def register_commands(cli: click.Group) -> None:
         cli.add_command(cmd)
 
 
-def _run_ingest_job(ctx: JobContext) -> JobResult:
-    from ingest.run import run_ingest_job
-
-    return run_ingest_job(ctx)
-
-
 def _get_missing_files(ctx: JobContext) -> JobResult:
     from ingest.fetch import get_missing_files
 
@@ -177,7 +205,7 @@ def register_jobs() -> list[Job]:
     from lake.jobs import Job
 
     return [
-        Job("run-ingest", _run_ingest_job, "*/30 * * * *", "the incremental ingest"),
+        Job("run-ingest", _ingest_job, "*/30 * * * *", "the incremental ingest", findings=False),
         Job(
             "get-missing-files",
             _get_missing_files,

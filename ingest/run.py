@@ -426,16 +426,3 @@ def ingest_with(
         catalog_uri=cfg["catalog_uri"],
         progress=progress,
     )
-
-
-def run_ingest_job(ctx: Any) -> Any:
-    """The ``run-ingest`` job: the incremental ingest, recorded (``no-work`` when nothing changed)."""
-    from lake.jobs import JobResult
-
-    s = ingest_with(ctx.cfg, ctx.lake_root)
-    for line in s.lines():
-        ctx.log.info(line)
-    for path, err in s.error_samples:
-        ctx.log.warning("%s: %s", path, err)
-    counts = {"scanned": s.scanned, "ingested": s.ingested, "removed": s.removed, "errors": s.errors}
-    return JobResult(bool(s.ingested or s.removed), counts, None, s.lines()[-1])

@@ -317,11 +317,15 @@ def jobs_log_cmd(run_id: str, lake: str | None, follow: bool) -> None:
 @handle_errors
 def run_due_cmd(lake: str | None) -> None:
     """Run every job whose scheduled time has come (call this from cron every few minutes)."""
-    from lake.jobs import due, run_job, schedule
+    from lake.jobs import due, registry, run_job, schedule
 
     cfg = cfg_from(lake=lake)
     failed = 0
-    for job in due(cfg["lake"], schedule(cfg["schedule"])):
+    jobs = registry()
+    order = sorted(
+        due(cfg["lake"], schedule(cfg["schedule"])), key=lambda j: (j != "run-ingest", jobs[j].monitor)
+    )
+    for job in order:  # the ingest first, the monitors last: they measure what it brought in
         r = run_job(cfg["lake"], job, {}, cfg)
         click.echo(f"{job} {r.run_id}: {r.status}")
         failed += r.status == "failed"
@@ -333,7 +337,8 @@ def run_due_cmd(lake: str | None) -> None:
 @click.option("--every", type=int, default=5, show_default=True, help="Minutes between run-due calls.")
 @handle_errors
 def cron_line_cmd(lake: str | None, every: int) -> None:
-    """Print the crontab entry that drives the schedule, and the schedule itself."""
+    """Write quicklake.toml in the lake folder with the settings in force, and print the crontab entry
+    that runs the schedule with them from any directory, and the schedule itself."""
     import shutil
     from pathlib import Path
 
@@ -342,7 +347,12 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
     cfg = cfg_from(lake=lake)
     ql = shutil.which("ql") or str(Path(sys.executable).with_name("ql"))
     lake_dir = Path(cfg["lake"]).resolve()
-    click.echo(f"*/{every} * * * * {ql} run-due --lake {lake_dir} >> {lake_dir / 'logs' / 'cron.log'} 2>&1")
+    lake_dir.mkdir(parents=True, exist_ok=True)
+    config = lake_dir / "quicklake.toml"
+    config.write_text(settings.toml_for(cfg))
+    click.echo(f"# settings for cron written to {config} (run 'ql cron-line' again after changing them)")
+    log = lake_dir / "logs" / "cron.log"
+    click.echo(f"*/{every} * * * * QUICKLAKE_CONFIG={config} {ql} run-due >> {log} 2>&1")
     for job, expr in schedule(cfg["schedule"]).items():
         click.echo(f"# {expr:16} {job}")
 

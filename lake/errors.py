@@ -15,6 +15,14 @@ class ConfigError(QuicklakeError):
     """A setting is missing, malformed or contradicts another."""
 
 
+class NotConfigured(ConfigError):
+    """A job that needs a setting nobody set: its run is ``skipped`` with this message, not ``failed``."""
+
+    def __init__(self, setting: str, why: str) -> None:
+        self.setting = setting
+        super().__init__(f"not configured: {why}; set '{setting}' to run it")
+
+
 class LayoutError(QuicklakeError):
     """A path does not fit the archive layout template."""
 

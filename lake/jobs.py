@@ -3,8 +3,10 @@
 Every run (from ``ql run``, ``ql run-due`` under cron, or a notebook calling :func:`run_job`) appends a
 ``start`` and an ``end`` event to ``<lake>/state.sqlite`` and writes a log to
 ``<lake>/logs/<job>/<run-id>.log``. Status is ``success`` (work done), ``no-work`` (ran, nothing to do:
-jwql could not tell these apart), ``failed`` (the job raised, or its process died) or ``skipped-locked``
-(another run of the job held its lock). A job's findings go to the lake table ``findings_<job>``.
+jwql could not tell these apart), ``failed`` (the job raised, or its process died), ``skipped`` (a setting
+the job needs is not set: :class:`lake.errors.NotConfigured`) or ``skipped-locked`` (another run of the
+job held its lock). A job's findings go to the lake table :func:`findings_table` names
+(``findings_check_filesystem`` for ``check-filesystem``).
 
 One run per job at a time: ``<lake>/locks/<job>.lock`` is held with ``flock``, which the kernel releases
 when the holder dies, so a stale lock recovers itself; the dead run's ``start`` event without an ``end``
@@ -36,9 +38,9 @@ from typing import Any
 import pyarrow as pa
 
 from lake import state
-from lake.errors import ConfigError, LakeError
+from lake.errors import ConfigError, LakeError, NotConfigured
 
-STATUSES = ("success", "no-work", "failed", "skipped-locked", "running")
+STATUSES = ("success", "no-work", "failed", "skipped", "skipped-locked", "running")
 LOG_KEEP_DAYS = 30
 LAKE_WAIT = 600.0  # seconds a job waits for the lake's writer lock (an ingest may hold it) to store findings
 
@@ -104,6 +106,7 @@ class Job:
     help: str = ""
     monitor: bool = False
     claim: str = ""  # a monitor's: what it is checked against in a generated archive (README)
+    findings: bool = True  # it stores findings (in the table findings_table() names)
 
 
 @cache
@@ -231,13 +234,16 @@ def run_job(
     job: str,
     params: dict[str, Any] | None = None,
     cfg: dict[str, Any] | None = None,
+    *,
+    work: Callable[[JobContext], JobResult] | None = None,
 ) -> Run:
     """Run ``job`` now, recorded. Never raises for a failing job (its run says ``failed``); raises
-    :class:`ConfigError` for an unknown job."""
+    :class:`ConfigError` for an unknown job. ``work`` runs instead of the job's registered function under
+    the same record and lock (``ql ingest`` is a ``run-ingest`` run that shows its progress)."""
     from lake import settings
 
     root = Path(lake_root).resolve()
-    fn = job_function(job)
+    fn = work or job_function(job)
     cfg = cfg or settings.load({"lake": str(root)})
     params = params or {}
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
@@ -267,36 +273,54 @@ def run_job(
         _event(root, **common, event="start", ts=_now(), status="running")
         log, handler = _logger(run_id, log_path)
         log.info("job %s run %s on %s as %s, params %s", job, run_id, common["host"], common["user"], params)
-        status, counts, error, n_found = "failed", {}, None, 0
+        ctx = JobContext(root, cfg, params, log, run_id, job, log_path)
+        outcome = _Outcome()
         try:
-            ctx = JobContext(root, cfg, params, log, run_id, job, log_path)
-            res = fn(ctx)
-            counts = dict(res.counts)
-            if res.findings is not None:
-                n_found = res.findings.num_rows
-                _store_findings(
-                    root, cfg, res.table or findings_table(job), run_id, res.findings, res.replace
-                )
-                counts.setdefault("findings", n_found)
-            status = "success" if res.worked else "no-work"
-            log.info("%s: %s %s", status, res.summary or "done", json.dumps(counts, sort_keys=True))
-        except Exception as e:  # a job's failure is recorded, not raised: cron needs the record
-            error = f"{type(e).__name__}: {e}"
-            log.exception("failed: %s", error)
+            outcome = _execute(ctx, fn)
         finally:
             _event(
                 root,
                 **{**common, "pid": os.getpid()},
                 event="end",
                 ts=_now(),
-                status=status,
-                counts=json.dumps(counts, sort_keys=True),
-                error=error,
+                status=outcome.status,
+                counts=json.dumps(outcome.counts, sort_keys=True),
+                error=outcome.error,
             )
             log.removeHandler(handler)
             handler.close()
         prune_logs(root)
-        return Run(run_id, job, status, counts, error, log_path, n_found)
+        return Run(run_id, job, outcome.status, outcome.counts, outcome.error, log_path, outcome.found)
+
+
+@dataclass
+class _Outcome:
+    status: str = "failed"
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    found: int = 0
+
+
+def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome:
+    """Run the job's function and store its findings; what the ``end`` event records."""
+    out = _Outcome()
+    try:
+        res = fn(ctx)
+        out.counts = dict(res.counts)
+        if res.findings is not None:
+            out.found = res.findings.num_rows
+            table = res.table or findings_table(ctx.job)
+            _store_findings(ctx.lake_root, ctx.cfg, table, ctx.run_id, res.findings, res.replace)
+            out.counts.setdefault("findings", out.found)
+        out.status = "success" if res.worked else "no-work"
+        ctx.log.info("%s: %s %s", out.status, res.summary or "done", json.dumps(out.counts, sort_keys=True))
+    except NotConfigured as e:  # nothing to do until a setting is set: said, not a failure
+        out.status, out.error = "skipped", str(e)
+        ctx.log.info("skipped: %s", e)
+    except Exception as e:  # a job's failure is recorded, not raised: cron needs the record
+        out.error = f"{type(e).__name__}: {e}"
+        ctx.log.exception("failed: %s", out.error)
+    return out
 
 
 def findings_table(job: str) -> str:
@@ -344,7 +368,8 @@ def board(lake_root: str | os.PathLike[str], now: datetime | None = None) -> lis
     """The status board: per job its latest run, last success and a colour by age.
 
     green: succeeded (or had no work) within a day; lightgreen: last success older than a day;
-    red: the latest run failed; grey: never run; yellow: running now.
+    red: the latest run failed; grey: never run, or skipped because a setting it needs is not set;
+    yellow: running now.
     """
     now = now or datetime.now(UTC)
     all_runs = runs(lake_root, limit=100000).to_pylist()
@@ -354,7 +379,7 @@ def board(lake_root: str | os.PathLike[str], now: datetime | None = None) -> lis
         latest = mine[0] if mine else None
         ok = [r for r in mine if r["status"] in {"success", "no-work"}]
         last_ok = datetime.fromisoformat(ok[0]["started"]) if ok else None
-        if latest is None:
+        if latest is None or latest["status"] == "skipped":
             colour = "grey"
         elif latest["status"] == "running":
             colour = "yellow"

@@ -54,12 +54,14 @@ def commands_table() -> str:
 
 
 def jobs_table() -> str:
-    from lake.jobs import registry
+    from lake.jobs import findings_table, registry
 
-    lines = ["| job | schedule (UTC) | finds / does |", "|---|---|---|"]
+    lines = ["| job | schedule (UTC) | finds / does | findings table |", "|---|---|---|---|"]
     for name, job in registry().items():
         if not job.monitor:
-            lines.append(f"| `{name}` | `{job.schedule or 'on demand'}` | {_cell(job.help)} |")
+            when = job.schedule or "on demand"
+            table = f"`{findings_table(name)}`" if job.findings else "none"
+            lines.append(f"| `{name}` | `{when}` | {_cell(job.help)} | {table} |")
     return "\n".join(lines)
 
 

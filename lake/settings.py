@@ -194,6 +194,29 @@ def load(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return values
 
 
+# settings that name a local file or folder: made absolute when written for cron (which starts in $HOME)
+PATH_SETTINGS = ("archive", "lake", "schedule", "mast_listing", "mirror", "proposals", "uvis_anneals",
+                 "auth_secrets")  # fmt: skip
+
+
+def toml_for(cfg: Mapping[str, Any]) -> str:
+    """A ``quicklake.toml`` that gives ``cfg`` from any working directory: the values that differ from
+    the defaults, local paths made absolute (``ql cron-line`` writes it)."""
+    import json
+
+    lines = ["# written by 'ql cron-line': the settings in force when it ran", "[quicklake]"]
+    for s in REGISTRY:
+        value = cfg.get(s.name, s.default)
+        if s.name in PATH_SETTINGS and value and "://" not in str(value):
+            value = str(Path(value).resolve())
+        if value == s.default and s.name not in ("archive", "lake"):
+            continue
+        text = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(
+            value, bool) else repr(value)  # fmt: skip
+        lines.append(f"{s.name} = {text}")
+    return "\n".join(lines) + "\n"
+
+
 def markdown() -> str:
     """docs/settings.md, generated from the registry."""
     lines = [

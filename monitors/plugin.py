@@ -73,6 +73,10 @@ def _lazy(target: str, ctx: JobContext, **kwargs: Any) -> JobResult:
     return result
 
 
+# The monitors run daily after the night's ingests and checks (run-due runs them after run-ingest);
+# each measures only inputs it has not measured, so a run with nothing new is cheap.
+MONITOR_SCHEDULE = "20 5 * * *"
+
 # name -> (module:function, default cron expression, what it finds or does)
 MAINTENANCE_JOBS: dict[str, tuple[str, str, str]] = {
     "check-filesystem": (
@@ -134,7 +138,7 @@ def register_jobs() -> list[Job]:
         for name, (target, schedule, help) in MAINTENANCE_JOBS.items()
     ]
     run = "monitors.framework:run_monitor"
-    jobs += [
-        Job(m.name, partial(_lazy, run, name=m.name), None, m.title, monitor=True) for m in all_monitors()
-    ]
+    for m in all_monitors():
+        job = partial(_lazy, run, name=m.name)
+        jobs.append(Job(m.name, job, MONITOR_SCHEDULE, m.measures or m.title, monitor=True, claim=m.claim))
     return jobs

@@ -83,7 +83,7 @@ def test_one_list_of_jobs_and_monitors() -> None:
     assert all(reg[m].monitor for m in MODULES)
     plain = [n for n, j in reg.items() if not j.monitor]
     assert len(plain) == 12 and "run-ingest" in plain and "maintain-lake" in plain
-    assert set(jobs.default_schedule()) == set(plain)  # every maintenance job has its time
+    assert set(jobs.default_schedule()) == set(reg)  # every job and monitor has its time
 
 
 def test_plugins_contribute_the_commands() -> None:
@@ -110,3 +110,13 @@ def test_readme_tables_are_generated_from_the_registries() -> None:
 
     for name in registry():
         assert f"| `{name}` |" in text, name
+
+
+def test_monitor_jobs_carry_the_monitors_claims() -> None:
+    from lake.jobs import registry
+    from monitors.registry import all_monitors
+
+    reg = registry()
+    for m in all_monitors():
+        assert m.measures and m.claim, m.name
+        assert (reg[m.name].help, reg[m.name].claim) == (m.measures, m.claim)

@@ -209,14 +209,24 @@ def test_new_datasets_board_and_plots(site: dict[str, Any]) -> None:
 
 
 def test_failure_is_recorded_and_config_errors_name_the_setting(
-    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    # a job with nothing configured is skipped, naming the setting: not red on every run (#20)
     monkeypatch.delenv("QUICKLAKE_MAST_LISTING")
     r = run_job(site["lake"], "check-mast2lake")
-    assert r.status == "failed" and "mast_listing" in (r.error or "")
+    assert r.status == "skipped" and "set 'mast_listing'" in (r.error or "")
     assert "mast_listing" in r.log_path.read_text()
     res = CliRunner().invoke(main, ["run", "check-mast2lake"])
+    assert res.exit_code == 0 and "skipped" in res.output and "mast_listing" in res.output
+    board = {b["job"]: b for b in jobs.board(site["lake"])}
+    assert board["check-mast2lake"]["colour"] == "grey"
+    # a listing that cannot be read is a failure, recorded and red
+    monkeypatch.setenv("QUICKLAKE_MAST_LISTING", str(tmp_path / "no-such-listing.csv"))
+    r = run_job(site["lake"], "check-mast2lake")
+    assert r.status == "failed" and "no-such-listing.csv" in (r.error or "")
+    res = CliRunner().invoke(main, ["run", "check-mast2lake"])
     assert res.exit_code == 1 and "failed" in res.output
+    assert {b["job"]: b for b in jobs.board(site["lake"])}["check-mast2lake"]["colour"] == "red"
     res = CliRunner().invoke(main, ["run", "no-such-job"])
     assert res.exit_code == 1 and "no job 'no-such-job'" in res.output
 
@@ -276,10 +286,10 @@ def test_killed_run_is_recovered_by_the_next(tmp_path: Path) -> None:
 def test_schedule_due_and_cron_line(site: dict[str, Any], tmp_path: Path) -> None:
     lk = site["lake"]
     sched = jobs.schedule(None)
-    plain = {n for n, j in jobs.registry().items() if not j.monitor}
-    assert set(sched) == plain
+    every = set(jobs.registry())  # the monitors are scheduled too (#20)
+    assert set(sched) == every
     now = datetime.now(UTC)
-    assert set(jobs.due(lk, sched, now)) == plain  # never run: everything is due
+    assert set(jobs.due(lk, sched, now)) == every  # never run: everything is due
     run_job(lk, "make-cron-summary")
     assert "make-cron-summary" not in jobs.due(lk, {"make-cron-summary": "0 0 1 1 *"}, now)
     f = tmp_path / "s.toml"
@@ -287,7 +297,24 @@ def test_schedule_due_and_cron_line(site: dict[str, Any], tmp_path: Path) -> Non
     with pytest.raises(Exception, match="not a cron expression"):
         jobs.schedule(f)
     res = CliRunner().invoke(main, ["cron-line"])
-    assert res.exit_code == 0 and "run-due --lake" in res.output and "*/5 * * * *" in res.output
+    assert res.exit_code == 0 and "*/5 * * * *" in res.output
+    # cron's entry works from another directory with a fresh environment: every job succeeds or is
+    # skipped for a reason it names; the settings travel in the quicklake.toml the entry names (#20)
+    entry = next(line for line in res.output.splitlines() if line.startswith("*/5 "))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    done = subprocess.run(["bash", "-c", entry.split(" ", 5)[5]], cwd=home, env=env, timeout=900)
+    assert done.returncode == 0, (lk / "logs" / "cron.log").read_text()[-3000:]
+    board = {b["job"]: b for b in jobs.board(lk)}
+    assert set(board) == every
+    assert {b["latest_status"] for b in board.values()} <= {"success", "no-work", "skipped"}, board
+    assert board["run-ingest"]["colour"] == "green"
+    # every findings table the README names exists once its job has run
+    have = set(lake.tables(lk))
+    for name, job in jobs.registry().items():
+        if job.findings and not job.monitor and board[name]["latest_status"] == "success":
+            assert jobs.findings_table(name) in have, name
     res = CliRunner().invoke(main, ["jobs"])
     assert res.exit_code == 0 and "make-cron-summary" in res.output
     rid = jobs.runs(lk, "make-cron-summary").column("run_id")[0].as_py()

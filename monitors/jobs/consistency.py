@@ -2,15 +2,40 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from lake.access import read_sql
-from lake.archive import changed, scan_archive
+from lake.archive import Stamp, changed, scan_archive
+from lake.errors import ConfigError
 from lake.jobs import JobContext, JobResult
 
 FINDINGS = pa.schema([("path", pa.string()), ("problem", pa.string()), ("detail", pa.string())])
+
+
+def archive_root(ctx: JobContext) -> str:
+    """The archive setting, checked: a root that does not exist is an error, never "nothing found"
+    (cron started from another directory with no settings would otherwise report every file gone)."""
+    archive = str(ctx.cfg["archive"])
+    if "://" not in archive and not Path(archive).is_dir():
+        raise ConfigError(
+            f"archive {Path(archive).resolve()} does not exist; set 'archive' (quicklake.toml or "
+            "QUICKLAKE_ARCHIVE) to the archive root"
+        )
+    return archive
+
+
+def archive_files(ctx: JobContext) -> dict[str, Stamp]:
+    """Every FITS file of the archive; an archive with none is an error (is it mounted?)."""
+    archive = archive_root(ctx)
+    disk = scan_archive(archive)
+    if not disk:
+        raise ConfigError(
+            f"archive {archive} holds no .fits file; is it mounted? check the 'archive' setting"
+        )
+    return disk
 
 
 def lake_files(ctx: JobContext) -> dict[str, dict[str, Any]]:
@@ -24,7 +49,7 @@ def findings(rows: list[tuple[str, str, str]]) -> pa.Table:
 
 def check_fsys2lake(ctx: JobContext) -> JobResult:
     """Files on disk the lake lacks, or whose size/mtime changed since they were ingested."""
-    disk = scan_archive(ctx.cfg["archive"])
+    disk = archive_files(ctx)
     known = lake_files(ctx)
     rows = []
     for p, (size, mtime) in sorted(disk.items()):
@@ -39,7 +64,7 @@ def check_fsys2lake(ctx: JobContext) -> JobResult:
 
 def check_lake2fsys(ctx: JobContext) -> JobResult:
     """Lake rows whose file vanished from the archive (a folder or an fsspec URL) or changed."""
-    disk = scan_archive(ctx.cfg["archive"])
+    disk = archive_files(ctx)
     rows = []
     known = lake_files(ctx)
     for p, k in sorted(known.items()):

@@ -8,10 +8,10 @@ from collections import defaultdict
 from pathlib import Path
 
 from lake.access import read_sql
-from lake.errors import LayoutError, MisfiledError
+from lake.errors import ConfigError, LayoutError, MisfiledError
 from lake.jobs import JobContext, JobResult
 from lake.layout import Layout
-from monitors.jobs.consistency import findings
+from monitors.jobs.consistency import archive_root, findings
 
 BLOCK = 2880
 
@@ -90,7 +90,7 @@ def _file_finding(layout: Layout, p: Path, rel: str) -> tuple[str, str, str] | N
 
 def check_filesystem(ctx: JobContext) -> JobResult:
     """Permissions, misplaced files, bad names, empty or unreadable files, unexpected files."""
-    root = Path(ctx.cfg["archive"]).resolve()
+    root = Path(archive_root(ctx)).resolve()
     layout = Layout(ctx.cfg["layout"])
     allowed = int(str(ctx.cfg.get("proprietary_mode", "0o750")), 8)
     secret = proprietary_proposals(ctx)
@@ -110,6 +110,8 @@ def check_filesystem(ctx: JobContext) -> JobResult:
             problem = _file_finding(layout, Path(d) / name, rel)
             if problem:
                 rows.append(problem)
+    if n == 0:
+        raise ConfigError(f"archive {root} holds no file; is it mounted? check the 'archive' setting")
     ctx.log.info("%d files checked, %d findings", n, len(rows))
     return JobResult(True, {"files_checked": n, "problems": len(rows)}, findings(rows))
 

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from lake.access import read_sql
-from lake.errors import ConfigError
+from lake.errors import ConfigError, NotConfigured
 from lake.jobs import JobContext, JobResult
 from monitors.jobs.consistency import findings
 
@@ -35,7 +35,7 @@ def check_mast2lake(ctx: JobContext) -> JobResult:
     """Files (or datasets) MAST has that the lake lacks, and lake files MAST does not list."""
     url = ctx.params.get("listing") or ctx.cfg.get("mast_listing")
     if not url:
-        raise ConfigError("check-mast2lake needs a listing: set mast_listing or pass -p listing=PATH")
+        raise NotConfigured("mast_listing", "check-mast2lake needs a MAST listing (or -p listing=PATH)")
     t = read_listing(str(url))
     lake = read_sql("SELECT path, rootname FROM files WHERE status = 'ok'", ctx.lake_root).to_pylist()
     col = next((c for c in FILE_COLUMNS if c in t.column_names), None)
