@@ -49,6 +49,7 @@ class BatchResult:
     )  # table → hdu → keyword columns
     n_files: int = 0
     n_errors: int = 0
+    n_problems: int = 0  # files ingested with conformance problems (files.problems)
     n_cards: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     relpaths: list[str] = field(default_factory=list)
@@ -255,6 +256,7 @@ def process_batch(task: BatchTask) -> BatchResult:
     result.files = written
     result.n_files = len(task.jobs)
     result.n_errors = len(result.errors)
+    result.n_problems = sum(1 for f in heads.ok if f.problems)
     return result
 
 
@@ -290,7 +292,10 @@ def _read_headers(task: BatchTask, rows: _FileRows, result: BatchResult) -> _Hea
 def _parse_cards(heads: _Headers) -> pa.Table:
     """Parse every header's cards; a card neither this reader nor astropy can parse keeps its text (value
     type ``invalid``) and is a problem of its file, which is ingested all the same."""
-    cards = parse_headers(heads.raw)
+    odd: list[tuple[int, int, str]] = []
+    cards = parse_headers(heads.raw, odd)
+    for h, i, what in odd:
+        heads.ok[heads.file[h]].problems.append(f"warning: HDU {heads.hdu[h]} card {i} {what}")
     for k, msgs in _invalid_card_problems(cards, heads.file, heads.hdu).items():
         heads.ok[k].problems.extend(msgs)
     return cards

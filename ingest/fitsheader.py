@@ -246,27 +246,15 @@ def _data_size_any_order(path: str, hdu: int, header: bytes, problems: list[str]
     return _padded(abs(bitpix) // 8 * gcount * (pcount + n))
 
 
-_PRINTABLE = bytes(range(32, 127))
-MAX_LISTED = 20  # problems listed per header; the rest are counted
-
-
-def _byte_problems(hdu: int, header: bytes) -> list[str]:
-    """Cards holding bytes outside printable ASCII (FITS 4.1.1), as astropy's verify reports them."""
-    if not header.translate(None, _PRINTABLE):
-        return []
-    A = np.frombuffer(header, dtype=np.uint8).reshape(-1, CARD)
-    bad = (A < 32) | (A > 126)
-    rows = np.flatnonzero(bad.any(axis=1))
-    out = []
-    for i in rows[:MAX_LISTED]:
-        col = int(bad[i].argmax())
-        byte = int(A[i, col])
-        what = "non-ASCII" if byte > 126 else "control"
-        kw = A[i, :8].tobytes().decode("latin-1").strip().encode("unicode_escape").decode()
-        out.append(f"warning: HDU {hdu} card {i} {kw}: {what} byte 0x{byte:02x} in column {col + 1}")
-    if len(rows) > MAX_LISTED:
-        out.append(f"warning: HDU {hdu}: {len(rows) - MAX_LISTED} more cards with bytes that are not ASCII")
-    return out
+def _odd_byte(card: np.ndarray) -> str:
+    """What is wrong with a card holding bytes outside printable ASCII (FITS 4.1.1), as astropy's verify
+    reports it: ``OBJECT: non-ASCII byte 0xe9 in column 15``."""
+    bad = (card < 32) | (card > 126)
+    col = int(bad.argmax())
+    byte = int(card[col])
+    what = "non-ASCII" if byte > 126 else "control"
+    kw = card[:8].tobytes().decode("latin-1").strip().encode("unicode_escape").decode()
+    return f"{kw}: {what} byte 0x{byte:02x} in column {col + 1}"
 
 
 class _Reader:
@@ -366,7 +354,7 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
             total += end
             if total > MAX_HEADER_BYTES_PER_FILE:
                 raise FitsError(label, "headers exceed 64 MiB in all; not a WFC3 file: remove it", hdu)
-            problems = _byte_problems(hdu, header)
+            problems: list[str] = []
             data_size = _data_size(label, hdu, header, problems)
             hdr_size = _padded(end + CARD)
             # extensions of one file tend to have headers of one size; the primary is larger
@@ -550,10 +538,9 @@ def _bool_np(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _classify_cards(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _classify_cards(A: np.ndarray, printable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(first non-blank byte after "= " or 0, plain commentary cards, candidate plain value cards)."""
     n = len(A)
-    printable = (A.min(axis=1) >= 32) & (A.max(axis=1) <= 126)
     kw8 = A[:, :8]
     sp = kw8 == 32
     kw_ok = (sp | _KW_LUT[kw8]).all(axis=1) & ~(sp[:, :-1] & ~sp[:, 1:]).any(axis=1)
@@ -636,9 +623,10 @@ def _commentary_columns(A: np.ndarray, fc_idx: np.ndarray) -> dict[str, pa.Array
     }
 
 
-def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
-    """Parse distinct single (not CONTINUE-joined) 80-byte cards; columns :data:`_FIELDS`."""
-    ch, fast_comm, fast_val = _classify_cards(A)
+def _parse_single(A: np.ndarray, printable: np.ndarray) -> dict[str, pa.Array]:
+    """Parse distinct single (not CONTINUE-joined) 80-byte cards (``printable``: only bytes 32..126);
+    columns :data:`_FIELDS`."""
+    ch, fast_comm, fast_val = _classify_cards(A, printable)
     fv_idx, m, fits64 = _match_values(A[:, 10:], np.flatnonzero(fast_val))
     fast = _value_columns(A[fv_idx, :8], ch[fv_idx], m, fits64)
     fc_idx = np.flatnonzero(fast_comm)
@@ -653,8 +641,29 @@ def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
     return {f: pa.concat_arrays([fast[f], comm[f], slow[f]]).take(perm) for f in _FIELDS}
 
 
-def parse_headers(headers: Sequence[bytes]) -> pa.Table:
+def _images(buf: bytes, kept: np.ndarray, n: int) -> pa.Array:
+    """The card images: the buffer itself, cut at the kept cards' offsets (a CONTINUE card belongs to the
+    kept card before it)."""
+    offsets = np.append(kept * CARD, n * CARD).astype(np.int64)
+    text = buf
+    if not buf.isascii():
+        # latin-1: every byte is one character, so any card round-trips (its UTF-8 takes 2 bytes for
+        # each byte >= 0x80, which shifts the offsets)
+        text = buf.decode("latin-1").encode("utf-8")
+        high = np.concatenate(([0], np.cumsum(np.frombuffer(buf, dtype=np.uint8) >= 0x80)))
+        offsets = offsets + high[offsets]
+    if len(text) >= 2**31:
+        raise ValueError("parse_headers: batch too large (2 GiB of header text); use smaller batches")
+    offsets = offsets.astype(np.int32)
+    images = pa.Array.from_buffers(pa.string(), len(kept), [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return images
+
+
+def parse_headers(headers: Sequence[bytes], odd_bytes: list[tuple[int, int, str]] | None = None) -> pa.Table:
     """Parse the card images of many headers into one table (schema :data:`CARD_SCHEMA`).
+
+    Cards holding bytes outside printable ASCII (a FITS violation) are parsed all the same; if
+    ``odd_bytes`` is given, each gets an entry (header index, card index in the header, what).
 
     Each element of ``headers`` is the raw card images of one HDU (a multiple of 80 bytes, without the
     END card). Row order is header by header, card by card. Identical card images are parsed once:
@@ -683,8 +692,14 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     # Distinct card images (Arrow's hash kernel), parsed once each.
     enc = pc.dictionary_encode(pa.Array.from_buffers(pa.binary(CARD), n, [None, pa.py_buffer(buf)]))
     distinct = np.frombuffer(enc.dictionary.buffers()[1], dtype=np.uint8)[: len(enc.dictionary) * CARD]
-    uniq = _parse_single(distinct.reshape(-1, CARD))
+    D = distinct.reshape(-1, CARD)
+    printable = (D.min(axis=1) >= 32) & (D.max(axis=1) <= 126)
+    uniq = _parse_single(D, printable)
     index = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+    if odd_bytes is not None and not printable.all():  # rare: found among the distinct cards
+        for i in np.flatnonzero(np.isin(index, np.flatnonzero(~printable))):
+            hi = int(header_of[i])
+            odd_bytes.append((hi, int(i - starts[hi]), _odd_byte(A[i])))
 
     # Cards continued by CONTINUE cards: parsed whole, appended after the distinct ones.
     long_images = []
@@ -705,18 +720,7 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     # the buffer itself, cut at the kept cards' offsets.
     if len(buf) >= 2**31:
         raise ValueError("parse_headers: batch too large (2 GiB of header bytes); use smaller batches")
-    offsets = np.append(kept * CARD, n * CARD).astype(np.int64)
-    text = buf
-    if not buf.isascii():
-        # latin-1: every byte is one character, so any card round-trips (its UTF-8 takes 2 bytes for
-        # each byte >= 0x80, which shifts the offsets)
-        text = buf.decode("latin-1").encode("utf-8")
-        high = np.concatenate(([0], np.cumsum(np.frombuffer(buf, dtype=np.uint8) >= 0x80)))
-        offsets = offsets + high[offsets]
-    if len(text) >= 2**31:
-        raise ValueError("parse_headers: batch too large (2 GiB of header text); use smaller batches")
-    offsets = offsets.astype(np.int32)
-    images = pa.Array.from_buffers(pa.string(), len(kept), [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    images = _images(buf, kept, n)
     cols = [pa.array(hdr), pa.array(position)]
     # String columns stay dictionary-encoded over the distinct cards: no copy of repeated text.
     for f in _FIELDS:

@@ -34,6 +34,7 @@ class IngestSummary:
     unchanged: int = 0
     ingested: int = 0
     errors: int = 0
+    problems: int = 0
     cards: int = 0
     batches: int = 0
     seconds: float = 0.0
@@ -45,7 +46,8 @@ class IngestSummary:
             f"scanned {self.scanned} files: {self.new} new, {self.changed} changed, {self.removed} removed, "
             f"{self.unchanged} unchanged",
             f"ingested {self.ingested} files ({self.cards} cards) in {self.batches} batches, "
-            f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors",
+            f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors"
+            + (f", {self.problems} with FITS problems (files.problems)" if self.problems else ""),
         ]
 
     def add(self, res: BatchResult) -> None:
@@ -53,6 +55,7 @@ class IngestSummary:
         self.batches += 1
         self.ingested += res.n_files
         self.errors += res.n_errors
+        self.problems += res.n_problems
         self.cards += res.n_cards
         self.error_samples.extend(res.errors[: 20 - len(self.error_samples)])
 

@@ -173,7 +173,9 @@ def test_invalid_bitpix_is_recorded(tmp_path: Path) -> None:
         [c.replace("16", "12") if "BITPIX" in c else c for c in sci()], b"\0" * 8
     )
     (archive / BAD).write_bytes(bad)
-    lk = run_ingest(tmp_path, archive)
+    lk = tmp_path / "lake"
+    s = ingest(lk, str(archive), scheduler="synchronous")
+    assert (s.ingested, s.errors, s.problems) == (2, 0, 1) and "1 with FITS problems" in s.lines()[-1]
     good_file_reads(lk)
     status, _, problems = file_row(lk, BAD)
     assert status == "ok" and problems is not None and "error: HDU 1 BITPIX: 12 is not one of" in problems
