@@ -36,6 +36,7 @@ class FileJob:
     relpath: str
     size: int
     mtime: float
+    problem: str | None = None  # why the scanner could not take the path: recorded, not read
 
 
 @dataclass
@@ -48,6 +49,7 @@ class BatchResult:
     )  # table → hdu → keyword columns
     n_files: int = 0
     n_errors: int = 0
+    n_problems: int = 0  # files ingested with conformance problems (files.problems)
     n_cards: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     relpaths: list[str] = field(default_factory=list)
@@ -73,6 +75,19 @@ def _open_headers(archive: str, relpath: str) -> list[RawHeader]:
         raise FitsError(relpath, "permission denied; make the file readable by the ingest user") from None
     except FileNotFoundError:
         raise FitsError(relpath, "file vanished during ingest; it will be marked missing next run") from None
+    except OSError as e:  # symlink loop, I/O error, ...: this file only
+        raise FitsError(relpath, f"cannot be read ({e.strerror or e}); fix or remove it") from None
+
+
+def _headers_or_error(archive: str, relpath: str) -> list[RawHeader] | str:
+    """The raw headers of one file, or the message of why they cannot be read. Never raises: whatever
+    one file holds, the batch goes on."""
+    try:
+        return _open_headers(archive, relpath)
+    except FitsError as e:
+        return str(e)
+    except Exception as e:  # a reader bug must cost one file, not the ingest
+        return f"{relpath}: the header reader failed ({type(e).__name__}: {e}); report this with the file"
 
 
 def _write(
@@ -136,6 +151,9 @@ class _OkFile(NamedTuple):
     job: FileJob
     ap: Any  # its layout.parse result
     n_hdus: int
+    problems: list[
+        str
+    ]  # conformance problems ("warning: ..." / "error: ..."), the file ingested all the same
 
 
 class _FileInfo(NamedTuple):
@@ -155,7 +173,15 @@ class _FileRows:
         self.now = datetime.now(UTC)
         self.cols: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("files")}
 
-    def add(self, job: FileJob, ap: Any, status: str, error: str | None, n_hdus: int | None) -> None:
+    def add(
+        self,
+        job: FileJob,
+        ap: Any,
+        status: str,
+        error: str | None,
+        n_hdus: int | None,
+        problems: str | None = None,
+    ) -> None:
         row = {
             "path": job.relpath,
             "proposid": ap.proposid if ap else None,
@@ -173,9 +199,10 @@ class _FileRows:
             "ingested_at": self.now,
             "reader_version": READER_VERSION,
             "year": None,
+            "problems": problems,
         }
-        for k, v in row.items():
-            self.cols[k].append(v)
+        for k, col in self.cols.items():
+            col.append(row[k])
 
 
 @dataclass
@@ -208,7 +235,7 @@ def process_batch(task: BatchTask) -> BatchResult:
     result = BatchResult(task.batch_id, relpaths=[j.relpath for j in task.jobs])
     rows = _FileRows()
     heads = _read_headers(task, rows, result)
-    cards = _parse_cards(heads, rows, result)
+    cards = _parse_cards(heads)
     b = _index(heads, cards)
     out_root = Path(task.data_root)
     written: dict[str, list[str]] = {}
@@ -229,55 +256,49 @@ def process_batch(task: BatchTask) -> BatchResult:
     result.files = written
     result.n_files = len(task.jobs)
     result.n_errors = len(result.errors)
+    result.n_problems = sum(1 for f in heads.ok if f.problems)
     return result
 
 
 def _read_headers(task: BatchTask, rows: _FileRows, result: BatchResult) -> _Headers:
-    """Place every file by the layout and read its raw headers; a file that fails either becomes an
-    ``error`` row."""
+    """Place every file by the layout and read its raw headers; a file that fails either (or that the
+    scanner could not take) becomes an ``error`` row."""
     layout = Layout(task.template)
     heads = _Headers()
     for job in task.jobs:
+        ap = None
         try:
             ap = layout.parse(job.relpath)
         except LayoutError as e:
-            rows.add(job, None, "error", str(e), None)
-            result.errors.append((job.relpath, str(e)))
-            continue
-        try:
-            raws = _open_headers(task.archive, job.relpath)
-        except FitsError as e:
-            rows.add(job, ap, "error", str(e), None)
-            result.errors.append((job.relpath, str(e)))
+            if job.problem is None:
+                rows.add(job, None, "error", str(e), None)
+                result.errors.append((job.relpath, str(e)))
+                continue
+        got = job.problem if job.problem is not None else _headers_or_error(task.archive, job.relpath)
+        if isinstance(got, str):
+            rows.add(job, ap, "error", got, None)
+            result.errors.append((job.relpath, got))
             continue
         k = len(heads.ok)
-        heads.ok.append(_OkFile(k, job, ap, len(raws)))
-        for r in raws:
+        problems = [p for r in got for p in r.problems]
+        heads.ok.append(_OkFile(k, job, ap, len(got), problems))
+        for r in got:
             heads.raw.append(r.data)
             heads.file.append(k)
             heads.hdu.append(r.hdu)
     return heads
 
 
-def _parse_cards(heads: _Headers, rows: _FileRows, result: BatchResult) -> pa.Table:
-    """Parse every header's cards; the rare file with an unparsable card becomes an ``error`` row and
-    leaves ``heads`` (renumbered), and the rest are parsed again."""
-    cards = parse_headers(heads.raw)
-    bad_files = _files_with_invalid_cards(cards, heads.file, heads.hdu)
-    if not bad_files:
-        return cards
-    for k, (hdu, kwd, reason) in bad_files.items():
-        _, job, ap, _n = heads.ok[k]
-        msg = str(FitsError(job.relpath, f"unparsable card ({reason}); fix or remove the file", hdu, kwd))
-        rows.add(job, ap, "error", msg, None)
-        result.errors.append((job.relpath, msg))
-    keep_h = [i for i, k in enumerate(heads.file) if k not in bad_files]
-    remap = {old: new for new, old in enumerate(k for k in range(len(heads.ok)) if k not in bad_files)}
-    heads.ok = [_OkFile(remap[k], j, a, n) for k, j, a, n in heads.ok if k not in bad_files]
-    heads.raw = [heads.raw[i] for i in keep_h]
-    heads.hdu = [heads.hdu[i] for i in keep_h]
-    heads.file = [remap[heads.file[i]] for i in keep_h]
-    return parse_headers(heads.raw)
+def _parse_cards(heads: _Headers) -> pa.Table:
+    """Parse every header's cards; a card neither this reader nor astropy can parse keeps its text (value
+    type ``invalid``) and is a problem of its file, which is ingested all the same."""
+    odd: list[tuple[int, int, str]] = []
+    cards = parse_headers(heads.raw, odd)
+    for h, i, what in odd:
+        heads.ok[heads.file[h]].problems.append(f"warning: HDU {heads.hdu[h]} card {i} {what}")
+    for k, msgs in _invalid_card_problems(cards, heads.file, heads.hdu).items():
+        heads.ok[k].problems.extend(msgs)
+    return cards
 
 
 def _index(heads: _Headers, cards: pa.Table) -> _Parsed:
@@ -286,7 +307,7 @@ def _index(heads: _Headers, cards: pa.Table) -> _Parsed:
     info = _identity_keywords(cards)
     header_start = np.searchsorted(hf, np.arange(len(heads.ok)))
     file_info = []
-    for k, _job, ap, n_hdus in heads.ok:
+    for k, _job, ap, n_hdus, _problems in heads.ok:
         prim = info.get(int(header_start[k]), {}) if n_hdus else {}
         rootname = ap.rootname or (str(prim.get("ROOTNAME") or "").strip().lower() or None)
         proposid = ap.proposid if ap.proposid is not None else prim.get("PROPOSID")
@@ -460,8 +481,8 @@ def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, p
 
 def _add_ok_rows(rows: _FileRows, heads: _Headers, b: _Parsed, tables_of_file: dict[int, set[str]]) -> None:
     """The ``files`` rows of the readable files, with what their headers said."""
-    for k, job, ap, n_hdus in heads.ok:
-        rows.add(job, ap, "ok", None, n_hdus)
+    for k, job, ap, n_hdus, problems in heads.ok:
+        rows.add(job, ap, "ok", None, n_hdus, _problem_text(problems))
         fi = b.file_info[k]
         i = len(rows.cols["path"]) - 1
         rows.cols["rootname"][i] = fi.rootname
@@ -472,20 +493,37 @@ def _add_ok_rows(rows: _FileRows, heads: _Headers, b: _Parsed, tables_of_file: d
         rows.cols["tables"][i] = ",".join(sorted(tables_of_file.get(k, ())))
 
 
-def _files_with_invalid_cards(
+def _invalid_card_problems(
     cards: pa.Table, header_file: list[int], header_hdu: list[int]
-) -> dict[int, tuple[int, str, str]]:
+) -> dict[int, list[str]]:
+    """file index → a problem per card that could not be parsed."""
     vt = pc.cast(cards.column("value_type"), pa.string())
     bad = cards.filter(pc.equal(vt, INVALID))
-    out: dict[int, tuple[int, str, str]] = {}
-    for h, kwd, reason in zip(
+    out: dict[int, list[str]] = {}
+    for h, pos, kwd, reason in zip(
         bad.column("header").to_pylist(),
+        bad.column("position").to_pylist(),
         pc.cast(bad.column("keyword"), pa.string()).to_pylist(),
         pc.cast(bad.column("comment"), pa.string()).to_pylist(),
         strict=True,
     ):
-        out.setdefault(header_file[h], (header_hdu[h], kwd, reason))
+        kw = kwd.encode("unicode_escape").decode()
+        msg = f"error: HDU {header_hdu[h]} card {pos} {kw}: unparsable card ({reason}); kept as text"
+        out.setdefault(header_file[h], []).append(msg)
     return out
+
+
+MAX_PROBLEMS = 50  # listed per file; a file with more is damaged throughout, and the count says so
+
+
+def _problem_text(problems: list[str]) -> str | None:
+    """The ``files.problems`` text: one problem a line, most severe first."""
+    if not problems:
+        return None
+    ordered = sorted(problems, key=lambda p: not p.startswith("error"))
+    if len(ordered) > MAX_PROBLEMS:
+        ordered = [*ordered[:MAX_PROBLEMS], f"... and {len(ordered) - MAX_PROBLEMS} more"]
+    return "\n".join(ordered)
 
 
 def _columns_per_hdu(wide: pa.Table) -> dict[int, list[str]]:

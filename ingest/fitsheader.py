@@ -13,8 +13,10 @@ Reading is split in two steps so that the expensive one can be vectorised over a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -92,6 +94,7 @@ class RawHeader:
     offset: int
     data: bytes
     data_size: int
+    problems: tuple[str, ...] = ()  # conformance problems found reading it: "warning: ..." or "error: ..."
 
 
 # --------------------------------------------------------------------------------------------------
@@ -111,6 +114,8 @@ def _find_end(buf: bytes, start: int = 0) -> int:
 
 
 _SIZE_KEYS = frozenset({b"BITPIX  ", b"NAXIS   ", b"PCOUNT  ", b"GCOUNT  ", b"GROUPS  "})
+VALID_BITPIX = frozenset({8, 16, 32, 64, -32, -64})
+MAX_NAXIS = 999
 
 
 def _fixed_int(header: bytes, i: int, key: bytes) -> int | None:
@@ -124,16 +129,21 @@ def _fixed_int(header: bytes, i: int, key: bytes) -> int | None:
         return None
 
 
-def _data_size(path: str, hdu: int, header: bytes) -> int:
-    """Bytes of data following this header, padded to whole blocks (FITS 4.4.1)."""
-    # Fast path: the mandatory keywords in the order the standard prescribes (almost every file).
+def _padded(nbytes: int) -> int:
+    return -(-nbytes // BLOCK) * BLOCK
+
+
+def _data_size(path: str, hdu: int, header: bytes, problems: list[str]) -> int:
+    """Bytes of data following this header, padded to whole blocks (FITS 4.4.1); conformance problems of
+    the size keywords go to ``problems``, sizes that cannot be right raise :class:`FitsError`."""
+    # Fast path: valid mandatory keywords in the order the standard prescribes (almost every file).
     bitpix = _fixed_int(header, 1, b"BITPIX  = ")
     naxis = _fixed_int(header, 2, b"NAXIS   = ")
-    if bitpix is not None and naxis is not None and 0 <= naxis <= 999:
+    if bitpix in VALID_BITPIX and naxis is not None and 0 <= naxis <= MAX_NAXIS:
         n = 1
         for k in range(naxis):
             d = _fixed_int(header, 3 + k, b"NAXIS%-3d= " % (k + 1))
-            if d is None:
+            if d is None or d < 0:
                 break
             n *= d
         else:
@@ -142,17 +152,20 @@ def _data_size(path: str, hdu: int, header: bytes) -> int:
             if hdu > 0:
                 pcount = _fixed_int(header, 3 + naxis, b"PCOUNT  = ")
                 gcount = _fixed_int(header, 4 + naxis, b"GCOUNT  = ")
-                if pcount is not None and gcount is not None:
-                    size = abs(bitpix) // 8 * gcount * (pcount + n)
-                    return -(-size // BLOCK) * BLOCK
+                if pcount is not None and gcount is not None and pcount >= 0 and gcount >= 0:
+                    return _padded(abs(bitpix) // 8 * gcount * (pcount + n))
             elif _fixed_int(header, 3, b"NAXIS1  = ") != 0:  # not random groups
-                return -(-(abs(bitpix) // 8 * n) // BLOCK) * BLOCK
-    return _data_size_any_order(path, hdu, header)
+                return _padded(abs(bitpix) // 8 * n)
+    return _data_size_any_order(path, hdu, header, problems)
 
 
-def _scan_size_cards(path: str, hdu: int, header: bytes) -> tuple[dict[bytes, bytes], dict[int, int]]:
-    """Raw values of BITPIX/NAXIS/PCOUNT/GCOUNT/GROUPS and the NAXISn integers, in any card order."""
+def _scan_size_cards(
+    path: str, hdu: int, header: bytes
+) -> tuple[dict[bytes, bytes], dict[int, int], dict[bytes, int]]:
+    """Raw values of BITPIX/NAXIS/PCOUNT/GCOUNT/GROUPS and the NAXISn integers, in any card order, and
+    the card index of each of the first."""
     vals: dict[bytes, bytes] = {}
+    where: dict[bytes, int] = {}
     naxes: dict[int, int] = {}
     ncards = len(header) // CARD
     for i in range(ncards):
@@ -161,56 +174,102 @@ def _scan_size_cards(path: str, hdu: int, header: bytes) -> tuple[dict[bytes, by
         if card[8:10] != b"= ":
             continue
         if key in _SIZE_KEYS:
-            vals[key] = card[10:].split(b"/", 1)[0].strip()
+            vals.setdefault(key, card[10:].split(b"/", 1)[0].strip())
+            where.setdefault(key, i)
         elif key[:5] == b"NAXIS" and key[5:].strip().isdigit():
             try:
-                naxes[int(key[5:])] = int(card[10:].split(b"/", 1)[0])
+                naxes.setdefault(int(key[5:]), int(card[10:].split(b"/", 1)[0]))
             except ValueError:
-                raise FitsError(path, "NAXISn is not an integer", hdu, key.decode().strip()) from None
+                kw = key.decode("latin-1").strip()
+                raise FitsError(path, f"{kw} is not an integer; fix the header", hdu, kw) from None
         # stop once every keyword the size needs has been seen (past the mandatory block)
         done = (hdu == 0 and naxes.get(1) != 0) or (b"PCOUNT  " in vals and b"GCOUNT  " in vals)
-        if done and b"NAXIS   " in vals and len(naxes) >= int(vals[b"NAXIS   "] or 0) and i > 8:
+        if done and b"NAXIS   " in vals and i > 8 and len(naxes) >= _int_or(vals[b"NAXIS   "], 0):
             break
-    return vals, naxes
+    return vals, naxes, where
 
 
-def _data_size_any_order(path: str, hdu: int, header: bytes) -> int:
-    """Like :func:`_data_size` but tolerating mandatory keywords out of order, as astropy does."""
-    vals, naxes = _scan_size_cards(path, hdu, header)
+def _int_or(raw: bytes, default: int) -> int:
     try:
-        bitpix = int(vals[b"BITPIX  "])
-        naxis = int(vals[b"NAXIS   "])
-    except KeyError as e:
-        raise FitsError(path, "mandatory keyword missing", hdu, e.args[0].decode().strip()) from None
+        return int(raw or default)
     except ValueError:
-        raise FitsError(path, "BITPIX or NAXIS is not an integer", hdu, "BITPIX") from None
+        return default
+
+
+def _int_value(path: str, hdu: int, vals: dict[bytes, bytes], key: bytes, default: int | None) -> int:
+    kw = key.decode().strip()
+    raw = vals.get(key)
+    if raw is None or raw == b"":
+        if default is None:
+            raise FitsError(path, f"mandatory keyword {kw} missing; fix the header", hdu, kw)
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        text = raw.decode("latin-1")
+        raise FitsError(path, f"{kw} = {text!r} is not an integer; fix the header", hdu, kw) from None
+
+
+def _data_size_any_order(path: str, hdu: int, header: bytes, problems: list[str]) -> int:
+    """Like :func:`_data_size` but tolerating mandatory keywords out of order, as astropy does, and
+    checking every value: a size that cannot be right is an error naming the keyword."""
+    vals, naxes, where = _scan_size_cards(path, hdu, header)
+    bitpix = _int_value(path, hdu, vals, b"BITPIX  ", None)
+    naxis = _int_value(path, hdu, vals, b"NAXIS   ", None)
+    if bitpix not in VALID_BITPIX:
+        # astropy sizes the data with |BITPIX|/8 all the same; a wrong size shows as truncation
+        problems.append(f"error: HDU {hdu} BITPIX: {bitpix} is not one of 8, 16, 32, 64, -32, -64")
+    if not 0 <= naxis <= MAX_NAXIS:
+        raise FitsError(path, f"NAXIS = {naxis} is outside 0..{MAX_NAXIS}; fix the header", hdu, "NAXIS")
+    if where.get(b"BITPIX  ") != 1 or where.get(b"NAXIS   ") != 2:
+        problems.append(f"warning: HDU {hdu}: BITPIX and NAXIS are not the 2nd and 3rd cards")
     if naxis == 0:
         return 0
-    try:
-        dims = [naxes[k] for k in range(1, naxis + 1)]
-        pcount = int(vals.get(b"PCOUNT  ", b"0") or 0)
-        gcount = int(vals.get(b"GCOUNT  ", b"1") or 1)
-    except KeyError as e:
-        raise FitsError(path, f"NAXIS{e.args[0]} missing", hdu, f"NAXIS{e.args[0]}") from None
-    except ValueError:
-        raise FitsError(path, "PCOUNT or GCOUNT is not an integer", hdu, "PCOUNT") from None
+    missing = [k for k in range(1, naxis + 1) if k not in naxes]
+    if missing:
+        kw = f"NAXIS{missing[0]}"
+        raise FitsError(path, f"{kw} missing (NAXIS = {naxis}); fix the header", hdu, kw)
+    dims = [naxes[k] for k in range(1, naxis + 1)]
+    for k, d in enumerate(dims, 1):
+        if d < 0:
+            raise FitsError(path, f"NAXIS{k} = {d} is negative; fix the header", hdu, f"NAXIS{k}")
+    pcount = _int_value(path, hdu, vals, b"PCOUNT  ", 0)
+    gcount = _int_value(path, hdu, vals, b"GCOUNT  ", 1)
+    for kw, v in (("PCOUNT", pcount), ("GCOUNT", gcount)):
+        if v < 0:
+            raise FitsError(path, f"{kw} = {v} is negative; fix the header", hdu, kw)
     if hdu == 0 and dims[0] == 0 and vals.get(b"GROUPS  ") == b"T":  # random groups
         dims = dims[1:]
     n = 1
     for d in dims:
         n *= d
-    size = abs(bitpix) // 8 * gcount * (pcount + n)
-    return -(-size // BLOCK) * BLOCK
+    return _padded(abs(bitpix) // 8 * gcount * (pcount + n))
+
+
+def _odd_byte(card: np.ndarray) -> str:
+    """What is wrong with a card holding bytes outside printable ASCII (FITS 4.1.1), as astropy's verify
+    reports it: ``OBJECT: non-ASCII byte 0xe9 in column 15``."""
+    bad = (card < 32) | (card > 126)
+    col = int(bad.argmax())
+    byte = int(card[col])
+    what = "non-ASCII" if byte > 126 else "control"
+    kw = card[:8].tobytes().decode("latin-1").strip().encode("unicode_escape").decode()
+    return f"{kw}: {what} byte 0x{byte:02x} in column {col + 1}"
 
 
 class _Reader:
     """Positional reads from a local file descriptor or any seekable file object."""
 
-    def __init__(self, src: str | os.PathLike[str] | IO[bytes]) -> None:
+    def __init__(self, src: str | os.PathLike[str] | IO[bytes], label: str) -> None:
         if isinstance(src, str | os.PathLike):
-            self.fd: int | None = os.open(src, os.O_RDONLY)
+            # O_NONBLOCK: opening a FIFO put in place of a file must not wait for a writer
+            self.fd: int | None = os.open(src, os.O_RDONLY | os.O_NONBLOCK)
             self.fobj: IO[bytes] | None = None
-            self.size = os.fstat(self.fd).st_size
+            st = os.fstat(self.fd)
+            if not stat.S_ISREG(st.st_mode):
+                os.close(self.fd)
+                raise FitsError(label, "not a regular file (a FIFO, device or socket); remove it", 0)
+            self.size = st.st_size
         else:
             self.fd = None
             self.fobj = src
@@ -218,15 +277,48 @@ class _Reader:
             self.size = src.tell()
 
     def read(self, offset: int, n: int) -> bytes:
+        n = max(0, min(n, self.size - offset))  # never ask for more than the file holds
         if self.fd is not None:
             return os.pread(self.fd, n, offset)
         assert self.fobj is not None
         self.fobj.seek(offset)
         return self.fobj.read(n)
 
+    def blank_from(self, offset: int) -> bool:
+        """Whether the file holds only zeros and blanks from ``offset`` on (read in bounded chunks)."""
+        while offset < self.size:
+            chunk = self.read(offset, 1 << 20)
+            if not chunk or not _is_blank_tail(chunk):
+                return not chunk
+            offset += len(chunk)
+        return True
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)
+
+
+# A header longer than this is refused rather than read: WFC3 headers are under 10 blocks, and a file
+# with no END card would otherwise be read whole.
+MAX_HEADER_BLOCKS = 1000  # 2.88 MB per HDU
+MAX_HEADER_BYTES_PER_FILE = 64 * 1024 * 1024  # all HDUs of one file together
+
+
+def _complete_header(r: _Reader, label: str, pos: int, hdu: int, buf: bytes) -> tuple[bytes, int]:
+    """``buf`` (read at ``pos``) extended to the END card, and the END card's offset; bounded by
+    MAX_HEADER_BLOCKS."""
+    limit = MAX_HEADER_BLOCKS * BLOCK
+    end = _find_end(buf)
+    while end < 0:
+        if len(buf) % BLOCK or pos + len(buf) >= r.size:
+            raise FitsError(label, "header has no END card (file truncated?); fix or remove it", hdu, "END")
+        if len(buf) >= limit:
+            why = f"no END card in the first {MAX_HEADER_BLOCKS} header blocks; fix or remove the file"
+            raise FitsError(label, why, hdu, "END")
+        more = r.read(pos + len(buf), min(len(buf), limit - len(buf)))
+        buf += more
+        end = _find_end(buf, max(0, len(buf) - len(more) - CARD))
+    return buf, end
 
 
 def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None = None) -> list[RawHeader]:
@@ -234,41 +326,40 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
 
     ``src`` is a local path or an open binary file object (e.g. from fsspec); ``name`` is used in
     error messages (defaults to the path). Raises :class:`FitsError` for anything that is not a
-    complete FITS file.
+    complete FITS file. Reads are bounded: at most MAX_HEADER_BLOCKS blocks per header and
+    MAX_HEADER_BYTES_PER_FILE in all, whatever the file holds. Conformance problems that do not stop the
+    read are in each header's ``problems``.
     """
     label = name or os.fspath(src) if isinstance(src, str | os.PathLike) else (name or "<file>")
-    r = _Reader(src)
+    r = _Reader(src, label)
     try:
         size = r.size
         if size == 0:
             raise FitsError(label, "file is empty (0 bytes)", 0)
         out: list[RawHeader] = []
-        pos = 0
-        hdu = 0
+        pos = hdu = total = 0
         guess = _FIRST_READ
         while pos < size:
-            buf = r.read(pos, guess)
+            buf = r.read(pos, min(guess, MAX_HEADER_BLOCKS * BLOCK))
             if hdu == 0 and not buf.startswith(b"SIMPLE  ="):
                 raise FitsError(label, "not a FITS file (does not start with SIMPLE)", 0, "SIMPLE")
             if hdu > 0 and not buf.startswith(b"XTENSION="):
-                if _is_blank_tail(r.read(pos, size - pos)):
+                if r.blank_from(pos):
                     break  # zero or blank padding after the last HDU: astropy ignores it too
                 raise FitsError(
                     label, f"unexpected bytes at offset {pos} (expected XTENSION)", hdu, "XTENSION"
                 )
-            end = _find_end(buf)
-            while end < 0:
-                if len(buf) % BLOCK or pos + len(buf) >= size:
-                    raise FitsError(label, "header has no END card (file truncated?)", hdu, "END")
-                more = r.read(pos + len(buf), len(buf))
-                buf += more
-                end = _find_end(buf, max(0, len(buf) - len(more) - CARD))
+            buf, end = _complete_header(r, label, pos, hdu, buf)
             header = buf[:end]
-            data_size = _data_size(label, hdu, header)
-            hdr_size = -(-(end + CARD) // BLOCK) * BLOCK
+            total += end
+            if total > MAX_HEADER_BYTES_PER_FILE:
+                raise FitsError(label, "headers exceed 64 MiB in all; not a WFC3 file: remove it", hdu)
+            problems: list[str] = []
+            data_size = _data_size(label, hdu, header, problems)
+            hdr_size = _padded(end + CARD)
             # extensions of one file tend to have headers of one size; the primary is larger
             guess = hdr_size if hdu else 2 * BLOCK
-            out.append(RawHeader(hdu, pos, header, data_size))
+            out.append(RawHeader(hdu, pos, header, data_size, tuple(problems)))
             pos += hdr_size + data_size
             if pos > size:
                 raise FitsError(
@@ -278,9 +369,21 @@ def read_raw_headers(src: str | os.PathLike[str] | IO[bytes], name: str | None =
                     "NAXIS",
                 )
             hdu += 1
-        return out
+        return _file_problems(out, size)
     finally:
         r.close()
+
+
+def _file_problems(out: list[RawHeader], size: int) -> list[RawHeader]:
+    """Problems of the file as a whole, added to its primary header's."""
+    more = []
+    if out and out[0].data[29:30] != b"T":
+        more.append("warning: HDU 0 SIMPLE: not T (the file does not claim to conform to FITS)")
+    if size % BLOCK:
+        more.append(f"warning: file size {size} is not a multiple of {BLOCK} bytes")
+    if more:
+        out[0] = dataclasses.replace(out[0], problems=out[0].problems + tuple(more))
+    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -341,15 +444,39 @@ def _long_string(image: str) -> tuple[str, Any, str, str] | None:
     return key.rstrip(), "".join(values).rstrip(), " ".join(comments).rstrip(), STRING
 
 
+_UNPRINTABLE_RE = re.compile(r"[^\x20-\x7e]")
+
+
+def _restore(image: str, masked: str, text: str) -> str:
+    """``text`` as cut from ``masked`` (``image`` with unprintable characters as '?'), with the
+    original characters back where it can be found verbatim."""
+    i = masked.find(text) if text else -1
+    return image[i : i + len(text)] if i >= 0 else text
+
+
+def _parse_any(image: str) -> tuple[str, Any, str, str]:
+    """Parse one card image, whatever it holds; INVALID if neither this reader nor astropy can."""
+    parsed = _long_string(image) if len(image) > CARD else None
+    if parsed is not None:
+        return parsed
+    # astropy refuses non-ASCII and control characters (FITS 4.1.1); such cards are parsed with them
+    # masked, then the values get them back, so that 'café' stays 'café' (the file records a warning)
+    masked = _UNPRINTABLE_RE.sub("?", image)
+    try:
+        kw, val, com, vt = _astropy_card(masked)
+    except Exception as e:  # astropy cannot parse it either: keep the text, flag the card
+        return image[:8].strip(), image[8:].strip(), str(e), INVALID
+    if masked != image:
+        kw, com = _restore(image, masked, kw), _restore(image, masked, com)
+        if isinstance(val, str):
+            val = _restore(image, masked, val)
+    return kw, val, com, vt
+
+
 def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
     cols: dict[str, list[Any]] = {k: [] for k in ("keyword", "value_type", "s", "i", "f", "b", "comment")}
     for image in images:
-        parsed = _long_string(image) if len(image) > CARD else None
-        if parsed is None:
-            try:
-                parsed = _astropy_card(image)
-            except Exception as e:  # astropy cannot parse it either: keep the text, flag the card
-                parsed = (image[:8].strip(), image[8:].strip(), str(e), INVALID)
+        parsed = _parse_any(image)
         kw, com, vt = parsed[0], parsed[2], parsed[3]
         val: Any = parsed[1]
         cols["keyword"].append(kw)
@@ -411,10 +538,9 @@ def _bool_np(arr: pa.Array) -> np.ndarray:
     return np.asarray(arr.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _classify_cards(A: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _classify_cards(A: np.ndarray, printable: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(first non-blank byte after "= " or 0, plain commentary cards, candidate plain value cards)."""
     n = len(A)
-    printable = (A.min(axis=1) >= 32) & (A.max(axis=1) <= 126)
     kw8 = A[:, :8]
     sp = kw8 == 32
     kw_ok = (sp | _KW_LUT[kw8]).all(axis=1) & ~(sp[:, :-1] & ~sp[:, 1:]).any(axis=1)
@@ -497,9 +623,10 @@ def _commentary_columns(A: np.ndarray, fc_idx: np.ndarray) -> dict[str, pa.Array
     }
 
 
-def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
-    """Parse distinct single (not CONTINUE-joined) 80-byte cards; columns :data:`_FIELDS`."""
-    ch, fast_comm, fast_val = _classify_cards(A)
+def _parse_single(A: np.ndarray, printable: np.ndarray) -> dict[str, pa.Array]:
+    """Parse distinct single (not CONTINUE-joined) 80-byte cards (``printable``: only bytes 32..126);
+    columns :data:`_FIELDS`."""
+    ch, fast_comm, fast_val = _classify_cards(A, printable)
     fv_idx, m, fits64 = _match_values(A[:, 10:], np.flatnonzero(fast_val))
     fast = _value_columns(A[fv_idx, :8], ch[fv_idx], m, fits64)
     fc_idx = np.flatnonzero(fast_comm)
@@ -514,8 +641,29 @@ def _parse_single(A: np.ndarray) -> dict[str, pa.Array]:
     return {f: pa.concat_arrays([fast[f], comm[f], slow[f]]).take(perm) for f in _FIELDS}
 
 
-def parse_headers(headers: Sequence[bytes]) -> pa.Table:
+def _images(buf: bytes, kept: np.ndarray, n: int) -> pa.Array:
+    """The card images: the buffer itself, cut at the kept cards' offsets (a CONTINUE card belongs to the
+    kept card before it)."""
+    offsets = np.append(kept * CARD, n * CARD).astype(np.int64)
+    text = buf
+    if not buf.isascii():
+        # latin-1: every byte is one character, so any card round-trips (its UTF-8 takes 2 bytes for
+        # each byte >= 0x80, which shifts the offsets)
+        text = buf.decode("latin-1").encode("utf-8")
+        high = np.concatenate(([0], np.cumsum(np.frombuffer(buf, dtype=np.uint8) >= 0x80)))
+        offsets = offsets + high[offsets]
+    if len(text) >= 2**31:
+        raise ValueError("parse_headers: batch too large (2 GiB of header text); use smaller batches")
+    offsets = offsets.astype(np.int32)
+    images = pa.Array.from_buffers(pa.string(), len(kept), [None, pa.py_buffer(offsets), pa.py_buffer(text)])
+    return images
+
+
+def parse_headers(headers: Sequence[bytes], odd_bytes: list[tuple[int, int, str]] | None = None) -> pa.Table:
     """Parse the card images of many headers into one table (schema :data:`CARD_SCHEMA`).
+
+    Cards holding bytes outside printable ASCII (a FITS violation) are parsed all the same; if
+    ``odd_bytes`` is given, each gets an entry (header index, card index in the header, what).
 
     Each element of ``headers`` is the raw card images of one HDU (a multiple of 80 bytes, without the
     END card). Row order is header by header, card by card. Identical card images are parsed once:
@@ -544,8 +692,14 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     # Distinct card images (Arrow's hash kernel), parsed once each.
     enc = pc.dictionary_encode(pa.Array.from_buffers(pa.binary(CARD), n, [None, pa.py_buffer(buf)]))
     distinct = np.frombuffer(enc.dictionary.buffers()[1], dtype=np.uint8)[: len(enc.dictionary) * CARD]
-    uniq = _parse_single(distinct.reshape(-1, CARD))
+    D = distinct.reshape(-1, CARD)
+    printable = (D.min(axis=1) >= 32) & (D.max(axis=1) <= 126)
+    uniq = _parse_single(D, printable)
     index = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+    if odd_bytes is not None and not printable.all():  # rare: found among the distinct cards
+        for i in np.flatnonzero(np.isin(index, np.flatnonzero(~printable))):
+            hi = int(header_of[i])
+            odd_bytes.append((hi, int(i - starts[hi]), _odd_byte(A[i])))
 
     # Cards continued by CONTINUE cards: parsed whole, appended after the distinct ones.
     long_images = []
@@ -566,8 +720,7 @@ def parse_headers(headers: Sequence[bytes]) -> pa.Table:
     # the buffer itself, cut at the kept cards' offsets.
     if len(buf) >= 2**31:
         raise ValueError("parse_headers: batch too large (2 GiB of header bytes); use smaller batches")
-    offsets = np.append(kept * CARD, n * CARD).astype(np.int32)
-    images = pa.Array.from_buffers(pa.string(), len(kept), [None, pa.py_buffer(offsets), pa.py_buffer(buf)])
+    images = _images(buf, kept, n)
     cols = [pa.array(hdr), pa.array(position)]
     # String columns stay dictionary-encoded over the distinct cards: no copy of repeated text.
     for f in _FIELDS:

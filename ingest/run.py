@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
-from lake.archive import changed, scan_archive
+from lake.archive import Stamp, changed, scan_archive
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.layout import Layout
@@ -34,6 +34,7 @@ class IngestSummary:
     unchanged: int = 0
     ingested: int = 0
     errors: int = 0
+    problems: int = 0
     cards: int = 0
     batches: int = 0
     seconds: float = 0.0
@@ -45,7 +46,8 @@ class IngestSummary:
             f"scanned {self.scanned} files: {self.new} new, {self.changed} changed, {self.removed} removed, "
             f"{self.unchanged} unchanged",
             f"ingested {self.ingested} files ({self.cards} cards) in {self.batches} batches, "
-            f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors",
+            f"{self.seconds:.1f} s ({rate:.0f} files/s); {self.errors} with errors"
+            + (f", {self.problems} with FITS problems (files.problems)" if self.problems else ""),
         ]
 
     def add(self, res: BatchResult) -> None:
@@ -53,6 +55,7 @@ class IngestSummary:
         self.batches += 1
         self.ingested += res.n_files
         self.errors += res.n_errors
+        self.problems += res.n_problems
         self.cards += res.n_cards
         self.error_samples.extend(res.errors[: 20 - len(self.error_samples)])
 
@@ -65,6 +68,7 @@ class KnownFile(NamedTuple):
     status: str
     tables: str  # the header tables holding its rows, comma-separated
     parsed: bool  # its path fitted the layout (it has a rootname)
+    error: str | None = None
 
 
 def _known_files(lake: Lake, pins: Pins) -> dict[str, KnownFile]:
@@ -74,11 +78,11 @@ def _known_files(lake: Lake, pins: Pins) -> dict[str, KnownFile]:
     if not files:
         return {}
     t = pq.ParquetDataset(files, partitioning=None).read(
-        columns=["path", "size", "mtime", "status", "tables", "rootname"]
+        columns=["path", "size", "mtime", "status", "tables", "rootname", "error"]
     )
     return {
-        p: KnownFile(s, m, st, tb or "", r is not None)
-        for p, s, m, st, tb, r in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
+        p: KnownFile(s, m, st, tb or "", r is not None, e)
+        for p, s, m, st, tb, r, e in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
     }
 
 
@@ -233,12 +237,13 @@ def ingest(
         old_namespace = None
         if rebuild:  # a new namespace, published only at the end (by _refresh_master)
             old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
+        lake.evolve(pins, "files", sch.arrow_schema("files"))  # a lake made before files.problems
         listing = scan_archive(archive)
         known = {} if rebuild else _known_files(lake, pins)
         plan = _plan(known, listing, Layout(template), summary)
         ahead = _run_batches(lake, pins, plan, opts, summary) if plan.todo else None
         if plan.removed:
-            lake.mark_missing(pins, plan.removed, {p: known[p].tables for p in plan.removed})
+            _remove(lake, pins, plan.removed, known)
             summary.removed = len(plan.removed)
         if plan.todo or plan.removed or rebuild:
             _refresh_master(lake, pins, ahead)
@@ -248,29 +253,55 @@ def ingest(
     return summary
 
 
+def _remove(lake: Lake, pins: Pins, removed: list[str], known: dict[str, KnownFile]) -> None:
+    """Files gone from the archive are marked missing; the rows of folders the scanner could not read
+    (path ending in '/') go: a folder that is readable again has its files listed instead."""
+    folders = [p for p in removed if p.endswith("/")]
+    files = [p for p in removed if not p.endswith("/")]
+    if files:
+        lake.mark_missing(pins, files, {p: known[p].tables for p in files})
+    if folders:
+        lake.commit_files(pins, "files", [], delete_paths=folders)
+
+
 def _plan(
-    known: dict[str, KnownFile], listing: dict[str, tuple[int, float]], layout: Layout, summary: IngestSummary
+    known: dict[str, KnownFile], listing: dict[str, Stamp], layout: Layout, summary: IngestSummary
 ) -> IngestPlan:
-    """Compare the archive's ``listing`` (path → size, mtime) with the lake's ``known`` files: new and
-    changed files are to do, and counted in ``summary``."""
+    """Compare the archive's ``listing`` (path → size, mtime; a :class:`Listing` also names the paths that
+    cannot be ingested) with the lake's ``known`` files: new and changed files are to do, and counted in
+    ``summary``."""
     summary.scanned = len(listing)
+    problems: dict[str, str] = getattr(listing, "problems", {})
     todo: list[FileJob] = []
     for rel, (size, mtime) in sorted(listing.items()):
         k = known.get(rel)
+        problem = problems.get(rel)
         if k is None:
             summary.new += 1
-        elif k.status == "missing" or changed((k.size, k.mtime), (size, mtime)):
+        elif _redo(k, rel, (size, mtime), problem, layout):
             summary.changed += 1
-        elif k.status == "error" and not k.parsed and _fits_layout_now(layout, rel):
-            summary.changed += 1  # refused by an earlier layout template, fits the current one
         else:
             summary.unchanged += 1
             continue
-        todo.append(FileJob(rel, size, mtime))
+        todo.append(FileJob(rel, size, mtime, problem))
     removed = [p for p, k in known.items() if p not in listing and k.status != "missing"]
     redone = {j.relpath for j in todo} | set(removed)
     replaced = {p: k.tables for p, k in known.items() if p in redone}
     return IngestPlan(todo, removed, replaced)
+
+
+def _redo(k: KnownFile, rel: str, now: Stamp, problem: str | None, layout: Layout) -> bool:
+    """Whether a known file is read again: when it is missing in the lake or changed on disk, and when
+    it is recorded in ``error``, whatever its mtime (a ``chmod`` that fixed it leaves the mtime alone),
+    unless the outcome is known: the scanner still has the same problem with it, or its path still does
+    not fit the layout (it is taken when the template changes)."""
+    if k.status == "missing" or changed((k.size, k.mtime), now):
+        return True
+    if k.status != "error":
+        return False
+    if problem is not None:
+        return problem != k.error
+    return k.parsed or _fits_layout_now(layout, rel)
 
 
 class _Commits:
