@@ -204,13 +204,23 @@ def header_cmd(file: str, ext: int | None, lake: str | None) -> None:
 @lake_option
 @handle_errors
 def errors_cmd(lake: str | None) -> None:
-    """List files recorded with errors (and missing files)."""
-    from lake.access import read_sql
+    """List files recorded with errors, missing files, and ingested files with FITS problems."""
+    from lake.access import read_sql, snapshot
 
     t = read_sql("SELECT path, status, error FROM files WHERE status <> 'ok' ORDER BY path", lake)
     for path, status, err in zip(*(t.column(i).to_pylist() for i in range(3)), strict=True):
         click.echo(f"{status:8} {err or path}")
-    click.echo(f"{t.num_rows} files not ok", err=True)
+    n_problems = 0
+    if "problems" in snapshot(lake).tables["files"].schema.names:  # (a lake not ingested since lacks it)
+        q = read_sql(
+            "SELECT path, problems FROM files WHERE status = 'ok' AND problems IS NOT NULL ORDER BY path",
+            lake,
+        )
+        n_problems = q.num_rows
+        for path, problems in zip(q.column(0).to_pylist(), q.column(1).to_pylist(), strict=True):
+            for line in str(problems).splitlines():  # ingested all the same: read, but not standard FITS
+                click.echo(f"{'problem':8} {path}: {line}")
+    click.echo(f"{t.num_rows} files not ok, {n_problems} ingested with FITS problems", err=True)
 
 
 @main.command("conflicts")

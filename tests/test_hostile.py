@@ -155,6 +155,7 @@ def test_odd_bytes_in_a_card_round_trip_and_are_flagged(
     assert con.execute("SELECT object FROM uvisraw_0 WHERE path = ?", [BAD]).fetchone() == (value,)
     r = CliRunner().invoke(main, ["header", BAD, "--lake", str(lk)])
     assert r.exit_code == 0
+    errors_listed(lk, f"problem  {BAD}: warning: HDU 0 card 8 OBJECT", "1 ingested with FITS problems")
 
 
 def test_unparsable_card_is_a_problem_not_a_lost_file(tmp_path: Path) -> None:
