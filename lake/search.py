@@ -63,7 +63,9 @@ def _macros(table: str = "master") -> list[str]:
         f"MACRO ang_sep(ra, dec, ra0, dec0) AS {ang_sep_sql('ra', 'dec', 'ra0', 'dec0')}",
         "MACRO cone(ra, dec, ra0, dec0, radius_arcsec) AS "
         "ang_sep(ra, dec, ra0, dec0) * 3600 <= radius_arcsec",
-        f"MACRO cone_search(ra0, dec0, radius_arcsec) AS TABLE SELECT * EXCLUDE ({HEALPIX_COLUMN}), "
+        # COLUMNS(lambda ...) rather than EXCLUDE: a master from before _healpix_29 has none to exclude
+        "MACRO cone_search(ra0, dec0, radius_arcsec) AS TABLE SELECT "
+        f"COLUMNS(lambda c: c <> '{HEALPIX_COLUMN}'), "
         f"{sep} * 3600 AS distance_arcsec FROM {table} "
         "WHERE dec_targ BETWEEN dec0 - radius_arcsec / 3600 AND dec0 + radius_arcsec / 3600 "
         "AND cone(ra_targ, dec_targ, ra0, dec0, radius_arcsec) ORDER BY distance_arcsec, rootname",
@@ -304,7 +306,13 @@ def search_with(
     target: str | None = None,
     name: str | None = None,
 ) -> pa.Table:
-    """:func:`search` on any connection (``run`` runs SQL: a site Scope's ``sql``, or DuckDB's)."""
+    """:func:`search` on any connection (``run`` runs SQL: a site Scope's ``sql``, or DuckDB's).
+
+    See Also
+    --------
+    search : the same on the lake's own connection.
+    search_text : one text box, interpreted.
+    """
     if dec not in (None, "") and ra in (None, ""):
         raise QueryError("--dec without --ra: give both (or both in --ra: '12h30m49s +12d23m28s')")
     given = [
@@ -338,7 +346,12 @@ def search_with(
 def search_text(run: Runner, text: str, *, radius: str | float | None = None) -> pa.Table:
     """One search box: a proposal id (digits), a position (``187.7 12.4``, ``12h30m49s +12d23m28s``),
     a target name of the lake (``NGC 4485``) or a rootname prefix (``ib2c01``), tried in this order;
-    a name that is none of them is an error naming close target names."""
+    a name that is none of them is an error naming close target names.
+
+    See Also
+    --------
+    search_with : the same with the kind of search given.
+    """
     text = text.strip()
     if not text:
         raise QueryError("search: empty; give a target, a rootname, a proposal id or a position")

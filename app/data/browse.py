@@ -6,6 +6,7 @@ computed from public rows only. Results are Arrow tables (the site turns them in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -84,8 +85,9 @@ class DatasetFilter:
                 conds.append(f"{col} = ?")
                 args.append(val)
         if self.target:
-            conds.append("targname ILIKE ?")
-            args.append(f"%{self.target}%")
+            # spaces, hyphens, underscores and dots do not count: "NGC 4485" finds NGC4485 and NGC-4485
+            conds.append("(targname ILIKE ? OR regexp_replace(upper(targname), '[ _.-]+', '', 'g') LIKE ?)")
+            args += [f"%{self.target}%", "%" + re.sub(r"[\s_.\-]+", "", self.target.upper()) + "%"]
         if self.date_from:
             conds.append("date_obs >= ?")
             args.append(self.date_from.isoformat())
