@@ -10,6 +10,7 @@ PAGES = {
         st.Page("app_pages/home.py", title="Home", icon=":material/home:", default=True),
         st.Page("app_pages/browse.py", title="Browse", icon=":material/folder_open:"),
         st.Page("app_pages/dataset.py", title="Dataset", icon=":material/image:"),
+        st.Page("app_pages/search.py", title="Search", icon=":material/travel_explore:"),
         st.Page("app_pages/query.py", title="Query", icon=":material/search:"),
     ],
     "Quality": [

@@ -31,7 +31,13 @@ def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | Non
 
 
 def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with every lake table as a view (``catalog.duckdb`` attached)."""
+    """An in-memory DuckDB connection with every lake table as a view (``catalog.duckdb`` attached) and
+    the search macros ``ang_sep``, ``cone`` and ``cone_search`` (:func:`lake.search.register_macros`).
+
+    See Also
+    --------
+    lake.search.search : datasets by position, target, rootname or proposal.
+    """
     lake = open_lake(path)
     con = duckdb.connect()
     con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
@@ -40,6 +46,9 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
 
     for name, t in state_tables(lake.root).items():  # live, shadowing the copies in catalog.duckdb
         con.register(name, t)
+    from lake.search import register_macros
+
+    register_macros(con, temporary=True)  # also for a catalog.duckdb published before they were stored
     return con
 
 

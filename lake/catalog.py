@@ -134,6 +134,9 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
             con.register("_state", t)
             con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM _state")
             con.unregister("_state")
+        from lake.search import register_macros
+
+        register_macros(con)  # cone(), cone_search(): stored, so the duckdb CLI has them too
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -187,6 +187,67 @@ def _duckdb_cli() -> str:
     return str(here) if here.exists() else (shutil.which("duckdb") or "duckdb")
 
 
+@main.command("search")
+@click.option("--ra", default=None, help="Cone centre RA: degrees (187.7) or hours (12h30m49s, 12:30:49).")
+@click.option("--dec", default=None, help="Cone centre Dec: degrees (12.39) or sexagesimal (+12d23m28s).")
+@click.option(
+    "--radius", default=None, help='Cone radius: arcsec (30) or with a unit (2arcmin, 0.1deg) [180"].'
+)
+@click.option("--target", default=None, help="A target name ('NGC 4485', 'M 101'), resolved from the lake.")
+@click.option("--name", default=None, help="A rootname prefix (ib2c01) or a proposal id (12345).")
+@lake_option
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table")
+@click.option("--limit", type=int, default=100, show_default=True, help="Rows to print (0: all).")
+@handle_errors
+def search_cmd(
+    ra: str | None, dec: str | None, radius: str | None, target: str | None, name: str | None,
+    lake: str | None, fmt: str, limit: int,
+) -> None:  # fmt: skip
+    """Find datasets by sky position (--ra/--dec, --radius), target name (--target) or --name."""
+    from lake.search import SHOWN, described, search
+
+    t = search(lake, ra=ra, dec=dec, radius=radius, target=target, name=name)
+    about = described(t)
+    if "ra" in about:
+        what = f"target {about['target']!r} ({', '.join(about['targnames'])}) " if "target" in about else ""
+        click.echo(
+            f"{what}within {about['radius_arcsec']:g} arcsec of RA {about['ra']:.5f} Dec {about['dec']:+.5f}"
+            f": {t.num_rows} datasets",
+            err=True,
+        )
+    else:
+        click.echo(f"{about.get('name')!r}: {t.num_rows} datasets", err=True)
+    shown = t.slice(0, limit) if limit else t
+    if fmt == "table":
+        for line in _text_table(shown.select([c for c in SHOWN if c in t.column_names])):
+            click.echo(line)
+    elif fmt == "csv":
+        import io
+
+        import pyarrow.csv as pcsv
+
+        buf = io.BytesIO()
+        pcsv.write_csv(shown, buf)
+        click.echo(buf.getvalue().decode(), nl=False)
+    else:
+        for r in shown.to_pylist():
+            click.echo(json.dumps(r, default=str))
+
+
+def _text_table(t: Any) -> list[str]:
+    """An Arrow table as aligned text lines (header first); floats to 5 decimals, null as ''."""
+
+    def cell(v: object) -> str:
+        return "" if v is None else f"{v:.5f}" if isinstance(v, float) else str(v)
+
+    cols = [[c, *(cell(v) for v in t.column(c).to_pylist())] for c in t.column_names]
+    widths = [max(len(x) for x in col) for col in cols]
+    return [
+        "  ".join(col[i].ljust(w) for col, w in zip(cols, widths, strict=True)).rstrip()
+        for i in range(t.num_rows + 1)
+    ]
+
+
 @main.command("header")
 @click.argument("file")
 @click.option("--ext", type=int, default=None, help="HDU index (default: all, in order).")

@@ -1,4 +1,7 @@
-"""The ``master`` table: one row per dataset, derived from ``files`` and the primary-header tables."""
+"""The ``master`` table: one row per dataset, derived from ``files`` and the primary-header tables.
+
+Its rows are sorted by ``_healpix_29``, the HEALPix cell of the dataset's pointing (:mod:`lake.search`).
+"""
 
 from __future__ import annotations
 
@@ -74,7 +77,18 @@ def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -
         FROM ranked r JOIN agg a USING (rootname) WHERE rk = 1 ORDER BY r.rootname
     """
     table = con.sql(sql).to_arrow_table()
-    return table.select(sch.arrow_schema("master").names).cast(sch.arrow_schema("master"))
+    return with_healpix(table).select(sch.arrow_schema("master").names).cast(sch.arrow_schema("master"))
+
+
+def with_healpix(table: pa.Table) -> pa.Table:
+    """``table`` with ``_healpix_29``, the nested order-29 HEALPix cell of its pointing (RA_TARG,
+    DEC_TARG; null without one), sorted by it so that a cone search's index ranges prune
+    (:mod:`lake.search`)."""
+    from lake.search import HEALPIX_COLUMN, healpix29
+
+    cell = healpix29(table.column("ra_targ"), table.column("dec_targ"))
+    table = table.append_column(HEALPIX_COLUMN, cell)
+    return table.sort_by([(HEALPIX_COLUMN, "ascending"), ("rootname", "ascending")])
 
 
 MasterInputs = dict[str, tuple[list[str], pa.Schema]]

@@ -443,6 +443,9 @@ class Lake:
         self._unpublished = True
 
     def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
+        """Replace the table's rows with ``data`` (one snapshot); columns the table lacks are added
+        first (a lake made before ``master`` had ``_healpix_29`` gets it at its next ingest)."""
+        self.evolve(pins, table, data.schema)
         tbl = self.table(pins, table)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Delete operation did not match any records")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from lake.access import read_sql
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
-PAGES = ["home", "browse", "dataset", "query", "anomalies", "monitors", "jobs"]
+PAGES = ["home", "browse", "dataset", "search", "query", "anomalies", "monitors", "jobs"]
 USERS: dict[str, dict[str, Any]] = {
     "team": {"is_logged_in": True, "email": "alice@stsci.edu", "name": "Alice", "groups": ["wfc3-team"]},
     "outsider": {"is_logged_in": True, "email": "bob@example.org", "name": "Bob", "groups": []},
@@ -155,6 +156,84 @@ def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
     assert any("datasets" in c.value for c in at.caption)
     charts = at.get("vega_lite_chart")
     assert charts and '"x"' in charts[-1].proto.spec
+
+
+def _in_range(widget: Any, value: tuple[date, date]) -> tuple[date, date]:
+    """What Chromium's date picker lets through: a date outside [min, max] is refused ("Date set outside
+    allowed range") and never reaches the server, which is how 2015 was silently dropped (#18)."""
+    assert all(widget.min <= d <= widget.max for d in value), (widget.min, widget.max)
+    return value
+
+
+def test_query_form_and_browse_search_a_2015_date_range(site_lake: dict[str, Any]) -> None:
+    lake = site_lake["lake"]
+    jan, dec = date(2015, 1, 1), date(2015, 12, 31)
+    want = (
+        read_sql(
+            "SELECT count(*) FROM master WHERE targname ILIKE '%NGC%' AND date_obs BETWEEN '2015-01-01' "
+            "AND '2015-12-31'",
+            lake,
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    every_ngc = (
+        read_sql("SELECT count(*) FROM master WHERE targname ILIKE '%NGC%'", lake).column(0)[0].as_py()
+    )
+    assert 0 < want < every_ngc
+    at = page("query")
+    dates = at.date_input[0]
+    assert dates.min == date(2009, 1, 1) and dates.max >= date.today() + timedelta(days=365)
+    dates.set_value(_in_range(dates, (jan, dec)))
+    at.text_input[0].input("NGC")
+    at.button[0].click().run()  # form submit
+    assert not at.exception
+    assert f"{want:,} datasets · TARGNAME contains 'NGC', DATE-OBS 2015-01-01 to 2015-12-31" in texts(at)
+    assert at.dataframe[0].value["date_obs"].between("2015-01-01", "2015-12-31").all()
+    browse_page = page("browse")
+    picker = browse_page.date_input(key="browse_dates")
+    assert picker.min == date(2009, 1, 1)
+    picker.set_value(_in_range(picker, (jan, dec)))
+    browse_page.text_input(key="browse_target").input("NGC").run()
+    assert f"{want:,} datasets · TARGNAME contains 'NGC', DATE-OBS 2015-01-01 to 2015-12-31" in texts(
+        browse_page
+    )
+
+
+def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) -> None:
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    lake = site_lake["lake"]
+    m = read_sql("SELECT rootname, ra_targ, dec_targ, targname, proposid FROM master", lake).to_pandas()
+    ngc = m[m.targname == "NGC4485"]
+    centre = SkyCoord(ngc.ra_targ.median() * u.deg, ngc.dec_targ.median() * u.deg)
+    sep = SkyCoord(m.ra_targ.to_numpy() * u.deg, m.dec_targ.to_numpy() * u.deg).separation(centre)
+    want = set(m.rootname[sep <= 30 * u.deg])
+    at = page("search")
+    at.text_input(key="search_text").input("ngc 4485")
+    at.text_input(key="search_radius").input("30 deg")
+    at.button[0].click().run()
+    assert not at.exception and "median pointing of target NGC4485" in texts(at)
+    assert set(at.dataframe[0].value["dataset"].str.extract(r"rootname=(\w+)")[0]) == want
+    assert '"equalEarth"' in at.get("vega_lite_chart")[-1].proto.spec
+    # a position, then a bad one: an error, and no stale result
+    at.text_input(key="search_text").input(centre.to_string("hmsdms"))
+    at.button[0].click().run()
+    assert f"{len(want):,} datasets within 108000 arcsec" in texts(at)
+    at.text_input(key="search_text").input("12h30m +95d")
+    at.button[0].click().run()
+    assert [e.value for e in at.error] == ["position '12h30m +95d': Dec must be between -90 and +90 degrees"]
+    assert not at.dataframe
+    # the secret proposal: the team sees its datasets, a guest none
+    secret = str(site_lake["secret"])
+    at.text_input(key="search_text").input(secret)
+    at.button[0].click().run()
+    assert len(at.dataframe[0].value) == (m.proposid == int(secret)).sum() > 0
+    guest = page("search", "guest")
+    guest.text_input(key="search_text").input(secret)
+    guest.button[0].click().run()
+    assert len(guest.dataframe[0].value) == 0
 
 
 def test_anomaly_flag_and_history(site_lake: dict[str, Any]) -> None:

@@ -3,7 +3,7 @@
 import streamlit as st
 import ui
 
-from app.data import browse, preview
+from app.data import browse, preview, search
 
 st.title("Browse")
 PAGE = 12
@@ -46,10 +46,17 @@ with ui.shown_errors():
             key="browse_obstype",
         )
         target = st.text_input("Target contains", key="browse_target")
-        dates = st.date_input("DATE-OBS between", value=[], key="browse_dates")
+        dates = st.date_input(
+            "DATE-OBS between",
+            value=[],
+            key="browse_dates",
+            min_value=search.MISSION_START,
+            max_value=search.mission_end(),
+        )
     f = ui.dataset_filter(prop, dates, target, visit=visit, detector=det, filter=filt, obstype=obst)
     n = browse.count_datasets(scope, f)
     pages = max(1, -(-n // PAGE))
+    st.caption(f"{n:,} datasets · {f.describe()}")
     page = st.number_input(f"Page (of {pages}; {n:,} datasets)", 1, pages, 1, key="browse_page")
     ds = browse.datasets(scope, f, limit=PAGE, offset=(int(page) - 1) * PAGE).to_pandas()
 

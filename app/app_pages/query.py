@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 import ui
 
-from app.data import browse
+from app.data import browse, search
 
 st.title("Query")
 
@@ -66,7 +66,9 @@ with ui.shown_errors():
         with st.container(horizontal=True):
             target = st.text_input("Target contains")
             prop = st.number_input("Proposal", value=None, step=1)
-            dates = st.date_input("DATE-OBS between", value=[])
+            dates = st.date_input(
+                "DATE-OBS between", value=[], min_value=search.MISSION_START, max_value=search.mission_end()
+            )
             min_exp = st.number_input("EXPTIME at least (s)", value=None)
         submitted = st.form_submit_button("Find datasets", type="primary")
     if submitted:
@@ -74,10 +76,11 @@ with ui.shown_errors():
             prop, dates, target, detector=det, filter=filt, imagetyp=imt, obstype=obst, min_exptime=min_exp
         )
         st.session_state["query_form_result"] = browse.datasets(scope, f, limit=10000)
+        st.session_state["query_form_filter"] = f.describe()
     if "query_form_result" in st.session_state:
         res = st.session_state["query_form_result"]
         with form_tab:
-            st.caption(f"{res.num_rows:,} datasets")
+            st.caption(f"{res.num_rows:,} datasets · {st.session_state.get('query_form_filter', '')}")
             df = res.to_pandas()
             ui.linked_table(df)
             downloads(res, "datasets")

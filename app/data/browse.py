@@ -6,6 +6,7 @@ computed from public rows only. Results are Arrow tables (the site turns them in
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -84,8 +85,9 @@ class DatasetFilter:
                 conds.append(f"{col} = ?")
                 args.append(val)
         if self.target:
-            conds.append("targname ILIKE ?")
-            args.append(f"%{self.target}%")
+            # spaces, hyphens, underscores and dots do not count: "NGC 4485" finds NGC4485 and NGC-4485
+            conds.append("(targname ILIKE ? OR regexp_replace(upper(targname), '[ _.-]+', '', 'g') LIKE ?)")
+            args += [f"%{self.target}%", "%" + re.sub(r"[\s_.\-]+", "", self.target.upper()) + "%"]
         if self.date_from:
             conds.append("date_obs >= ?")
             args.append(self.date_from.isoformat())
@@ -96,6 +98,28 @@ class DatasetFilter:
             conds.append("exptime >= ?")
             args.append(self.min_exptime)
         return (" WHERE " + " AND ".join(conds) if conds else ""), args
+
+    def describe(self) -> str:
+        """The conditions in words (shown beside the results, so that none can go unseen): ``DATE-OBS
+        2015-01-01 to 2015-01-31, TARGNAME contains 'NGC'``; ``all datasets`` without any."""
+        parts = [
+            f"{label} {val}"
+            for label, val in (
+                ("proposal", self.proposid), ("visit", self.visit), ("detector", self.detector),
+                ("filter", self.filter), ("OBSTYPE", self.obstype), ("IMAGETYP", self.imagetyp),
+            )
+            if val not in (None, "")
+        ]  # fmt: skip
+        if self.target:
+            parts.append(f"TARGNAME contains {self.target!r}")
+        if self.date_from and self.date_to:
+            parts.append(f"DATE-OBS {self.date_from.isoformat()} to {self.date_to.isoformat()}")
+        elif self.date_from or self.date_to:
+            side = "from" if self.date_from else "until"
+            parts.append(f"DATE-OBS {side} {(self.date_from or self.date_to).isoformat()}")  # type: ignore[union-attr]
+        if self.min_exptime is not None:
+            parts.append(f"EXPTIME ≥ {self.min_exptime:g} s")
+        return ", ".join(parts) if parts else "all datasets"
 
 
 DATASET_COLUMNS = (

@@ -31,6 +31,7 @@ from lake.catalog import _quote
 from lake.errors import AccessDenied, QueryError
 from lake.proprietary import public_rootnames
 from lake.schema import WIDE_BASE
+from lake.search import register_macros
 from lake.snapshot import TableFiles
 from lake.snapshot import load as load_snapshot
 from lake.tables import Lake
@@ -81,6 +82,7 @@ class Scope:
         for name, tf in snap.items():
             self._register(name, tf, snap)
         self._register_state()
+        register_macros(self._con, temporary=True)  # cone(), cone_search() over the scoped master
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
 

@@ -1,0 +1,41 @@
+"""Search: one box for a target name, a rootname prefix, a proposal or a sky position, and a sky map."""
+
+import streamlit as st
+import ui
+
+from app.data import search
+
+st.title("Search")
+
+with ui.shown_errors():
+    scope = ui.scope()
+    with st.form("search_form"), st.container(horizontal=True, vertical_alignment="bottom"):
+        text = st.text_input(
+            "Target, rootname, proposal or position",
+            placeholder="NGC 4485 · ib2c01 · 12345 · 12h30m49s +12d23m28s · 187.70 12.39",
+            key="search_text",
+        )
+        radius = st.text_input("Radius", value="180 arcsec", key="search_radius", width=160)
+        submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
+    if submitted:
+        st.session_state["search_result"] = None  # an error below leaves no stale result
+        st.session_state["search_result"] = search.find(scope, text, radius)
+    res = st.session_state.get("search_result")
+    if res is not None:
+        st.caption(search.summary(res))
+        df = res.to_pandas()
+        ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
+    st.subheader("Sky")
+    points = search.pointings(scope).to_pandas()
+    hits = None
+    if res is not None and "ra_targ" in res.column_names and res.num_rows:
+        hits = (
+            res.select(["ra_targ", "dec_targ"])
+            .to_pandas()
+            .rename(columns={"ra_targ": "ra", "dec_targ": "dec"})
+        )
+    st.caption(
+        f"{len(points):,} pointings (RA_TARG, DEC_TARG to 0.01°) of the datasets you may see, coloured by "
+        "detector; RA increases to the left. Search results are ringed."
+    )
+    st.altair_chart(search.sky_map(points, hits), width="stretch")

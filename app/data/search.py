@@ -1,0 +1,86 @@
+"""The site's search (one box: a target, rootname, proposal or position) and its sky map, through the
+viewer's :class:`~app.data.scope.Scope`; also the date range every date input of the site accepts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+from app.data.scope import Scope
+from lake.search import described, search_text
+
+# WFC3 was installed in May 2009; a date input allows the whole mission and a year ahead
+MISSION_START = date(2009, 1, 1)
+
+
+def mission_end(today: date | None = None) -> date:
+    """The last date a date input allows: a year from today."""
+    return (today or date.today()) + timedelta(days=366)
+
+
+def find(scope: Scope, text: str, radius: str | float | None = None) -> pa.Table:
+    """Datasets the viewer may see matching ``text`` (:func:`lake.search.search_text`)."""
+
+    def run(sql: str, args: Sequence[Any]) -> pa.Table:
+        return scope.sql(sql, list(args))
+
+    return search_text(run, text, radius=radius)
+
+
+def summary(result: pa.Table) -> str:
+    """One line saying what a search searched and found."""
+    about = described(result)
+    n = f"{result.num_rows:,} datasets"
+    if "ra" not in about:
+        return f"{n} with rootname or proposal {about.get('name', '')!r}"
+    where = f"within {about['radius_arcsec']:g} arcsec of RA {about['ra']:.5f}, Dec {about['dec']:+.5f}"
+    if "target" in about:
+        names = ", ".join(about["targnames"])
+        return f"{n} {where}: the median pointing of target {names} ({about['target_datasets']} datasets)"
+    return f"{n} {where}"
+
+
+def pointings(scope: Scope, limit: int = 20000) -> pa.Table:
+    """Distinct pointings (to 0.01°) of the datasets the viewer may see, per detector, for the sky map;
+    internal exposures (darks, biases, flats: RA = Dec = 0) are left out."""
+    return scope.sql(
+        "SELECT round(ra_targ, 2) AS ra, round(dec_targ, 2) AS dec, detector, count(*) AS datasets, "
+        "any_value(targname) AS targname FROM master WHERE ra_targ IS NOT NULL AND dec_targ IS NOT NULL "
+        "AND NOT (ra_targ = 0 AND dec_targ = 0) GROUP BY ALL ORDER BY datasets DESC LIMIT ?",
+        [limit],
+    )
+
+
+def sky_map(points: Any, highlight: Any = None) -> Any:
+    """An all-sky map (equal-area Equal Earth projection, RA increasing to the left, degrees) of
+    ``points`` (columns ra, dec, detector), with ``highlight`` (ra, dec) ringed, as an Altair chart."""
+    import altair as alt
+
+    def sky(df: Any) -> Any:
+        # longitude = 180° − RA puts RA 0h at the right edge and increasing leftwards, as on the sky
+        return df.assign(lon=180.0 - df["ra"])
+
+    tooltip = [
+        c for c in ("targname", "ra", "dec", "detector", "datasets", "rootname") if c in points.columns
+    ]
+    layers = [
+        alt.Chart(alt.graticule(step=[30, 30])).mark_geoshape(stroke="#bbb", strokeWidth=0.5, fill=None),
+        alt.Chart(sky(points))
+        .mark_circle(size=30, opacity=0.7)
+        .encode(
+            longitude="lon:Q",
+            latitude="dec:Q",
+            color=alt.Color("detector:N", title="Detector"),
+            tooltip=tooltip,
+        ),
+    ]
+    if highlight is not None and len(highlight):
+        layers.append(
+            alt.Chart(sky(highlight))
+            .mark_point(size=300, shape="circle", color="black", filled=False, strokeWidth=2)
+            .encode(longitude="lon:Q", latitude="dec:Q")
+        )
+    return alt.layer(*layers).project(type="equalEarth").properties(height=420)
