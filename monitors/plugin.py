@@ -135,6 +135,7 @@ def register_jobs() -> list[Job]:
     ]
     run = "monitors.framework:run_monitor"
     jobs += [
-        Job(m.name, partial(_lazy, run, name=m.name), None, m.title, monitor=True) for m in all_monitors()
+        Job(m.name, partial(_lazy, run, name=m.name), None, m.title, monitor=True, claim=m.claim)
+        for m in all_monitors()
     ]
     return jobs
