@@ -108,8 +108,7 @@ def uvis_electrons(
     charge = rng.poisson(np.clip(mean, 0, None)).astype(np.float64)
     if inst.realism == "on-orbit" and e.exptime > 0:
         ri, cx, q, _t = cosmic_rays(inst, e, chip, rows)
-        np.add.at(charge, (ri, cx), q)
-        np.minimum(charge, UVIS_FULL_WELL, out=charge)
+        np.add.at(charge, (ri, cx), q)  # no full-well cap: a bright star's flt keeps its charge
     return charge
 
 
