@@ -2,10 +2,10 @@
 
     python bench/monitors.py
 
-Writes a superdark window of generated UVIS darks with full pixels (5 frames, 2 chips of 4206 x 2070
-each), then times monitors.calibration.uvis_darks.measure and
-monitors.calibration.uvis_ctecorr_darks.measure on the window (best of 3) against reading the frames'
-pixels alone with fitsio. Per-file times are the window's / 5."""
+Writes a superdark window of generated UVIS darks with full pixels and on-orbit cosmic rays (8 frames,
+2 chips of 4206 x 2070 each), then times monitors.calibration.uvis_darks.measure and
+monitors.calibration.uvis_ctecorr_darks.measure on the window (best of 3; per-pixel cosmic-ray rejection
+included) against reading the frames' pixels alone with fitsio. Per-file times are the window's / 8."""
 
 from __future__ import annotations
 

@@ -94,7 +94,7 @@ def rebuild_cmd(**opts: Any) -> None:
 
 
 def generator_options(fn: Any) -> Any:
-    """--datasets, --seed and --pixels, shared by ``ql generate`` and ``ql demo``."""
+    """--datasets, --seed, --pixels and --realism, shared by ``ql generate`` and ``ql demo``."""
     for opt in reversed(
         [
             click.option(
@@ -110,13 +110,22 @@ def generator_options(fn: Any) -> Any:
                 show_default=True,
                 help="Pixel data: none (headers only), sparse (what monitors read), full.",
             ),
+            click.option(
+                "--realism",
+                type=click.Choice(["clean", "on-orbit"]),
+                default="on-orbit",
+                show_default=True,
+                help="on-orbit: cosmic rays in every simulated UVIS exposure; clean: none.",
+            ),
         ]
     ):
         fn = opt(fn)
     return fn
 
 
-def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, Any]) -> int:
+def _generate(
+    out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, Any], realism: str = "on-orbit"
+) -> int:
     from tqdm import tqdm
 
     from ingest.archivegen.generate import generate
@@ -132,7 +141,7 @@ def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, An
 
         return generate(
             out, datasets, seed, pixels=pixels, progress=progress,
-            scheduler=cfg["scheduler"], workers=int(cfg["workers"] or 0),
+            scheduler=cfg["scheduler"], workers=int(cfg["workers"] or 0), realism=realism,
         )  # fmt: skip
 
 
@@ -143,11 +152,17 @@ def _generate(out: str, datasets: int, seed: int, pixels: str, cfg: dict[str, An
 @workers_option
 @handle_errors
 def generate_cmd(
-    out: str | None, datasets: int, seed: int, pixels: str, scheduler: str | None, workers: int | None
+    out: str | None,
+    datasets: int,
+    seed: int,
+    pixels: str,
+    realism: str,
+    scheduler: str | None,
+    workers: int | None,
 ) -> None:
     """Write a generated WFC3 archive and its truth table (quicklake_truth.parquet)."""
     cfg = cfg_from(archive=out, scheduler=scheduler, workers=workers)
-    n = _generate(cfg["archive"], datasets, seed, pixels, cfg)
+    n = _generate(cfg["archive"], datasets, seed, pixels, cfg, realism)
     click.echo(f"wrote {n} files under {cfg['archive']}")
 
 
@@ -156,7 +171,7 @@ def generate_cmd(
 @generator_options
 @scheduler_option
 @handle_errors
-def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | None) -> None:
+def demo_cmd(out: str, datasets: int, seed: int, pixels: str, realism: str, scheduler: str | None) -> None:
     """Generate the demo archive (if absent), ingest it, run the monitors, and say how to use the lake."""
     from lake.access import read_sql
     from lake.cli import ORIGINAL_QUERY
@@ -166,7 +181,7 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, scheduler: str | N
     archive, lake_dir = root / "archive", root / "lake"
     cfg = cfg_from(archive=str(archive), lake=str(lake_dir), scheduler=scheduler)
     if not (archive / ".quicklake-archive").exists():
-        n = _generate(str(archive), datasets, seed, pixels, cfg)
+        n = _generate(str(archive), datasets, seed, pixels, cfg, realism)
         click.echo(f"generated {n} files under {archive}")
     _run_ingest(cfg, rebuild=False)
     for name in monitor_names():  # contributed by the monitors plugin, run through the job runner

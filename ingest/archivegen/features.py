@@ -33,6 +33,10 @@ UVIS_AMPS = {1: ("A", "B"), 2: ("C", "D")}  # chip -> (left amp, right amp)
 IR_QUADS = ("A", "B", "C", "D")  # quadrants of the IR array (see quadrant_of)
 
 HOT_THRESHOLD = 54.0  # e-/hr: a hot pixel (DHB 5.3)
+# hot-pixel rates: dN/dr ~ r^-HOT_INDEX from HOT_MIN to HOT_MAX e-/hr, so that warm pixels below the
+# threshold outnumber the hot ones above it, as on the detector, and the threshold is crossed both ways
+HOT_MIN, HOT_MAX, HOT_INDEX = 20.0, 800.0, 1.5
+REALISM = ("clean", "on-orbit")  # on-orbit: cosmic rays in every simulated UVIS exposure
 UVIS_FULL_WELL = 68000.0
 IR_SATURATION = 70000.0  # e-, the persistence code's "saturation"
 
@@ -66,6 +70,12 @@ TRUTH_SCHEMA = pa.schema(
 )
 
 
+def _power_law(rng: np.random.Generator, lo: float, hi: float, index: float) -> float:
+    """One draw of dN/dr ~ r^-index on [lo, hi] (index != 1), by inverting its distribution."""
+    a, b = lo ** (1 - index), hi ** (1 - index)
+    return float((a + rng.uniform() * (b - a)) ** (1 / (1 - index)))
+
+
 def years_since_2009(mjd: float | np.ndarray) -> Any:
     return (np.asarray(mjd) - MJD_2009) / DAYS_PER_YEAR
 
@@ -79,6 +89,7 @@ class Instrument:
     """The true state of WFC3 over time, drawn once from the seed."""
 
     seed: int
+    realism: str = "on-orbit"  # or "clean": no cosmic rays (see REALISM)
     start_mjd: float = 54993.0
     stop_mjd: float = 61344.0  # 2026-10-31
     anneals: np.ndarray = field(init=False)
@@ -123,7 +134,7 @@ class Instrument:
         """Hot pixels appear at a steady rate in each chip; each anneal fixes a quarter of those present."""
         # inside the bands, 10 rows from their edges: a hot pixel's CTE trail stays in simulated rows
         rows = np.concatenate([np.arange(a + 10, b - 10) for a, b in UVIS_BANDS])
-        per_month = 12  # per chip, in the bands
+        per_month = 20  # per chip, in the bands
         recs = []
         for chip in (1, 2):
             t_prev = MJD_COOLDOWN
@@ -136,17 +147,16 @@ class Instrument:
                             chip,
                             int(rng.integers(0, 4096)),
                             int(rng.choice(rows)),
-                            # 120-800 e-/hr: hot (> 54) and detectable in a single 900 s dark
-                            float(np.exp(rng.uniform(np.log(120), np.log(800)))),
+                            _power_law(rng, HOT_MIN, HOT_MAX, HOT_INDEX),
                             float(rng.uniform(t_prev, t_ann)),
                             np.inf,
                         ]
                     )
                     alive.append(len(recs) - 1)
-                fixed = [i for i in alive if rng.random() < 0.25]
+                fixed = {i for i in alive if rng.random() < 0.25}
                 for i in fixed:
                     recs[i][5] = float(t_ann)
-                alive = [i for i in alive if i not in set(fixed)]
+                alive = [i for i in alive if i not in fixed]
                 t_prev = t_ann
         a = np.array(recs, dtype=float).reshape(-1, 6)
         # one pixel is hot once at a time: drop later duplicates of a position that is still hot

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ingest.archivegen import cosmics
 from ingest.archivegen.features import (
     IR_BANDS,
     IR_QUADS,
@@ -104,7 +105,40 @@ def uvis_electrons(
         if e.targname in {"GRW+70D5824", "GD153"} and chip == 2:
             rate = STAR_RATE * (1 + inst.photometric_decline(e.filter) * _years(e.expstart))
             mean += _psf(rows, shape[1], STAR_POS, 1.4) * rate * e.exptime
-    return rng.poisson(np.clip(mean, 0, None)).astype(np.float64)
+    charge = rng.poisson(np.clip(mean, 0, None)).astype(np.float64)
+    if inst.realism == "on-orbit" and e.exptime > 0:
+        ri, cx, q, _t = cosmic_rays(inst, e, chip, rows)
+        np.add.at(charge, (ri, cx), q)  # no full-well cap: a bright star's flt keeps its charge
+    return charge
+
+
+def cosmic_rays(
+    inst: Instrument, e: Exposure, chip: int, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(index into ``rows``, column, e-, track) of the cosmic rays of one chip of an exposure, from a
+    stream of their own: the exposure's raw, flt and flc show the same hits, and a clean archive differs
+    from an on-orbit one by them alone."""
+    rng = np.random.default_rng([inst.seed, 8101, chip, *e.rootname.encode()])
+    return cosmics.deposit(cosmics.tracks(rng, e.exptime, rows), rows)
+
+
+def _cosmic_truth(inst: Instrument, e: Exposure, chip: int, mode: str) -> dict[str, Any]:
+    """The cosmic rays of one chip of a raw: tracks with charge in the simulated rows, and pixels given
+    more than 20 e- (a test's view of them; no monitor reads it)."""
+    rows = _uvis_image_rows(chip, mode, eper=e.imagetyp != "DARK")
+    i, x, q, t = cosmic_rays(inst, e, chip, rows)
+    img = np.zeros((len(rows), UVIS_FLT_SHAPE[1]))
+    np.add.at(img, (i, x), q)
+    return {
+        "feature": "cosmic_rays",
+        "detector": "UVIS",
+        "rootname": e.rootname,
+        "chip": chip,
+        "value": float(len(np.unique(t))),
+        "size": float((img > 20).sum()),
+        "start_mjd": e.expstart,
+        "note": f"tracks reaching the {len(rows)} simulated image rows; size: pixels > 20 e-",
+    }
 
 
 def add_cte_trails(inst: Instrument, e: Exposure, chip: int, rows: np.ndarray, charge: np.ndarray) -> None:
@@ -320,26 +354,29 @@ def _render_uvis(
     hdus: list[tuple[str, int]],
     mode: str,
     rng: np.random.Generator,
-) -> Blocks:
-    """UVIS pixel blocks: raw darks and flats, and standard-star flt/flc (UVIS2 only when sparse)."""
+) -> tuple[Blocks, list[dict[str, Any]]]:
+    """UVIS pixel blocks: raw darks and flats, and standard-star flt/flc (UVIS2 only when sparse); and the
+    cosmic-ray truth of a raw."""
     blocks: Blocks = {}
+    truth: list[dict[str, Any]] = []
     calib = e.imagetyp in {"DARK", "FLAT"}
     star = e.targname in {"GRW+70D5824", "GD153"}
     wanted = mode == "full" or (filetype == "raw" and calib) or (filetype in {"flt", "flc"} and star)
     if not wanted or filetype == "spt":
-        return blocks
+        return blocks, truth
     for k, (name, ver) in enumerate(hdus):
         if name != "SCI":
             continue
         chip = 2 if ver == 1 else 1  # SCI,1 is UVIS2
         if mode == "sparse" and star and chip == 1:
             continue
-        blocks[k] = (
-            uvis_raw(inst, e, chip, mode, rng)
-            if filetype == "raw"
-            else uvis_flt(inst, e, chip, mode, rng, cte_corrected=filetype == "flc")
-        )
-    return blocks
+        if filetype == "raw":
+            blocks[k] = uvis_raw(inst, e, chip, mode, rng)
+            if inst.realism == "on-orbit":
+                truth.append(_cosmic_truth(inst, e, chip, mode))
+        else:
+            blocks[k] = uvis_flt(inst, e, chip, mode, rng, cte_corrected=filetype == "flc")
+    return blocks, truth
 
 
 def _ir_flt_truth(inst: Instrument, e: Exposure, flu: np.ndarray) -> list[dict[str, Any]]:
@@ -401,7 +438,7 @@ def render(
     if e.imagetyp == "BIAS" or e.values.get("SUBARRAY"):
         return {}, []  # headers only: the pixel models are full-frame and no monitor reads these
     if e.detector == "UVIS":
-        return _render_uvis(inst, e, filetype, hdus, mode, rng), []
+        return _render_uvis(inst, e, filetype, hdus, mode, rng)
     return _render_ir(inst, e, filetype, hdus, mode, rng)
 
 

@@ -23,16 +23,28 @@ def row_ranges(header: Any, nrows: int) -> list[tuple[int, int]]:
     return out
 
 
+def runs(rows: np.ndarray) -> list[tuple[int, int]]:
+    """Row ranges (a, b) of ascending row numbers."""
+    if not len(rows):
+        return []
+    cut = np.flatnonzero(np.diff(rows) != 1) + 1
+    return [(int(r[0]), int(r[-1]) + 1) for r in np.split(rows, cut)]
+
+
 def read_rows(
-    path: str, ext: int | tuple[str, int], dtype: Any = np.float64
+    path: str,
+    ext: int | tuple[str, int],
+    dtype: Any = np.float64,
+    ranges: list[tuple[int, int]] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """(row numbers, data rows as ``dtype``, header as a dict) of one image HDU."""
+    """(row numbers, data rows as ``dtype``, header as a dict) of one image HDU: the rows its header
+    says it holds, or ``ranges`` (e.g. those of a companion HDU)."""
     with fitsio.FITS(path) as f:
         hdu = f[ext]
         hdr = hdu.read_header()
         nrows = int(hdr["NAXIS2"])
         blocks, rows = [], []
-        for a, b in row_ranges(hdr, nrows):
+        for a, b in ranges if ranges is not None else row_ranges(hdr, nrows):
             blocks.append(np.asarray(hdu[a:b, :], dtype=dtype))
             rows.append(np.arange(a, b))
         header = _as_dict(hdr)

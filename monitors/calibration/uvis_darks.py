@@ -3,10 +3,12 @@
 Follows docs/background/wfc3-monitors.md §1. Each raw dark (TARGNAME DARK, EXPTIME 900/1800) is
 bias-subtracted per amp from its serial prescan, converted to e- with the amp's ATODGN, its post-flash
 (FLASHLVL e-) removed and scaled to e-/hr. Frames are stacked into **superdarks** of 4-day windows, as the
-legacy monitor does: the mean of the frames, a pixel's highest value left out where it is a cosmic ray, so
-the noise falls by sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive,
-not running, and a window is measured once it is closed (a frame 4 days after its start, or after the next
-anneal, has arrived) or holds 5 frames. Windows never span an anneal: with an anneal list (setting
+legacy monitor does, with cosmic rays rejected per pixel (:func:`reject`): a sample far above the pixel's
+median (then its clipped mean), in units of its own noise (read noise, post-flash, Poisson), is a cosmic
+ray and goes with its 8 neighbours, as do samples the raw's DQ flags; the rest are averaged, so the noise
+falls by sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive, not
+running, and a window is measured once it is closed (a frame 4 days after its start, or after the next
+anneal, has arrived) or holds 8 frames. Windows never span an anneal: with an anneal list (setting
 ``uvis_anneals``, monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend
 summary gives hot pixels per cycle.
 
@@ -26,7 +28,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import primary, read_rows, runs
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
 from monitors.framework import Monitor
 
@@ -36,9 +38,16 @@ TRAIL_TAU = 1.5  # rows [I]: the exponential profile the correction assumes for 
 READ_NOISE_E = 3.15
 AMPS = {1: ("A", "B"), 2: ("C", "D")}
 WINDOW_DAYS = 4.0  # superdark windows (legacy)
-WINDOW_FRAMES = 5  # a window with this many frames is measured without waiting for it to close
+# a window with this many frames is measured without waiting for it to close: the daily monitor's two
+# darks a day over 4 days [I]; fewer (5 at 2.5 days) would split a window into 5 + 3 frames
+WINDOW_FRAMES = 8
 CANDIDATE_SIGMA = 3.0  # pixels this far above the dark level enter the source/trail decomposition
 TRAIL_SIGMA = 3.5  # a trail is added back only where it is detected
+CR_SIGMA = 4.0  # a sample this far above its pixel's reference is a cosmic ray (HDF superdarks: 4)
+# DQ bits of a raw sample left out of a superdark: lost, fill, saturated, A-to-D, cosmic rays (not 4 and
+# 512, which the legacy clears, nor hot and warm, which are what is measured)
+DQ_BAD = 1 | 2 | 256 | 2048 | 4096 | 8192
+BLOCK_ROWS = 256  # rows of a stack in memory at once for the median
 
 SCHEMA = pa.schema(
     [
@@ -135,12 +144,14 @@ def _row_index(rows: np.ndarray, ys: np.ndarray, step: int) -> tuple[np.ndarray,
     return idx, rows[idx] == want
 
 
-def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(image row numbers, e-/hr image as float32, clipped-mean dark level, per-pixel sigma in e-/hr) of
-    one chip of one raw dark whose primary header is ``hdr0``."""
+def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(image row numbers, e-/hr image as float32, variance of a pixel's read noise and post-flash in
+    e-^2, mask of samples its DQ flags as bad) of one chip of one raw dark whose primary header is
+    ``hdr0``."""
     exptime = float(hdr0["EXPTIME"])
     flash = float(hdr0.get("FLASHLVL", 0) or 0)
-    rows, raw, _h = read_rows(path, 1 if chip == 2 else 4, np.float32)
+    sci = 1 if chip == 2 else 4
+    rows, raw, _h = read_rows(path, sci, np.float32)
     img_rows = rows - 19 if chip == 1 else rows
     keep = (img_rows >= 0) & (img_rows < 2051)
     left, right = raw[:, 2:24], raw[:, 4183:4204]  # prescan columns of each amp
@@ -151,43 +162,93 @@ def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, n
     bias = np.array([clipped_mean(left[keep]), clipped_mean(right[keep])])
     e = (img - bias[amp][None, :]) * np.array(gains)[amp][None, :] - flash
     rate = (e * np.float32(3600.0 / exptime)).astype(np.float32)
-    med = level(rate)
-    sigma = float(np.sqrt(READ_NOISE_E**2 + max(med * exptime / 3600.0, 0) + flash) * 3600.0 / exptime)
-    return img_rows[keep], rate, med, sigma
+    _r, dq, _h = read_rows(path, sci + 2, np.int32, runs(rows[keep]))
+    bad, _amp = image_of_raw(dq & DQ_BAD, chip)
+    return img_rows[keep], rate, READ_NOISE_E**2 + flash, bad != 0
+
+
+def _grow(m: np.ndarray) -> np.ndarray:
+    """``m`` dilated by one pixel (3 x 3): a cosmic ray's diffusion wings go with its core."""
+    g = m.copy()
+    g[1:] |= m[:-1]
+    g[:-1] |= m[1:]
+    h = g.copy()
+    h[:, 1:] |= g[:, :-1]
+    h[:, :-1] |= g[:, 1:]
+    return h
+
+
+def _median(frames: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel median of the frames, in blocks of rows (the stack of a block only is in memory).
+    Up to 16 frames by an odd-even transposition sort of whole blocks (elementwise minimum and
+    maximum), several times faster than np.median across frames."""
+    out = np.empty_like(frames[0])
+    n = len(frames)
+    for a in range(0, len(out), BLOCK_ROWS):
+        block = [f[a : a + BLOCK_ROWS] for f in frames]
+        if n > 16:
+            out[a : a + BLOCK_ROWS] = np.median(np.stack(block), axis=0)
+            continue
+        for i in range(n):
+            for j in range(i % 2, n - 1, 2):
+                lo, hi = block[j], block[j + 1]
+                block[j], block[j + 1] = np.minimum(lo, hi), np.maximum(lo, hi)
+        mid = block[n // 2] if n % 2 else (block[n // 2 - 1] + block[n // 2]) * np.float32(0.5)
+        out[a : a + BLOCK_ROWS] = mid
+    return out
+
+
+def _common(
+    got: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]],
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """(rows every frame holds, each frame's rate and DQ mask on those rows)."""
+    rows = got[0][0]
+    for r, *_ in got[1:]:
+        rows = np.intersect1d(rows, r)
+    rates = [g[1][np.searchsorted(g[0], rows)] for g in got]
+    bads = [g[3][np.searchsorted(g[0], rows)] for g in got]
+    return rows, rates, bads
+
+
+def reject(
+    rates: list[np.ndarray], bads: list[np.ndarray], var0: list[float], scale: list[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(per-pixel mean of the good samples in e-/hr, number of good samples) of a stack of frames.
+
+    The reference is first the per-pixel median, then the mean of the samples kept: a sample more than
+    CR_SIGMA noise sigmas above it (read noise, post-flash and the reference's own Poisson noise, so a
+    hot pixel is not a cosmic ray) is a cosmic ray, and it and its 8 neighbours in that frame are left
+    out, as are samples the raw's DQ flags. A pixel with no sample left keeps the median."""
+    ref = _median(rates)
+    count = np.zeros(ref.shape, np.int16)
+    for _ in range(2):
+        total = np.zeros(ref.shape, np.float32)
+        count[:] = 0
+        pos = np.maximum(ref, 0)
+        for r, bad, v, k in zip(rates, bads, var0, scale, strict=True):
+            sig = np.sqrt(np.float32(v * k * k) + pos * np.float32(k))
+            out = _grow(r - ref > CR_SIGMA * sig) | bad
+            total += np.where(out, np.float32(0), r)
+            count += ~out
+        ref = np.where(count > 0, total / np.maximum(count, 1), ref)
+    return ref, count
 
 
 def superdark(
     paths: list[str], chip: int, headers: dict[str, dict[str, Any]]
-) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(rows, stacked e-/hr image, dark level, sigma of a stacked pixel) of one chip over ``paths``
-    (``headers``: their primary headers).
-
-    The mean of the frames, except that a pixel's highest value is left out where it stands more than
-    5 sigma above the mean of the others (a cosmic ray). Frames are added one at a time, so memory does
-    not grow with the window. Only rows every frame holds are kept."""
-    rows: np.ndarray | None = None
-    total = top = np.zeros(0, np.float32)
-    sigmas = []
-    for p in paths:
-        r, rate, _med, sigma = chip_rate(p, chip, headers[p])
-        sigmas.append(sigma)
-        if rows is None:
-            rows, total, top = r, rate.copy(), rate
-            continue
-        if not np.array_equal(rows, r):
-            common = np.intersect1d(rows, r)
-            keep = np.searchsorted(rows, common)
-            rows, total, top = common, total[keep], top[keep]
-            rate = rate[np.searchsorted(r, common)]
-        total += rate
-        top = np.maximum(top, rate)
-    assert rows is not None
-    n = len(paths)
-    if n >= 2:
-        rest = (total - top) / np.float32(n - 1)
-        total = np.where(top > rest + np.float32(5 * max(sigmas)), rest, total / np.float32(n))
-    sigma = float(np.sqrt(np.sum(np.square(sigmas)))) / n
-    return rows, total, level(total), sigma
+) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """(rows, stacked e-/hr image, dark level, per-pixel sigma of the stacked value) of one chip over
+    ``paths`` (``headers``: their primary headers), cosmic rays rejected per pixel (:func:`reject`).
+    Only rows every frame holds are kept."""
+    got = [chip_rate(p, chip, headers[p]) for p in paths]
+    rows, rates, bads = _common(got)
+    scale = [3600.0 / float(headers[p]["EXPTIME"]) for p in paths]
+    var0 = [g[2] for g in got]
+    stack, count = reject(rates, bads, var0, scale)
+    med = level(stack)
+    # the noise of one sample at the dark level, averaged over the frames, over the samples kept
+    one = float(np.sqrt(np.mean([v * k * k + max(med, 0) * k for v, k in zip(var0, scale, strict=True)])))
+    return rows, stack, med, (one / np.sqrt(np.maximum(count, 1))).astype(np.float32)
 
 
 def sources(
@@ -199,7 +260,8 @@ def sources(
     one's trail (e-/hr; 0 where no trail is detected). Sources are taken in read order along each column:
     a candidate with no unexplained candidate in the 8 pixels read before it is a source; the trail a
     matched filter (the exponential profile) finds after it is subtracted from the image, so a trail
-    pixel is no longer a candidate, while a second hot pixel inside the trail still stands out."""
+    pixel is no longer a candidate, while a second hot pixel inside the trail still stands out, and is
+    left out of the fit when it is brighter than the source."""
     resid = rate - np.float32(med)
     step = _trail_step(chip)
     w = (1 - np.exp(-1 / TRAIL_TAU)) * np.exp(-np.arange(TRAIL_ROWS) / TRAIL_TAU)
@@ -216,6 +278,8 @@ def sources(
             earlier |= ok & np.isin(idx.astype(np.int64) * ncol + cx, key)
         sy, sx = cy[~earlier], cx[~earlier]
         trail = np.array([along(resid, rows, sy, sx, step * k) for k in range(1, TRAIL_ROWS + 1)])
+        # a pixel brighter than the source is not its trail (a hot pixel read after a noise peak)
+        trail[trail > resid[sy, sx][None, :]] = 0.0
         amp = (w[:, None] * np.nan_to_num(trail, nan=0.0)).sum(axis=0) / w2
         amp = np.where(amp > TRAIL_SIGMA * sigma_d, amp, 0.0)
         out_y.append(sy)
@@ -242,10 +306,11 @@ def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
     headers = {p: primary(p) for p in paths}  # read once, used for both chips
     out = []
     for chip in (2, 1):
-        rows, rate, med, sigma = superdark(paths, chip, headers)
+        rows, rate, med, sigmas = superdark(paths, chip, headers)
+        sigma = float(np.median(sigmas))
         ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
         value = med + excess + (trail if correct_cte else 0.0)
-        hot = (value > HOT) & (value - med > 5 * sigma)
+        hot = (value > HOT) & (value - med > 5 * sigmas[ys, xs])
         for half, amp in enumerate(AMPS[chip]):
             mine = hot & ((xs >= 2048) == bool(half))
             pix = ";".join(
@@ -357,11 +422,13 @@ MONITOR = Monitor(
     windows,
     measures=(
         "dark current per amp (e-/hr) and hot pixels (> 54 e-/hr, 5 sigma) per superdark (raw darks "
-        "stacked in 4-day windows inside one anneal cycle; CTE trails fitted and not counted as hot "
-        "pixels); hot pixels per anneal cycle"
+        "stacked in 4-day windows inside one anneal cycle, cosmic rays rejected per pixel; CTE trails "
+        "fitted and not counted as hot pixels); hot pixels per anneal cycle"
     ),
     claim=(
-        "trend per amp within 10 %; each result in its true anneal cycle; recall >= 95 % of all planted "
-        "hot pixels (measured 99.4 %), false positives <= 5 %"
+        "trend per amp within 10 %; each result in its true anneal cycle; on darks with cosmic rays at the "
+        "on-orbit rate: recall >= 95 % of planted hot pixels above 54 e-/hr as CTE leaves them (measured "
+        "96.6-97.6 % on two seeds), false positives <= 5 % (0.6-1.7 %), <= 5 % of pixels planted below "
+        "40 e-/hr flagged (0.1-0.2 %)"
     ),
 )
