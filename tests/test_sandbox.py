@@ -6,6 +6,7 @@ proprietary paths.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -14,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,3 +109,142 @@ def test_missing_state_database_reads_as_empty(tmp_path: Path) -> None:
     assert "user" in tables["anomalies"].column_names
     assert state.query(tmp_path, "SELECT count(*) AS n FROM job_events").to_pylist() == [{"n": 0}]
     assert not list(tmp_path.iterdir())  # reading created nothing
+
+
+# ------------------------------------------------------------------ the site's scope under attack
+def _scope(site_lake: dict[str, Any], viewer: Any, **cfg: Any) -> Any:
+    from app.data.scope import Scope
+
+    return Scope(site_lake["lake"], viewer, {**site_lake["cfg"], **cfg}, resident=True)
+
+
+def _probe(guest: Any, path: str) -> list[str]:
+    """What ``guest``'s console can list or read at ``path``: every row it gets back."""
+    from lake.errors import AccessDenied, QueryError
+
+    got: list[str] = []
+    for fn in ("glob", "read_blob", "read_text"):
+        for p in (path, path.rstrip("/") + "/*", path.rstrip("/") + "/**"):
+            with contextlib.suppress(AccessDenied, QueryError):
+                got += [str(r) for r in guest.console(f"SELECT * FROM {fn}('{p}')").table.to_pylist()]
+    return got
+
+
+def test_guest_reads_no_spill_file(
+    site_lake: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team query spills while a guest's console tries every path it can learn: nothing readable."""
+    import threading
+
+    from app.data import scope as scope_mod
+    from app.data.viewer import GUEST, Viewer
+    from lake.errors import QueryError
+
+    monkeypatch.chdir(tmp_path)  # DuckDB's default spill folder is ./.tmp
+    monkeypatch.setitem(scope_mod.LOCKED, "memory_limit", "32MB")
+    team = _scope(site_lake, Viewer(name="Alice", email="alice@stsci.edu", team=True))
+    guest = _scope(site_lake, GUEST)
+    spill_dir = Path(team.sql("SELECT current_setting('temp_directory') AS d").column(0)[0].as_py()).resolve()
+    done = threading.Event()
+
+    def spill() -> None:  # a sort of 6M generated rows (~100 MB) in 32 MB, again while the guest probes
+        while not done.is_set():
+            with contextlib.suppress(QueryError):  # (interrupted at the end)
+                team.sql("SELECT count(*) FROM (SELECT r, random() AS x FROM range(6000000) t(r) ORDER BY x)")
+
+    worker = threading.Thread(target=spill, daemon=True)
+    worker.start()
+    try:
+        for _ in range(600):  # until the team's query has written its spill files
+            if spill_dir.is_dir() and any(spill_dir.iterdir()):
+                break
+            __import__("time").sleep(0.05)
+        assert any(spill_dir.iterdir()), "the team query did not spill; make it bigger"
+        learned = {str(spill_dir), str(tmp_path), str(tmp_path / ".tmp"), ".tmp", tempfile.gettempdir(), "/"}
+        learned |= {str(site_lake["lake"]), str(Path(tempfile.gettempdir()) / "quicklake-scope-*")}
+        said: list[str] = []
+        for setting in ("temp_directory", "allowed_directories", "allowed_paths", "home_directory"):
+            value = guest.console(f"SELECT current_setting('{setting}')::VARCHAR AS v").table.column(0)[0]
+            text = str(value.as_py() or "")
+            learned |= {p for p in text.strip("[]").replace("'", "").split(", ") if p}
+            said.append(text)
+        files = guest.console("SELECT * FROM duckdb_temporary_files()").table
+        assert files.num_rows == 0, files.to_pylist()
+        attempts = 0
+        for path in sorted(learned):
+            assert _probe(guest, path) == [], path
+            attempts += 9
+        print(f"{attempts} leak attempts blocked")
+        assert not [t for t in said if str(spill_dir) in t or ".tmp" in t], said
+    finally:
+        done.set()
+        team._con.interrupt()
+        worker.join(timeout=60)
+
+
+def test_a_heavy_guest_query_does_not_slow_other_guests(site_lake: dict[str, Any]) -> None:
+    """Two guests on the shared guest scope: one runs a long console query, the other's Home stays fast."""
+    import statistics
+    import threading
+    import time
+
+    from app.data import anomaly, browse
+    from app.data.viewer import GUEST, Viewer
+    from lake.errors import QueryError
+
+    shared = _scope(site_lake, GUEST)
+    sql = "SELECT sum(hash(a.range * b.range)) FROM range(100000000) a, range(100) b"
+    heavy, other = shared.as_viewer(GUEST), shared.as_viewer(Viewer(name="guest 2"))
+
+    def home() -> float:  # what the Home page asks of the data layer
+        t0 = time.perf_counter()
+        browse.totals(other)
+        browse.by_detector_and_type(other)
+        anomaly.current(other)
+        return time.perf_counter() - t0
+
+    home()
+    idle = statistics.median(home() for _ in range(15))
+    started = threading.Event()
+
+    def hog() -> None:
+        started.set()
+        with pytest.raises(QueryError, match="interrupted"):
+            heavy.console(sql, timeout=8.0)
+
+    worker = threading.Thread(target=hog)
+    worker.start()
+    started.wait()
+    time.sleep(0.5)  # the heavy query is running
+    busy = statistics.median(home() for _ in range(15))
+    assert worker.is_alive(), "the heavy query ended before the measurement; make it heavier"
+    worker.join(timeout=60)
+    print(
+        f"Home {idle * 1000:.1f} ms idle, {busy * 1000:.1f} ms beside a heavy guest query: {busy / idle:.2f}x"
+    )
+    assert busy < 2 * idle
+
+
+def test_user_queries_share_one_budget(site_lake: dict[str, Any]) -> None:
+    """Every console of every session and role runs in one database with the server's memory budget, no
+    spill folder; a query that needs more than the budget fails with a message, and the pool still works."""
+    from app.data.viewer import GUEST, Viewer
+    from lake.errors import QueryError
+
+    cfg = {"console_memory": "200MB", "console_threads": 1}
+    scopes = [_scope(site_lake, GUEST, **cfg), _scope(site_lake, Viewer(name="A", team=True), **cfg)]
+    scopes.append(scopes[0].as_viewer(Viewer(name="guest 2")))
+    for s in scopes:
+        got = s.console(
+            "SELECT current_setting('memory_limit') AS m, current_setting('threads') AS t, "
+            "current_setting('temp_directory') AS d"
+        ).table.to_pylist()[0]
+        assert got["t"] == 1 and got["d"] == "" and got["m"].startswith(("190", "200")), got
+    # a hash join over 20M generated rows needs far more than 200 MB: refused, not spilled
+    with pytest.raises(QueryError, match="share"):
+        scopes[1].console(
+            "SELECT count(*) FROM (SELECT range AS k, random() AS v FROM range(20000000)) a "
+            "JOIN (SELECT range AS k FROM range(20000000)) b USING (k)",
+            timeout=60,
+        )
+    assert scopes[0].console("SELECT count(*) AS n FROM master").table.column("n")[0].as_py() > 0
