@@ -248,3 +248,60 @@ def test_user_queries_share_one_budget(site_lake: dict[str, Any]) -> None:
             timeout=60,
         )
     assert scopes[0].console("SELECT count(*) AS n FROM master").table.column("n")[0].as_py() > 0
+
+
+def test_guests_see_no_team_address_and_no_proprietary_path(
+    site_lake: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Findings name a misfiled proprietary file and a proprietary folder; flags carry who set them."""
+    import dataclasses
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app.data import anomaly
+    from app.data import scope as scope_mod
+    from app.data.viewer import GUEST, Viewer
+    from lake.access import read_sql
+    from lake.errors import AccessDenied
+    from lake.snapshot import TableFiles
+
+    team_viewer = Viewer(name="Zed", email="zed@stsci.edu", team=True)
+    team = _scope(site_lake, team_viewer)
+    secret = team.sql(f"SELECT min(rootname) FROM master WHERE proposid = {site_lake['secret']}")
+    # (the last public dataset: test_site's anomaly test owns the first one's history)
+    s_root, p_root = str(secret.column(0)[0]), sorted(_scope(site_lake, GUEST).public.to_pylist())[-1]
+    anomaly.flag(team, p_root, "crosstalk", "chip 2")
+    p_path = read_sql(f"SELECT path FROM files WHERE rootname = '{p_root}' LIMIT 1", site_lake["lake"])
+    # a finding of each kind: a misfiled proprietary file (not in `files`), a proprietary proposal's
+    # folder, a public file
+    rows = [
+        (f"12345/{s_root}/{s_root}_flt.fits", "wrong-folder", "PROPOSID differs"),
+        (str(site_lake["secret"]), "world-accessible", "mode 0o755"),
+        (str(p_path.column(0)[0]), "empty", "0 bytes"),
+    ]
+    t = pa.table({n: [r[i] for r in rows] for i, n in enumerate(("path", "problem", "detail"))})
+    pq.write_table(t, tmp_path / "f.parquet")
+    real = scope_mod.load_snapshot
+
+    def with_findings(root: Any, uri: str = "") -> Any:
+        snap = real(root, uri)
+        tf = TableFiles((str(tmp_path / "f.parquet"),), t.schema, {})
+        return dataclasses.replace(snap, tables={**snap.tables, "findings_check_filesystem": tf})
+
+    monkeypatch.setattr(scope_mod, "load_snapshot", with_findings)
+    guest, team = _scope(site_lake, GUEST), _scope(site_lake, team_viewer)
+    assert team.sql("SELECT count(*) FROM findings_check_filesystem").column(0)[0].as_py() == 3
+    for s in (guest, guest.as_viewer(Viewer(name="x"))):
+        shown = s.console("SELECT path FROM findings_check_filesystem").table.column(0).to_pylist()
+        assert shown == [rows[2][0]], shown  # the public file's finding only
+        some = [n for n in s.tables if n.startswith(("findings_", "anomal", "monitor_"))]
+        dump = str([s.console(f'SELECT * FROM "{n}"').table.to_pylist() for n in some])
+        assert "@" not in dump and s_root not in dump, "a team address or a proprietary rootname"
+        for fn in (anomaly.history, anomaly.current):
+            got = fn(s)
+            assert p_root in got.column("rootname").to_pylist() and "user" not in got.column_names
+            with pytest.raises(AccessDenied, match="team members"):
+                fn(s, user="zed@stsci.edu")
+        assert "user" not in s.columns("anomalies") and "user" not in s.columns("anomaly_events")
+    assert "zed@stsci.edu" in anomaly.history(team, rootname=p_root).column("user").to_pylist()
