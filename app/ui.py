@@ -48,9 +48,24 @@ def viewer() -> Viewer:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _scope(lake: str, role: str, pins_text: str, hour: str) -> Scope:
-    # one sandbox per role and lake snapshot (and hour: datasets leave their proprietary period)
+def _scope(lake: str, role: str, pins_text: str, hour: str, proposals: str) -> Scope:
+    # one sandbox per role and lake snapshot (and hour: datasets leave their proprietary period; and
+    # proposals file version: a changed period changes what guests may see at once)
     return Scope(lake, Viewer(name=role, team=role == "team"), cfg())
+
+
+def proposals_version(c: dict[str, Any]) -> str:
+    """The proposals file's modification time and size ('' if there is none): part of a scope's key."""
+    import fsspec
+
+    from lake.proprietary import proposals_file
+
+    try:
+        fs, _, (p,) = fsspec.get_fs_token_paths(proposals_file(c))
+        info = fs.info(p)
+    except (OSError, ValueError):
+        return ""
+    return f"{info.get('mtime', info.get('LastModified', ''))} {info.get('size', '')}"
 
 
 def lake_root() -> Path:
@@ -62,20 +77,13 @@ def scope() -> Scope:
     v = viewer()
     pins = (lake_root() / "pins.json").read_text() if (lake_root() / "pins.json").exists() else ""
     hour = datetime.now(UTC).strftime("%Y%m%d%H")
-    return _scope(str(lake_root()), v.role, pins, hour).as_viewer(v)
+    return _scope(str(lake_root()), v.role, pins, hour, proposals_version(cfg())).as_viewer(v)
 
 
 def console_scope() -> Scope:
-    """This session's own locked connection for the SQL console."""
-    v = viewer()
-    base = scope()
-    key = (v.role, base.pins_text)
-    held = st.session_state.get("_console_scope")
-    if held is None or held[0] != key:
-        held = (key, Scope(str(lake_root()), v, cfg(), resident=False))  # light: no resident tables
-        st.session_state["_console_scope"] = held
-    s: Scope = held[1]
-    return s
+    """The scope the SQL console runs on: the viewer's own; :meth:`Scope.console` gives every query a
+    connection of its own to the server's shared query pool (no per-session database, no shared lock)."""
+    return scope()
 
 
 @contextmanager

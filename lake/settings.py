@@ -142,6 +142,26 @@ REGISTRY: tuple[Setting, ...] = (
     Setting("app_port", 8501, "Site: port of 'ql app' (it listens on 127.0.0.1).", int),
     Setting("console_rows", 10000, "Site SQL console: most rows a query returns.", int),
     Setting("console_timeout", 30.0, "Site SQL console: seconds before a query is interrupted.", float),
+    Setting(
+        "console_memory",
+        "2GB",
+        "Site: memory all users' queries (SQL consoles, plot conditions) of the server share, together; "
+        "a query that needs more fails (they never spill to disk).",
+    ),
+    Setting(
+        "console_threads",
+        1,
+        "Site: threads all users' queries of the server share, together (the pages' own queries keep "
+        "the rest of the machine).",
+        int,
+    ),
+    Setting(
+        "console_queries",
+        4,
+        "Site: most users' queries (SQL consoles, plot conditions) running at once in the server; more "
+        "wait their turn. They run at a lower CPU priority than the pages.",
+        int,
+    ),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 

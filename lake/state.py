@@ -86,12 +86,32 @@ def connect(lake_root: str | Path) -> Iterator[sqlite3.Connection]:
 
 
 def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.Table:
-    """Run a read query on the state database and return Arrow."""
-    with connect(lake_root) as con:
-        cur = con.execute(sql, args)
-        names = [d[0] for d in cur.description]
-        rows = cur.fetchall()
-    return pa.table({n: [r[i] for r in rows] for i, n in enumerate(names)}) if names else pa.table({})
+    """Run a read query on the state database and return Arrow: read-only, so a user who may only read
+    the lake can run it (nothing is created or migrated); no database yet reads as empty tables."""
+    p = path_of(lake_root)
+    if not p.exists():
+        con = sqlite3.connect(":memory:")
+        con.executescript(SCHEMA)
+    else:
+        con = _read_only(p)
+    try:
+        return _arrow(con.execute(sql, args))
+    finally:
+        con.close()
+
+
+def _read_only(p: Path) -> sqlite3.Connection:
+    """``p`` opened read-only. A WAL database needs its -shm file; a reader who may not create it (a
+    read-only lake folder, no writer around) reads the file as immutable: with no -wal file left by a
+    writer, the file alone is the whole database."""
+    uri = p.resolve().as_uri()
+    con = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=10.0)
+    try:
+        con.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return con
+    except sqlite3.OperationalError:
+        con.close()
+    return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
 
 STATE_TABLES = ("job_events", "job_runs", "anomaly_events", "anomalies")
@@ -106,17 +126,12 @@ def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
         "SELECT * FROM anomaly_events ORDER BY event_id",
         ANOMALIES_SQL + " ORDER BY flagged_at",
     )
-    if path_of(lake_root).exists():
-        return {name: query(lake_root, sql) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
-    con = sqlite3.connect(":memory:")  # no file yet: the columns from the schema, no rows
-    try:
-        con.executescript(SCHEMA)
-        return {name: _arrow(con.execute(sql)) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
-    finally:
-        con.close()
+    return {name: query(lake_root, sql) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
 
 
 def _arrow(cur: sqlite3.Cursor) -> pa.Table:
+    if cur.description is None:
+        return pa.table({})
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
     return pa.table(

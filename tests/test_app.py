@@ -288,3 +288,27 @@ def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "ROOTNAME= 'ibxy01z8q" in at.code[0].value
         assert len(at.image) >= 1, texts(at)  # a real IR read, zscaled
         page("browse", who)
+
+
+def test_guest_split_follows_the_proposals_file(
+    site_lake: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A changed proposals.csv changes what guests see at once, not at the next commit (#21)."""
+    import os
+    import re
+
+    def datasets(at: AppTest) -> int:
+        return int(next(m.value for m in at.metric if m.label == "Datasets").replace(",", ""))
+
+    proposals = tmp_path / "proposals.csv"
+    text = (site_lake["archive"] / "proposals.csv").read_text()
+    proposals.write_text(text)
+    monkeypatch.setenv("QUICKLAKE_PROPOSALS", str(proposals))
+    before = datasets(page("home", "guest"))
+    secret = site_lake["secret"]
+    changed = re.sub(rf"^({secret},.*),1200$", r"\1,0", text, flags=re.MULTILINE)
+    assert changed != text
+    proposals.write_text(changed)
+    os.utime(proposals, ns=(0, proposals.stat().st_mtime_ns + 10**9))  # (a later mtime, whatever the clock)
+    after = datasets(page("home", "guest"))
+    assert after > before  # the secret proposal's datasets became public

@@ -41,7 +41,8 @@ with ui.shown_errors():
             format_func=lambda k: "all types" if k is None else TYPES[k],
             key="anom_f_type",
         )
-        f_user = st.text_input("User", key="anom_f_user").strip() or None
+        # who flagged is a team member's e-mail address: team members only
+        f_user = st.text_input("User", key="anom_f_user").strip() or None if scope.viewer.team else None
     current = anomaly.current(scope, f_root, f_type, f_user).to_pandas()
     st.subheader(f"In force ({len(current)})")
     if len(current):

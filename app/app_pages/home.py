@@ -46,7 +46,9 @@ with ui.shown_errors():
         st.subheader("Recent anomalies")
         flags = anomaly.current(scope).to_pandas().head(10)
         if len(flags):
-            ui.linked_table(flags, columns=["anomaly", "user", "flagged_at"])
+            # (guests get no "user" column: who flagged is a team member's address)
+            cols = [c for c in ("anomaly", "user", "flagged_at") if c in flags.columns]
+            ui.linked_table(flags, columns=cols)
         else:
             st.caption("No datasets flagged.")
 

@@ -2,7 +2,8 @@
 
 The flags in force are derived (latest event per dataset and type), so nothing is ever lost: an unflag
 is one more event with its user, time and comment. Only logged-in team members write; reads are scoped
-by :class:`app.data.scope.Scope` like everything else, so a guest sees flags of public datasets only.
+by :class:`app.data.scope.Scope` like everything else, so a guest sees flags of public datasets only,
+and that a dataset is flagged, not who flagged it (users are team members' e-mail addresses).
 """
 
 from __future__ import annotations
@@ -67,18 +68,19 @@ def unflag(scope: Scope, rootname: str, anomaly: str, comment: str = "") -> None
 
 
 def _visible(scope: Scope, t: pa.Table) -> pa.Table:
-    if scope.viewer.team or not t.num_rows:
+    if scope.viewer.team:
         return t
     import pyarrow.compute as pc
 
-    return t.filter(pc.is_in(t.column("rootname"), value_set=scope.public))
+    t = t.drop_columns([c for c in ("user",) if c in t.column_names])
+    return t.filter(pc.is_in(t.column("rootname"), value_set=scope.public)) if t.num_rows else t
 
 
 def history(
     scope: Scope, rootname: str | None = None, anomaly: str | None = None, user: str | None = None
 ) -> pa.Table:
     """Every flag/unflag event the viewer may see, newest first, optionally filtered."""
-    where, args = _filters(rootname, anomaly, user)
+    where, args = _filters(scope, rootname, anomaly, user)
     t = state.query(
         scope.lake_root,
         "SELECT event_id, ts, rootname, anomaly, action, user, comment FROM anomaly_events"
@@ -92,14 +94,18 @@ def current(
     scope: Scope, rootname: str | None = None, anomaly: str | None = None, user: str | None = None
 ) -> pa.Table:
     """The flags in force the viewer may see, newest first."""
-    where, args = _filters(rootname, anomaly, user)
+    where, args = _filters(scope, rootname, anomaly, user)
     t = state.query(
         scope.lake_root, f"SELECT * FROM ({state.ANOMALIES_SQL}){where} ORDER BY flagged_at DESC", args
     )
     return _visible(scope, t)
 
 
-def _filters(rootname: str | None, anomaly: str | None, user: str | None) -> tuple[str, tuple[object, ...]]:
+def _filters(
+    scope: Scope, rootname: str | None, anomaly: str | None, user: str | None
+) -> tuple[str, tuple[object, ...]]:
+    if user and not scope.viewer.team:  # (else the filter would tell who flagged what)
+        raise AccessDenied("filtering flags by user is for team members; log in with a team account")
     conds, args = [], []
     for col, val in (("rootname", rootname), ("anomaly", anomaly), ("user", user)):
         if val:

@@ -5,18 +5,35 @@ snapshot. For a guest each dataset is filtered to public rootnames (:mod:`lake.p
 DuckDB sees it, and tables that cannot be tied to a dataset are left out, so no query, however written,
 reaches proprietary rows. The connection has no file access at all (``enable_external_access=false``
 with no allowed directories), no extension loading, no Python replacement scans and a locked
-configuration: the tested recipe of ``docs/background/lake-formats.md`` §5, variant D. The site's own
-queries and its SQL console both go through it; :meth:`Scope.console` adds the single-SELECT rule,
-a row cap and an interrupt-based timeout.
+configuration: the tested recipe of ``docs/background/lake-formats.md`` §5, variant D.
+
+Two DuckDB databases serve a scope (issue #21). The site's own queries run on the scope's database,
+under its lock, spilling only into a private temporary folder that no SQL string reaches. A user's SQL
+(:meth:`Scope.console`: the console, the Plot tab's condition) never runs there: it runs on a connection
+of its own to the *query pool*, one database for the whole process whose ``console_memory`` and
+``console_threads`` are the budget every user query of every session shares; it has no temporary folder
+at all (nothing to list or read, and a query that outgrows the budget fails instead of filling a disk)
+and sees only the tables registered on its own connection, those of its viewer. So a guest's query
+neither waits for nor holds a lock another guest's page needs, and N consoles cannot add up to more than
+the budget. User queries run on a few threads of their own (``console_queries`` at once, the rest wait
+their turn) at a lower CPU priority, so a heavy one leaves the machine to the pages.
+:meth:`Scope.console` adds the single-SELECT rule, a row cap and an interrupt-based timeout.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +47,7 @@ from lake import settings
 from lake.catalog import _quote
 from lake.errors import AccessDenied, QueryError
 from lake.proprietary import public_rootnames
-from lake.schema import WIDE_BASE
+from lake.schema import RESULT_PREFIXES, WIDE_BASE
 from lake.search import register_macros
 from lake.snapshot import TableFiles
 from lake.snapshot import load as load_snapshot
@@ -45,6 +62,63 @@ LOCKED: dict[str, str | bool | int | float | list[str]] = {
     "threads": 2,
 }
 TEAM_ONLY = ("job_events", "job_runs")  # job logs name files of every proposal
+TEAM_COLUMNS = ("user",)  # who flagged an anomaly: a team member's e-mail address
+
+_POOLS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+_WORKERS: dict[int, ThreadPoolExecutor] = {}
+USER_NICE = 10  # users' queries yield the CPU to the pages' own
+
+
+def _lower_priority() -> None:
+    if sys.platform == "linux":  # (a thread's own priority; elsewhere it would be the process's)
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), USER_NICE)
+
+
+def user_workers(n: int) -> ThreadPoolExecutor:
+    """The process's threads for users' queries: at most ``n`` run at once, the rest wait their turn,
+    and they run at a lower CPU priority than the pages (a heavy console does not slow anyone's Home)."""
+    with _POOLS_LOCK:
+        if n not in _WORKERS:
+            _WORKERS[n] = ThreadPoolExecutor(n, "quicklake-user-query", initializer=_lower_priority)
+        return _WORKERS[n]
+
+
+def query_pool(memory: str, threads: int) -> duckdb.DuckDBPyConnection:
+    """The process's one database for users' SQL (per budget; a server has one): no files at all."""
+    key = (memory, threads)
+    with _POOLS_LOCK:
+        if key not in _POOLS:
+            con = duckdb.connect(
+                config={
+                    **LOCKED,
+                    "memory_limit": memory,
+                    "threads": threads,
+                    "temp_directory": "",  # no spilling: no folder a query could list or read
+                    "enable_external_access": False,
+                }
+            )
+            con.execute("SET lock_configuration = true")
+            _POOLS[key] = con
+        return _POOLS[key]
+
+
+class _Private:
+    """A scope's spill folder, removed (with its database closed) when no copy of the scope is left."""
+
+    def __init__(self, tmp: str) -> None:
+        self.tmp = tmp
+
+    def close_with(self, con: duckdb.DuckDBPyConnection) -> None:
+        weakref.finalize(self, _close, con, self.tmp)
+
+
+def _close(con: duckdb.DuckDBPyConnection, tmp: str) -> None:
+    con.close()
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 class Scope:
@@ -71,7 +145,14 @@ class Scope:
         self.committed_at = json.loads(self.pins_text).get("committed_at", "")
         self._lock = threading.RLock()
         snap = load_snapshot(self.lake.root, self.lake.catalog_uri).tables
-        self._con = duckdb.connect(config=LOCKED)
+        # spills of the site's own queries: a folder of this scope's, gone with it
+        self._own = _Private(tempfile.mkdtemp(prefix="quicklake-scope-"))
+        self._con = duckdb.connect(config={**LOCKED, "temp_directory": self._own.tmp})
+        self._own.close_with(self._con)
+        self._objects: dict[str, Any] = {}  # what a user query's connection registers
+        self._views: list[tuple[str, str]] = []
+        self._idle: list[duckdb.DuckDBPyConnection] = []  # user connections ready for a next query
+        self._idle_lock = threading.Lock()  # held for a list operation, never during a query
         self.public: pa.Array = pa.array([], pa.string())
         self._hidden: pa.Array = pa.array([], pa.string())
         self._hidden_paths: pa.Array = pa.array([], pa.string())
@@ -127,19 +208,12 @@ class Scope:
     RESIDENT = ("master", "files")
 
     def _register(self, name: str, tf: TableFiles, snap: dict[str, TableFiles]) -> None:
-        import pyarrow.compute as pc
-
         obj = self._dataset(tf)
         if not self.viewer.team:
-            cols = tf.schema.names
-            if "rootname" in cols:
-                keep = pc.invert(pc.field("rootname").isin(self._hidden)) & pc.field("rootname").is_valid()
-            elif "path" in cols and "files" in snap:
-                keep = pc.invert(pc.field("path").isin(self._hidden_paths)) & pc.field("path").is_valid()
-            else:
+            obj = self._guest_rows(name, tf, obj, snap)
+            if obj is None:
                 return  # cannot be tied to a dataset: not shown to guests
-            if tf.files:  # (an empty table has nothing to hide)
-                obj = obj.filter(keep)
+        self._objects[name] = obj
         if self.resident and name in self.RESIDENT:
             # loaded once per scope; the user never sees the unfiltered registration
             self._con.register("__load", obj)
@@ -151,9 +225,39 @@ class Scope:
         base = ", ".join(_quote(c) for c in WIDE_BASE.names)
         for hdu, kws in sorted(tf.hdu_columns.items()):
             cols = ", ".join([base, *(_quote(c) for c in kws)])
-            view = _quote(f"{name}_{hdu}")
-            self._con.execute(f"CREATE VIEW {view} AS SELECT {cols} FROM {_quote(name)} WHERE hdu = {hdu}")
-            self.tables.append(f"{name}_{hdu}")
+            view = f"{name}_{hdu}"
+            select = f"SELECT {cols} FROM {_quote(name)} WHERE hdu = {hdu}"
+            self._con.execute(f"CREATE VIEW {_quote(view)} AS {select}")
+            self._views.append((view, select))
+            self.tables.append(view)
+
+    def _guest_rows(self, name: str, tf: TableFiles, obj: Any, snap: dict[str, TableFiles]) -> Any:
+        """``obj`` with only public datasets' rows, or None if its rows cannot be tied to datasets.
+
+        Header tables drop the hidden rootnames (every row comes from a file the lake knows). Result
+        tables (job findings, monitor results) name whatever a job found, a misfiled proprietary file or
+        folder included, so they keep only rows of public datasets: by ``rootname``, else by the rootname
+        in the ``path``'s file name (a folder or an unknown name is not public).
+        """
+        import pyarrow.compute as pc
+
+        cols = tf.schema.names
+        if name.startswith(RESULT_PREFIXES):
+            t = obj if isinstance(obj, pa.Table) else obj.to_table()
+            if "rootname" in cols:
+                key = t.column("rootname").cast(pa.string())
+            elif "path" in cols:
+                key = pc.replace_substring_regex(t.column("path"), r"^(?:.*/)?([^/_]+)_[^/]*$", r"\1")
+            else:
+                return None
+            return t.filter(pc.fill_null(pc.is_in(pc.utf8_lower(key), value_set=self.public), False))
+        if "rootname" in cols:
+            keep = pc.invert(pc.field("rootname").isin(self._hidden)) & pc.field("rootname").is_valid()
+        elif "path" in cols and "files" in snap:
+            keep = pc.invert(pc.field("path").isin(self._hidden_paths)) & pc.field("path").is_valid()
+        else:
+            return None
+        return obj.filter(keep) if tf.files else obj  # (an empty table has nothing to hide)
 
     def _register_state(self) -> None:
         import pyarrow.compute as pc
@@ -161,10 +265,13 @@ class Scope:
         from lake.state import state_tables
 
         for name, t in state_tables(self.lake_root).items():
-            if name in TEAM_ONLY and not self.viewer.team:
-                continue
-            if not self.viewer.team and "rootname" in t.column_names and t.num_rows:
-                t = t.filter(pc.is_in(t.column("rootname").cast(pa.string()), value_set=self.public))
+            if not self.viewer.team:
+                if name in TEAM_ONLY:
+                    continue
+                if "rootname" in t.column_names and t.num_rows:
+                    t = t.filter(pc.is_in(t.column("rootname").cast(pa.string()), value_set=self.public))
+                t = t.drop_columns([c for c in TEAM_COLUMNS if c in t.column_names])
+            self._objects[name] = t
             self._con.register(name, t)
             if name not in self.tables:
                 self.tables.append(name)
@@ -215,8 +322,27 @@ class Scope:
             return "is not in the lake; check the name, or 'ql ingest' it"
         return "is not in the lake or is still proprietary; team members who log in can see proprietary data"
 
+    def _user_connection(self) -> duckdb.DuckDBPyConnection:
+        """A connection to the query pool holding this viewer's tables and nothing else: none of this
+        scope's locks, resident tables or spill folder. One query at a time each; reused (registering
+        a lake's views takes a while), and as many as run at once."""
+        with self._idle_lock:
+            if self._idle:
+                return self._idle.pop()
+        pool = query_pool(str(self.cfg.get("console_memory", "2GB")), int(self.cfg.get("console_threads", 1)))
+        con = pool.cursor()
+        for name, obj in self._objects.items():
+            con.register(name, obj)
+        for view, select in self._views:
+            con.execute(f"CREATE TEMP VIEW {_quote(view)} AS {select}")
+        register_macros(con, temporary=True)  # cone() and cone_search() in the console too
+        return con
+
     def console(self, query: str, max_rows: int | None = None, timeout: float | None = None) -> ConsoleResult:
-        """Run a user's SQL: one SELECT only, at most ``max_rows`` rows, interrupted after ``timeout`` s."""
+        """Run a user's SQL: one SELECT only, at most ``max_rows`` rows, interrupted after ``timeout`` s.
+
+        It runs on a connection of its own to the query pool (see the module's docstring), so it holds
+        no lock of the scope and shares the pool's memory with every other user query."""
         max_rows = int(max_rows or self.cfg.get("console_rows", 10000))
         timeout = float(timeout or self.cfg.get("console_timeout", 30.0))
         try:
@@ -228,21 +354,35 @@ class Scope:
         if stmts[0].type != duckdb.StatementType.SELECT:
             kind = stmts[0].type.name
             raise AccessDenied(f"only a single SELECT statement is allowed, not {kind}")
-        with self._lock:
-            timer = threading.Timer(timeout, self._con.interrupt)
-            t0 = time.perf_counter()
-            timer.start()
-            try:
-                table = self._con.sql(query).limit(max_rows + 1).to_arrow_table()
-            except duckdb.InterruptException:
-                raise QueryError(f"query interrupted after {timeout:g} s; narrow it down") from None
-            except duckdb.Error as e:
-                raise QueryError(f"{e}") from None
-            finally:
-                timer.cancel()
-            seconds = time.perf_counter() - t0
+        con = self._user_connection()
+        try:
+            workers = user_workers(int(self.cfg.get("console_queries", 4)))
+            table, seconds = workers.submit(self._run, con, query, max_rows, timeout).result()
+        finally:
+            with self._idle_lock:
+                self._idle.append(con)  # (a SELECT leaves nothing behind on it)
         truncated = table.num_rows > max_rows
         return ConsoleResult(table.slice(0, max_rows), truncated, seconds)
+
+    def _run(
+        self, con: duckdb.DuckDBPyConnection, query: str, max_rows: int, timeout: float
+    ) -> tuple[pa.Table, float]:
+        timer = threading.Timer(timeout, con.interrupt)
+        t0 = time.perf_counter()
+        timer.start()
+        try:
+            return con.sql(query).limit(max_rows + 1).to_arrow_table(), time.perf_counter() - t0
+        except duckdb.InterruptException:
+            raise QueryError(f"query interrupted after {timeout:g} s; narrow it down") from None
+        except duckdb.OutOfMemoryException:
+            raise QueryError(
+                f"query needs more than the {self.cfg.get('console_memory', '')} that all the site's "
+                "queries share; narrow it down (fewer columns, a WHERE, an aggregate) or try later"
+            ) from None
+        except duckdb.Error as e:
+            raise QueryError(f"{e}") from None
+        finally:
+            timer.cancel()
 
 
 @dataclass(frozen=True)
