@@ -194,9 +194,29 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, realism: str, sche
     click.echo(
         f"the original Quicklook example query returns {rows} rows:  ql sql --lake {lake_dir} --original"
     )
-    click.echo(f"SQL shell:   duckdb {lake_dir / 'catalog.duckdb'}      (or: ql sql --lake {lake_dir})")
-    click.echo("notebook:    jupyter lab docs/notebooks/quickstart.ipynb")
-    click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N]")
+    _how_to_use(lake_dir, archive)
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when inside it (``.venv/bin/jupyter``), else absolute."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _how_to_use(lake_dir: Path, archive: Path) -> None:
+    """The lines ``ql demo`` ends with: each way into the lake, as a command that works as printed."""
+    venv_bin = Path(sys.executable).parent  # duckdb and jupyter are installed beside this Python
+    catalog = lake_dir / "catalog.duckdb"
+    click.echo(
+        f"SQL shell:   {_shown(venv_bin / 'duckdb')} -readonly {catalog}   (or: ql sql --lake {lake_dir})"
+    )
+    notebook = Path(__file__).resolve().parent.parent / "docs" / "notebooks" / "quickstart.ipynb"
+    if notebook.exists():  # a source checkout
+        jupyter = _shown(venv_bin / "jupyter")
+        click.echo(f"notebook:    QUICKLAKE_LAKE={lake_dir} {jupyter} lab {_shown(notebook)}")
+    click.echo(f"a header:    ql header --lake {lake_dir} <file> [--ext N] [--raw]")
     click.echo(
         f"the site:    ql app --lake {lake_dir} --archive {archive}   (then http://127.0.0.1:8501/; "
         "guests see public data: QUICKLAKE_LOCAL_USER=you shows everything on your own machine)"

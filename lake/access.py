@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
 from lake import settings
-from lake.errors import LakeError, QueryError
+from lake.errors import ConfigError, LakeError, QueryError
 from lake.snapshot import Snapshot
 from lake.snapshot import load as load_snapshot
 from lake.tables import Lake
@@ -22,9 +22,61 @@ if TYPE_CHECKING:
     import polars as pl
 
 
-def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None) -> Lake:
-    """The lake at ``path`` (default: the ``lake`` setting)."""
+def reader_settings(
+    path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None
+) -> dict[str, Any]:
+    """The settings a reader uses, with the lake found wherever the reader runs (a notebook's kernel runs
+    in the notebook's folder).
+
+    The lake is, first to apply: ``path``; ``QUICKLAKE_LAKE``; the ``lake`` of ``quicklake.toml``
+    (``QUICKLAKE_CONFIG``, else ``./quicklake.toml``), all as :func:`lake.settings.load` gives it; the
+    default ``demo/lake`` if it exists in the working directory. Otherwise the working directory's parents
+    up to the repository root (the nearest folder holding ``.git``) are searched, nearest first, for a
+    ``quicklake.toml`` (its relative ``lake`` taken from its own folder) or the default ``demo/lake``
+    (where ``ql demo`` writes, run from the repository root).
+    """
     cfg = settings.load({"lake": str(path) if path else None, "catalog_uri": catalog_uri})
+    chosen = path or "QUICKLAKE_LAKE" in os.environ or settings.config_file().exists()
+    if chosen or Path(cfg["lake"]).exists():
+        return cfg
+    for folder in _up_to_repository_root(Path.cwd()):
+        toml = folder / "quicklake.toml"
+        if toml.exists():
+            return {**cfg, **_lake_from_toml(toml, cfg["lake"], catalog_uri)}
+        if (folder / cfg["lake"]).exists():
+            return {**cfg, "lake": str(folder / cfg["lake"])}
+    return cfg
+
+
+def _up_to_repository_root(start: Path) -> list[Path]:
+    """``start``'s parents up to the nearest one holding ``.git`` (none outside a repository)."""
+    chain: list[Path] = []
+    for folder in (start, *start.parents):
+        if folder != start:
+            chain.append(folder)
+        if (folder / ".git").exists():
+            return chain
+    return []
+
+
+def _lake_from_toml(toml: Path, default_lake: str, catalog_uri: str | None) -> dict[str, Any]:
+    """``lake`` (relative to ``toml``'s folder) and ``catalog_uri`` from a ``quicklake.toml``."""
+    import tomllib
+
+    try:
+        data = tomllib.loads(toml.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{toml}: not a readable TOML file ({e}); fix it or set QUICKLAKE_LAKE") from None
+    table = data.get("quicklake", data)
+    found: dict[str, Any] = {"lake": str(toml.parent / str(table.get("lake", default_lake)))}
+    if catalog_uri is None and "QUICKLAKE_CATALOG_URI" not in os.environ and table.get("catalog_uri"):
+        found["catalog_uri"] = str(table["catalog_uri"])
+    return found
+
+
+def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None) -> Lake:
+    """The lake at ``path`` (default: the ``lake`` setting, found as :func:`reader_settings` says)."""
+    cfg = reader_settings(path, catalog_uri)
     lake = Lake(cfg["lake"], cfg["catalog_uri"])
     lake.require()
     return lake
@@ -59,7 +111,7 @@ def snapshot(path: str | os.PathLike[str] | None = None) -> Snapshot:
     --------
     scan, read : a table of it as Polars.
     """
-    cfg = settings.load({"lake": str(path) if path else None})
+    cfg = reader_settings(path)
     return load_snapshot(cfg["lake"], cfg["catalog_uri"])
 
 

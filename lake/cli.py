@@ -251,14 +251,43 @@ def _text_table(t: Any) -> list[str]:
 @main.command("header")
 @click.argument("file")
 @click.option("--ext", type=int, default=None, help="HDU index (default: all, in order).")
+@click.option("--raw", is_flag=True, help="Only the 80-character cards, with no line naming each HDU.")
 @lake_option
 @handle_errors
-def header_cmd(file: str, ext: int | None, lake: str | None) -> None:
-    """Print FILE's header cards from the lake, one 80-character card per line."""
+def header_cmd(file: str, ext: int | None, raw: bool, lake: str | None) -> None:
+    """Print FILE's header cards from the lake, one 80-character card per line, each HDU after a line
+    like ``# HDU 1 (SCI, ver 1)`` and a blank line."""
     from lake.access import read_header
 
-    for line in read_header(file, ext, lake):
-        click.echo(line)
+    lines = read_header(file, ext, lake)
+    if raw:
+        click.echo("\n".join(lines))
+        return
+    for i, cards in enumerate(_split_hdus(lines)):
+        click.echo(("\n" if i else "") + _hdu_label(i if ext is None else ext, cards))
+        click.echo("\n".join(cards))
+
+
+def _split_hdus(lines: list[str]) -> list[list[str]]:
+    """A file's card images split into HDUs: each extension's header starts with XTENSION."""
+    hdus: list[list[str]] = []
+    for line in lines:
+        if not hdus or line.startswith("XTENSION="):
+            hdus.append([])
+        hdus[-1].append(line)
+    return hdus
+
+
+def _hdu_label(index: int, cards: list[str]) -> str:
+    """``# HDU 1 (SCI, ver 1)``; ``# HDU 0 (PRIMARY)``; ``# HDU 3`` for an extension with no EXTNAME."""
+    import re
+
+    values = {c[:8].rstrip(): c[10:] for c in cards if c[8:10] == "= "}
+    name = re.match(r"\s*'((?:[^']|'')*)'", values.get("EXTNAME", ""))
+    ver = re.match(r"\s*(\d+)", values.get("EXTVER", ""))
+    if name:
+        return f"# HDU {index} ({name[1].rstrip()}" + (f", ver {ver[1]})" if ver else ")")
+    return f"# HDU {index} (PRIMARY)" if cards and cards[0].startswith("SIMPLE") else f"# HDU {index}"
 
 
 @main.command("errors")

@@ -402,7 +402,7 @@ def test_cli_demo_and_sql(tmp_path: Path) -> None:
     n = lake.read_sql("SELECT count(DISTINCT rootname) FROM files", lk).column(0)[0].as_py()
     assert r.exit_code == 0 and r.output.splitlines()[1] == str(n) and n > 24  # datasets + associations
     some = lake.read("files", lk)["path"][0]
-    r = CliRunner().invoke(main, ["header", "--lake", lk, some, "--ext", "0"])
+    r = CliRunner().invoke(main, ["header", "--lake", lk, some, "--ext", "0", "--raw"])
     assert r.exit_code == 0 and r.output.splitlines() == header_lines(tmp_path / "d" / "archive" / some, 0)
     r = CliRunner().invoke(main, ["header", "--lake", lk, "nope_flt.fits"])
     assert r.exit_code == 1 and "not in the lake" in r.output

@@ -1,0 +1,37 @@
+"""``ql header``: each HDU after a line naming it; ``--raw`` prints the 80-character cards only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import lake
+from lake.cli import _hdu_label, main
+
+
+def test_hdu_label() -> None:
+    sci = ["XTENSION= 'IMAGE   '", "EXTNAME = 'SCI     '           / extension name", "EXTVER  =  2 / ver"]
+    assert _hdu_label(4, sci) == "# HDU 4 (SCI, ver 2)"
+    assert _hdu_label(7, sci[:2]) == "# HDU 7 (SCI)"
+    assert _hdu_label(0, ["SIMPLE  =                    T"]) == "# HDU 0 (PRIMARY)"
+    assert _hdu_label(3, ["XTENSION= 'BINTABLE'"]) == "# HDU 3"
+    assert _hdu_label(1, ["XTENSION= 'IMAGE'", "EXTNAME = 'O''NEIL'"]) == "# HDU 1 (O''NEIL)"
+
+
+def test_header_separates_hdus_and_raw_prints_cards(small_lake: Path) -> None:
+    flt = lake.read("files", small_lake, where="filetype = 'flt' AND status = 'ok'")["path"][0]
+    cards = lake.read_header(flt, path=small_lake)
+    raw = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--raw"])
+    assert raw.exit_code == 0 and raw.output.splitlines() == cards  # what `ql header` printed before
+    r = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake)])
+    assert r.exit_code == 0, r.output
+    lines = r.output.splitlines()
+    labels = [line for line in lines if line.startswith("# HDU")]
+    assert labels[:3] == ["# HDU 0 (PRIMARY)", "# HDU 1 (SCI, ver 1)", "# HDU 2 (ERR, ver 1)"]
+    assert [x for x in lines if x and not x.startswith("# HDU")] == [c for c in cards if c]
+    assert lines[lines.index("# HDU 1 (SCI, ver 1)") - 1] == ""  # a blank line between HDUs
+    assert lines[lines.index("# HDU 1 (SCI, ver 1)") + 1].startswith("XTENSION=")
+    one = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "2"])
+    assert one.output.splitlines()[0] == "# HDU 2 (ERR, ver 1)"
+    assert one.output.splitlines()[1:] == lake.read_header(flt, 2, small_lake)
