@@ -95,7 +95,7 @@ def test_read_only_user_reads_everything(readonly_lake: Path) -> None:
         r = _as_nobody(["-m", "lake", *cmd, "--lake", str(readonly_lake)], readonly_lake)
         assert r.returncode == 0, (cmd, r.stderr[-2000:])
     path = next(iter(sorted((readonly_lake.parent / "archive").rglob("*.fits"))))
-    header = ["-m", "lake", "header", str(path), "--ext", "0", "--lake", str(readonly_lake)]
+    header = ["-m", "lake", "header", str(path), "--ext", "0", "--raw", "--lake", str(readonly_lake)]
     r = _as_nobody(header, readonly_lake)
     assert r.returncode == 0 and r.stdout.startswith("SIMPLE"), r.stderr[-2000:]
     assert _tree(readonly_lake) == before  # nothing written, created or touched
