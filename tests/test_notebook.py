@@ -3,8 +3,8 @@ its outputs, and the command ``ql demo`` prints to open it is installed.
 
 Regenerate the committed outputs after changing the notebook (a demo-sized lake, any folder)::
 
-    ql demo --out /tmp/qldemo --datasets 60 --scheduler synchronous
-    PYTHONPATH=. .venv/bin/python tests/test_notebook.py /tmp/qldemo/lake
+    .venv/bin/ql demo --out nb-demo --datasets 60 --scheduler synchronous
+    PYTHONPATH=. .venv/bin/python tests/test_notebook.py nb-demo/lake
 """
 
 from __future__ import annotations
