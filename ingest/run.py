@@ -11,13 +11,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
-from lake.archive import Stamp, changed, scan_archive
+from lake.archive import Stamp, changed, changed_sql, scan_archive
+from lake.catalog import view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.layout import Layout
@@ -71,19 +73,40 @@ class KnownFile(NamedTuple):
     error: str | None = None
 
 
-def _known_files(lake: Lake, pins: Pins) -> dict[str, KnownFile]:
-    """path → what the pinned ``files`` table records; a file whose path did not fit the layout has no
-    rootname."""
+def _known_files(lake: Lake, pins: Pins, listing: dict[str, Stamp]) -> tuple[dict[str, KnownFile], list[str]]:
+    """What the pinned ``files`` table records of the files an ingest may have to act on, and the paths
+    it does not know (new files).
+
+    The listing and the table are joined in DuckDB, and only the known files that differ from the listing
+    (:func:`lake.archive.changed_sql`), are gone from it, have a scan problem or are recorded in error
+    or missing come back as Python objects: a no-op rescan of millions of files builds none. A file whose
+    path did not fit the layout has no rootname."""
     files = lake.data_files(pins, "files")
     if not files:
-        return {}
-    t = pq.ParquetDataset(files, partitioning=None).read(
-        columns=["path", "size", "mtime", "status", "tables", "rootname", "error"]
+        return {}, list(listing)
+    problems: dict[str, str] = getattr(listing, "problems", {})
+    now = pa.table(
+        {
+            "path": pa.array(list(listing), pa.string()),
+            "size": pa.array([st[0] for st in listing.values()], pa.int64()),
+            "mtime": pa.array([st[1] for st in listing.values()], pa.float64()),
+            "problem": pa.array([p in problems for p in listing], pa.bool_()),
+        }
     )
-    return {
-        p: KnownFile(s, m, st, tb or "", r is not None, e)
-        for p, s, m, st, tb, r, e in zip(*(t.column(c).to_pylist() for c in t.column_names), strict=True)
-    }
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        con.register("now", now)
+        con.execute(view_sql("was", files, sch.arrow_schema("files")))
+        rows = con.execute(
+            "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
+            "was.error FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
+            "OR was.status IN ('error', 'missing') OR " + changed_sql("was", "now")
+        ).fetchall()
+        new = [r[0] for r in con.execute("SELECT path FROM now ANTI JOIN was USING (path)").fetchall()]
+    finally:
+        con.close()
+    known = {p: KnownFile(s, m, st, tb or "", parsed, e) for p, s, m, st, tb, parsed, e in rows}
+    return known, new
 
 
 def _fits_layout_now(layout: Layout, rel: str) -> bool:
@@ -170,6 +193,9 @@ def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
 # Intermediate commits wait at least this many times as long as the previous one took: about 1 s of a
 # core for some twenty tables, which at every 10 s cost 2 local workers 5 % of their time.
 COMMIT_SHARE = 20
+# At most this many files to parse are parsed in the driver's process rather than on a LocalCluster
+# (some 2-3 ms each against 3-10 s to start and stop one); a remote scheduler is always used.
+SMALL_INGEST = 200
 
 
 @dataclass(frozen=True)
@@ -239,8 +265,8 @@ def ingest(
             old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
         lake.evolve(pins, "files", sch.arrow_schema("files"))  # a lake made before files.problems
         listing = scan_archive(archive)
-        known = {} if rebuild else _known_files(lake, pins)
-        plan = _plan(known, listing, Layout(template), summary)
+        known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing)
+        plan = _plan(known, new, listing, Layout(template), summary)
         ahead = _run_batches(lake, pins, plan, opts, summary) if plan.todo else None
         if plan.removed:
             _remove(lake, pins, plan.removed, known)
@@ -265,28 +291,28 @@ def _remove(lake: Lake, pins: Pins, removed: list[str], known: dict[str, KnownFi
 
 
 def _plan(
-    known: dict[str, KnownFile], listing: dict[str, Stamp], layout: Layout, summary: IngestSummary
+    known: dict[str, KnownFile],
+    new: list[str],
+    listing: dict[str, Stamp],
+    layout: Layout,
+    summary: IngestSummary,
 ) -> IngestPlan:
     """Compare the archive's ``listing`` (path → size, mtime; a :class:`Listing` also names the paths that
-    cannot be ingested) with the lake's ``known`` files: new and changed files are to do, and counted in
-    ``summary``."""
+    cannot be ingested) with the lake: ``new`` paths, and the ``known`` files that may need work (see
+    :func:`_known_files`; every other listed file is unchanged). New and changed files are to do, and
+    counted in ``summary``."""
     summary.scanned = len(listing)
     problems: dict[str, str] = getattr(listing, "problems", {})
-    todo: list[FileJob] = []
-    for rel, (size, mtime) in sorted(listing.items()):
-        k = known.get(rel)
-        problem = problems.get(rel)
-        if k is None:
-            summary.new += 1
-        elif _redo(k, rel, (size, mtime), problem, layout):
-            summary.changed += 1
-        else:
-            summary.unchanged += 1
-            continue
-        todo.append(FileJob(rel, size, mtime, problem))
-    removed = [p for p, k in known.items() if p not in listing and k.status != "missing"]
-    redone = {j.relpath for j in todo} | set(removed)
-    replaced = {p: k.tables for p, k in known.items() if p in redone}
+    redo = [
+        rel
+        for rel, k in known.items()
+        if rel in listing and _redo(k, rel, listing[rel], problems.get(rel), layout)
+    ]
+    summary.new, summary.changed = len(new), len(redo)
+    summary.unchanged = len(listing) - len(new) - len(redo)
+    todo = [FileJob(rel, *listing[rel], problems.get(rel)) for rel in sorted([*new, *redo])]
+    removed = sorted(p for p, k in known.items() if p not in listing and k.status != "missing")
+    replaced = {p: known[p].tables for p in [*redo, *removed]}
     return IngestPlan(todo, removed, replaced)
 
 
@@ -343,7 +369,9 @@ def _run_batches(
         for t, cols in lake.column_types(pins).items()
     }
     data_root = str(lake.warehouse / f"{pins.namespace}.db")
-    ex = Executor(opts.scheduler, opts.workers)
+    # a cron ingest of a few files is parsed here: starting a LocalCluster costs seconds, the files less
+    small = opts.scheduler == "local" and len(plan.todo) <= SMALL_INGEST
+    ex = Executor("synchronous" if small else opts.scheduler, opts.workers)
     try:
         batches = split_batches(plan.todo, opts.batch_files, ex.workers)
         tasks = [

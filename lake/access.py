@@ -141,6 +141,8 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
             per_hdu = {int(h): int(n) for h, n in rows}
             counts[name] = sum(per_hdu.values())
             counts.update({f"{name}_{h}": per_hdu.get(h, 0) for h in tf.hdu_columns})
+        elif tf.num_rows() is not None:
+            counts[name] = int(tf.num_rows() or 0)  # recorded at the commit: no footer opened
         else:
             got = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
             counts[name] = int(got[0] or 0) if got else 0
@@ -155,7 +157,9 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
     return pa.table({"table": names, "rows": [counts[n] for n in names]})
 
 
-def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame:
+def scan(
+    table: str, path: str | os.PathLike[str] | None = None, *, paths: list[str] | None = None
+) -> pl.LazyFrame:
     """A lazy Polars frame over ``table`` as of the lake's pinned snapshot.
 
     Parameters
@@ -165,13 +169,16 @@ def scan(table: str, path: str | os.PathLike[str] | None = None) -> pl.LazyFrame
         per-HDU one (``uvisflt_1``), a result table, or a state table (``job_runs``).
     path
         The lake directory (default: the ``lake`` setting).
+    paths
+        Only the rows of these archive files (``files.path``), read from the data files whose recorded
+        path range holds them: a lookup of a few files costs the same in a lake of any size.
 
     See Also
     --------
     read : the same, collected now.
     connect : the lake in DuckDB, for SQL.
     """
-    return snapshot(path).scan(table)
+    return snapshot(path).scan(table, paths=paths)
 
 
 def read(
@@ -215,14 +222,22 @@ def read_sql(sql: str, path: str | os.PathLike[str] | None = None) -> pa.Table:
 def read_header(file: str, hdu: int | None = None, path: str | os.PathLike[str] | None = None) -> list[str]:
     """The card images of a file's header(s) from the ``cards`` table, in order (one 80-char line each).
 
-    ``file`` is the archive-relative path, an absolute path inside the archive, or a bare file name.
+    ``file`` is the archive-relative path, an absolute path inside the archive, or a bare file name. Only
+    the data files whose recorded path range holds the file are read (:meth:`TableFiles.holding`), so the
+    lookup costs the same in a lake of any size.
+
+    See Also
+    --------
+    scan : ``scan("cards", paths=[...])`` for the rows themselves.
     """
-    con = connect(path)
-    rel = _relpath(con, file)
-    q = "SELECT image FROM cards WHERE path = ?" + (" AND hdu = ?" if hdu is not None else "")
-    q += " ORDER BY hdu, position"
-    args: list[object] = [rel] + ([hdu] if hdu is not None else [])
-    images = [r[0] for r in con.execute(q, args).fetchall()]
+    import polars as pl
+
+    snap = snapshot(path)
+    rel = _relpath(snap, file)
+    lf = snap.scan("cards", paths=[rel])
+    if hdu is not None:
+        lf = lf.filter(pl.col("hdu") == hdu)
+    images = lf.sort("hdu", "position").select("image").collect()["image"].to_list()
     if not images:
         raise LakeError(
             f"{file}: no header cards in the lake" + (f" for HDU {hdu}" if hdu is not None else "")
@@ -233,15 +248,24 @@ def read_header(file: str, hdu: int | None = None, path: str | os.PathLike[str] 
     return lines
 
 
-def _relpath(con: duckdb.DuckDBPyConnection, file: str) -> str:
-    rows = con.execute("SELECT path FROM files WHERE path = ? AND status = 'ok'", [file]).fetchall()
-    if rows:
-        return str(rows[0][0])
+def _relpath(snap: Snapshot, file: str) -> str:
+    """The archive path of ``file`` as the ``files`` table has it (located first by its exact path;
+    a bare name or an absolute path is matched on the name, reading the ``path`` column alone)."""
+    import polars as pl
+
+    ok = pl.col("status") == "ok"
+    exact = snap.scan("files", paths=[file]).filter(ok).select("path").collect()
+    if exact.height:
+        return str(exact["path"][0])
     name = Path(file).name
-    rows = con.execute(
-        "SELECT path FROM files WHERE status = 'ok' AND (path = ? OR path LIKE ?)", [name, f"%/{name}"]
-    ).fetchall()
-    matches = [r[0] for r in rows if str(file).endswith(r[0]) or r[0].endswith(name)]
+    found = (
+        snap.scan("files")
+        .select("path", "status")
+        .filter(ok & ((pl.col("path") == name) | pl.col("path").str.ends_with("/" + name)))
+        .collect()["path"]
+        .to_list()
+    )
+    matches = [p for p in found if str(file).endswith(p) or p.endswith(name)]
     if len(matches) == 1:
         return str(matches[0])
     if len(matches) > 1:

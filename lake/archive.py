@@ -145,3 +145,11 @@ def _scan_fsspec(archive: str) -> Listing:
 def changed(recorded: Stamp, now: Stamp) -> bool:
     """Whether a file whose stamp the lake recorded as ``recorded`` is different now."""
     return recorded[0] != now[0] or abs((recorded[1] or 0.0) - now[1]) > MTIME_TOLERANCE
+
+
+def changed_sql(recorded: str, now: str) -> str:
+    """:func:`changed` as a SQL condition on the ``size`` and ``mtime`` columns of two relations."""
+    return (
+        f"({recorded}.size IS DISTINCT FROM {now}.size "
+        f"OR abs(coalesce({recorded}.mtime, 0.0) - {now}.mtime) > {MTIME_TOLERANCE!r})"
+    )

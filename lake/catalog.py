@@ -79,7 +79,7 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
     # a query binds a table's view once per use, and the per-HDU views bind it again: cache the footers
     con.execute("SET parquet_metadata_cache = true")
     con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
-    files_rows: dict[str, list[object]] = {"table_name": [], "seq": [], "path": []}
+    files_rows: dict[str, list[object]] = {k: [] for k in _FILES_SCHEMA.names}
     table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
     for name in sorted(pins.tables):
         files = lake.data_files(pins, name)
@@ -88,9 +88,13 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         per_hdu = hdu_columns_of(lake.table(pins, name))
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
+        infos = [lake.file_info(f) for f in files]
         files_rows["table_name"] += [name] * len(files)
         files_rows["seq"] += list(range(len(files)))
         files_rows["path"] += files
+        files_rows["rows"] += [i.rows for i in infos]
+        files_rows["min_path"] += [i.min_path for i in infos]
+        files_rows["max_path"] += [i.max_path for i in infos]
         table_rows["table_name"].append(name)
         table_rows["arrow_schema"].append(schema.serialize().to_pybytes())
         table_rows["hdu_columns"].append(json.dumps({str(k): v for k, v in sorted(per_hdu.items())}))
@@ -99,7 +103,18 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
     con.execute("COMMIT")
 
 
-_FILES_SCHEMA = pa.schema([("table_name", pa.string()), ("seq", pa.int32()), ("path", pa.string())])
+# a data file's rows and path bounds let readers count without scanning and find a file's rows in the
+# one or few data files that hold them (lake.snapshot)
+_FILES_SCHEMA = pa.schema(
+    [
+        ("table_name", pa.string()),
+        ("seq", pa.int32()),
+        ("path", pa.string()),
+        ("rows", pa.int64()),
+        ("min_path", pa.string()),
+        ("max_path", pa.string()),
+    ]
+)
 _TABLES_SCHEMA = pa.schema(
     [("table_name", pa.string()), ("arrow_schema", pa.binary()), ("hdu_columns", pa.string())]
 )

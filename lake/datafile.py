@@ -30,6 +30,7 @@ class FileCounts:
     num_rows: int
     split_offsets: list[int]
     columns: list[tuple[str, str, int, int, int | None]]
+    path_bounds: tuple[str, str] | None = None  # smallest and largest ``path`` (see PATH_METRICS)
 
 
 def file_counts(meta: pq.FileMetaData) -> FileCounts:
@@ -59,7 +60,28 @@ def file_counts(meta: pq.FileMetaData) -> FileCounts:
         (f.name, str(sch.plain_type(f.type)), sizes[i], values[i], None if invalid[i] else nulls[i])
         for i, f in enumerate(arrow)
     ]
-    return FileCounts(meta.num_rows, sorted(offsets), cols)
+    bounds = _path_bounds(meta, arrow.names.index("path")) if "path" in arrow.names else None
+    return FileCounts(meta.num_rows, sorted(offsets), cols, bounds)
+
+
+def _path_bounds(meta: pq.FileMetaData, i: int) -> tuple[str, str] | None:
+    """The smallest and largest ``path`` of a footer, from its row groups' statistics (None if one
+    row group has none)."""
+    lo: list[str] = []
+    hi: list[str] = []
+    for r in range(meta.num_row_groups):
+        col = meta.row_group(r).column(i)
+        if not col.is_stats_set or not col.statistics.has_min_max:
+            return None
+        lo.append(col.statistics.min)
+        hi.append(col.statistics.max)
+    return (min(lo), max(hi)) if lo else None
+
+
+# Every table keeps full bounds of ``path`` (whatever its other columns keep): a copy-on-write delete of
+# one file's rows then rewrites only the data files whose path range holds it, and readers locate a
+# file's rows without opening every footer (lake.snapshot).
+PATH_METRICS = {"write.metadata.metrics.column.path": "full"}
 
 
 class Describer:
@@ -81,10 +103,17 @@ class Describer:
         self.ids = parquet_path_to_id_mapping(self.schema)
         self.key = describer_key(metadata)
         self.counted = {fid for fid, c in self.plan.items() if c.mode.type != MetricModeTypes.NONE}
-        # counts are enough when no column keeps bounds and no partition value is taken from them
-        self.counts_only = not metadata.spec().fields and all(
-            c.mode.type in (MetricModeTypes.NONE, MetricModeTypes.COUNTS) for c in self.plan.values()
-        )
+        self.path_id = self.ids.get("path")
+        bounded = {
+            fid
+            for fid, c in self.plan.items()
+            if c.mode.type not in (MetricModeTypes.NONE, MetricModeTypes.COUNTS)
+        }
+        # the writer's counts are enough when no partition value is taken from bounds and no column keeps
+        # bounds but ``path`` in full (the writer hands its bounds over too)
+        path_full = self.path_id is not None and self.plan[self.path_id].mode.type == MetricModeTypes.FULL
+        self.counts_only = not metadata.spec().fields and bounded <= ({self.path_id} if path_full else set())
+        self.path_bounded = bool(bounded)
 
     def exact(self, path: str, counts: FileCounts | None = None) -> Any | None:
         """The DataFile of a file whose columns are all the table's, with the table's types; else None.
@@ -124,11 +153,23 @@ class Describer:
             column_aggregates={},
             split_offsets=list(counts.split_offsets),
         )
-        return self._data_file(path, stats)
+        bounds = {}
+        if self.path_bounded:
+            if counts.path_bounds is None:
+                return None  # the footer has no statistics for path: described from the file
+            lo, hi = counts.path_bounds
+            bounds = {
+                "lower_bounds": {self.path_id: lo.encode()},
+                "upper_bounds": {self.path_id: hi.encode()},
+            }
+        return self._data_file(path, stats, bounds)
 
-    def _data_file(self, path: str, stats: Any) -> Any:
+    def _data_file(self, path: str, stats: Any, bounds: dict[str, Any] | None = None) -> Any:
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
+        serialized = stats.to_serialized_dict()
+        for k, v in (bounds or {}).items():
+            serialized[k] = {**(serialized.get(k) or {}), **v}
         return DataFile.from_args(
             content=DataFileContent.DATA,
             file_path=path,
@@ -139,7 +180,7 @@ class Describer:
             spec_id=self.metadata.default_spec_id,
             equality_ids=None,
             key_metadata=None,
-            **stats.to_serialized_dict(),
+            **serialized,
         )
 
     def __call__(self, path: str) -> Any:

@@ -15,6 +15,7 @@ the per-HDU wide tables (``uvisflt_1``: the HDU's rows with its own columns) and
 
 from __future__ import annotations
 
+import bisect
 import json
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,11 +38,37 @@ PINS_TABLE = "_quicklake_pins"
 
 @dataclass(frozen=True)
 class TableFiles:
-    """A physical table as pinned: its data files, Arrow schema and keyword columns per HDU."""
+    """A physical table as pinned: its data files, Arrow schema and keyword columns per HDU, and per data
+    file its rows and smallest and largest ``path`` (None where not recorded)."""
 
     files: tuple[str, ...]
     schema: pa.Schema
     hdu_columns: dict[int, list[str]]
+    rows: tuple[int | None, ...] = ()
+    bounds: tuple[tuple[str | None, str | None], ...] = ()
+
+    def holding(self, paths: list[str]) -> tuple[str, ...]:
+        """The data files that may hold rows of ``paths``: those whose path bounds take one of them
+        (every file without bounds). With files written in path order this is one or a few files,
+        whatever the size of the lake."""
+        if not self.bounds:
+            return self.files
+        want = sorted(paths)
+        out = []
+        for f, (lo, hi) in zip(self.files, self.bounds, strict=True):
+            if lo is None or hi is None:
+                out.append(f)
+                continue
+            i = bisect.bisect_left(want, lo)
+            if i < len(want) and want[i] <= hi:
+                out.append(f)
+        return tuple(out)
+
+    def num_rows(self) -> int | None:
+        """Rows of the table, from the record (None if one file's count is not recorded)."""
+        if any(r is None for r in self.rows) or len(self.rows) != len(self.files):
+            return None
+        return sum(int(r or 0) for r in self.rows)
 
 
 @dataclass(frozen=True)
@@ -67,22 +94,24 @@ class Snapshot:
 
         return sorted({*self.tables, *self.hdu_views(), *STATE_TABLES})
 
-    def scan(self, name: str) -> pl.LazyFrame:
-        """A lazy Polars frame over ``name`` (any of :meth:`names`)."""
+    def scan(self, name: str, *, paths: list[str] | None = None) -> pl.LazyFrame:
+        """A lazy Polars frame over ``name`` (any of :meth:`names`); with ``paths``, only the rows of
+        those archive files, read from the data files that hold them (:meth:`TableFiles.holding`)."""
         import polars as pl
 
         if name in self.tables:
             tf = self.tables[name]
             schema = pl.DataFrame(tf.schema.empty_table()).schema
-            if not tf.files:
+            files = tf.files if paths is None else tf.holding(paths)
+            if not files:
                 return pl.LazyFrame(schema=schema)
-            return pl.scan_parquet(
-                list(tf.files), schema=schema, missing_columns="insert", extra_columns="ignore"
-            )
+            lf = pl.scan_parquet(list(files), schema=schema, missing_columns="insert", extra_columns="ignore")
+            return lf if paths is None else lf.filter(pl.col("path").is_in(paths))
         views = self.hdu_views()
         if name in views:
             table, hdu, cols = views[name]
-            return self.scan(table).filter(pl.col("hdu") == hdu).select([*WIDE_BASE.names, *cols])
+            lf = self.scan(table, paths=paths)
+            return lf.filter(pl.col("hdu") == hdu).select([*WIDE_BASE.names, *cols])
         from lake.state import STATE_TABLES, state_tables
 
         if name in STATE_TABLES:
@@ -124,15 +153,24 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
         want = {t: (pins["namespace"], sid) for t, sid in pins["tables"].items()}
         if {t: (ns, sid) for t, ns, sid in rows} != want:
             return None  # ran ahead of (or behind) the commit point
-        files: dict[str, list[str]] = {}
-        for t, p in con.execute(
-            f"SELECT table_name, path FROM {FILES_TABLE} ORDER BY table_name, seq"
+        recorded = {r[0] for r in con.execute(f"DESCRIBE {FILES_TABLE}").fetchall()}
+        extra = "rows, min_path, max_path" if "rows" in recorded else "NULL, NULL, NULL"
+        files: dict[str, list[tuple[Any, ...]]] = {}
+        for t, *row in con.execute(
+            f"SELECT table_name, path, {extra} FROM {FILES_TABLE} ORDER BY table_name, seq"
         ).fetchall():
-            files.setdefault(t, []).append(p)
+            files.setdefault(t, []).append(tuple(row))
         out = {}
         for t, schema, hdus in con.execute(f"SELECT * FROM {TABLES_TABLE}").fetchall():
             cols = {int(k): list(v) for k, v in json.loads(hdus).items()}
-            out[t] = TableFiles(tuple(files.get(t, [])), pa.ipc.read_schema(pa.py_buffer(schema)), cols)
+            rows = files.get(t, [])
+            out[t] = TableFiles(
+                tuple(r[0] for r in rows),
+                pa.ipc.read_schema(pa.py_buffer(schema)),
+                cols,
+                tuple(r[1] for r in rows),
+                tuple((r[2], r[3]) for r in rows),
+            )
         return out
     finally:
         con.close()
@@ -144,11 +182,21 @@ def _planned(root: str, catalog_uri: str) -> dict[str, TableFiles]:
 
     lake = Lake(root, catalog_uri)
     pins = lake.pins()
-    return {
-        name: TableFiles(
-            tuple(lake.data_files(pins, name)),
+    out = {}
+    for name in sorted(pins.tables):
+        files = lake.data_files(pins, name)
+        infos = [lake.file_info(f) for f in files]
+        out[name] = TableFiles(
+            tuple(files),
             lake.iceberg_schema(pins, name),
             hdu_columns_of(lake.table(pins, name)),
+            tuple(i.rows for i in infos),
+            tuple((i.min_path, i.max_path) for i in infos),
         )
-        for name in sorted(pins.tables)
-    }
+    return out
+
+
+def recorded(root: str | Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
+    """What ``catalog.duckdb`` records of the tables, if it records exactly ``pins`` (else None)."""
+    duck = Path(root) / "catalog.duckdb"
+    return _recorded(duck, pins) if duck.exists() else None

@@ -27,12 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
 from lake import schema as sch
-from lake.datafile import Describer, FileCounts, describer_key, file_stamp
+from lake.datafile import PATH_METRICS, Describer, FileCounts, describer_key, file_stamp
 from lake.errors import LakeError, LakeLocked, LakeNotFound
 
 if TYPE_CHECKING:
@@ -101,6 +101,14 @@ def _path_in(values: list[str]) -> Any:
     return In("path", values)  # type: ignore[call-arg,arg-type]
 
 
+class FileInfo(NamedTuple):
+    """A data file's rows and the smallest and largest ``path`` in it (None where not known)."""
+
+    rows: int
+    min_path: str | None
+    max_path: str | None
+
+
 @dataclass
 class Pins:
     namespace: str
@@ -152,6 +160,9 @@ class Lake:
         self._describers: dict[tuple[Any, ...], Describer] = {}
         self._descriptions: dict[str, tuple[Any, tuple[int, int], Any]] = {}  # path → (key, stamp, DataFile)
         self._unpublished = False  # a table or pin changed since the last publish (see transaction)
+        # data file → (rows, smallest path, largest path), from the DataFiles this process has seen: what
+        # catalog.duckdb records for readers to locate a file's rows (lake.snapshot)
+        self._file_info: dict[str, FileInfo] = {}
 
     # ---------------------------------------------------------------- existence and catalog
     def exists(self) -> bool:
@@ -229,6 +240,8 @@ class Lake:
         with self.writer(wait):
             self.recover()
             pins = self.init()
+            self._path_metrics(pins)
+            self._seed_from_record(pins)
             self._unpublished = False
             yield pins
             if self._unpublished:
@@ -262,7 +275,7 @@ class Lake:
         except _no_such_table():
             # Wide tables are read through DuckDB/Polars, which prune with the Parquet statistics; Iceberg
             # min/max bounds of hundreds of keyword columns only cost the driver time at every commit.
-            props = dict(METADATA_PROPERTIES)
+            props = {**METADATA_PROPERTIES, **PATH_METRICS}
             if table not in sch.FIXED_TABLES:
                 props["write.metadata.metrics.default"] = "counts"
             tbl = self.catalog.create_table(ident, schema=schema, properties=props)
@@ -272,6 +285,16 @@ class Lake:
         if table not in pins.tables:
             pins.tables[table] = None
             self._unpublished = True
+
+    def _path_metrics(self, pins: Pins) -> None:
+        """Give tables made before every table kept ``path`` bounds (:data:`PATH_METRICS`) the property:
+        their new files then have bounds (compaction gives old files theirs)."""
+        for name in pins.tables:
+            tbl = self.table(pins, name)
+            if any(tbl.properties.get(k) != v for k, v in PATH_METRICS.items()):
+                with tbl.transaction() as tx:
+                    tx.set_properties(PATH_METRICS)
+                self.forget(self.identifier(pins, name))
 
     def table(self, pins: Pins, table: str) -> Any:
         ident = self.identifier(pins, table)
@@ -401,6 +424,7 @@ class Lake:
                             tx.set_properties({"schema.name-mapping.default": mapping})
                         describe = self._describer(pins, table, tx.table_metadata)
                         data_files = [self._described(describe, f) or describe(f) for f in files]
+                        self._remember(tx.table_metadata.schema(), data_files)
                         with tx.update_snapshot(snapshot_properties=properties or {}).fast_append() as snap:
                             for df in data_files:
                                 snap.append_data_file(df)
@@ -434,6 +458,7 @@ class Lake:
         with _transaction_class()(tbl) as tx:
             describe = self._describer(pins, table, tx.table_metadata)
             data_files = [describe(f) for f in files]
+            self._remember(tx.table_metadata.schema(), data_files)
             with tx.update_snapshot(snapshot_properties=properties or {}).overwrite() as snap:
                 for df in old:
                     snap.delete_data_file(df)
@@ -553,12 +578,51 @@ class Lake:
         return self._snapshot_files[key]
 
     def _plan_files(self, pins: Pins, table: str, sid: int) -> list[str]:
-        tasks = list(self.table(pins, table).scan(snapshot_id=sid).plan_files())
+        tbl = self.table(pins, table)
+        tasks = list(tbl.scan(snapshot_id=sid).plan_files())
         if any(t.delete_files for t in tasks):
             # views over plain Parquet would show deleted rows; pyiceberg itself never writes these
             raise LakeError(f"table {table} has Iceberg delete files, which the DuckDB views cannot apply")
+        self._remember(tbl.schema(), [t.file for t in tasks])
         files = [t.file.file_path for t in tasks]
         return [f[len("file://") :] if f.startswith("file://") else f for f in files]
+
+    def _remember(self, schema: Any, data_files: list[Any]) -> None:
+        try:
+            pid = schema.find_field("path").field_id
+        except ValueError:
+            pid = None
+        for df in data_files:
+            lo, hi = (df.lower_bounds or {}).get(pid), (df.upper_bounds or {}).get(pid)
+            self._file_info[df.file_path.removeprefix("file://")] = FileInfo(
+                int(df.record_count),
+                lo.decode("utf-8", "replace") if lo is not None else None,
+                hi.decode("utf-8", "replace") if hi is not None else None,
+            )
+
+    def file_info(self, path: str) -> FileInfo:
+        """Rows and ``path`` bounds of a data file of a pinned snapshot (bounds None if not kept)."""
+        got = self._file_info.get(path)
+        if got is None:
+            import pyarrow.parquet as pq
+
+            got = FileInfo(pq.read_metadata(path).num_rows, None, None)  # not seen in this process
+        return got
+
+    def _seed_from_record(self, pins: Pins) -> None:
+        """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
+        records exactly these pins), so that a writer does not read every table's manifests: a cron
+        ingest of one file then costs the same in a lake of a thousand files or of millions."""
+        from lake.snapshot import recorded
+
+        got = recorded(self.root, {"namespace": pins.namespace, "tables": pins.tables})
+        for table, tf in (got or {}).items():
+            sid = pins.tables.get(table)
+            if sid is None or tf.num_rows() is None:
+                continue
+            self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
+            for f, rows, (lo, hi) in zip(tf.files, tf.rows, tf.bounds, strict=True):
+                self._file_info[f] = FileInfo(int(rows or 0), lo, hi)
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
         """The Arrow schema of the table's pinned snapshot (the current schema when nothing is pinned)."""
