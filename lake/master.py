@@ -5,10 +5,15 @@ Its rows are sorted by ``_healpix_29``, the HEALPix cell of the dataset's pointi
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake import schema as sch
+from lake.catalog import view_sql
+from lake.search import HEALPIX_COLUMN
 
 # Dataset facts come from the primary header of the first present file in this order.
 FILETYPE_PRIORITY = (
@@ -47,9 +52,10 @@ MASTER_KEYWORDS = {
 }
 
 
-def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -> pa.Table:
+def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]], *, only: str = "") -> pa.Table:
     """Compute ``master`` with the views of ``con`` (the lake's pinned views); ``tables`` gives each
-    table's columns (from the lake's schemas: asking DuckDB would bind every view, reading its footers)."""
+    table's columns (from the lake's schemas: asking DuckDB would bind every view, reading its footers).
+    ``only`` names a relation of ``rootname`` s to compute the rows of (all datasets if empty)."""
     primaries = [t for t in sorted(tables) if sch.is_header_table(t)]
     selects = []
     for t in primaries:
@@ -57,14 +63,16 @@ def build_master(con: duckdb.DuckDBPyConnection, tables: dict[str, list[str]]) -
         parts = ["path"]
         for c, typ in MASTER_KEYWORDS.items():
             parts.append(f'TRY_CAST("{c}" AS {typ}) AS {c}' if c in cols else f"CAST(NULL AS {typ}) AS {c}")
-        selects.append(f'SELECT {", ".join(parts)} FROM "{t}" WHERE hdu = 0')
+        keep = " AND path IN (SELECT path FROM f)" if only else ""
+        selects.append(f'SELECT {", ".join(parts)} FROM "{t}" WHERE hdu = 0{keep}')
     prio = " ".join(f"WHEN '{ft}' THEN {i}" for i, ft in enumerate(FILETYPE_PRIORITY))
     kw_cols = ", ".join(f"h.{c}" for c in MASTER_KEYWORDS)
     if not selects:
         return sch.arrow_schema("master").empty_table()
     sql = f"""
-        WITH prim AS ({" UNION ALL ".join(selects)}),
-        f AS (SELECT * FROM files WHERE status = 'ok' AND rootname IS NOT NULL),
+        WITH f AS (SELECT * FROM files WHERE status = 'ok' AND rootname IS NOT NULL
+                   {f"AND rootname IN (SELECT rootname FROM {only})" if only else ""}),
+        prim AS ({" UNION ALL ".join(selects)}),
         ranked AS (
             SELECT f.rootname, f.proposid, f.visit, f.year, {kw_cols},
                    row_number() OVER (PARTITION BY f.rootname
@@ -97,15 +105,60 @@ MasterInputs = dict[str, tuple[list[str], pa.Schema]]
 def compute_master(inputs: MasterInputs) -> pa.Table:
     """``master`` from explicit inputs: for ``files`` and each header table, its Parquet files and schema.
     One DuckDB thread (DuckDB releases the GIL), so an ingest can run it beside its last commit."""
-    from lake.catalog import view_sql
-
-    con = duckdb.connect(config={"threads": 1})
+    con = _input_views(inputs, threads=1)
     try:
-        con.execute("SET parquet_metadata_cache = true")
-        con.execute("BEGIN")
-        for name, (files, schema) in sorted(inputs.items()):
-            con.execute(view_sql(name, files, schema))
-        con.execute("COMMIT")
         return build_master(con, {t: s.names for t, (_, s) in inputs.items() if sch.is_header_table(t)})
     finally:
         con.close()
+
+
+def _input_views(inputs: MasterInputs, threads: int) -> duckdb.DuckDBPyConnection:
+    from lake.catalog import view_sql
+
+    con = duckdb.connect(config={"threads": threads})
+    con.execute("SET parquet_metadata_cache = true")
+    con.execute("BEGIN")
+    for name, (files, schema) in sorted(inputs.items()):
+        con.execute(view_sql(name, files, schema))
+    con.execute("COMMIT")
+    return con
+
+
+def update_master(
+    old: pa.Table, inputs: MasterInputs, touched: list[str], holding: Callable[[str, list[str]], list[str]]
+) -> pa.Table:
+    """``master`` with the datasets of the ``touched`` files (archive paths) computed again and every
+    other row as in ``old``: what an ingest of a few files costs, whatever the size of the lake. Only
+    the data files that may hold the datasets' files are read for their headers (``holding(table,
+    paths)``: those whose path range takes one of them)."""
+    con = _input_views({"files": inputs["files"]}, threads=2)
+    try:
+        con.register("touched_paths", pa.table({"path": pa.array(sorted(set(touched)), pa.string())}))
+        con.execute(view_sql("touched_files", holding("files", touched), sch.arrow_schema("files")))
+        rootnames = [
+            r[0]
+            for r in con.execute(
+                "SELECT DISTINCT rootname FROM touched_files WHERE rootname IS NOT NULL "
+                "AND path IN (SELECT path FROM touched_paths)"
+            ).fetchall()
+        ]
+        con.register("touched", pa.table({"rootname": pa.array(rootnames, pa.string())}))
+        paths = [
+            r[0]
+            for r in con.execute(
+                "SELECT path FROM files WHERE rootname IN (SELECT rootname FROM touched)"
+            ).fetchall()
+        ]
+        headers = {t: v for t, v in inputs.items() if sch.is_header_table(t)}
+        con.execute("BEGIN")
+        for t, (_files, schema) in sorted(headers.items()):
+            con.execute(view_sql(t, holding(t, paths) if paths else [], schema))
+        con.execute("COMMIT")
+        fresh = build_master(con, {t: s.names for t, (_, s) in headers.items()}, only="touched")
+    finally:
+        con.close()
+    keep = old.filter(pc.invert(pc.is_in(old.column("rootname"), fresh.column("rootname").combine_chunks())))
+    gone = pc.is_in(keep.column("rootname"), pa.array(sorted(set(rootnames)), pa.string()))
+    keep = keep.filter(pc.invert(gone))  # datasets with no file left
+    merged = pa.concat_tables([keep.select(fresh.schema.names).cast(fresh.schema), fresh])
+    return merged.sort_by([(HEALPIX_COLUMN, "ascending"), ("rootname", "ascending")])

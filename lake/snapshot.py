@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -53,16 +54,7 @@ class TableFiles:
         whatever the size of the lake."""
         if not self.bounds:
             return self.files
-        want = sorted(paths)
-        out = []
-        for f, (lo, hi) in zip(self.files, self.bounds, strict=True):
-            if lo is None or hi is None:
-                out.append(f)
-                continue
-            i = bisect.bisect_left(want, lo)
-            if i < len(want) and want[i] <= hi:
-                out.append(f)
-        return tuple(out)
+        return tuple(holding(self.files, self.bounds, paths))
 
     def num_rows(self) -> int | None:
         """Rows of the table, from the record (None if one file's count is not recorded)."""
@@ -117,6 +109,22 @@ class Snapshot:
         if name in STATE_TABLES:
             return pl.from_arrow(state_tables(self.root)[name]).lazy()  # type: ignore[union-attr]
         raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
+
+
+def holding(
+    files: Sequence[str], bounds: Sequence[tuple[str | None, str | None]], paths: list[str]
+) -> list[str]:
+    """The ``files`` whose ``bounds`` (smallest, largest path; None if unknown) may take one of ``paths``."""
+    want = sorted(paths)
+    out = []
+    for f, (lo, hi) in zip(files, bounds, strict=True):
+        if lo is None or hi is None:
+            out.append(f)
+            continue
+        i = bisect.bisect_left(want, lo)
+        if i < len(want) and want[i] <= hi:
+            out.append(f)
+    return out
 
 
 def load(root: str | Path, catalog_uri: str = "") -> Snapshot:

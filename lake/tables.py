@@ -600,6 +600,14 @@ class Lake:
                 hi.decode("utf-8", "replace") if hi is not None else None,
             )
 
+    def holding(self, pins: Pins, table: str, paths: list[str]) -> list[str]:
+        """The pinned data files of ``table`` that may hold rows of ``paths`` (by their path bounds)."""
+        from lake.snapshot import holding
+
+        files = self.data_files(pins, table)
+        infos = [self.file_info(f) for f in files]
+        return holding(files, [(i.min_path, i.max_path) for i in infos], paths)
+
     def file_info(self, path: str) -> FileInfo:
         """Rows and ``path`` bounds of a data file of a pinned snapshot (bounds None if not kept)."""
         got = self._file_info.get(path)

@@ -1,0 +1,124 @@
+"""Costs that grow with the work, not with the lake (#16): located reads, bounded rewrites, incremental
+master, the known-files join. Each test checks the result against the plain computation over all files."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from astropy.io import fits
+from polars.testing import assert_frame_equal
+
+import lake
+from ingest.run import _master_inputs, ingest
+from lake.master import compute_master
+from lake.tables import Lake
+
+
+def _summary(root: Path, table: str) -> dict[str, str]:
+    lk = Lake(root)
+    pins = lk.pins()
+    snap = lk.table(pins, table).metadata.snapshot_by_id(pins.tables[table])
+    return dict(snap.summary.additional_properties) if snap.summary else {}
+
+
+def test_every_data_file_has_its_path_range_recorded(small_lake: Path) -> None:
+    snap = lake.snapshot(small_lake)
+    for name in ("files", "cards", "uvisflt"):
+        tf = snap.tables[name]
+        assert len(tf.files) > 1 and all(lo is not None and hi is not None for lo, hi in tf.bounds)
+        assert tf.num_rows() == lake.read(name, small_lake).height  # counted from the record
+        # the recorded range is the file's own
+        first = pl.read_parquet(tf.files[0], columns=["path"])["path"]
+        assert tf.bounds[0] == (first.min(), first.max())
+
+
+def test_a_located_read_is_the_full_read_from_a_few_files(small_lake: Path) -> None:
+    snap = lake.snapshot(small_lake)
+    paths = lake.read("files", small_lake, where="status = 'ok'")["path"].sort().to_list()
+    some = [paths[0], paths[len(paths) // 2], paths[-1]]
+    cards = snap.tables["cards"]
+    assert len(cards.holding(some[:1])) < len(cards.files) / 4
+    got = lake.scan("cards", small_lake, paths=some).sort("path", "hdu", "position").collect()
+    want = lake.scan("cards", small_lake).filter(pl.col("path").is_in(some)).sort("path", "hdu", "position")
+    assert_frame_equal(got, want.collect())
+    # per-HDU tables too
+    flt = [p for p in paths if p.endswith("_flt.fits")][:2]
+    got1 = lake.scan("uvisflt_1", small_lake, paths=flt).collect()
+    assert sorted(got1["path"].to_list()) == sorted(
+        lake.scan("uvisflt_1", small_lake).filter(pl.col("path").is_in(flt)).collect()["path"].to_list()
+    )
+    assert got1.height >= 1
+
+
+def _edit(path: Path, **cards: object) -> None:
+    with fits.open(path, mode="update") as hdul:
+        for k, v in cards.items():
+            hdul[0].header[k] = v
+    t = time.time() + 50
+    os.utime(path, (t, t))
+
+
+def test_a_changed_file_rewrites_only_the_data_files_holding_it(archive_copy: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=30)
+    before = {t: len(lake.snapshot(root).tables[t].files) for t in ("cards", "uvisflt")}
+    victim = sorted(archive_copy.rglob("*_flt.fits"))[0]
+    rel = victim.relative_to(archive_copy).as_posix()
+    if lake.read("files", root, where=f"path = '{rel}'")["tables"][0] != "uvisflt":
+        pytest.skip("first flt is not a UVIS file in this archive")
+    _edit(victim, TARGNAME="MOVED-TARGET")
+    s = ingest(root, str(archive_copy), scheduler="synchronous")
+    assert (s.changed, s.new) == (1, 0)
+    for table in ("cards", "uvisflt"):
+        summary = _summary(root, table)
+        assert int(summary.get("deleted-data-files", 0)) <= 2 < before[table]
+    assert lake.read("uvisflt_0", root, where=f"path = '{rel}'")["targname"].to_list() == ["MOVED-TARGET"]
+    assert any("MOVED-TARGET" in line for line in lake.read_header(rel, path=root))
+
+
+def test_incremental_master_is_the_full_master(archive_copy: Path, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=30)
+    raws = sorted(archive_copy.rglob("*_raw.fits"))  # the raw file's header is the dataset's first choice
+    _edit(raws[1], TARGNAME="RENAMED", RA_TARG=123.25, DEC_TARG=-12.5)  # a changed dataset
+    gone = raws[5].name.split("_")[0]
+    for f in raws[5].parent.glob(f"{gone}_*.fits"):  # a dataset removed whole
+        f.unlink()
+    raws[3].unlink()  # a dataset losing its first-choice file
+    s = ingest(root, str(archive_copy), scheduler="synchronous")
+    assert s.changed == 1 and s.removed >= 2
+    got = lake.read("master", root)
+    lk = Lake(root)
+    want = pl.from_arrow(compute_master(_master_inputs(lk, lk.pins())))
+    assert isinstance(want, pl.DataFrame)
+    assert_frame_equal(got.sort("rootname"), want.sort("rootname"), check_dtypes=False)
+    assert gone not in got["rootname"].to_list()
+    row = got.filter(pl.col("targname") == "RENAMED")
+    assert row.height == 1 and row["ra_targ"][0] == pytest.approx(123.25)
+
+
+def test_a_noop_rescan_builds_no_python_row_per_known_file(small_archive: Path, tmp_path: Path) -> None:
+    from ingest import run
+    from lake.archive import scan_archive
+
+    root = tmp_path / "lake"
+    ingest(root, str(small_archive), scheduler="synchronous")
+    lk = Lake(root)
+    listing = scan_archive(str(small_archive))
+    known, new = run._known_files(lk, lk.pins(), listing)
+    assert (known, new) == ({}, [])
+    extra = type(listing)()
+    extra.update(listing)
+    first = next(iter(listing))
+    extra[first] = (listing[first][0] + 1, listing[first][1])
+    extra["99999/Visit01/ib9999aaq_flt.fits"] = (10, 1.0)
+    del extra[sorted(listing)[-1]]
+    known, new = run._known_files(lk, lk.pins(), extra)
+    assert set(known) == {first, sorted(listing)[-1]}
+    assert new == ["99999/Visit01/ib9999aaq_flt.fits"]
+    assert pa.array(new).type == pa.string()
