@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from lake.jobs import Job, JobContext, JobResult
 
 
-def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
+def _run_ingest(cfg: dict[str, Any], rebuild: bool, under: tuple[str, ...] = ()) -> None:
     """``ql ingest`` / ``ql rebuild``: the ingest as a recorded ``run-ingest`` run, with a progress bar."""
     from tqdm import tqdm
 
@@ -37,7 +37,9 @@ def _run_ingest(cfg: dict[str, Any], rebuild: bool) -> None:
 
     got: list[IngestSummary] = []
     try:
-        params = {"rebuild": True} if rebuild else {}
+        params: dict[str, Any] = {"rebuild": True} if rebuild else {}
+        if under:
+            params["under"] = list(under)
         work = partial(_ingest_job, rebuild=rebuild, progress=progress, out=got)
         run = run_job(cfg["lake"], "run-ingest", params, cfg, work=work)
     finally:
@@ -66,7 +68,8 @@ def _ingest_job(
     from ingest.run import ingest_with
     from lake.jobs import JobResult
 
-    s = ingest_with(ctx.cfg, ctx.lake_root, rebuild=rebuild, progress=progress)
+    under = ctx.params.get("under")
+    s = ingest_with(ctx.cfg, ctx.lake_root, rebuild=rebuild, progress=progress, under=under)
     if out is not None:
         out.append(s)
     for line in s.lines():
@@ -78,11 +81,16 @@ def _ingest_job(
 
 
 @click.command("ingest")
+@click.argument("paths", nargs=-1)
 @ingest_options
 @handle_errors
-def ingest_cmd(**opts: Any) -> None:
-    """Ingest new and changed archive files; mark removed ones."""
-    _run_ingest(cfg_from(**opts), rebuild=False)
+def ingest_cmd(paths: tuple[str, ...], **opts: Any) -> None:
+    """Ingest new and changed archive files; mark removed ones.
+
+    With PATHS (folders or files of the archive, relative to it or absolute), only those are scanned:
+    a cron job can ingest the folders a delivery wrote without listing the whole archive.
+    """
+    _run_ingest(cfg_from(**opts), rebuild=False, under=paths)
 
 
 @click.command("rebuild")

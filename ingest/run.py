@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
-from lake.archive import Stamp, changed, changed_sql, scan_archive
-from lake.catalog import view_sql
+from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
+from lake.catalog import _sql_str, view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.layout import Layout
@@ -74,14 +74,17 @@ class KnownFile(NamedTuple):
     error: str | None = None
 
 
-def _known_files(lake: Lake, pins: Pins, listing: dict[str, Stamp]) -> tuple[dict[str, KnownFile], list[str]]:
+def _known_files(
+    lake: Lake, pins: Pins, listing: dict[str, Stamp], under: list[str] | None = None
+) -> tuple[dict[str, KnownFile], list[str]]:
     """What the pinned ``files`` table records of the files an ingest may have to act on, and the paths
     it does not know (new files).
 
     The listing and the table are joined in DuckDB, and only the known files that differ from the listing
     (:func:`lake.archive.changed_sql`), are gone from it, have a scan problem or are recorded in error
-    or missing come back as Python objects: a no-op rescan of millions of files builds none. A file whose
-    path did not fit the layout has no rootname."""
+    or missing come back as Python objects: a no-op rescan of millions of files builds none. With
+    ``under`` (archive-relative folders or files), only the known files there are compared (the others
+    were not listed). A file whose path did not fit the layout has no rootname."""
     files = lake.data_files(pins, "files")
     if not files:
         return {}, list(listing)
@@ -97,7 +100,8 @@ def _known_files(lake: Lake, pins: Pins, listing: dict[str, Stamp]) -> tuple[dic
     con = duckdb.connect(config={"threads": 2})
     try:
         con.register("now", now)
-        con.execute(view_sql("was", files, sch.arrow_schema("files")))
+        con.execute(view_sql("was_all", files, sch.arrow_schema("files")))
+        con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(under or [])}")
         rows = con.execute(
             "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
             "was.error FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
@@ -108,6 +112,19 @@ def _known_files(lake: Lake, pins: Pins, listing: dict[str, Stamp]) -> tuple[dic
         con.close()
     known = {p: KnownFile(s, m, st, tb or "", parsed, e) for p, s, m, st, tb, parsed, e in rows}
     return known, new
+
+
+def _within(under: list[str]) -> str:
+    """A SQL condition on ``path``: below one of the folders (or one of the files) ``under``."""
+    if not under:
+        return "true"
+    by_length: dict[int, list[str]] = {}
+    for u in under:
+        by_length.setdefault(len(u) + 1, []).append(u + "/")
+    parts = [f"path IN ({', '.join(_sql_str(u) for u in under)})"]
+    for n, prefixes in sorted(by_length.items()):  # one IN per prefix length: a hash lookup per row
+        parts.append(f"left(path, {n}) IN ({', '.join(_sql_str(p) for p in prefixes)})")
+    return "(" + " OR ".join(parts) + ")"
 
 
 def _fits_layout_now(layout: Layout, rel: str) -> bool:
@@ -241,9 +258,14 @@ def ingest(
     commit_interval: float = 10.0,
     template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
     catalog_uri: str = "",
+    under: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
     """Bring the lake up to date with the archive (or, with ``rebuild``, re-extract everything).
+
+    ``under``: only these folders or files of the archive (relative to it, or absolute inside it) are
+    scanned and compared with the lake, e.g. the folders a delivery wrote into; a cron ingest of a few
+    files then costs the same whatever the size of the archive.
 
     Incremental: files whose size and mtime match the lake are skipped; new and changed files are parsed
     in batches of ``batch_files``; files gone from disk are marked ``missing`` and their header rows
@@ -272,8 +294,9 @@ def ingest(
         if rebuild:  # a new namespace, published only at the end (by _refresh_master)
             old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
         lake.evolve(pins, "files", sch.arrow_schema("files"))  # a lake made before files.problems
-        listing = scan_archive(archive)
-        known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing)
+        where = scope(archive, under or []) if not rebuild else []
+        listing = scan_archive(archive, where)
+        known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing, where)
         plan = _plan(known, new, listing, Layout(template), summary)
         plan.incremental = (
             not rebuild
@@ -514,6 +537,7 @@ def ingest_with(
     lake_dir: str | os.PathLike[str] | None = None,
     rebuild: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    under: list[str] | None = None,
 ) -> IngestSummary:
     """:func:`ingest` with every option taken from the settings ``cfg`` (see :mod:`lake.settings`)."""
     return ingest(
@@ -526,5 +550,6 @@ def ingest_with(
         commit_interval=cfg["commit_interval"],
         template=cfg["layout"],
         catalog_uri=cfg["catalog_uri"],
+        under=under,
         progress=progress,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Sequence
 
 import fsspec
 
@@ -41,15 +42,24 @@ class Listing(dict[str, Stamp]):
         self.problems[rel] = f"{rel}: {reason}"
 
 
-def scan_archive(archive: str) -> Listing:
+def scan_archive(archive: str, under: Sequence[str] = ()) -> Listing:
     """Every ``*.fits`` file below ``archive`` (a folder or an fsspec URL): relative path → stamp, and
-    the paths that cannot be ingested, with why (:class:`Listing`). Never raises for a path below the
-    archive; the walk is iterative, so depth is no limit."""
+    the paths that cannot be ingested, with why (:class:`Listing`). With ``under`` (archive-relative
+    folders or files, see :func:`scope`), only those. Never raises for a path below the archive; the
+    walk is iterative, so depth is no limit."""
     if "://" in archive:
         return _scan_fsspec(archive)
     out = Listing()
     root = os.path.abspath(archive)
     stack: list[tuple[str, str]] = [("", root)]
+    if under:
+        stack = []
+        for rel in under:
+            full = os.path.join(root, rel)
+            if os.path.isdir(full):
+                stack.append((rel.rstrip("/") + "/", full))
+            elif rel.endswith(".fits") and os.path.lexists(full):
+                _scan_file(out, rel, full)
     while stack:
         prefix, d = stack.pop()
         try:
@@ -90,6 +100,29 @@ def _folder_problem(out: Listing, prefix: str, path: str, e: OSError) -> None:
     else:
         why = f"folder cannot be read ({e.strerror}); its files are not ingested: fix it"
     out.problem(rel, why, _lstat(path))
+
+
+def scope(archive: str, paths: Sequence[str]) -> list[str]:
+    """``paths`` (folders or files, relative to ``archive`` or absolute inside it) as archive-relative
+    paths without a trailing ``/``; raise :class:`ConfigError` for one outside the archive."""
+    root = os.path.abspath(archive)
+    out = []
+    for p in paths:
+        full = os.path.abspath(os.path.join(root, p))
+        if full != root and not full.startswith(root + os.sep):
+            raise ConfigError(f"{p} is not inside the archive {archive}; give a folder or file below it")
+        rel = os.path.relpath(full, root).replace(os.sep, "/")
+        out.append("" if rel == "." else rel)
+    return [] if "" in out else sorted(set(out))
+
+
+def _scan_file(out: Listing, rel: str, full: str) -> None:
+    """Add one file named by the caller (it may be gone: then it is not listed)."""
+    with os.scandir(os.path.dirname(full)) as it:
+        for entry in it:
+            if entry.name == os.path.basename(full):
+                _scan_entry(out, [], rel[: len(rel) - len(entry.name)], entry)
+                return
 
 
 def _scan_entry(out: Listing, stack: list[tuple[str, str]], prefix: str, entry: os.DirEntry[str]) -> None:

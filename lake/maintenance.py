@@ -7,7 +7,9 @@ with files no snapshot reads. :func:`maintain` (``ql maintain``, the ``maintain-
 back, under the writer lock, as one published commit:
 
 1. **Compaction.** In each table (and each year partition of the fixed tables) data files smaller than
-   ``target_mb`` are rewritten together into files of about that size, in row groups sorted like the
+   ``target_mb`` are rewritten together, in ``path`` order, into files of about that size and at most
+   :data:`MAX_CELLS` cells, so each new file holds a narrow range of archive paths (readers locate a
+   file's rows by it, and a changed file rewrites one data file); rows are sorted within a file like the
    ingest sorts them (wide tables by HDU, date and path; ``cards`` by path, HDU and position), so Parquet
    statistics keep pruning. The swap is one Iceberg snapshot per table and one pin update: readers see
    the old files or the new ones, never both or neither.
@@ -44,6 +46,10 @@ from lake.tables import METADATA_PROPERTIES, Lake, Pins
 ROW_GROUP = 256 * 1024  # rows, as the ingest writes
 SMALL_SHARE = 0.75  # a file under this share of the target size is worth rewriting
 MIN_FILES = 4  # fewer small files than this in a partition are left alone
+# A compacted file holds at most this many cells (rows x columns), whatever its compressed size: a
+# copy-on-write delete of one archive file's rows reads the data files holding it whole, so this bounds
+# the memory of a one-file ingest (some 300 MB of Arrow) in a lake of any size.
+MAX_CELLS = 16_000_000
 
 
 @dataclass
@@ -177,18 +183,21 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]
     tbl = lake.table(pins, table)
     tasks = list(tbl.scan(snapshot_id=sid).plan_files())
     groups: dict[Any, list[Any]] = {}
+    schema = _plain_schema(lake.current_schema(pins, table))
+    max_rows = max(1, MAX_CELLS // max(1, len(schema)))
     for t in tasks:
-        if t.file.file_size_in_bytes < SMALL_SHARE * target:
+        if t.file.file_size_in_bytes < SMALL_SHARE * target and t.file.record_count < SMALL_SHARE * max_rows:
             groups.setdefault((t.file.spec_id, tuple(t.file.partition)), []).append(t.file)
     groups = {k: v for k, v in groups.items() if len(v) >= MIN_FILES}
     if not groups:
         return len(tasks), len(tasks)
-    schema = _plain_schema(lake.current_schema(pins, table))
+    path_id = _path_field_id(lake.table(pins, table))
     old, new = [], []
     for files in groups.values():
         # beside the partition's files (``data/year=2016``): DuckDB reads the partition from the folder
         sub = Path(files[0].file_path.removeprefix("file://")).parent
-        for bin_ in _bins(files, target):
+        files.sort(key=lambda f: _lower_path(f, path_id))
+        for bin_ in _bins(files, target, max_rows):
             paths = [f.file_path.removeprefix("file://") for f in bin_]
             new.append(_rewrite(paths, _file_schema(schema, paths[0]), table, sub))
             old.extend(bin_)
@@ -213,17 +222,31 @@ def _file_schema(table_schema: pa.Schema, example: str) -> pa.Schema:
     )
 
 
-def _bins(files: list[Any], target: int) -> Iterator[list[Any]]:
-    """Consecutive groups of files of about ``target`` bytes together (the last may be smaller)."""
+def _path_field_id(tbl: Any) -> int | None:
+    try:
+        return int(tbl.schema().find_field("path").field_id)
+    except ValueError:
+        return None
+
+
+def _lower_path(f: Any, path_id: int | None) -> bytes:
+    """A data file's smallest ``path`` as Iceberg recorded it (files without bounds sort first)."""
+    return bytes((f.lower_bounds or {}).get(path_id, b"")) if path_id is not None else b""
+
+
+def _bins(files: list[Any], target: int, max_rows: int) -> Iterator[list[Any]]:
+    """Consecutive groups of files of about ``target`` bytes and at most ``max_rows`` rows together (the
+    last may be smaller)."""
     group: list[Any] = []
-    size = 0
+    size = rows = 0
     for f in files:
-        if group and size + f.file_size_in_bytes > target:
+        if group and (size + f.file_size_in_bytes > target or rows + f.record_count > max_rows):
             if len(group) > 1:  # a file alone is left as it is
                 yield group
-            group, size = [], 0
+            group, size, rows = [], 0, 0
         group.append(f)
         size += f.file_size_in_bytes
+        rows += f.record_count
     if len(group) > 1:
         yield group
 

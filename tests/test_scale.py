@@ -122,3 +122,32 @@ def test_a_noop_rescan_builds_no_python_row_per_known_file(small_archive: Path, 
     assert set(known) == {first, sorted(listing)[-1]}
     assert new == ["99999/Visit01/ib9999aaq_flt.fits"]
     assert pa.array(new).type == pa.string()
+
+
+def test_an_ingest_of_some_folders_leaves_the_rest_alone(archive_copy: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from lake.cli import main
+
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous")
+    n_files = lake.read("files", root).height
+    folders = sorted({p.parent for p in archive_copy.rglob("*.fits")})
+    a, b = folders[0], folders[-1]
+    victim = sorted(a.glob("*_flt.fits"))[0]
+    _edit(victim, TARGNAME="IN-SCOPE")
+    gone = sorted(b.glob("*.fits"))[0]
+    gone.unlink()  # outside the scope: not noticed yet
+    rel_a = a.relative_to(archive_copy).as_posix()
+    s = ingest(root, str(archive_copy), scheduler="synchronous", under=[rel_a])
+    assert (s.scanned, s.changed, s.removed) == (len(list(a.glob("*.fits"))), 1, 0)
+    assert lake.read("files", root).height == n_files
+    # the CLI takes absolute paths inside the archive; one outside it is a one-line error
+    run = CliRunner().invoke(
+        main, ["ingest", "--lake", str(root), "--archive", str(archive_copy), str(b)], catch_exceptions=False
+    )
+    assert run.exit_code == 0, run.output
+    assert "1 removed" in run.output
+    bad = CliRunner().invoke(main, ["ingest", "--lake", str(root), "--archive", str(archive_copy), "/etc"])
+    assert bad.exit_code != 0 and "not inside the archive" in bad.output
+    assert len(bad.output.strip().splitlines()) <= 2
