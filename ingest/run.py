@@ -72,6 +72,7 @@ class KnownFile(NamedTuple):
     tables: str  # the header tables holding its rows, comma-separated
     parsed: bool  # its path fitted the layout (it has a rootname)
     error: str | None = None
+    year: int | None = None  # the partition its rows are in
 
 
 def _known_files(
@@ -104,13 +105,13 @@ def _known_files(
         con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(under or [])}")
         rows = con.execute(
             "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
-            "was.error FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
+            "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
             "OR was.status IN ('error', 'missing') OR " + changed_sql("was", "now")
         ).fetchall()
         new = [r[0] for r in con.execute("SELECT path FROM now ANTI JOIN was USING (path)").fetchall()]
     finally:
         con.close()
-    known = {p: KnownFile(s, m, st, tb or "", parsed, e) for p, s, m, st, tb, parsed, e in rows}
+    known = {p: KnownFile(s, m, st, tb or "", parsed, e, y) for p, s, m, st, tb, parsed, e, y in rows}
     return known, new
 
 
@@ -171,7 +172,12 @@ def _prepare(lake: Lake, pins: Pins, res: BatchResult) -> None:
 
 
 def _commit(
-    lake: Lake, pins: Pins, results: list[BatchResult], replaced: dict[str, str], publish: bool = True
+    lake: Lake,
+    pins: Pins,
+    results: list[BatchResult],
+    replaced: dict[str, str],
+    publish: bool = True,
+    years: dict[str, int | None] | None = None,
 ) -> None:
     """Register the files of batches that finished together in every table they touched (one snapshot
     per table), then (if ``publish``) make the new pins visible."""
@@ -197,6 +203,7 @@ def _commit(
             table,
             files,
             delete_paths=deletes,
+            years=years,
             properties={"quicklake.batch": ",".join(r.batch_id for r in results)},
             hdu_columns=hdu_columns or None,
         )
@@ -241,6 +248,7 @@ class IngestPlan:
     todo: list[FileJob]
     removed: list[str]
     replaced: dict[str, str]
+    years: dict[str, int | None] = field(default_factory=dict)  # year partition of each replaced file
     incremental: bool = False  # master updated for the touched datasets only (see _refresh_master)
 
     def touched(self) -> list[str]:
@@ -321,7 +329,7 @@ def _remove(lake: Lake, pins: Pins, removed: list[str], known: dict[str, KnownFi
     folders = [p for p in removed if p.endswith("/")]
     files = [p for p in removed if not p.endswith("/")]
     if files:
-        lake.mark_missing(pins, files, {p: known[p].tables for p in files})
+        lake.mark_missing(pins, files, {p: known[p].tables for p in files}, {p: known[p].year for p in files})
     if folders:
         lake.commit_files(pins, "files", [], delete_paths=folders)
 
@@ -349,7 +357,7 @@ def _plan(
     todo = [FileJob(rel, *listing[rel], problems.get(rel)) for rel in sorted([*new, *redo])]
     removed = sorted(p for p, k in known.items() if p not in listing and k.status != "missing")
     replaced = {p: known[p].tables for p in [*redo, *removed]}
-    return IngestPlan(todo, removed, replaced)
+    return IngestPlan(todo, removed, replaced, {p: known[p].year for p in replaced})
 
 
 def _redo(k: KnownFile, rel: str, now: Stamp, problem: str | None, layout: Layout) -> bool:
@@ -379,7 +387,8 @@ class _Commits:
         """Commit what is pending if the last commit was long enough ago."""
         if time.monotonic() - self.last_commit >= max(self.opts.commit_interval, COMMIT_SHARE * self.took):
             started = time.monotonic()
-            _commit(self.lake, self.pins, self.pending, self.plan.replaced, publish=not self.opts.rebuild)
+            plan = self.plan
+            _commit(self.lake, self.pins, self.pending, plan.replaced, not self.opts.rebuild, plan.years)
             self.pending, self.last_commit = [], time.monotonic()
             self.took = self.last_commit - started
 
@@ -395,7 +404,7 @@ class _Commits:
             and not any(p in plan.replaced for r in self.pending for p in r.relpaths)
         ):
             ahead = _master_ahead(self.lake, self.pins, self.pending)
-        _commit(self.lake, self.pins, self.pending, plan.replaced, publish=False)
+        _commit(self.lake, self.pins, self.pending, plan.replaced, False, plan.years)
         return ahead
 
 

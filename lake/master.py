@@ -143,13 +143,12 @@ def update_master(
             ).fetchall()
         ]
         con.register("touched", pa.table({"rootname": pa.array(rootnames, pa.string())}))
-        paths = [
-            r[0]
-            for r in con.execute(
-                "SELECT path FROM files WHERE rootname IN (SELECT rootname FROM touched)"
-            ).fetchall()
-        ]
-        headers = {t: v for t, v in inputs.items() if sch.is_header_table(t)}
+        rows = con.execute(
+            "SELECT path, tables FROM files WHERE rootname IN (SELECT rootname FROM touched)"
+        ).fetchall()
+        paths = [r[0] for r in rows]
+        used = {t for r in rows for t in (r[1] or "").split(",") if t}  # header tables holding them
+        headers = {t: v for t, v in inputs.items() if t in used and sch.is_header_table(t)}
         con.execute("BEGIN")
         for t, (_files, schema) in sorted(headers.items()):
             con.execute(view_sql(t, holding(t, paths) if paths else [], schema))

@@ -21,9 +21,9 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -95,6 +95,27 @@ def _commit_failed() -> type[Exception]:
     return CommitFailedException
 
 
+_NO_YEAR = object()
+
+
+def _delete_filter(paths: list[str], years: Mapping[str, int | None] | None) -> Any:
+    """``path IN paths``, per year partition when every path's year is known."""
+    from functools import reduce
+
+    from pyiceberg.expressions import And, EqualTo, IsNull, Or
+
+    by_year: dict[Any, list[str]] = {}
+    for p in paths:
+        by_year.setdefault((years or {}).get(p, _NO_YEAR), []).append(p)
+    if _NO_YEAR in by_year:
+        return _path_in(paths)
+    parts = [
+        And(IsNull("year") if y is None else EqualTo("year", y), _path_in(ps))  # type: ignore[arg-type]
+        for y, ps in sorted(by_year.items(), key=lambda kv: str(kv[0]))
+    ]
+    return reduce(Or, parts)
+
+
 def _path_in(values: list[str]) -> Any:
     from pyiceberg.expressions import In
 
@@ -114,6 +135,9 @@ class Pins:
     namespace: str
     tables: dict[str, int | None]
     committed_at: str = ""
+    # each table's Iceberg metadata file when the pins were published: a writer that finds them all
+    # unchanged knows no table ran ahead of its pin without reading any table's metadata
+    locations: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -122,6 +146,7 @@ class Pins:
                 "namespace": self.namespace,
                 "tables": self.tables,
                 "committed_at": self.committed_at,
+                "locations": self.locations,
             },
             indent=1,
             sort_keys=True,
@@ -188,7 +213,9 @@ class Lake:
     def pins(self) -> Pins:
         self.require()
         d = json.loads(self.pins_path.read_text())
-        return Pins(d["namespace"], {k: v for k, v in d["tables"].items()}, d.get("committed_at", ""))
+        return Pins(
+            d["namespace"], dict(d["tables"]), d.get("committed_at", ""), dict(d.get("locations") or {})
+        )
 
     def tables(self) -> list[str]:
         return sorted(self.pins().tables) if self.exists() else []
@@ -240,7 +267,8 @@ class Lake:
         with self.writer(wait):
             self.recover()
             pins = self.init()
-            self._path_metrics(pins)
+            if not pins.locations:  # published by a version before path bounds (see _path_metrics)
+                self._path_metrics(pins)
             self._seed_from_record(pins)
             self._unpublished = False
             yield pins
@@ -296,6 +324,21 @@ class Lake:
                     tx.set_properties(PATH_METRICS)
                 self.forget(self.identifier(pins, name))
 
+    def _locations(self, namespace: str) -> dict[str, str]:
+        """Table name → its current metadata file, as the SQL catalog has them (one query)."""
+        from pyiceberg.catalog.sql import IcebergTables
+        from sqlalchemy import select
+        from sqlalchemy.orm import Session
+
+        cat: Any = self.catalog
+        with Session(cat.engine) as session:
+            rows = session.execute(
+                select(IcebergTables.table_name, IcebergTables.metadata_location).where(
+                    IcebergTables.catalog_name == cat.name, IcebergTables.table_namespace == namespace
+                )
+            ).all()
+        return {name: loc for name, loc in rows if loc}
+
     def table(self, pins: Pins, table: str) -> Any:
         ident = self.identifier(pins, table)
         tbl = self._tables.get(ident)
@@ -321,8 +364,11 @@ class Lake:
             return []
         pins = self.pins()
         touched = []
+        now = self._locations(pins.namespace)
         for ident in self.catalog.list_tables(pins.namespace):
             name = ident[-1]
+            if name in pins.tables and pins.locations.get(name, "?") == now.get(name):
+                continue  # not committed to since the pins were published
             tbl = self.catalog.load_table(ident)
             current = tbl.metadata.current_snapshot_id
             if name not in pins.tables:
@@ -391,8 +437,12 @@ class Lake:
         delete_paths: Iterable[str] = (),
         properties: dict[str, str] | None = None,
         hdu_columns: dict[int, list[str]] | None = None,
+        years: Mapping[str, int | None] | None = None,
     ) -> None:
         """One snapshot: delete the rows of ``delete_paths``, then register the Parquet ``files``.
+
+        ``years`` (path → the year its rows are in) lets the delete of a year-partitioned table look in
+        those partitions only: each partition has a data file whose path range holds any path.
 
         ``hdu_columns`` (wide tables) adds to the table's record of which keyword columns each HDU has,
         from which the per-HDU views (``uvisflt_1``) are made.
@@ -413,9 +463,7 @@ class Lake:
                         if record != tbl.properties.get(HDU_COLUMNS):  # usually no new keyword
                             tx.set_properties({HDU_COLUMNS: record})
                     if delete_paths:
-                        from pyiceberg.expressions import In
-
-                        tx.delete(In("path", delete_paths))  # type: ignore[call-arg,arg-type]
+                        tx.delete(_delete_filter(delete_paths, years if table in sch.FIXED_TABLES else None))
                     if files:
                         # what tx.add_files does, with the per-table work done once (see lake.datafile);
                         # batch file names are unique (uuid), so no scan for files already referenced
@@ -490,20 +538,28 @@ class Lake:
         from lake.catalog import write_duckdb_catalog
 
         pins.committed_at = datetime.now(UTC).isoformat()
+        now = self._locations(pins.namespace)
+        pins.locations = {t: now[t] for t in pins.tables if t in now}
         write_duckdb_catalog(self, pins)
         _atomic_write(self.pins_path, pins.to_json().encode())
         self._unpublished = False
 
-    def mark_missing(self, pins: Pins, removed_paths: list[str], tables_of: dict[str, str]) -> None:
+    def mark_missing(
+        self,
+        pins: Pins,
+        removed_paths: list[str],
+        tables_of: dict[str, str],
+        years: Mapping[str, int | None] | None = None,
+    ) -> None:
         """Files gone from the archive: delete their rows from ``cards`` and the header tables they were
         in (``tables_of``: path → comma-separated table names, as in ``files.tables``), and set their
         ``files`` rows to status ``missing``. One snapshot per table; nothing is published."""
         tables = {t for p in removed_paths for t in tables_of[p].split(",") if t}
         for t in sorted(tables | {"cards"}):
-            self.commit_files(pins, t, [], delete_paths=removed_paths)
+            self.commit_files(pins, t, [], delete_paths=removed_paths, years=years)
         old = (
             self.table(pins, "files")
-            .scan(row_filter=_path_in(removed_paths), snapshot_id=pins.tables["files"])
+            .scan(row_filter=_delete_filter(removed_paths, years), snapshot_id=pins.tables["files"])
             .to_arrow()
         )
         n = old.num_rows
@@ -517,7 +573,7 @@ class Lake:
         tbl = self.table(pins, "files")
         with warnings.catch_warnings(), tbl.transaction() as tx:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
-            tx.delete(_path_in(removed_paths))
+            tx.delete(_delete_filter(removed_paths, years))
             tx.append(old.cast(tbl.schema().as_arrow()))
         pins.tables["files"] = self.table(pins, "files").metadata.current_snapshot_id
         self._unpublished = True

@@ -1,0 +1,326 @@
+"""How the lake's costs grow with the archive (#16): one real lake and stand-ins of millions of files.
+
+    python bench/scale.py [--base-datasets 300] [--sizes 70000,4000000] [--rescan 1000000] [--work DIR]
+
+A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
+stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
+rootnames (every path and rootname distinct, every table's rows N / base files times the base's), written as
+a compacted lake is (per table and year partition, in path order, files of at most MAX_CELLS cells) and
+committed to Iceberg with the lake's own code; and the archive files the measurements touch, as hard links
+to the base files under the new names (for the largest size also the --rescan files of a no-op rescan).
+
+Measured in each, with the growth ratio between the largest and the smallest size:
+point lookup of one file's cards (in-process warm, and `ql header` as a process), the original Quicklook
+query (warm, and `ql sql`), `ql tables`, the Dataset page's data (every query the page makes, for a team
+member), a one-file cron ingest of a changed UVIS file and of a new file (`ql ingest FOLDER`: wall time and
+the process's peak RSS), a no-op rescan of --rescan files, and `ql maintain`. Also printed: the base ingest's
+driver CPU per file and the projection of a 4M-file rebuild on 16 workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from _util import ROOT, best_of
+
+B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def b36(n: int, width: int) -> str:
+    s = ""
+    for _ in range(width):
+        n, r = divmod(n, 36)
+        s = B36[r] + s
+    assert n == 0, "too many replicas for three base-36 characters"
+    return s
+
+
+class Renamer:
+    """Replica ``k`` of a base path or rootname: proposal ``100000 + 64 k + i`` (i: the base proposal's
+    rank) and the rootname's program code replaced by one unique to (k, base code). Order is kept: the
+    replicas' paths sort as replica, then base path."""
+
+    def __init__(self, paths: list[str]) -> None:
+        props = sorted({p.split("/", 1)[0] for p in paths})
+        assert len(props) < 64, "base archive has too many proposals"
+        self.prop_rank = {p: i for i, p in enumerate(props)}
+        self.codes = sorted({p.rsplit("/", 1)[1][1:4] for p in paths})
+        self.code_rank = {c: i for i, c in enumerate(self.codes)}
+
+    def prop(self, k: int, prop: str) -> str:
+        return str(100000 + 64 * k + self.prop_rank[prop])
+
+    def rootname(self, k: int, root: str) -> str:
+        return root[0] + b36(k * len(self.codes) + self.code_rank[root[1:4]], 3) + root[4:]
+
+    def path(self, k: int, path: str) -> str:
+        prop, visit, name = path.split("/")
+        return f"{self.prop(k, prop)}/{visit}/{self.rootname(k, name[:9])}{name[9:]}"
+
+
+class Rolling:
+    """Parquet files of at most ``max_rows`` rows, written in order, under ``out``."""
+
+    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str) -> None:
+        self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
+        self.files: list[str] = []
+        self.writer: pq.ParquetWriter | None = None
+        self.rows = 0
+        out.mkdir(parents=True, exist_ok=True)
+
+    def write(self, t: pa.Table) -> None:
+        t = t.cast(self.schema)
+        while t.num_rows:
+            if self.writer is None:
+                path = self.out / f"{self.tag}-{len(self.files):06d}.parquet"
+                self.files.append(str(path))
+                self.writer = pq.ParquetWriter(path, self.schema, compression="zstd", store_schema=False)
+                self.rows = 0
+            take = min(t.num_rows, self.max_rows - self.rows)
+            self.writer.write_table(t.slice(0, take), row_group_size=256 * 1024)
+            self.rows += take
+            t = t.slice(take)
+            if self.rows >= self.max_rows:
+                self.close()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
+    """Per renamed column: its distinct values and each row's position among them."""
+    out = {}
+    for col in ("path", "rootname"):
+        if col in t.column_names:
+            uniq = pc.unique(t.column(col)).to_pylist()
+            out[col] = (uniq, pc.index_in(t.column(col), pa.array(uniq, pa.string())))
+    return out
+
+
+def _replica(t: pa.Table, k: int, ren: Renamer, idx: dict[str, tuple[list[Any], pa.Array]]) -> pa.Table:
+    """Rows of replica ``k`` of a base table: path, rootname and proposid renamed through lookup tables."""
+    for col, (uniq, where) in idx.items():
+        fn = ren.path if col == "path" else ren.rootname
+        new = pa.array([fn(k, u) if u is not None else None for u in uniq], pa.string())
+        t = t.set_column(t.schema.get_field_index(col), col, new.take(where))
+    if "proposid" in t.column_names and "path" in t.column_names:
+        props = pc.utf8_slice_codeunits(t.column("path"), 0, 6)
+        t = t.set_column(
+            t.schema.get_field_index("proposid"), "proposid", pc.cast(props, t.schema.field("proposid").type)
+        )
+    return t
+
+
+def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, Renamer]:
+    """A lake standing in for ``n_files`` archive files (see the module docstring); returns it, the number
+    of replicas and the renamer."""
+    from lake.maintenance import MAX_CELLS
+    from lake.tables import Lake, hdu_columns_of
+
+    src = Lake(base_lake)
+    sp = src.pins()
+    base_files = pq.ParquetDataset(src.data_files(sp, "files"), partitioning=None).read(columns=["path"])
+    paths = base_files.column("path").to_pylist()
+    k_total = max(1, round(n_files / len(paths)))
+    ren = Renamer(paths)
+    lk = Lake(out)
+    with lk.writer():
+        pins = lk.init()
+        for name in sorted(sp.tables):
+            schema = src.iceberg_schema(sp, name)
+            data = pq.ParquetDataset(src.data_files(sp, name), partitioning=None).read()
+            if data.num_rows == 0:
+                continue
+            plain = pa.schema([pa.field(f.name, f.type) for f in schema])
+            data = data.select(plain.names).cast(plain)
+            lk.ensure_table(pins, name, plain)
+            sort = [c for c in ("path", "rootname", "hdu", "position") if c in data.column_names]
+            data = data.sort_by([(c, "ascending") for c in sort])
+            parts = {None: data}
+            if name in ("files", "cards", "master", "conflicts"):  # partitioned by year, as in the lake
+                parts = {
+                    y: data.filter(pc.equal(data["year"], y)) for y in pc.unique(data["year"]).to_pylist()
+                }
+            max_rows = max(1, MAX_CELLS // len(plain))
+            files: list[str] = []
+            for y, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
+                sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
+                roll = Rolling(sub, plain, max_rows, f"standin-{y}")
+                idx = _lookups(part)
+                for k in range(k_total):
+                    roll.write(_replica(part, k, ren, idx))
+                roll.close()
+                files += roll.files
+            cols = hdu_columns_of(src.table(sp, name))
+            lk.commit_files(pins, name, files, hdu_columns=cols or None)
+            print(f"  {name}: {data.num_rows * k_total:,} rows in {len(files)} files", flush=True)
+        lk.publish(pins)
+    return out, k_total, ren
+
+
+def link_archive(base_arch: Path, arch: Path, ren: Renamer, replicas: range, only: str = "") -> int:
+    """Hard links to the base archive's files under replica names (only paths containing ``only``)."""
+    n = 0
+    for d, _dirs, names in os.walk(base_arch):
+        for name in names:
+            if not name.endswith(".fits"):
+                continue
+            rel = os.path.relpath(os.path.join(d, name), base_arch)
+            if only and only not in rel:
+                continue
+            for k in replicas:
+                dst = arch / ren.path(k, rel)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                if not dst.exists():
+                    os.link(os.path.join(d, name), dst)
+                    n += 1
+    return n
+
+
+def timed_process(args: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of a command (GNU time)."""
+    t0 = time.perf_counter()
+    r = subprocess.run(["/usr/bin/time", "-f", "%M", *args], capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return wall, int(r.stderr.strip().splitlines()[-1]) / 1024
+
+
+def ql(*args: str) -> list[str]:
+    return [sys.executable, "-m", "lake", *args]
+
+
+def dataset_page(lake_dir: Path, rootname: str) -> float:
+    """Every query the Dataset page makes for one dataset (team member), best of 3, warm."""
+    from app.data import anomaly, browse, headerview
+    from app.data.scope import Scope
+    from app.data.viewer import Viewer
+
+    scope = Scope(lake_dir, Viewer(name="bench", team=True))
+
+    def page() -> None:
+        browse.dataset(scope, rootname)
+        anomaly.current(scope, rootname=rootname)
+        files = browse.files(scope, rootname).column("path").to_pylist()
+        browse.hdus(scope, files[0])
+        headerview.cards(scope, files[0], 0)
+
+    return best_of(page, 3)
+
+
+def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: int) -> dict[str, float]:
+    import lake as ql_lake
+    from lake.cli import ORIGINAL_QUERY
+
+    out: dict[str, float] = {}
+    k = k_total - 1  # the last replica: the victims sit at the end of the path range
+    uvis = sorted(p.relative_to(base_arch).as_posix() for p in base_arch.rglob("*_flt.fits"))
+    victim_base = next(p for p in uvis if "Visit" in p)
+    victim = ren.path(k, victim_base)
+    link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
+    out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
+    out["`ql header` process (s)"] = timed_process(ql("header", "--lake", str(lake_dir), victim))[0]
+    con = ql_lake.connect(lake_dir)
+    out["original query, warm (ms)"] = 1000 * best_of(lambda: con.execute(ORIGINAL_QUERY).fetchall())
+    out["`ql sql` original query process (s)"] = timed_process(
+        ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY)
+    )[0]
+    out["`ql tables` process (s)"] = timed_process(ql("tables", "--lake", str(lake_dir)))[0]
+    out["Dataset page data, warm (ms)"] = 1000 * dataset_page(lake_dir, victim.rsplit("/", 1)[1][:9])
+    # a changed UVIS file: its own inode (the hard link is shared with the base and every replica)
+    vpath = arch / victim
+    tmp = vpath.with_suffix(".tmp")
+    shutil.copyfile(vpath, tmp)
+    os.replace(tmp, vpath)
+    from astropy.io import fits
+
+    with fits.open(vpath, mode="update") as h:
+        h[0].header["TARGNAME"] = "BENCH-CHANGED"
+    folder = str(vpath.parent)
+    ingest = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), folder)
+    out["cron ingest, changed UVIS file (s)"], out["cron ingest, changed: peak RSS (MB)"] = timed_process(
+        ingest
+    )
+    got = ql_lake.read("uvisflt_0", lake_dir, where=f"path = '{victim}'")["targname"].to_list()
+    assert got == ["BENCH-CHANGED"], got
+    new = vpath.parent / ("i" + "zzz" + vpath.name[4:])  # a rootname no replica uses
+    shutil.copyfile(vpath, new)
+    out["cron ingest, new file (s)"], out["cron ingest, new: peak RSS (MB)"] = timed_process(ingest)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base-datasets", type=int, default=300)
+    ap.add_argument("--sizes", default="70000,4000000")
+    ap.add_argument("--rescan", type=int, default=1_000_000)
+    ap.add_argument("--work", default="")
+    args = ap.parse_args()
+    work = Path(args.work or ROOT / "bench-scale")
+    work.mkdir(parents=True, exist_ok=True)
+    base_arch, base_lake = work / "base-archive", work / "base-lake"
+    if not (base_arch / ".quicklake-archive").exists():
+        from ingest.archivegen.generate import generate
+
+        generate(base_arch, datasets=args.base_datasets, seed=11, pixels="none")
+    from ingest.run import ingest
+
+    if not (base_lake / "pins.json").exists():
+        r0 = resource.getrusage(resource.RUSAGE_SELF)
+        t0 = time.perf_counter()
+        s = ingest(base_lake, str(base_arch), batch_files=1000, workers=2)
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        took = time.perf_counter() - t0
+        print(f"base: {s.ingested} files in {took:.1f} s; driver CPU {1000 * cpu / s.ingested:.3f} ms/file")
+    results: dict[int, dict[str, float]] = {}
+    sizes = [int(x) for x in args.sizes.split(",")]
+    for n in sizes:
+        lake_dir, arch = work / f"lake-{n}", work / f"archive-{n}"
+        if not (lake_dir / "pins.json").exists():
+            t0 = time.perf_counter()
+            _, k_total, ren = build_standin(base_lake, lake_dir, n)
+            print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
+        else:
+            paths = pq.ParquetDataset(
+                [str(p) for p in (base_lake / "warehouse").rglob("files/data/**/*.parquet")],
+                partitioning=None,
+            ).read(columns=["path"])
+            ren = Renamer(paths.column("path").to_pylist())
+            k_total = max(1, round(n / paths.num_rows))
+        results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
+        if n == max(sizes) and args.rescan:
+            reps = range(max(1, round(args.rescan / (n / k_total))))
+            linked = link_archive(base_arch, arch, ren, reps)
+            folders = sorted({ren.prop(k, p) for k in reps for p in ren.prop_rank})
+            t, rss = timed_process(ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders))
+            results[n][f"no-op rescan of {len(reps) * (n // k_total):,} files (s)"] = t
+            print(f"  ({linked:,} links made)")
+        t, rss = timed_process(ql("maintain", "--lake", str(lake_dir)))
+        results[n]["`ql maintain` after the cron ingests (s)"] = t
+        results[n]["`ql maintain`: peak RSS (MB)"] = rss
+    small, big = min(sizes), max(sizes)
+    print(f"\n{'measure':<48} " + " ".join(f"{n:>12,}" for n in sizes) + f" {'growth':>8}")
+    for key in results[big]:
+        vals = [results[n].get(key, float("nan")) for n in sizes]
+        growth = results[big][key] / results[small][key] if key in results[small] else float("nan")
+        print(f"{key:<48} " + " ".join(f"{v:>12.3f}" for v in vals) + f" {growth:>7.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
