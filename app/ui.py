@@ -21,6 +21,9 @@ from lake import settings
 from lake.errors import QuicklakeError
 
 DATASET_PAGE = "app_pages/dataset.py"
+BROWSE_PAGE = "app_pages/browse.py"
+# a widget whose value lives in the URL (``?key=value``): a page's state can be shared as a link (#18)
+BOUND: dict[str, Any] = {"bind": "query-params"}
 
 
 def cfg() -> dict[str, Any]:
@@ -121,14 +124,92 @@ def dataset_url(rootname: str) -> str:
     return f"dataset?rootname={rootname}"
 
 
-def linked_table(df: Any, label: str = "dataset", columns: list[str] | None = None, **kwargs: Any) -> None:
-    """A table whose ``rootname`` column becomes a first column of links to the Dataset page."""
+def browse_url(proposid: Any, visit: str | None = None) -> str:
+    return f"browse?browse_proposal={proposid}" + (f"&browse_visit={visit}" if visit else "")
+
+
+def _asn_url(asn_id: Any) -> str | None:
+    a = str(asn_id or "").strip().lower()
+    return dataset_url(a) if a and a != "none" else None
+
+
+def linked_table(
+    df: Any,
+    label: str = "dataset",
+    columns: list[str] | None = None,
+    badges: bool | dict[str, str] = True,
+    **kwargs: Any,
+) -> None:
+    """A table whose ``rootname`` column becomes a first column of links to the Dataset page, followed
+    by the anomaly flags in force (``badges``: one query for the whole table, or the flags already
+    read); ``proposid`` links to the proposal in Browse and ``asn_id`` to the association's page."""
+    config: dict[str, Any] = {}
     if "rootname" in df.columns:
+        flagged = badges if isinstance(badges, dict) else anomaly_badges(df["rootname"]) if badges else {}
         df = df.assign(**{label: [dataset_url(r) for r in df["rootname"]]})
-        rest = [c for c in (columns or list(df.columns)) if c not in {"rootname", label}]
-        df = df[[label, *rest]]
-    link = st.column_config.LinkColumn(label, display_text=r"rootname=(.*)")
-    st.dataframe(df, column_config={label: link}, hide_index=True, width="stretch", **kwargs)
+        extra = []
+        if badges is not False:
+            df = df.assign(flags=[flagged.get(r, "") for r in df["rootname"]])
+            extra = ["flags"]
+        rest = [c for c in (columns or list(df.columns)) if c not in {"rootname", label, *extra}]
+        df = df[[label, *extra, *rest]]
+        config[label] = st.column_config.LinkColumn(label, display_text=r"rootname=(.*)")
+    if "proposid" in df.columns:
+        df = df.assign(proposid=[browse_url(p) if p is not None else None for p in df["proposid"]])
+        config["proposid"] = st.column_config.LinkColumn("proposid", display_text=r"browse_proposal=(\d+)")
+    if "asn_id" in df.columns:
+        df = df.assign(asn_id=[_asn_url(a) for a in df["asn_id"]])
+        config["asn_id"] = st.column_config.LinkColumn("asn_id", display_text=r"rootname=(.*)")
+    st.dataframe(df, column_config=config, hide_index=True, width="stretch", **kwargs)
+
+
+def anomaly_badges(rootnames: Any) -> dict[str, str]:
+    """``{rootname: "🚩 Satellite trail, Ghost"}`` for the given datasets that are flagged now: one
+    query of the flags in force, whoever looks (a guest sees that a dataset is flagged, not by whom)."""
+    from app.data import anomaly
+
+    wanted = set(rootnames)
+    if not wanted:
+        return {}
+    out: dict[str, list[str]] = {}
+    for r in anomaly.current(scope()).to_pylist():
+        if r["rootname"] in wanted:
+            out.setdefault(r["rootname"], []).append(anomaly.ANOMALY_TYPES.get(r["anomaly"], r["anomaly"]))
+    return {k: "🚩 " + ", ".join(sorted(v)) for k, v in out.items()}
+
+
+def facet_bar(f: DatasetFilter, prefix: str) -> DatasetFilter:
+    """Facets with counts under a result: each value narrows the result to that count when clicked
+    (kept in the URL as ``?<prefix><facet>=<value>``; clicked again, it is dropped). Returns ``f``
+    narrowed by the facets picked."""
+    from app.data import facets
+
+    picked = {name: st.query_params.get(prefix + name) for name in facets.FACETS}
+    narrowed = facets.narrowed(f, picked)
+    counts = facets.counts(scope(), narrowed)
+    for name, (label, _, _) in facets.FACETS.items():
+        if not counts[name]:
+            continue
+        n = dict(counts[name])
+        with st.container():  # (a full-width row each: pills in narrow columns run off the edge)
+            st.pills(
+                label,
+                list(n),
+                default=picked[name] if picked[name] in n else None,
+                format_func=lambda v, n=n: f"{v} ({n[v]:,})",  # type: ignore[misc]
+                key=f"{prefix}pill_{name}",
+                on_change=_pick_facet,
+                args=(prefix, name),
+            )
+    return narrowed
+
+
+def _pick_facet(prefix: str, name: str) -> None:
+    value = st.session_state.get(f"{prefix}pill_{name}")
+    if value:
+        st.query_params[prefix + name] = value
+    else:
+        st.query_params.pop(prefix + name, None)
 
 
 def dataset_filter(proposid: Any, dates: Any, target: str, **fields: Any) -> DatasetFilter:
@@ -154,3 +235,53 @@ def team_only(v: Viewer, what: str) -> bool:
 def any_value(v: object) -> str:
     """Drop-down label of an optional filter: None reads as 'any'."""
     return "any" if v is None else str(v)
+
+
+def anomaly_form(prefix: str, rootname: str | None = None, action: str = "flag") -> None:
+    """Flag (or unflag) a dataset: ``rootname``, or a rootname box when None. What was typed stays when
+    the flag is refused (a typo in the rootname, a missing comment); the comment box empties once it
+    is recorded. An empty comment on a re-flag keeps the comment in force."""
+    from app.data import anomaly
+
+    types = anomaly.ANOMALY_TYPES
+    with st.form(f"{prefix}_form"):
+        if rootname is None:
+            st.text_input("Rootname", value=st.query_params.get("rootname", ""), key=f"{prefix}_root")
+        st.selectbox("Anomaly", list(types), format_func=types.get, key=f"{prefix}_type")
+        if action == "flag":
+            hint = "where in the image, how strong, … (empty: keep the comment in force)"
+            st.text_area("Comment", key=f"{prefix}_note", placeholder=hint)
+        else:
+            st.text_area("Why", key=f"{prefix}_note")
+        st.form_submit_button(
+            action.capitalize(),
+            type="primary" if action == "flag" else "secondary",
+            icon=":material/flag:" if action == "flag" else ":material/flag_circle:",
+            on_click=_record_anomaly,
+            args=(prefix, rootname, action),
+        )
+    kind, text = st.session_state.pop(f"{prefix}_said", (None, ""))
+    if kind == "ok":
+        st.success(text, icon=":material/flag:")
+    elif kind == "error":
+        st.error(text, icon=":material/error:")
+
+
+def _record_anomaly(prefix: str, rootname: str | None, action: str) -> None:
+    from app.data import anomaly
+
+    root = (rootname or st.session_state.get(f"{prefix}_root", "")).strip().lower()
+    kind, note = st.session_state[f"{prefix}_type"], st.session_state.get(f"{prefix}_note", "")
+    label = anomaly.ANOMALY_TYPES[kind]
+    try:
+        if action == "flag":
+            kept = anomaly.flag(scope(), root, kind, note)
+            said = f"{root} flagged as {label}" + (f" · “{kept}”" if kept and not note.strip() else "")
+        else:
+            anomaly.unflag(scope(), root, kind, note)
+            said = f"{root}: {label} flag withdrawn"
+    except QuicklakeError as e:
+        st.session_state[f"{prefix}_said"] = ("error", str(e))  # the form keeps what was typed
+        return
+    st.session_state[f"{prefix}_note"] = ""
+    st.session_state[f"{prefix}_said"] = ("ok", said)

@@ -93,7 +93,9 @@ def test_browse_proposal_visit_datasets(site_lake: dict[str, Any]) -> None:
     at.selectbox(key="browse_visit").set_value(visit).run()
     assert not at.exception
     table = at.dataframe[-1].value
-    assert len(table) >= 1 and set(table["proposid"]) == {prop} and set(table["visit"]) == {visit}
+    # (proposals are links to their Browse page)
+    assert len(table) >= 1 and set(table["visit"]) == {visit}
+    assert set(table["proposid"]) == {f"browse?browse_proposal={prop}"}
     # a guest cannot even pick the proprietary proposal
     guest = page("browse", "guest")
     assert prop not in guest.selectbox(key="browse_proposal").options
@@ -117,8 +119,9 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     at.text_input(key="hdr_search").input("EXPTIME").run()
     assert all("EXPTIME" in ln for ln in at.code[0].value.splitlines())
     raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
-    at.selectbox(key="pv_file").set_value(raw).run()
-    assert len(at.image) == 2  # the preview tab's SCI images, one per chip
+    assert not at.image  # previews are drawn only while their tab is open
+    shown = page("dataset", rootname=root, ds_tab="Preview", file=raw)
+    assert len(shown.image) == 2  # the preview tab's SCI images, one per chip
     at.text_input(key="diff_other").input(at.selectbox(key="diff_a").options[-1]).run()
     assert not at.exception
 
@@ -134,7 +137,7 @@ def test_dataset_proprietary_for_guest(site_lake: dict[str, Any]) -> None:
 
 
 def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
-    at = page("query")
+    at = page("query", tab="SQL")  # (only the open tab's result is computed)
     at.button(key="sql_run").click().run()  # the original Quicklook query is the default
     assert not at.exception and "rows in" in texts(at)
     at.text_area(key="sql_text").input("SELECT * FROM read_csv('/etc/passwd')").run()
@@ -145,15 +148,17 @@ def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
     assert "only a single SELECT" in texts(at)
     # a guest's console has no proprietary rows
     root = secret_root(site_lake)
-    guest = page("query", "guest")
+    guest = page("query", "guest", tab="SQL")
     guest.text_area(key="sql_text").input(f"SELECT count(*) AS n FROM cards WHERE rootname = '{root}'").run()
     guest.button(key="sql_run").click().run()
     assert guest.dataframe[-1].value["n"].tolist() == [0]
     # the form
+    at = page("query")
     at.selectbox[0].set_value("UVIS").run()
     at.button[0].click().run()  # form submit
     assert not at.exception
     assert any("datasets" in c.value for c in at.caption)
+    at = page("query", tab="Plot")
     charts = at.get("vega_lite_chart")
     assert charts and '"x"' in charts[-1].proto.spec
 
@@ -284,7 +289,7 @@ def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     for who in ("team", "guest"):
         home = page("home", who)
         assert int(next(m.value for m in home.metric if m.label == "Files")) >= 10
-        at = page("dataset", who, rootname="ibxy01z8q", file="wfc3/ibxy01z8q_ima.fits")
+        at = page("dataset", who, rootname="ibxy01z8q", file="wfc3/ibxy01z8q_ima.fits", ds_tab="Preview")
         assert "ROOTNAME= 'ibxy01z8q" in at.code[0].value
         assert len(at.image) >= 1, texts(at)  # a real IR read, zscaled
         page("browse", who)

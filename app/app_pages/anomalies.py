@@ -13,20 +13,10 @@ with ui.shown_errors():
     v = scope.viewer
     if v.logged_in and v.team:
         flag_tab, unflag_tab = st.tabs(["Flag", "Unflag"])
-        with flag_tab, st.form("flag_form", clear_on_submit=True):
-            root = st.text_input("Rootname", value=st.query_params.get("rootname", ""), key="flag_root")
-            kind = st.selectbox("Anomaly", list(TYPES), format_func=TYPES.get, key="flag_type")
-            note = st.text_area("Comment", key="flag_note", placeholder="where in the image, how strong, …")
-            if st.form_submit_button("Flag", type="primary", icon=":material/flag:"):
-                anomaly.flag(scope, root.strip().lower(), kind, note)
-                st.success(f"{root.strip().lower()} flagged as {TYPES[kind]}")
-        with unflag_tab, st.form("unflag_form", clear_on_submit=True):
-            root_u = st.text_input("Rootname", value=st.query_params.get("rootname", ""), key="unflag_root")
-            kind_u = st.selectbox("Anomaly", list(TYPES), format_func=TYPES.get, key="unflag_type")
-            note_u = st.text_area("Why", key="unflag_note")
-            if st.form_submit_button("Unflag", icon=":material/flag_circle:"):
-                anomaly.unflag(scope, root_u.strip().lower(), kind_u, note_u)
-                st.success(f"{root_u.strip().lower()}: {TYPES[kind_u]} flag withdrawn")
+        with flag_tab:
+            ui.anomaly_form("flag")
+        with unflag_tab:
+            ui.anomaly_form("unflag", action="unflag")
     else:
         st.info(
             "Flagging needs a logged-in WFC3 team member. You can browse the flags below.",
@@ -46,7 +36,7 @@ with ui.shown_errors():
     current = anomaly.current(scope, f_root, f_type, f_user).to_pandas()
     st.subheader(f"In force ({len(current)})")
     if len(current):
-        ui.linked_table(current, key="anom_current")
+        ui.linked_table(current, key="anom_current", badges=False)
     hist = anomaly.history(scope, f_root, f_type, f_user).to_pandas()
     st.subheader(f"History ({len(hist)} events)")
     st.dataframe(hist, hide_index=True, width="stretch", key="anom_history")

@@ -1,5 +1,6 @@
-"""Dataset: its files, a header viewer for every HDU (search, repeated/HISTORY cards, diff), previews,
-downloads, and its anomaly flags."""
+"""Dataset: its files, a header viewer for every HDU (search, repeated/HISTORY cards, diff), previews
+with the anomaly flag beside them, downloads, and links to its proposal, visit, association and the
+datasets before and after it in its visit."""
 
 import pandas as pd
 import streamlit as st
@@ -9,20 +10,15 @@ from app.data import anomaly, browse, headerview, preview
 
 st.title("Dataset")
 
-with ui.shown_errors():
-    scope = ui.scope()
-    root = (
-        st.text_input(
-            "Rootname", value=st.query_params.get("rootname", ""), key="ds_rootname", placeholder="ib6v01ijq"
-        )
-        .strip()
-        .lower()
-    )
-    if not root:
-        st.info("Enter a rootname, or pick a dataset on the Browse or Query page.")
-        st.stop()
-    st.query_params["rootname"] = root
-    d = browse.dataset(scope, root)
+
+def go(rootname: str) -> None:
+    """Show another dataset on this page (the rootname box is bound to ?rootname=)."""
+    st.session_state["rootname"] = rootname
+    st.query_params.pop("file", None)
+
+
+def heading(d: dict) -> None:
+    root = d["rootname"]
     st.subheader(f"{root} · {d['detector']} {d['filter']} · {d['targname']}")
     st.caption(
         f"observed {d['date_obs']} {d['time_obs'] or ''} UT · PI {d['pr_inv_l'] or '?'} · "
@@ -40,12 +36,65 @@ with ui.shown_errors():
             "Flagged: " + ", ".join(anomaly.ANOMALY_TYPES[a] for a in flags["anomaly"]),
             icon=":material/flag:",
         )
-    st.page_link(
-        "app_pages/anomalies.py",
-        label="Flag an anomaly",
-        query_params={"rootname": root},
-        icon=":material/flag:",
-    )
+
+
+def navigation(d: dict) -> None:
+    """Proposal → visit links, previous/next in the visit, the association and its members."""
+    prev, nxt, i, n = browse.visit_neighbours(scope, d)
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.page_link(
+            ui.BROWSE_PAGE, label=f"Proposal {d['proposid']}", icon=":material/folder_open:",
+            query_params={"browse_proposal": str(d["proposid"])},
+        )  # fmt: skip
+        st.page_link(
+            ui.BROWSE_PAGE, label=f"Visit {d['visit']}", icon=":material/folder:",
+            query_params={"browse_proposal": str(d["proposid"]), "browse_visit": d["visit"]},
+        )  # fmt: skip
+        st.button(
+            f"Previous: {prev}" if prev else "Previous", disabled=prev is None, key="ds_prev",
+            icon=":material/chevron_left:", on_click=go, args=(prev,),
+        )  # fmt: skip
+        st.caption(f"{i} of {n} in the visit")
+        st.button(
+            f"Next: {nxt}" if nxt else "Next", disabled=nxt is None, key="ds_next",
+            icon=":material/chevron_right:", icon_position="right", on_click=go, args=(nxt,),
+        )  # fmt: skip
+    asn = browse.association_of(d)
+    if asn and asn != d["rootname"]:
+        st.button(f"Association {asn}", key="ds_asn", icon=":material/workspaces:", on_click=go, args=(asn,))
+    elif asn:
+        mem = browse.members(scope, asn).to_pandas()
+        st.markdown(f"**Association {asn}: {len(mem)} members**")
+        with st.container(horizontal=True, key="ds_members"):
+            for r in mem["rootname"].head(50):
+                st.button(r, key=f"ds_member_{r}", icon=":material/image:", on_click=go, args=(r,))
+        ui.linked_table(mem, key="ds_members_table", height=min(300, 40 + 35 * len(mem)))
+
+
+def previews(ok: list[str], first: int, shown: bool) -> None:
+    with st.container(horizontal=True):
+        ppath = st.selectbox("File", ok, index=first, key="pv_file")
+        images = preview.image_hdus(scope, ppath)
+        stretch = st.radio("Stretch", ["zscale", "log"], horizontal=True, key="pv_stretch")
+    if not shown:
+        return
+    if not images:
+        st.caption("This file has no image extensions.")
+    cols = st.columns(max(1, min(len(images), 2)))
+    for i, (h, label) in enumerate(images[:4]):
+        with cols[i % len(cols)], ui.shown_errors():
+            st.image(preview.preview(scope, ppath, h, stretch, 768), caption=label, output_format="PNG")
+
+
+with ui.shown_errors():
+    scope = ui.scope()
+    root = st.text_input("Rootname", key="rootname", placeholder="ib6v01ijq", **ui.BOUND).strip().lower()
+    if not root:
+        st.info("Enter a rootname, or pick a dataset on the Browse or Query page.")
+        st.stop()
+    d = browse.dataset(scope, root)
+    heading(d)
+    navigation(d)
 
     files = browse.files(scope, root).to_pandas()
     st.dataframe(
@@ -63,7 +112,9 @@ with ui.shown_errors():
     wanted = st.query_params.get("file")
     first = ok.index(wanted) if wanted in ok else 0
 
-    tab_h, tab_p, tab_d = st.tabs(["Header", "Preview", "Diff"])
+    # the open tab is in the URL (?ds_tab=Preview) and stays open across reruns (a flag, a new file);
+    # previews are drawn only while their tab is open
+    tab_h, tab_p, tab_d = st.tabs(["Header", "Preview", "Diff"], key="ds_tab", **ui.BOUND)
     with tab_h:
         with st.container(horizontal=True):
             path = st.selectbox("File", ok, index=first, key="hdr_file")
@@ -101,16 +152,15 @@ with ui.shown_errors():
             on_click="ignore",
         )
     with tab_p:
-        with st.container(horizontal=True):
-            ppath = st.selectbox("File", ok, index=first, key="pv_file")
-            images = preview.image_hdus(scope, ppath)
-            stretch = st.radio("Stretch", ["zscale", "log"], horizontal=True, key="pv_stretch")
-        if not images:
-            st.caption("This file has no image extensions.")
-        cols = st.columns(max(1, min(len(images), 2)))
-        for i, (h, label) in enumerate(images[:4]):
-            with cols[i % len(cols)], ui.shown_errors():
-                st.image(preview.preview(scope, ppath, h, stretch, 768), caption=label, output_format="PNG")
+        pictures, flagging = st.columns([3, 1])
+        with pictures:
+            previews(ok, first, tab_p.open is not False)
+        with flagging:
+            st.markdown("**Flag an anomaly**")
+            if scope.viewer.logged_in and scope.viewer.team:
+                ui.anomaly_form("ds_flag", rootname=root)
+            else:
+                st.caption("Flagging needs a logged-in WFC3 team member.")
     with tab_d:
         others = st.text_input(
             "Compare with (path of any file in the lake)",

@@ -48,7 +48,7 @@ with ui.shown_errors():
         if len(flags):
             # (guests get no "user" column: who flagged is a team member's address)
             cols = [c for c in ("anomaly", "user", "flagged_at") if c in flags.columns]
-            ui.linked_table(flags, columns=cols)
+            ui.linked_table(flags, columns=cols, badges=False)
         else:
             st.caption("No datasets flagged.")
 

@@ -47,85 +47,136 @@ def downloads(t: pa.Table, stem: str) -> None:
         )
 
 
-with ui.shown_errors():
-    scope = ui.scope()
-    form_tab, sql_tab, plot_tab = st.tabs(["Form", "SQL", "Plot"])
-
-    with form_tab, st.form("query_form"):
+def form_section(shown: bool) -> None:
+    """The form; its fields, the facets picked and whether it was run live in the URL (?find=1).
+    The result is computed only while the tab is ``shown``."""
+    with st.form("query_form"):
         with st.container(horizontal=True):
             det = st.selectbox(
-                "Detector", [None, *browse.choices(scope, "detector")], format_func=ui.any_value
+                "Detector",
+                [None, *browse.choices(scope, "detector")],
+                format_func=ui.any_value,
+                key="q_detector",
+                **ui.BOUND,
             )
-            filt = st.selectbox("Filter", [None, *browse.choices(scope, "filter")], format_func=ui.any_value)
+            filt = st.selectbox(
+                "Filter",
+                [None, *browse.choices(scope, "filter")],
+                format_func=ui.any_value,
+                key="q_filter",
+                **ui.BOUND,
+            )
             imt = st.selectbox(
-                "IMAGETYP", [None, *browse.choices(scope, "imagetyp")], format_func=ui.any_value
+                "IMAGETYP",
+                [None, *browse.choices(scope, "imagetyp")],
+                format_func=ui.any_value,
+                key="q_imagetyp",
+                **ui.BOUND,
             )
             obst = st.selectbox(
-                "OBSTYPE", [None, *browse.choices(scope, "obstype")], format_func=ui.any_value
+                "OBSTYPE",
+                [None, *browse.choices(scope, "obstype")],
+                format_func=ui.any_value,
+                key="q_obstype",
+                **ui.BOUND,
             )
         with st.container(horizontal=True):
-            target = st.text_input("Target contains")
-            prop = st.number_input("Proposal", value=None, step=1)
+            target = st.text_input("Target contains", key="q_target", **ui.BOUND)
+            prop = st.number_input("Proposal", value=None, step=1, key="q_proposal", **ui.BOUND)
             dates = st.date_input(
-                "DATE-OBS between", value=[], min_value=search.MISSION_START, max_value=search.mission_end()
+                "DATE-OBS between",
+                value=[],
+                min_value=search.MISSION_START,
+                max_value=search.mission_end(),
+                key="q_dates",
+                **ui.BOUND,
             )
-            min_exp = st.number_input("EXPTIME at least (s)", value=None)
-        submitted = st.form_submit_button("Find datasets", type="primary")
-    if submitted:
-        f = ui.dataset_filter(
-            prop, dates, target, detector=det, filter=filt, imagetyp=imt, obstype=obst, min_exptime=min_exp
-        )
-        st.session_state["query_form_result"] = browse.datasets(scope, f, limit=10000)
-        st.session_state["query_form_filter"] = f.describe()
-    if "query_form_result" in st.session_state:
-        res = st.session_state["query_form_result"]
-        with form_tab:
-            st.caption(f"{res.num_rows:,} datasets · {st.session_state.get('query_form_filter', '')}")
-            df = res.to_pandas()
-            ui.linked_table(df)
-            downloads(res, "datasets")
+            min_exp = st.number_input("EXPTIME at least (s)", value=None, key="q_min_exptime", **ui.BOUND)
+        if st.form_submit_button("Find datasets", type="primary"):
+            st.query_params["find"] = "1"
+    if not shown or st.query_params.get("find") != "1":
+        return
+    f = ui.dataset_filter(
+        prop, dates, target, detector=det, filter=filt, imagetyp=imt, obstype=obst, min_exptime=min_exp
+    )  # fmt: skip
+    with st.expander("Facets", expanded=True):
+        f = ui.facet_bar(f, "qf_")
+    res = browse.datasets(scope, f, limit=10000)
+    st.caption(f"{res.num_rows:,} datasets · {f.describe()}")
+    ui.linked_table(res.to_pandas(), key="query_form_df")
+    downloads(res, "datasets")
 
-    with sql_tab:
-        st.caption(
-            f"One SELECT on the lake's tables ({len(scope.tables)} visible to you); at most "
-            f"{scope.cfg['console_rows']:,} rows; interrupted after {scope.cfg['console_timeout']:g} s."
-        )
-        sql = st.text_area("SQL", value=ORIGINAL, height=160, key="sql_text")
-        with st.container(horizontal=True):
-            run = st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:")
-            st.popover("Tables").dataframe({"table": scope.tables}, hide_index=True)
-        if run:
-            st.session_state["sql_result"] = ui.console_scope().console(sql)
-        if "sql_result" in st.session_state:
-            r = st.session_state["sql_result"]
-            st.caption(
-                f"{r.table.num_rows:,} rows in {r.seconds * 1000:.0f} ms"
-                + (" (truncated at the row cap)" if r.truncated else "")
-            )
-            st.dataframe(r.table.to_pandas(), hide_index=True, width="stretch", key="sql_df")
-            downloads(r.table, "query")
 
-    with plot_tab:
-        tables = [t for t in scope.tables if t not in {"cards"}]
-        default = tables.index("uvisflt_0") if "uvisflt_0" in tables else 0
-        with st.container(horizontal=True):
-            table = st.selectbox("Table", tables, index=default, key="plot_table")
-            cols = browse.numeric_columns(scope, table)
-            x = st.selectbox(
-                "X", cols, index=cols.index("expstart") if "expstart" in cols else 0, key="plot_x"
-            )
-            y = st.selectbox("Y", cols, index=cols.index("exptime") if "exptime" in cols else 0, key="plot_y")
-            colour = st.selectbox("Colour", [None, *cols], key="plot_colour")
-        where = st.text_input("Where (SQL condition)", key="plot_where", placeholder="filter = 'F606W'")
-        pts = browse.keyword_plot(scope, table, x, y, where=where, colour=colour).to_pandas()
-        st.caption(f"{len(pts):,} rows of {table}")
-        enc = {
-            "x": alt.X("x:Q" if pts["x"].dtype.kind in "iuf" else "x", title=x, scale=alt.Scale(zero=False)),
-            "y": alt.Y("y:Q" if pts["y"].dtype.kind in "iuf" else "y", title=y, scale=alt.Scale(zero=False)),
-            "tooltip": [c for c in pts.columns],
-        }
-        if colour:
-            enc["color"] = alt.Color("colour", title=colour)
-        st.altair_chart(
-            alt.Chart(pts).mark_circle(size=30, opacity=0.7).encode(**enc).interactive(), width="stretch"
+def sql_section(shown: bool) -> None:
+    """The console; its text (?sql_text=) and whether it was run (?run=1) live in the URL."""
+    st.caption(
+        f"One SELECT on the lake's tables ({len(scope.tables)} visible to you); at most "
+        f"{scope.cfg['console_rows']:,} rows; interrupted after {scope.cfg['console_timeout']:g} s."
+    )
+    sql = st.text_area("SQL", value=ORIGINAL, height=160, key="sql_text", **ui.BOUND)
+    with st.container(horizontal=True):
+        run = st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:")
+        st.popover("Tables").dataframe({"table": scope.tables}, hide_index=True)
+    done = st.session_state.get("sql_result")
+    if not shown:
+        return
+    if run or (st.query_params.get("run") == "1" and (done is None or done[0] != sql)):
+        st.session_state["sql_result"] = None  # an error leaves no stale result
+        st.session_state["sql_result"] = done = (sql, ui.console_scope().console(sql))
+        st.query_params["run"] = "1"
+    if done is None:
+        return
+    if done[0] != sql:
+        st.caption("The SQL changed: Run it to see its result.")
+        st.query_params.pop("run", None)
+        return
+    r = done[1]
+    st.caption(
+        f"{r.table.num_rows:,} rows in {r.seconds * 1000:.0f} ms"
+        + (" (truncated at the row cap)" if r.truncated else "")
+    )
+    ui.linked_table(r.table.to_pandas(), key="sql_df")
+    downloads(r.table, "query")
+
+
+def plot_section(shown: bool) -> None:
+    """Keyword against keyword; every choice lives in the URL."""
+    tables = [t for t in scope.tables if t not in {"cards"}]
+    default = tables.index("uvisflt_0") if "uvisflt_0" in tables else 0
+    with st.container(horizontal=True):
+        table = st.selectbox("Table", tables, index=default, key="plot_table", **ui.BOUND)
+        cols = browse.numeric_columns(scope, table)
+        x = st.selectbox(
+            "X", cols, index=cols.index("expstart") if "expstart" in cols else 0, key="plot_x", **ui.BOUND
         )
+        y = st.selectbox(
+            "Y", cols, index=cols.index("exptime") if "exptime" in cols else 0, key="plot_y", **ui.BOUND
+        )
+        colour = st.selectbox("Colour", [None, *cols], key="plot_colour", **ui.BOUND)
+    where = st.text_input(
+        "Where (SQL condition)", key="plot_where", placeholder="filter = 'F606W'", **ui.BOUND
+    )
+    if not shown:
+        return
+    pts = browse.keyword_plot(scope, table, x, y, where=where, colour=colour).to_pandas()
+    st.caption(f"{len(pts):,} rows of {table}")
+    enc = {
+        "x": alt.X("x:Q" if pts["x"].dtype.kind in "iuf" else "x", title=x, scale=alt.Scale(zero=False)),
+        "y": alt.Y("y:Q" if pts["y"].dtype.kind in "iuf" else "y", title=y, scale=alt.Scale(zero=False)),
+        "tooltip": [c for c in pts.columns],
+    }
+    if colour:
+        enc["color"] = alt.Color("colour", title=colour)
+    st.altair_chart(
+        alt.Chart(pts).mark_circle(size=30, opacity=0.7).encode(**enc).interactive(), width="stretch"
+    )
+
+
+with ui.shown_errors():
+    scope = ui.scope()
+    # the open tab is in the URL too (?tab=SQL); every tab's fields are drawn (their values stay in the
+    # URL) but only the open tab's result is computed
+    form_tab, sql_tab, plot_tab = st.tabs(["Form", "SQL", "Plot"], key="tab", **ui.BOUND)
+    for tab, section in ((form_tab, form_section), (sql_tab, sql_section), (plot_tab, plot_section)):
+        with tab, ui.shown_errors():
+            section(tab.open is not False)

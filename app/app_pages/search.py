@@ -9,18 +9,17 @@ st.title("Search")
 
 with ui.shown_errors():
     scope = ui.scope()
+    # the box and radius live in the URL (?search_text=NGC+4485): a search is a link to share
     with st.form("search_form"), st.container(horizontal=True, vertical_alignment="bottom"):
         text = st.text_input(
             "Target, rootname, proposal or position",
             placeholder="NGC 4485 · ib2c01 · 12345 · 12h30m49s +12d23m28s · 187.70 12.39",
             key="search_text",
+            **ui.BOUND,
         )
-        radius = st.text_input("Radius", value="180 arcsec", key="search_radius", width=160)
-        submitted = st.form_submit_button("Search", type="primary", icon=":material/search:")
-    if submitted:
-        st.session_state["search_result"] = None  # an error below leaves no stale result
-        st.session_state["search_result"] = search.find(scope, text, radius)
-    res = st.session_state.get("search_result")
+        radius = st.text_input("Radius", value="180 arcsec", key="search_radius", width=160, **ui.BOUND)
+        st.form_submit_button("Search", type="primary", icon=":material/search:")
+    res = search.find(scope, text, radius) if text.strip() else None
     if res is not None:
         st.caption(search.summary(res))
         df = res.to_pandas()

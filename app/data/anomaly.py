@@ -55,9 +55,17 @@ def _record(
         )
 
 
-def flag(scope: Scope, rootname: str, anomaly: str, comment: str = "") -> None:
-    """Flag dataset ``rootname`` with ``anomaly`` (a key of :data:`ANOMALY_TYPES`)."""
+def flag(scope: Scope, rootname: str, anomaly: str, comment: str = "") -> str:
+    """Flag dataset ``rootname`` with ``anomaly`` (a key of :data:`ANOMALY_TYPES`); returns the comment
+    in force.
+
+    Flagging again with an empty comment keeps the comment in force (it is recorded again with the new
+    event, so the history keeps every version and the latest event alone says what is in force)."""
+    if not comment.strip() and scope.viewer.team:
+        before = [r for r in current(scope, rootname=rootname, anomaly=anomaly).to_pylist() if r["comment"]]
+        comment = before[0]["comment"] if before else ""
     _record(scope, rootname, anomaly, "flag", comment)
+    return comment.strip()
 
 
 def unflag(scope: Scope, rootname: str, anomaly: str, comment: str = "") -> None:

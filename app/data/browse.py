@@ -69,6 +69,10 @@ class DatasetFilter:
     date_from: date | None = None
     date_to: date | None = None
     min_exptime: float | None = None
+    # facets (#18): exact values picked from the counts beside a result
+    targname: str | None = None
+    filetype: str | None = None
+    year: int | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         conds: list[str] = []
@@ -80,6 +84,8 @@ class DatasetFilter:
             ("upper(filter)", self.filter and self.filter.upper()),
             ("upper(obstype)", self.obstype and self.obstype.upper()),
             ("upper(imagetyp)", self.imagetyp and self.imagetyp.upper()),
+            ("targname", self.targname),
+            ("year", self.year),
         ):
             if val not in (None, ""):
                 conds.append(f"{col} = ?")
@@ -97,6 +103,9 @@ class DatasetFilter:
         if self.min_exptime is not None:
             conds.append("exptime >= ?")
             args.append(self.min_exptime)
+        if self.filetype:
+            conds.append("list_contains(string_split(filetypes, ','), ?)")
+            args.append(self.filetype)
         return (" WHERE " + " AND ".join(conds) if conds else ""), args
 
     def describe(self) -> str:
@@ -107,6 +116,7 @@ class DatasetFilter:
             for label, val in (
                 ("proposal", self.proposid), ("visit", self.visit), ("detector", self.detector),
                 ("filter", self.filter), ("OBSTYPE", self.obstype), ("IMAGETYP", self.imagetyp),
+                ("TARGNAME", self.targname), ("file type", self.filetype), ("year", self.year),
             )
             if val not in (None, "")
         ]  # fmt: skip
@@ -231,3 +241,38 @@ def keyword_plot(
         sql += f" WHERE {where}"
     sql += f" LIMIT {int(limit)}"
     return scope.console(sql, max_rows=limit).table
+
+
+def visit_neighbours(scope: Scope, d: dict[str, Any]) -> tuple[str | None, str | None, int, int]:
+    """The datasets before and after ``d`` in its visit (by DATE-OBS, TIME-OBS, rootname), its position
+    (1-based) and the visit's size: one query."""
+    roots = (
+        scope.sql(
+            "SELECT rootname FROM master WHERE proposid IS NOT DISTINCT FROM ? "
+            "AND visit IS NOT DISTINCT FROM ? "
+            "ORDER BY date_obs, time_obs, rootname",
+            [d["proposid"], d["visit"]],
+        )
+        .column("rootname")
+        .to_pylist()
+    )
+    if d["rootname"] not in roots:
+        return None, None, 0, len(roots)
+    i = roots.index(d["rootname"])
+    return (roots[i - 1] if i else None), (roots[i + 1] if i + 1 < len(roots) else None), i + 1, len(roots)
+
+
+def association_of(d: dict[str, Any]) -> str | None:
+    """The rootname of the association ``d`` belongs to (or is), None if it has none."""
+    a = str(d.get("asn_id") or "").strip().lower()
+    return a if a and a != "none" else None
+
+
+def members(scope: Scope, asn_rootname: str) -> pa.Table:
+    """The member datasets of association ``asn_rootname`` (its ASN_ID, in lower case), without the
+    association's own products, in exposure order."""
+    return scope.sql(
+        f"SELECT {DATASET_COLUMNS} FROM master WHERE lower(asn_id) = ? AND rootname <> ? "
+        "ORDER BY date_obs, time_obs, rootname",
+        [asn_rootname, asn_rootname],
+    )

@@ -1,0 +1,246 @@
+"""The site as an analyst's daily tool (#18), in Debian's headless Chromium against a real ``ql app``:
+shareable URLs, facets, navigation between associations and members, flagging beside the preview.
+
+The server, OIDC provider and browser are those of ``tests/test_browser.py`` (same fixtures).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.data import anomaly
+from app.data.scope import Scope
+from app.data.viewer import GUEST, Viewer
+from lake.access import read_sql
+from tests.test_browser import alert_text, browser, goto, login, server, settle
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+__all__ = ["browser", "server"]  # (fixtures, imported for this module)
+
+CAPTION = '[data-testid="stCaptionContainer"]'
+
+
+def new_page(browser: Any) -> Any:
+    return browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True).new_page()
+
+
+def download(pg: Any, button: str = "CSV") -> str:
+    """The text a download button of the page gives (the exact rows of a result)."""
+    with pg.expect_download(timeout=60_000) as d:
+        pg.get_by_role("button", name=button, exact=True).click()
+    return Path(d.value.path()).read_text()
+
+
+def count_shown(pg: Any) -> int:
+    """The 'N datasets · …' caption beside a result."""
+    for text in pg.locator(CAPTION).all_inner_texts():
+        m = re.match(r"([\d,]+) datasets · ", text)
+        if m:
+            return int(m.group(1).replace(",", ""))
+    raise AssertionError(f"no result count among {pg.locator(CAPTION).all_inner_texts()}")
+
+
+_PUBLIC: dict[str, Scope] = {}
+
+
+def public(server: dict[str, Any]) -> Scope:
+    """What a guest may see (the counts a guest's pages must show)."""
+    key = str(server["lake"])
+    if key not in _PUBLIC:
+        _PUBLIC[key] = Scope(server["lake"], GUEST, server["cfg"])
+    return _PUBLIC[key]
+
+
+def test_a_shared_url_reproduces_form_sql_search_and_browse(server: dict[str, Any], browser: Any) -> None:
+    base = server["url"]
+    pg = new_page(browser)
+    goto(pg, f"{base}/query")
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Detector").first.click()
+    pg.get_by_role("option", name="UVIS", exact=True).click()
+    pg.get_by_label("Target contains").fill("NGC")
+    pg.get_by_role("button", name="Find datasets").click()
+    settle(pg)
+    rows = download(pg)
+    n = count_shown(pg)
+    assert "q_detector=UVIS" in pg.url and "q_target=NGC" in pg.url and "find=1" in pg.url
+    want = public(server).sql(
+        "SELECT count(*) AS n FROM master WHERE detector = 'UVIS' AND targname ILIKE '%NGC%'"
+    )
+    assert n == want.column("n")[0].as_py() > 0 and rows.count("\n") == n + 1
+
+    # the URL in a fresh session (no cookie, no session state) gives the same rows
+    fresh = new_page(browser)
+    goto(fresh, pg.url)
+    assert count_shown(fresh) == n and download(fresh) == rows
+
+    # SQL: the text and the run are in the URL, and so is the tab
+    goto(pg, f"{base}/query")
+    pg.get_by_role("tab", name="SQL").click()
+    settle(pg)
+    box = pg.get_by_role("textbox", name="SQL", exact=True)
+    box.fill("SELECT rootname, filter FROM master WHERE detector = 'IR' ORDER BY rootname")
+    box.press("Control+Enter")
+    settle(pg)
+    pg.get_by_role("button", name="Run").click()
+    settle(pg)
+    pg.get_by_text("rows in").first.wait_for(timeout=30_000)
+    sql_rows = download(pg)
+    assert "tab=SQL" in pg.url and "run=1" in pg.url and "sql_text=" in pg.url
+    fresh = new_page(browser)
+    goto(fresh, pg.url)
+    fresh.get_by_text("rows in").first.wait_for(timeout=30_000)
+    assert download(fresh) == sql_rows and sql_rows.count("\n") > 2
+
+    # Search and Browse: the box and the filters
+    goto(pg, f"{base}/search")
+    pg.get_by_label("Target, rootname, proposal or position").fill("NGC 4485")
+    pg.get_by_role("button", name="Search").click()
+    settle(pg)
+    said = [t for t in pg.locator(CAPTION).all_inner_texts() if "datasets within" in t]
+    fresh = new_page(browser)
+    goto(fresh, pg.url)
+    assert said and said[0] in fresh.locator(CAPTION).all_inner_texts()
+    goto(fresh, f"{base}/browse?browse_detector=IR&browse_target=NGC")
+    ir = public(server).sql(
+        "SELECT count(*) AS n FROM master WHERE detector = 'IR' AND targname ILIKE '%NGC%'"
+    )
+    assert count_shown(fresh) == ir.column("n")[0].as_py()
+
+
+def test_facets_narrow_a_result_to_the_count_shown(server: dict[str, Any], browser: Any) -> None:
+    base = server["url"]
+    pg = new_page(browser)
+    goto(pg, f"{base}/query?q_target=NGC&find=1")
+    before = count_shown(pg)
+    for facet in ("Detector", "Year", "File type"):
+        pill = pg.get_by_role("radiogroup", name=facet).get_by_role("radio").first
+        label = pill.inner_text()
+        shown = re.fullmatch(r".+ \(([\d,]+)\)", label).group(1)  # type: ignore[union-attr]
+        pill.click()
+        settle(pg)
+        after = count_shown(pg)
+        assert after == int(shown.replace(",", "")) <= before, (facet, label)
+        assert pg.get_by_role("radiogroup", name=facet).get_by_role("radio", checked=True).count() == 1
+        before = after
+    # the facets picked are in the URL: a fresh session shows the same narrowed result
+    rows = download(pg)
+    fresh = new_page(browser)
+    goto(fresh, pg.url)
+    assert count_shown(fresh) == before and download(fresh) == rows
+    # the same on Browse, checked against SQL
+    goto(pg, f"{base}/browse")
+    pg.get_by_role("radiogroup", name="Detector").get_by_role("radio", name="IR (").click()
+    settle(pg)
+    ir = public(server).sql("SELECT count(*) AS n FROM master WHERE detector = 'IR'").column("n")[0]
+    assert count_shown(pg) == ir.as_py() and "bf_detector=IR" in pg.url
+
+
+def _association(server: dict[str, Any]) -> tuple[str, list[str]]:
+    """A public association with at least one member, and its members."""
+    rows = (
+        public(server)
+        .sql(
+            "SELECT lower(asn_id) AS asn, list(rootname ORDER BY date_obs, time_obs, rootname) AS members "
+            "FROM master WHERE asn_id <> 'NONE' AND rootname <> lower(asn_id) "
+            "AND lower(asn_id) IN (SELECT rootname FROM master) "
+            "GROUP BY 1 ORDER BY len(members) DESC, asn LIMIT 1"
+        )
+        .to_pylist()
+    )
+    return rows[0]["asn"], rows[0]["members"]
+
+
+def test_association_members_both_ways_and_the_visit(server: dict[str, Any], browser: Any) -> None:
+    base = server["url"]
+    asn, members = _association(server)
+    pg = new_page(browser)
+    goto(pg, f"{base}/dataset?rootname={asn}")
+    pg.get_by_text(f"Association {asn}: {len(members)} members").wait_for(timeout=30_000)
+    listed = pg.locator(".st-key-ds_members button").all_inner_texts()
+    assert [t.strip().split()[-1] for t in listed] == members
+    # a member, and back to its association
+    pg.locator(".st-key-ds_members button").first.click()
+    settle(pg)
+    assert members[0] in pg.locator("h3").first.inner_text() and f"rootname={members[0]}" in pg.url
+    pg.get_by_role("button", name=f"Association {asn}").click()
+    settle(pg)
+    assert asn in pg.locator("h3").first.inner_text()
+    # previous/next within the visit, in exposure order
+    d = read_sql(f"SELECT proposid, visit FROM master WHERE rootname = '{asn}'", server["lake"]).to_pylist()[
+        0
+    ]
+    visit = (
+        public(server)
+        .sql(
+            f"SELECT rootname FROM master WHERE proposid = {d['proposid']} AND visit = '{d['visit']}' "
+            "ORDER BY date_obs, time_obs, rootname"
+        )
+        .column(0)
+        .to_pylist()
+    )
+    goto(pg, f"{base}/dataset?rootname={visit[0]}")
+    for want in visit[1:3]:
+        pg.get_by_role("button", name=f"Next: {want}").click()
+        settle(pg)
+        assert want in pg.locator("h3").first.inner_text()
+    # the proposal link goes to Browse with the proposal picked
+    pg.get_by_role("link", name=f"Proposal {d['proposid']}").click()
+    settle(pg)
+    assert f"browse_proposal={d['proposid']}" in pg.url
+    n = public(server).sql(f"SELECT count(*) AS n FROM master WHERE proposid = {d['proposid']}")
+    assert count_shown(pg) == n.column("n")[0].as_py()
+
+
+def test_flag_beside_the_preview_and_the_badge_in_browse(server: dict[str, Any], browser: Any) -> None:
+    base = server["url"]
+    root = _association(server)[1][0]
+    d = read_sql(f"SELECT proposid, visit FROM master WHERE rootname = '{root}'", server["lake"]).to_pylist()[
+        0
+    ]
+    pg = new_page(browser)
+    login(pg, base, "alice")
+    goto(pg, f"{base}/dataset?rootname={root}")
+    pg.get_by_role("tab", name="Preview").click()
+    form = pg.locator('[data-testid="stForm"]').filter(has_text="Anomaly")
+    form.locator('[data-testid="stSelectbox"]').click()
+    pg.get_by_role("option", name="Ghost", exact=True).click()
+    form.get_by_label("Comment").fill("ring below the bright star, chip 2")
+    form.get_by_role("button", name="Flag", exact=True).click()
+    settle(pg)
+    assert f"{root} flagged as Ghost" in alert_text(pg, "Success")
+    assert form.get_by_label("Comment").input_value() == ""
+    # a re-flag with an empty comment keeps the comment; the history has every version
+    form.locator('[data-testid="stSelectbox"]').click()
+    pg.get_by_role("option", name="Ghost", exact=True).click()
+    form.get_by_role("button", name="Flag", exact=True).click()
+    settle(pg)
+    assert "ring below the bright star" in alert_text(pg, "Success")
+    team = Scope(server["lake"], Viewer("x", team=True), server["cfg"])
+    hist = anomaly.history(team, rootname=root, anomaly="ghost").to_pylist()
+    assert [h["comment"] for h in hist[:2]] == ["ring below the bright star, chip 2"] * 2
+    assert anomaly.current(team, rootname=root).to_pylist()[0]["comment"].startswith("ring below")
+
+    # the Anomalies page keeps what was typed when the flag is refused
+    goto(pg, f"{base}/anomalies")
+    pg.get_by_label("Rootname").first.fill("nosuchroot")
+    pg.get_by_label("Comment").fill("a long comment I do not want to type again")
+    pg.get_by_role("button", name="Flag", exact=True).click()
+    settle(pg)
+    assert "nosuchroot" in alert_text(pg, "Error")
+    assert pg.get_by_label("Comment").input_value() == "a long comment I do not want to type again"
+    assert pg.get_by_label("Rootname").first.input_value() == "nosuchroot"
+
+    # a guest sees the badge in Browse, and nowhere who flagged it
+    guest = new_page(browser)
+    goto(guest, f"{base}/browse?browse_proposal={d['proposid']}&browse_visit={d['visit']}")
+    badge = guest.locator('[data-testid="stVerticalBlock"]').filter(
+        has=guest.get_by_role("link", name=root, exact=True)
+    )
+    assert "🚩 Ghost" in badge.last.inner_text()
+    assert "alice" not in guest.content()
+    goto(guest, f"{base}/anomalies")
+    assert "alice" not in guest.content()
