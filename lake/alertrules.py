@@ -80,8 +80,7 @@ class Rule:
             return f"no success for {self.stale_hours:g} h"
         if self.change is not None:
             return f"{what} changed by more than {self.change:g} over {self.window_days:g} d"
-        parts = [f"above {self.above:g}"] * (self.above is not None)
-        parts += [f"below {self.below:g}"] * (self.below is not None)
+        parts = [f"{k} {v:g}" for k, v in (("above", self.above), ("below", self.below)) if v is not None]
         return f"{what} " + " or ".join(parts)
 
 

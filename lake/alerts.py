@@ -222,6 +222,8 @@ def _failed_findings(rule: Rule, run: RunInfo, root: Path) -> list[Finding]:
         if r["status"] != "failed":
             break
         streak += 1
+    if not runs:
+        return []
     n = int(rule.failed or 1)
     hit = streak >= n
     detail = f"the last {streak} runs failed" if streak else f"the latest run {runs[0]['status']}"
