@@ -436,3 +436,87 @@ def test_ql_alerts_check(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["alerts", "check", "--lake", str(tmp_path)])
     assert res.exit_code == 1 and "rule 'darks': monitor: no monitor 'uvis-dark'" in res.output
     assert "Traceback" not in res.output
+
+
+def test_site_shows_alerts_and_team_members_act_on_them(
+    world: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    lk = world["lake"]
+    rules = world["base"] / "site.toml"
+    rules.write_text(
+        '[[rule]]\nname = "bowtie-history"\nmonitor = "uvis-bowtie"\nmetric = "amplitude"\nabs = true\n'
+        'scope = "all"\nabove = 0.005\nseverity = "critical"\n'
+    )
+    cfg = {**world["cfg"], "alert_rules": str(rules)}
+    # all of uvis-bowtie's results (the flats over the limit among them), as its next run would see them
+    ((kind, a),) = alerts.evaluate_run(
+        lk, cfg, alerts.RunInfo("uvis-bowtie", "r1", "success", table="monitor_uvis_bowtie")
+    )
+    assert kind == "open" and a["subject"] == "uvis-bowtie"
+    for k, v in (("LAKE", lk), ("ARCHIVE", world["archive"]), ("ALERT_RULES", rules)):
+        monkeypatch.setenv(f"QUICKLAKE_{k}", str(v))
+    team = {"is_logged_in": True, "email": "alice@stsci.edu", "name": "Alice", "groups": ["wfc3-team"]}
+
+    def page(name: str, user: dict[str, Any], **params: str) -> AppTest:
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(
+            str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"), default_timeout=120
+        )
+        at.user = user
+        at.run()
+        at.switch_page(f"app_pages/{name}.py")
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        return at
+
+    home = page("home", team)
+    assert any(s.value.startswith("Open alerts (") for s in home.subheader)
+    assert a["alert_id"] in set(home.dataframe[0].value["alert_id"])
+    mon = page("monitors", team, monitor="uvis-bowtie")
+    assert any(a["alert_id"] in w.value for w in mon.warning)
+    guest = {"is_logged_in": False}
+    assert not any(s.value.startswith("Open alerts") for s in page("home", guest).subheader)
+    assert not page("monitors", guest, monitor="uvis-bowtie").warning
+    assert "for WFC3 team members" in page("alerts", guest).info[0].value
+
+    # acknowledge from the site: recorded with the member's address
+    at = page("alerts", team)
+    at.selectbox(key="alert_id").set_value(a["alert_id"])
+    at.radio(key="alert_action").set_value("acknowledge")
+    at.text_input(key="alert_note").input("looking at the flats")
+    next(b for b in at.button if b.label == "Record").click().run()
+    assert not at.exception and any("acknowledged by alice@stsci.edu" in s.value for s in at.success)
+    got = alerts.get(lk, a["alert_id"])
+    assert (got["acknowledged_by"], got["status"]) == ("alice@stsci.edu", "acknowledged")
+
+    # edit the rules: a wrong rule is refused, naming rule and field, and the file is kept
+    before = rules.read_text()
+    at.text_area(key="alert_rules").input(before.replace("0.005", '"half a percent"'))
+    at.button(key="alert_rules_save").click().run()
+    assert any("rule 'bowtie-history': above: must be a number" in e.value for e in at.error)
+    assert rules.read_text() == before
+    at.text_area(key="alert_rules").input(before.replace("0.005", "0.006"))
+    at.button(key="alert_rules_save").click().run()
+    assert any("1 rules saved" in s.value for s in at.success) and "0.006" in rules.read_text()
+
+
+def test_docs_example_rules_are_valid_and_name_real_columns() -> None:
+    """docs/alerts.md's example file: valid, and its monitor rules name columns their results have."""
+    import re
+
+    from monitors.registry import get
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "alerts.md").read_text()
+    (example,) = re.findall(r"```toml\n(.*?)```", text, re.S)
+    rules = parse_rules(example, "docs/alerts.md", {n: j.monitor for n, j in registry().items()})
+    assert len(rules) == 6
+    for r in rules:
+        if r.monitor:
+            names = get(r.monitor).schema.names
+            assert {r.metric, *r.by, *r.where, r.time} <= set(names), (r.name, names)
