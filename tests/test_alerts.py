@@ -484,6 +484,10 @@ def test_site_shows_alerts_and_team_members_act_on_them(
     assert not any(s.value.startswith("Open alerts") for s in page("home", guest).subheader)
     assert not page("monitors", guest, monitor="uvis-bowtie").warning
     assert "for WFC3 team members" in page("alerts", guest).info[0].value
+    from app.data.scope import Scope
+    from app.data.viewer import GUEST
+
+    assert not {"alerts", "alert_events", "alert_deliveries"} & set(Scope(lk, GUEST, cfg).tables)
 
     # acknowledge from the site: recorded with the member's address
     at = page("alerts", team)
@@ -501,6 +505,12 @@ def test_site_shows_alerts_and_team_members_act_on_them(
     at.button(key="alert_rules_save").click().run()
     assert any("rule 'bowtie-history': above: must be a number" in e.value for e in at.error)
     assert rules.read_text() == before
+    rules.write_text(before.replace("0.005", "[0.005]"))  # broken by hand: the page says so
+    broken = page("alerts", team)
+    assert any(
+        "no rule is evaluated" in e.value and "above: must be a number" in e.value for e in broken.error
+    )
+    rules.write_text(before)
     at.text_area(key="alert_rules").input(before.replace("0.005", "0.006"))
     at.button(key="alert_rules_save").click().run()
     assert any("1 rules saved" in s.value for s in at.success) and "0.006" in rules.read_text()
@@ -520,3 +530,26 @@ def test_docs_example_rules_are_valid_and_name_real_columns() -> None:
         if r.monitor:
             names = get(r.monitor).schema.names
             assert {r.metric, *r.by, *r.where, r.time} <= set(names), (r.name, names)
+
+
+def test_change_over_a_window_of_all_results(world: dict[str, Any]) -> None:
+    """A change rule over all of uvis-bowtie's results (chip 1 only): last window against the one before."""
+    lk = world["lake"]
+    rows = lake.read_sql("SELECT expstart, amplitude FROM monitor_uvis_bowtie WHERE chip = 1", lk).to_pylist()
+    end, w = max(r["expstart"] for r in rows), 2500.0
+    last = [abs(r["amplitude"]) for r in rows if end - w < r["expstart"] <= end]
+    before = [abs(r["amplitude"]) for r in rows if end - 2 * w < r["expstart"] <= end - w]
+    assert last and before
+    delta = max(last) - max(before)
+    rules = world["base"] / "change.toml"
+    cfg = {**world["cfg"], "alert_rules": str(rules)}
+    info = alerts.RunInfo("uvis-bowtie", "r-change", "success", table="monitor_uvis_bowtie")
+    for limit, opens in ((abs(delta) * 0.9, True), (abs(delta) * 1.1, False)):
+        rules.write_text(
+            f'[[rule]]\nname = "bowtie-jump-{opens}"\nmonitor = "uvis-bowtie"\nmetric = "amplitude"\n'
+            f"abs = true\nwhere = {{ chip = 1 }}\nchange = {limit}\nwindow_days = {w}\n"
+        )
+        got = alerts.evaluate_run(lk, cfg, info)
+        assert [k for k, _ in got] == (["open"] if opens else [])
+        if opens:
+            assert got[0][1]["value"] == pytest.approx(delta) and got[0][1]["subject"] == "uvis-bowtie"

@@ -31,6 +31,11 @@ with ui.shown_errors():
     st.subheader("Rules")
     path, text = alerts.rules_file(scope, ui.cfg())
     st.caption(f"{path} · fields and an example: docs/alerts.md")
+    problem = alerts.rules_problem(scope, ui.cfg())
+    if problem:
+        st.error(
+            f"The rules in force are not valid, so no rule is evaluated: {problem}", icon=":material/error:"
+        )
     edited = st.text_area("Rules (TOML)", text, height=320, key="alert_rules")
     if st.button("Save rules", icon=":material/save:", key="alert_rules_save"):
         with ui.shown_errors():

@@ -58,6 +58,19 @@ def rules_file(scope: Scope, cfg: dict[str, Any]) -> tuple[Path, str]:
     return p, p.read_text(encoding="utf-8") if p.exists() else ""
 
 
+def rules_problem(scope: Scope, cfg: dict[str, Any]) -> str:
+    """What is wrong with the rules file in force ('' if nothing): runs only log it, so the page says it."""
+    from lake.errors import ConfigError
+    from lake.jobs import registry
+
+    path, text = rules_file(scope, cfg)
+    try:
+        parse_rules(text, str(path), {n: j.monitor for n, j in registry().items()})
+    except ConfigError as e:
+        return str(e)
+    return ""
+
+
 def save_rules(scope: Scope, cfg: dict[str, Any], text: str) -> list[Rule]:
     """Validate ``text`` and make it the rules file; nothing is written if a rule is wrong."""
     from lake.jobs import registry
