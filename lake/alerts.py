@@ -154,6 +154,8 @@ def _metric(rule: Rule, row: Mapping[str, Any]) -> float | None:
     if v is None or isinstance(v, str):
         return None
     x = float(v)
+    if x != x:  # NaN: a measurement that failed says nothing about the threshold
+        return None
     return abs(x) if rule.abs else x
 
 
@@ -449,6 +451,8 @@ def deliver(
             send_email(cfg, rule.emails, head, body, attach=a["plot"] if kind == "open" else None)
         except DeliveryError as e:
             error = str(e)
+        except Exception as e:  # whatever else goes wrong is recorded too, never the run's failure
+            error = f"{type(e).__name__}: {e}"
         _record(root, a["alert_id"], kind, "email", ", ".join(rule.emails), error)
         failures += error is not None
     fields = {k: a[k] for k in ("alert_id", "rule", "subject", "severity", "status", "value", "link")}
@@ -456,7 +460,7 @@ def deliver(
         error = None
         try:
             post_webhook(url, head + (f"\n{a['link']}" if a["link"] else ""), {**fields, "event": kind})
-        except DeliveryError as e:
+        except Exception as e:  # (a DeliveryError, or anything else: recorded, never raised)
             error = str(e).replace(url, _redacted(url))
         _record(root, a["alert_id"], kind, "webhook", _redacted(url), error)
         failures += error is not None

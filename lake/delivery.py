@@ -61,7 +61,7 @@ def send_email(
             if cfg.get("smtp_user"):
                 smtp.login(str(cfg["smtp_user"]), str(cfg.get("smtp_password") or ""))
             smtp.send_message(msg)
-    except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
+    except (OSError, smtplib.SMTPException, ssl.SSLError, ValueError) as e:  # (ValueError: bad address)
         raise DeliveryError(f"SMTP {host}:{port}: {type(e).__name__}: {e}") from None
 
 
