@@ -17,7 +17,10 @@ PAGES = {
         st.Page("app_pages/anomalies.py", title="Anomalies", icon=":material/flag:"),
         st.Page("app_pages/monitors.py", title="Monitors", icon=":material/monitoring:"),
     ],
-    "Operations": [st.Page("app_pages/jobs.py", title="Jobs", icon=":material/schedule:")],
+    "Operations": [
+        st.Page("app_pages/jobs.py", title="Jobs", icon=":material/schedule:"),
+        st.Page("app_pages/alerts.py", title="Alerts", icon=":material/notifications:"),
+    ],
 }
 
 with st.sidebar:

@@ -78,6 +78,7 @@ class JobResult:
     summary: str = ""
     table: str | None = None  # where the findings go (default findings_<job>)
     replace: bool = False  # replace the table's rows instead of appending (a monitor's --rebuild)
+    plots: list[str] = field(default_factory=list)  # plots drawn (a monitor's: alerts name the first)
 
 
 @dataclass
@@ -287,6 +288,7 @@ def run_job(
                 counts=json.dumps(outcome.counts, sort_keys=True),
                 error=outcome.error,
             )
+            _evaluate_alerts(ctx, outcome)
             log.removeHandler(handler)
             handler.close()
         prune_logs(root)
@@ -299,6 +301,21 @@ class _Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     found: int = 0
+    findings: pa.Table | None = None
+    table: str | None = None
+    plots: list[str] = field(default_factory=list)
+
+
+def _evaluate_alerts(ctx: JobContext, out: _Outcome) -> None:
+    """The alert rules after the run has ended (:mod:`lake.alerts`); whatever goes wrong there is logged,
+    never the run's failure."""
+    try:
+        from lake.alerts import RunInfo, evaluate_run
+
+        run = RunInfo(ctx.job, ctx.run_id, out.status, out.counts, out.findings, out.table, out.plots)
+        evaluate_run(ctx.lake_root, ctx.cfg, run, ctx.log)
+    except Exception as e:  # a broken rules file or a bug must not turn a good run into a failed one
+        ctx.log.warning("alerts not evaluated: %s: %s", type(e).__name__, e)
 
 
 def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome:
@@ -307,11 +324,13 @@ def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome
     try:
         res = fn(ctx)
         out.counts = dict(res.counts)
+        out.plots = [str(p) for p in res.plots]
         if res.findings is not None:
             out.found = res.findings.num_rows
             table = res.table or findings_table(ctx.job)
             _store_findings(ctx.lake_root, ctx.cfg, table, ctx.run_id, res.findings, res.replace)
             out.counts.setdefault("findings", out.found)
+            out.findings, out.table = res.findings, table
         out.status = "success" if res.worked else "no-work"
         ctx.log.info("%s: %s %s", out.status, res.summary or "done", json.dumps(out.counts, sort_keys=True))
     except NotConfigured as e:  # nothing to do until a setting is set: said, not a failure

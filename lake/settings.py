@@ -162,6 +162,41 @@ REGISTRY: tuple[Setting, ...] = (
         "wait their turn. They run at a lower CPU priority than the pages.",
         int,
     ),
+    Setting(
+        "alert_rules",
+        "",
+        "TOML file of alert rules (docs/alerts.md), evaluated after every job and monitor run; empty: "
+        "<lake>/alerts.toml if it exists (the site's Alerts page edits that file).",
+    ),
+    Setting(
+        "site_url",
+        "",
+        "Alerts: the site's public address (https://host/), for links in alert messages; empty: messages "
+        "name the plot's path in the lake instead.",
+    ),
+    Setting(
+        "smtp_host", "", "Alerts: SMTP server for e-mail; empty: e-mail alerts fail and are recorded so."
+    ),
+    Setting("smtp_port", 587, "Alerts: SMTP server port (587: submission with STARTTLS).", int),
+    Setting(
+        "smtp_starttls",
+        True,
+        "Alerts: upgrade the SMTP connection with STARTTLS before logging in (refuse a server without it).",
+        bool,
+    ),
+    Setting(
+        "smtp_cafile",
+        "",
+        "Alerts: CA certificates (PEM) that sign the SMTP server's certificate; empty: the system's.",
+    ),
+    Setting("smtp_user", "", "Alerts: SMTP login; empty: send without logging in."),
+    Setting(
+        "smtp_password",
+        "",
+        "Alerts: SMTP password (set it as QUICKLAKE_SMTP_PASSWORD or in a quicklake.toml only its owner "
+        "can read).",
+    ),
+    Setting("smtp_from", "quicklake@localhost", "Alerts: the From address of alert e-mail."),
 )
 _BY_NAME = {s.name: s for s in REGISTRY}
 
@@ -216,7 +251,7 @@ def load(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 # settings that name a local file or folder: made absolute when written for cron (which starts in $HOME)
 PATH_SETTINGS = ("archive", "lake", "schedule", "mast_listing", "mirror", "proposals", "uvis_anneals",
-                 "auth_secrets")  # fmt: skip
+                 "auth_secrets", "alert_rules", "smtp_cafile")  # fmt: skip
 
 
 def toml_for(cfg: Mapping[str, Any]) -> str:

@@ -1,4 +1,4 @@
-"""``<lake>/state.sqlite``: small transactional writes (job runs; later anomaly flags) in SQLite WAL mode.
+"""``<lake>/state.sqlite``: small transactional writes (job runs, anomaly flags, alerts) in SQLite WAL mode.
 
 Tables are append-only event logs, so history comes free and concurrent writers never update a row in
 place (``docs/background/lake-formats.md`` §4: 2 x 500 inserts from two processes, 0 errors, readers never
@@ -47,6 +47,40 @@ CREATE TRIGGER IF NOT EXISTS anomaly_events_no_update BEFORE UPDATE ON anomaly_e
 BEGIN SELECT RAISE(ABORT, 'anomaly history is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS anomaly_events_no_delete BEFORE DELETE ON anomaly_events
 BEGIN SELECT RAISE(ABORT, 'anomaly history is append-only'); END;
+CREATE TABLE IF NOT EXISTS alert_events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id   TEXT NOT NULL,
+    event      TEXT NOT NULL CHECK (event IN ('open', 'clear', 'ack', 'resolve')),
+    ts         TEXT NOT NULL,      -- UTC ISO 8601
+    rule       TEXT NOT NULL,
+    subject    TEXT NOT NULL,      -- what the rule found: a monitor (and group), or a job
+    severity   TEXT,
+    value      REAL,               -- the metric when opened or cleared
+    detail     TEXT,               -- the sentence the messages carry
+    rows       TEXT,               -- JSON: the result rows or job runs that triggered it
+    plot       TEXT,               -- the monitor's plot (a path) when opened
+    link       TEXT,               -- the site page of the monitor or run (setting site_url)
+    run_id     TEXT,               -- the run whose evaluation wrote the event
+    user       TEXT,               -- who acknowledged or resolved
+    comment    TEXT
+);
+-- each event at most once per alert (one open, one clear, one acknowledgement, one resolution)
+CREATE UNIQUE INDEX IF NOT EXISTS alert_events_once ON alert_events (alert_id, event);
+CREATE INDEX IF NOT EXISTS alert_events_rule ON alert_events (rule, subject);
+CREATE TRIGGER IF NOT EXISTS alert_events_no_update BEFORE UPDATE ON alert_events
+BEGIN SELECT RAISE(ABORT, 'alert history is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS alert_events_no_delete BEFORE DELETE ON alert_events
+BEGIN SELECT RAISE(ABORT, 'alert history is append-only'); END;
+CREATE TABLE IF NOT EXISTS alert_deliveries (
+    delivery_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts         TEXT NOT NULL,
+    alert_id   TEXT,               -- NULL for a digest
+    kind       TEXT NOT NULL,      -- open | clear | digest
+    channel    TEXT NOT NULL,      -- email | webhook
+    target     TEXT NOT NULL,      -- addresses or URL
+    ok         INTEGER NOT NULL,
+    error      TEXT
+);
 """
 
 # the flags in force: per dataset and anomaly type, the latest event, if it is a flag
@@ -63,6 +97,23 @@ SELECT s.run_id, s.job, s.ts AS started, e.ts AS ended, s.host, s.user, s.pid, s
        COALESCE(e.status, 'running') AS status, e.counts, e.error, s.log_path
 FROM job_events s LEFT JOIN job_events e ON e.run_id = s.run_id AND e.event = 'end'
 WHERE s.event = 'start'
+"""
+
+
+# one row per alert: its open event with its clear, acknowledgement and resolution (if any); an alert is
+# open until its condition clears or someone resolves it
+ALERTS_SQL = """
+SELECT o.alert_id, o.rule, o.subject, o.severity,
+       CASE WHEN r.ts IS NOT NULL THEN 'resolved' WHEN c.ts IS NOT NULL THEN 'cleared'
+            WHEN a.ts IS NOT NULL THEN 'acknowledged' ELSE 'open' END AS status,
+       o.ts AS opened_at, o.value, o.detail, o.rows, o.plot, o.link, o.run_id,
+       c.ts AS cleared_at, c.value AS cleared_value, c.detail AS cleared_detail,
+       a.user AS acknowledged_by, a.ts AS acknowledged_at, r.user AS resolved_by, r.ts AS resolved_at
+FROM alert_events o
+LEFT JOIN alert_events c ON c.alert_id = o.alert_id AND c.event = 'clear'
+LEFT JOIN alert_events a ON a.alert_id = o.alert_id AND a.event = 'ack'
+LEFT JOIN alert_events r ON r.alert_id = o.alert_id AND r.event = 'resolve'
+WHERE o.event = 'open'
 """
 
 
@@ -95,6 +146,16 @@ def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.
     else:
         con = _read_only(p)
     try:
+        try:
+            return _arrow(con.execute(sql, args))
+        except sqlite3.OperationalError as e:
+            if "no such table" not in str(e):
+                raise
+        # a database from before a table was added, read by someone who may not migrate it: the new
+        # tables read as empty
+        con.close()
+        con = sqlite3.connect(":memory:")
+        con.executescript(SCHEMA)
         return _arrow(con.execute(sql, args))
     finally:
         con.close()
@@ -114,17 +175,23 @@ def _read_only(p: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True)
 
 
-STATE_TABLES = ("job_events", "job_runs", "anomaly_events", "anomalies")
+STATE_TABLES = (
+    "job_events", "job_runs", "anomaly_events", "anomalies", "alert_events", "alerts", "alert_deliveries"
+)  # fmt: skip
 
 
 def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
-    """The state tables for DuckDB and Polars: job and anomaly events, and the ``job_runs`` and
-    ``anomalies`` views (empty, with their columns, before the first run or flag)."""
+    """The state tables for DuckDB and Polars: job, anomaly and alert events, the ``job_runs``,
+    ``anomalies`` and ``alerts`` views, and alert deliveries (empty, with their columns, before the first
+    run, flag or alert)."""
     sqls = (
         "SELECT * FROM job_events ORDER BY ts",
         RUNS_SQL + " ORDER BY started",
         "SELECT * FROM anomaly_events ORDER BY event_id",
         ANOMALIES_SQL + " ORDER BY flagged_at",
+        "SELECT * FROM alert_events ORDER BY event_id",
+        ALERTS_SQL + " ORDER BY opened_at",
+        "SELECT * FROM alert_deliveries ORDER BY delivery_id",
     )
     return {name: query(lake_root, sql) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
 

@@ -172,4 +172,12 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     if m.group is not None:
         counts["groups"] = len(todo)
     what = "groups" if m.group is not None else "files"
-    return JobResult(True, counts, new, f"{len(todo)} {what} measured", table=table, replace=rebuild)
+    return JobResult(
+        True,
+        counts,
+        new,
+        f"{len(todo)} {what} measured",
+        table=table,
+        replace=rebuild,
+        plots=[str(p) for p in pngs],
+    )

@@ -82,7 +82,7 @@ def test_one_list_of_jobs_and_monitors() -> None:
     assert jobs.monitor_names() == list(MODULES)
     assert all(reg[m].monitor for m in MODULES)
     plain = [n for n, j in reg.items() if not j.monitor]
-    assert len(plain) == 12 and "run-ingest" in plain and "maintain-lake" in plain
+    assert len(plain) == 13 and "run-ingest" in plain and "maintain-lake" in plain and "alert-digest" in plain
     assert set(jobs.default_schedule()) == set(reg)  # every job and monitor has its time
 
 

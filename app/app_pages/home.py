@@ -1,10 +1,10 @@
-"""Home: archive totals, ingest freshness, the job status board, recent anomalies."""
+"""Home: archive totals, ingest freshness, open alerts, the job status board, recent anomalies."""
 
 import altair as alt
 import streamlit as st
 import ui
 
-from app.data import anomaly, browse
+from app.data import alerts, anomaly, browse
 from lake import jobs
 
 st.title("Quicklake")
@@ -51,6 +51,19 @@ with ui.shown_errors():
             ui.linked_table(flags, columns=cols, badges=False)
         else:
             st.caption("No datasets flagged.")
+
+    if scope.viewer.team:  # (an alert's rows name datasets of every proposal)
+        opened = alerts.open_alerts(scope).to_pylist()
+        st.subheader(f"Open alerts ({len(opened)})")
+        if opened:
+            st.dataframe(
+                [{c: a[c] for c in alerts.COLUMNS} for a in opened], hide_index=True, width="stretch"
+            )
+            st.page_link(
+                "app_pages/alerts.py", label="Acknowledge or resolve", icon=":material/notifications:"
+            )
+        else:
+            st.caption("No open alerts.")
 
     st.subheader("Job status")
     if ui.team_only(scope.viewer, "The job status board"):

@@ -3,6 +3,7 @@
 import streamlit as st
 import ui
 
+from app.data import alerts
 from app.data import monitor_report as report
 from lake.proprietary import now_mjd
 from monitors.registry import MODULES, get
@@ -20,6 +21,11 @@ with ui.shown_errors():
     st.subheader(m.title)
     if m.doc:
         st.caption(m.doc)
+    for a in alerts.open_alerts(scope, subject=name).to_pylist():  # (team members only)
+        said = f"**{a['severity']}** alert {a['alert_id']}, {a['rule']}: {a['subject']}: {a['detail']}"
+        st.warning(
+            f"{said} (opened {ui.age(a['opened_at'])}, {a['status']})", icon=":material/notifications:"
+        )
     everything = report.results(scope, name)
     if not everything.num_rows:
         st.info(f"No results yet: run 'ql monitor run {name}'.")

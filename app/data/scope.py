@@ -61,7 +61,8 @@ LOCKED: dict[str, str | bool | int | float | list[str]] = {
     "memory_limit": "2GB",
     "threads": 2,
 }
-TEAM_ONLY = ("job_events", "job_runs")  # job logs name files of every proposal
+# job logs name files of every proposal; alerts hold result rows of every proposal and subscribers
+TEAM_ONLY = ("job_events", "job_runs", "alert_events", "alerts", "alert_deliveries")
 TEAM_COLUMNS = ("user",)  # who flagged an anomaly: a team member's e-mail address
 
 _POOLS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}
