@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -449,7 +450,12 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
     lake_dir = Path(cfg["lake"]).resolve()
     lake_dir.mkdir(parents=True, exist_ok=True)
     config = lake_dir / "quicklake.toml"
-    config.write_text(settings.toml_for(cfg))
+    # only its owner may read it: it may hold secrets (smtp_password, a catalog_uri with a password)
+    tmp = config.with_name(f".{config.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(settings.toml_for(cfg))
+    os.replace(tmp, config)
     click.echo(f"# settings for cron written to {config} (run 'ql cron-line' again after changing them)")
     log = lake_dir / "logs" / "cron.log"
     click.echo(f"*/{every} * * * * QUICKLAKE_CONFIG={config} {ql} run-due >> {log} 2>&1")

@@ -298,6 +298,7 @@ def test_schedule_due_and_cron_line(site: dict[str, Any], tmp_path: Path) -> Non
         jobs.schedule(f)
     res = CliRunner().invoke(main, ["cron-line"])
     assert res.exit_code == 0 and "*/5 * * * *" in res.output
+    assert (lk / "quicklake.toml").stat().st_mode & 0o077 == 0  # it may hold secrets: the owner's only
     # cron's entry works from another directory with a fresh environment: every job succeeds or is
     # skipped for a reason it names; the settings travel in the quicklake.toml the entry names (#20)
     entry = next(line for line in res.output.splitlines() if line.startswith("*/5 "))
