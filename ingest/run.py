@@ -105,8 +105,9 @@ def _known_files(
         con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(under or [])}")
         rows = con.execute(
             "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
-            "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
-            "OR was.status IN ('error', 'missing') OR " + changed_sql("was", "now")
+            "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) "
+            "WHERE now.path IS NULL OR now.problem OR was.status IN ('error', 'missing') OR "
+            + changed_sql("was", "now")
         ).fetchall()
         new = [r[0] for r in con.execute("SELECT path FROM now ANTI JOIN was USING (path)").fetchall()]
     finally:
@@ -218,6 +219,9 @@ def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
 # Intermediate commits wait at least this many times as long as the previous one took: about 1 s of a
 # core for some twenty tables, which at every 10 s cost 2 local workers 5 % of their time.
 COMMIT_SHARE = 20
+# An ingest of at least this many batches compacts what it wrote (on its workers) before it publishes
+COMPACT_BATCHES = 8
+COMPACT_TARGET_MB = 128.0
 # Ingests touching at most this many files update ``master`` for their datasets only; larger ones
 # compute it afresh (one pass over the header tables instead of many located reads).
 INCREMENTAL_MASTER = 5000
@@ -376,10 +380,13 @@ def _redo(k: KnownFile, rel: str, now: Stamp, problem: str | None, layout: Layou
 
 class _Commits:
     """The driver's commits of finished batches: every so often while they come in (published, but not
-    in a rebuild), then the rest at the end, unpublished (published with the master table)."""
+    in a rebuild), then the rest at the end, unpublished (published with the master table). With
+    ``compact``, the files are compacted after the last commit (and master is not computed ahead)."""
 
-    def __init__(self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions) -> None:
+    def __init__(self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions, compact: bool) -> None:
         self.lake, self.pins, self.plan, self.opts = lake, pins, plan, opts
+        self.compact = compact
+        self.seen: list[BatchResult] = []
         self.pending: list[BatchResult] = []
         self.last_commit, self.took = time.monotonic(), 0.0
 
@@ -387,6 +394,7 @@ class _Commits:
         """Commit what is pending if the last commit was long enough ago."""
         if time.monotonic() - self.last_commit >= max(self.opts.commit_interval, COMMIT_SHARE * self.took):
             started = time.monotonic()
+            self.seen += self.pending
             plan = self.plan
             _commit(self.lake, self.pins, self.pending, plan.replaced, not self.opts.rebuild, plan.years)
             self.pending, self.last_commit = [], time.monotonic()
@@ -398,8 +406,10 @@ class _Commits:
             return None
         ahead = None
         plan = self.plan
+        self.seen += self.pending
         if (
-            not plan.incremental
+            not self.compact
+            and not plan.incremental
             and not plan.removed
             and not any(p in plan.replaced for r in self.pending for p in r.relpaths)
         ):
@@ -427,7 +437,7 @@ def _run_batches(
             BatchTask(uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types)
             for b in batches
         ]
-        commits = _Commits(lake, pins, plan, opts)
+        commits = _Commits(lake, pins, plan, opts, compact=len(tasks) >= COMPACT_BATCHES)
         for group in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
             commits.pending += group
             for res in group:
@@ -437,9 +447,33 @@ def _run_batches(
                 commits.maybe()
             if opts.progress:
                 opts.progress(summary.ingested, summary.errors)
-        return commits.last()
+        ahead = commits.last()
+        if commits.compact:
+            _compact_new(lake, pins, ex, {t for r in commits.seen for t in r.files})
+        return ahead
     finally:
         ex.close()
+
+
+def _compact_new(lake: Lake, pins: Pins, ex: Executor, tables: set[str]) -> None:
+    """Compact the tables a large ingest wrote (their small files: the ingest's one file per batch), with
+    the rewrites on the ingest's workers: the lake it leaves is as fast to read as a maintained one."""
+    from lake.maintenance import compact
+
+    def on_workers(work: list[tuple[Any, ...]]) -> list[str]:
+        out: dict[int, str] = {}
+        tagged = [(i, *w) for i, w in enumerate(work)]
+        for group in ex.map(_rewrite_one, tagged, name="compact", key=lambda t: f"{t[3]}-{t[0]}"):
+            out.update(group)
+        return [out[i] for i in range(len(work))]
+
+    compact(lake, pins, sorted(tables), target_mb=COMPACT_TARGET_MB, rewrites=on_workers)
+
+
+def _rewrite_one(i: int, paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> tuple[int, str]:
+    from lake.maintenance import _rewrite
+
+    return i, _rewrite(paths, schema, table, out_dir)
 
 
 def split_batches(todo: list[FileJob], batch_files: int, workers: int) -> list[list[FileJob]]:

@@ -175,7 +175,25 @@ def _sort_keys(table: str, names: list[str]) -> list[str]:
     return [c for c in wanted if c in names]
 
 
-def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]:
+Rewrites = Callable[[list[tuple[list[str], pa.Schema, str, Path]]], list[str]]
+
+
+def _here(tasks: list[tuple[list[str], pa.Schema, str, Path]]) -> list[str]:
+    return [_rewrite(*t) for t in tasks]
+
+
+def compact(lake: Lake, pins: Pins, tables: list[str], *, target_mb: float, rewrites: Rewrites) -> int:
+    """Compact ``tables`` (unpublished), with the file rewrites done by ``rewrites`` (e.g. on an ingest's
+    Dask workers, so that a large ingest leaves a lake as fast as a maintained one without a serial
+    tail); returns the number of data files removed."""
+    gone = 0
+    for name in sorted(tables):
+        before, after = _compact(lake, pins, name, int(target_mb * 1e6), rewrites)
+        gone += before - after
+    return gone
+
+
+def _compact(lake: Lake, pins: Pins, table: str, target: int, rewrites: Rewrites = _here) -> tuple[int, int]:
     """Rewrite the table's small files; returns its data-file count before and after."""
     sid = pins.tables.get(table)
     if sid is None:
@@ -192,15 +210,16 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int) -> tuple[int, int]
     if not groups:
         return len(tasks), len(tasks)
     path_id = _path_field_id(lake.table(pins, table))
-    old, new = [], []
+    old, work = [], []
     for files in groups.values():
         # beside the partition's files (``data/year=2016``): DuckDB reads the partition from the folder
         sub = Path(files[0].file_path.removeprefix("file://")).parent
         files.sort(key=lambda f: _lower_path(f, path_id))
         for bin_ in _bins(files, target, max_rows):
             paths = [f.file_path.removeprefix("file://") for f in bin_]
-            new.append(_rewrite(paths, _file_schema(schema, paths[0]), table, sub))
+            work.append((paths, _file_schema(schema, paths[0]), table, sub))
             old.extend(bin_)
+    new = rewrites(work) if work else []
     if not old:  # every small file alone in its bin: nothing to swap (and nothing to publish)
         return len(tasks), len(tasks)
     lake.replace_files(pins, table, old, new, {"quicklake.operation": "compaction"})

@@ -109,11 +109,11 @@ def _delete_filter(paths: list[str], years: Mapping[str, int | None] | None) -> 
         by_year.setdefault((years or {}).get(p, _NO_YEAR), []).append(p)
     if _NO_YEAR in by_year:
         return _path_in(paths)
-    parts = [
-        And(IsNull("year") if y is None else EqualTo("year", y), _path_in(ps))  # type: ignore[arg-type]
+    parts: list[Any] = [
+        And(IsNull("year") if y is None else EqualTo("year", y), _path_in(ps))  # type: ignore[call-arg,arg-type]
         for y, ps in sorted(by_year.items(), key=lambda kv: str(kv[0]))
     ]
-    return reduce(Or, parts)
+    return reduce(lambda a, b: Or(a, b), parts)
 
 
 def _path_in(values: list[str]) -> Any:

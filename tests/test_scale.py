@@ -3,6 +3,7 @@ master, the known-files join. Each test checks the result against the plain comp
 
 from __future__ import annotations
 
+import itertools
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,18 @@ from lake.master import compute_master
 from lake.tables import Lake
 
 
+@pytest.fixture(scope="module")
+def batch_lake(small_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A lake as an ingest of many batches writes it before compaction (one data file per batch)."""
+    from ingest import run
+
+    root = tmp_path_factory.mktemp("batch-lake")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(run, "COMPACT_BATCHES", 10**9)
+        ingest(root, str(small_archive), scheduler="synchronous", batch_files=60)
+    return root
+
+
 def _summary(root: Path, table: str) -> dict[str, str]:
     lk = Lake(root)
     pins = lk.pins()
@@ -26,7 +39,8 @@ def _summary(root: Path, table: str) -> dict[str, str]:
     return dict(snap.summary.additional_properties) if snap.summary else {}
 
 
-def test_every_data_file_has_its_path_range_recorded(small_lake: Path) -> None:
+def test_every_data_file_has_its_path_range_recorded(batch_lake: Path) -> None:
+    small_lake = batch_lake
     snap = lake.snapshot(small_lake)
     for name in ("files", "cards", "uvisflt"):
         tf = snap.tables[name]
@@ -37,7 +51,8 @@ def test_every_data_file_has_its_path_range_recorded(small_lake: Path) -> None:
         assert tf.bounds[0] == (first.min(), first.max())
 
 
-def test_a_located_read_is_the_full_read_from_a_few_files(small_lake: Path) -> None:
+def test_a_located_read_is_the_full_read_from_a_few_files(batch_lake: Path) -> None:
+    small_lake = batch_lake
     snap = lake.snapshot(small_lake)
     paths = lake.read("files", small_lake, where="status = 'ok'")["path"].sort().to_list()
     some = [paths[0], paths[len(paths) // 2], paths[-1]]
@@ -63,7 +78,12 @@ def _edit(path: Path, **cards: object) -> None:
     os.utime(path, (t, t))
 
 
-def test_a_changed_file_rewrites_only_the_data_files_holding_it(archive_copy: Path, tmp_path: Path) -> None:
+def test_a_changed_file_rewrites_only_the_data_files_holding_it(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import run
+
+    monkeypatch.setattr(run, "COMPACT_BATCHES", 10**9)  # many data files per table, as between compactions
     root = tmp_path / "lake"
     ingest(root, str(archive_copy), scheduler="synchronous", batch_files=30)
     before = {t: len(lake.snapshot(root).tables[t].files) for t in ("cards", "uvisflt")}
@@ -151,3 +171,30 @@ def test_an_ingest_of_some_folders_leaves_the_rest_alone(archive_copy: Path, tmp
     bad = CliRunner().invoke(main, ["ingest", "--lake", str(root), "--archive", str(archive_copy), "/etc"])
     assert bad.exit_code != 0 and "not inside the archive" in bad.output
     assert len(bad.output.strip().splitlines()) <= 2
+
+
+def test_a_large_ingest_leaves_a_compacted_lake(archive_copy: Path, tmp_path: Path) -> None:
+    """An ingest of many batches compacts what it wrote before it publishes: few files per table and
+    partition, each a narrow path range, every card still there."""
+    from ingest import run
+
+    root = tmp_path / "lake"
+    s = ingest(root, str(archive_copy), scheduler="synchronous", batch_files=10)
+    assert s.batches >= run.COMPACT_BATCHES
+    snap = lake.snapshot(root)
+    assert len(snap.tables["uvisflt"].files) < s.batches / 2
+    cards = snap.tables["cards"]
+    # compacted in path order: the files' path ranges do not overlap within a year partition
+    by_year: dict[str, list[tuple[str, str]]] = {}
+    for f, (lo, hi) in zip(cards.files, cards.bounds, strict=True):
+        assert lo is not None and hi is not None
+        by_year.setdefault(Path(f).parent.name, []).append((lo, hi))
+    for ranges in by_year.values():
+        ranges.sort()
+        assert all(a[1] < b[0] for a, b in itertools.pairwise(ranges))
+    n = lake.read("files", root).height
+    assert n == s.ingested
+    some = sorted(archive_copy.rglob("*_raw.fits"))[2]
+    from tests.test_lake import header_lines
+
+    assert lake.read_header(some.relative_to(archive_copy).as_posix(), path=root) == header_lines(some)
