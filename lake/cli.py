@@ -290,6 +290,27 @@ def _hdu_label(index: int, cards: list[str]) -> str:
     return f"# HDU {index} (PRIMARY)" if cards and cards[0].startswith("SIMPLE") else f"# HDU {index}"
 
 
+@main.command("history")
+@click.argument("file")
+@click.option(
+    "--keyword", "-k", default=None, help="Only the versions that changed this keyword, and its cards."
+)
+@lake_option
+@handle_errors
+def history_cmd(file: str, keyword: str | None, lake: str | None) -> None:
+    """Print FILE's header versions (each time an ingest found it changed) and what changed in each: a
+    line per version (time, size, mtime, status, the snapshot to read it with --as-of), then a line per
+    card added, removed or changed."""
+    from lake.history import history, lines
+
+    t = history(file, keyword=keyword, path=lake)
+    if not t.num_rows:
+        what = f" in {keyword.upper()}" if keyword else ""
+        click.echo(f"{file}: no change{what} recorded since it was first ingested")
+        return
+    click.echo("\n".join(lines(t)))
+
+
 @main.command("errors")
 @lake_option
 @handle_errors

@@ -110,10 +110,10 @@ def _delete_filter(paths: list[str], years: Mapping[str, int | None] | None) -> 
     if _NO_YEAR in by_year:
         return _path_in(paths)
     parts = [
-        And(IsNull("year") if y is None else EqualTo("year", y), _path_in(ps))  # type: ignore[arg-type]
+        And(IsNull("year") if y is None else EqualTo("year", y), _path_in(ps))  # type: ignore[arg-type,call-arg]
         for y, ps in sorted(by_year.items(), key=lambda kv: str(kv[0]))
     ]
-    return reduce(Or, parts)
+    return reduce(Or, parts)  # type: ignore[arg-type]
 
 
 def _path_in(values: list[str]) -> Any:
@@ -281,7 +281,7 @@ class Lake:
             return self.pins()
         pins = Pins(namespace or "lake_1", {}, datetime.now(UTC).isoformat())
         self.catalog.create_namespace_if_not_exists(pins.namespace)
-        for name in sch.FIXED_TABLES:
+        for name in (*sch.FIXED_TABLES, *sch.HISTORY_TABLES):
             self.ensure_table(pins, name, sch.arrow_schema(name))
         self.publish(pins)
         return pins
@@ -543,6 +543,9 @@ class Lake:
         write_duckdb_catalog(self, pins)
         _atomic_write(self.pins_path, pins.to_json().encode())
         self._unpublished = False
+        from lake.timetravel import record_commit
+
+        record_commit(self.root, pins.namespace, pins.tables, pins.committed_at)
 
     def mark_missing(
         self,
