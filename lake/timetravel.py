@@ -110,27 +110,23 @@ def pins_as_of(lake: Lake, as_of: AsOf) -> Commit:
     if not _readable(lake, chosen, {}):
         raise LakeError(
             f"as of {as_of}: the commit of {chosen.committed_at.isoformat()} is no longer readable (its "
-            f"snapshots were expired by maintenance, which keeps them {_keep_hours()} h, or dropped by a "
-            "rebuild); " + _earliest(lake, history)
+            "snapshots were expired by maintenance after keep_hours, or dropped by a rebuild); "
+            + _earliest(lake, history)
         )
     return chosen
 
 
-def _keep_hours() -> str:
-    try:
-        from lake import settings
-
-        return f"{float(settings.load({})['keep_hours']):g}"
-    except Exception:  # the message only; the settings may not load where the reader runs
-        return "keep_hours"
-
-
 def _earliest(lake: Lake, history: list[Commit]) -> str:
+    """The start of the readable stretch of history: every commit from it to the last is readable."""
     have: dict[tuple[str, str], set[int] | None] = {}
-    for c in history:
-        if _readable(lake, c, have):
-            return f"the earliest readable time is {c.committed_at.isoformat()}"
-    return "no earlier commit is readable"
+    first = None
+    for c in reversed(history):
+        if not _readable(lake, c, have):
+            break
+        first = c
+    if first is None:
+        return "no commit is readable"
+    return f"the earliest readable time is {first.committed_at.isoformat()}"
 
 
 def _readable(lake: Lake, c: Commit, have: dict[tuple[str, str], set[int] | None]) -> bool:
