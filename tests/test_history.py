@@ -164,6 +164,83 @@ def test_a_removed_file_is_a_version_too(rep: Reprocessed) -> None:
     assert len(versions) == 2 and "status ok -> missing" in versions[1] and "size" in versions[1]
 
 
+def test_the_site_shows_history_to_those_who_may_see_the_dataset(rep: Reprocessed) -> None:
+    """The Dataset page's History tab and the console's "as of" (team only), through the viewer's
+    scope: a guest sees no history of a proprietary dataset and cannot read the past."""
+    import csv
+
+    from app.data.history import dataset_history
+    from app.data.scope import Scope
+    from app.data.viewer import GUEST, Viewer
+    from lake import settings
+    from lake.errors import AccessDenied
+
+    cfg = {**settings.load({"lake": str(rep.root)}), "archive": str(rep.archive)}
+    root = Path(rep.victims[0]).name.split("_")[0]
+    team = Scope(rep.root, Viewer(name="alice", team=True), cfg)
+    t = dataset_history(team, root).to_pylist()
+    assert t[0]["kind"] == "file"
+    assert {"CAL_VER", "CRVAL1", "HISTORY"} <= {r["keyword"] for r in t}
+    only = dataset_history(team, root, "cal_ver").to_pylist()
+    assert [(r["kind"], r["keyword"]) for r in only] == [("file", None), ("changed", "CAL_VER")]
+
+    proposid = int(rep.victims[0].split("/")[0])
+    proposals = rep.archive / "proposals.csv"
+    kept = proposals.read_text()
+    rows = list(csv.DictReader(kept.splitlines()))
+    for r in rows:
+        r["proprietary_months"] = "1200" if int(r["proposid"]) == proposid else "0"
+    with proposals.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    try:
+        guest = Scope(rep.root, GUEST, cfg)
+        with pytest.raises(AccessDenied, match="proprietary"):
+            dataset_history(guest, root)
+        seen = guest.console("SELECT DISTINCT rootname FROM card_changes").table.column(0).to_pylist()
+        assert root not in seen and set(seen) <= set(guest.public.to_pylist())
+        with pytest.raises(AccessDenied, match="team members"):
+            Scope(rep.root, GUEST, cfg, as_of=rep.before.isoformat())
+    finally:
+        proposals.write_text(kept)
+    past = Scope(rep.root, Viewer(name="alice", team=True), cfg, resident=False, as_of=rep.before.isoformat())
+    q = f"SELECT cal_ver FROM uvisflt_0 WHERE path = '{rep.victims[0]}'"
+    assert past.console(q).table.column(0).to_pylist() == [rep.old_cal]
+    assert team.console(q).table.column(0).to_pylist() == [NEW_CAL]
+
+
+def test_the_pages_show_history_and_the_past(rep: Reprocessed, monkeypatch: pytest.MonkeyPatch) -> None:
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("QUICKLAKE_LAKE", str(rep.root))
+    monkeypatch.setenv("QUICKLAKE_ARCHIVE", str(rep.archive))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    team = {"is_logged_in": True, "email": "alice@stsci.edu", "name": "Alice", "groups": ["wfc3-team"]}
+    at = AppTest.from_file(str(ROOT / "app" / "streamlit_app.py"), default_timeout=120)
+    at.user = team
+    at.run()
+    at.switch_page("app_pages/dataset.py")
+    at.query_params.update(rootname=Path(rep.victims[0]).name.split("_")[0], ds_tab="History")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert any("versions recorded" in c.value for c in at.caption)
+    shown = at.dataframe[-1].value
+    assert "CAL_VER" in shown["keyword"].tolist() and NEW_CAL in shown["new_value"].tolist()
+    at.switch_page("app_pages/query.py")
+    at.query_params.update(tab="SQL")
+    at.run()
+    q = f"SELECT cal_ver FROM uvisflt_0 WHERE path = '{rep.victims[0]}'"
+    at.text_area(key="sql_text").input(q)
+    at.text_input(key="sql_as_of").input(rep.before.isoformat())
+    at.button(key="sql_run").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.dataframe[-1].value["cal_ver"].tolist() == [rep.old_cal]
+    st.cache_resource.clear()
+
+
 def test_versions_chain_and_maintenance_keeps_the_history(rep: Reprocessed) -> None:
     """Two more reprocessings of one file (card_changes then has several small files, which compaction
     merges), then maintenance with keep_hours 0: the history stays, the past before it is gone."""
