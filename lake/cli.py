@@ -309,9 +309,10 @@ def _hdu_label(index: int, cards: list[str]) -> str:
 @lake_option
 @handle_errors
 def history_cmd(file: str, keyword: str | None, lake: str | None) -> None:
-    """Print FILE's header versions (each time an ingest found it changed) and what changed in each: a
-    line per version (time, size, mtime, status, the snapshot to read it with --as-of), then a line per
-    card added, removed or changed."""
+    """Print FILE's header versions and what changed in each (docs/history.md).
+
+    A line per version (time, size, mtime, status, the snapshot to read it with --as-of), then a line
+    per card added, removed or changed."""
     from lake.history import history, lines
 
     t = history(file, keyword=keyword, path=lake)
