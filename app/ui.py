@@ -83,10 +83,20 @@ def scope() -> Scope:
     return _scope(str(lake_root()), v.role, pins, hour, proposals_version(cfg())).as_viewer(v)
 
 
-def console_scope() -> Scope:
+def console_scope(as_of: str = "") -> Scope:
     """The scope the SQL console runs on: the viewer's own; :meth:`Scope.console` gives every query a
-    connection of its own to the server's shared query pool (no per-session database, no shared lock)."""
-    return scope()
+    connection of its own to the server's shared query pool (no per-session database, no shared lock).
+    ``as_of`` (team members only): the lake as it was then."""
+    if not as_of:
+        return scope()
+    v = viewer()
+    return _past_scope(str(lake_root()), v.role, as_of.strip()).as_viewer(v)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _past_scope(lake: str, role: str, as_of: str) -> Scope:
+    # a past commit never changes: one sandbox per time asked (planning its tables reads Iceberg metadata)
+    return Scope(lake, Viewer(name=role, team=role == "team"), cfg(), resident=False, as_of=as_of)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ingest import history
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
 from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
@@ -181,8 +182,16 @@ def _commit(
     years: dict[str, int | None] | None = None,
 ) -> None:
     """Register the files of batches that finished together in every table they touched (one snapshot
-    per table), then (if ``publish``) make the new pins visible."""
+    per table) and what changed in the headers of the known files among them (``card_changes``, read
+    before their old rows go), then (if ``publish``) make the new pins visible."""
     deletes = [p for r in results for p in r.relpaths if p in replaced]
+    changes = history.changes(
+        lake,
+        pins,
+        deletes,
+        [f for r in results for f in r.files.get("cards", [])],
+        [f for r in results for f in r.files.get("files", [])],
+    )
     old_tables = {t for p in deletes for t in replaced[p].split(",") if t}
     touched = {t for r in results for t in r.files} | old_tables | ({"files", "cards"} if deletes else set())
     for table in sorted(touched):
@@ -208,6 +217,7 @@ def _commit(
             properties={"quicklake.batch": ",".join(r.batch_id for r in results)},
             hdu_columns=hdu_columns or None,
         )
+    history.commit(lake, pins, changes)
     if publish:
         lake.publish(pins)
 
@@ -306,6 +316,7 @@ def ingest(
         if rebuild:  # a new namespace, published only at the end (by _refresh_master)
             old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
         lake.evolve(pins, "files", sch.arrow_schema("files"))  # a lake made before files.problems
+        lake.ensure_table(pins, history.TABLE, sch.arrow_schema(history.TABLE))  # a lake made before it
         where = scope(archive, under or []) if not rebuild else []
         listing = scan_archive(archive, where)
         known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing, where)
@@ -333,6 +344,7 @@ def _remove(lake: Lake, pins: Pins, removed: list[str], known: dict[str, KnownFi
     folders = [p for p in removed if p.endswith("/")]
     files = [p for p in removed if not p.endswith("/")]
     if files:
+        history.commit(lake, pins, history.removed(lake, pins, files))
         lake.mark_missing(pins, files, {p: known[p].tables for p in files}, {p: known[p].year for p in files})
     if folders:
         lake.commit_files(pins, "files", [], delete_paths=folders)

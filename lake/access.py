@@ -21,6 +21,8 @@ from lake.tables import Lake
 if TYPE_CHECKING:
     import polars as pl
 
+    from lake.timetravel import AsOf
+
 
 def reader_settings(
     path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None
@@ -82,9 +84,14 @@ def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | Non
     return lake
 
 
-def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every lake table as a view (``catalog.duckdb`` attached) and
     the search macros ``ang_sep``, ``cone`` and ``cone_search`` (:func:`lake.search.register_macros`).
+
+    ``as_of`` (a time, naive = UTC, or a snapshot id): the lake tables as they were then
+    (:mod:`lake.timetravel`); the state tables (job runs, flags, alerts) are always today's.
 
     See Also
     --------
@@ -92,8 +99,11 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     """
     lake = open_lake(path)
     con = duckdb.connect()
-    con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
-    con.execute("USE lake")
+    if as_of is None:
+        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+        con.execute("USE lake")
+    else:
+        _create_views(con, snapshot(path, as_of=as_of))
     from lake.state import state_tables
 
     for name, t in state_tables(lake.root).items():  # live, shadowing the copies in catalog.duckdb
@@ -104,14 +114,29 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     return con
 
 
-def snapshot(path: str | os.PathLike[str] | None = None) -> Snapshot:
-    """The lake's current pinned snapshot (:class:`lake.snapshot.Snapshot`): what every reader reads.
+def _create_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
+    """The views of ``snap``'s tables and per-HDU tables in ``con`` (as catalog.duckdb has them)."""
+    from lake.catalog import hdu_view_sql, view_sql
+
+    for name, tf in sorted(snap.tables.items()):
+        con.execute(view_sql(name, list(tf.files), tf.schema))
+    for view, (table, hdu, cols) in sorted(snap.hdu_views().items()):
+        con.execute(hdu_view_sql(view, table, hdu, cols))
+
+
+def snapshot(path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None) -> Snapshot:
+    """The lake's current pinned snapshot (:class:`lake.snapshot.Snapshot`): what every reader reads;
+    with ``as_of`` (a time or a snapshot id), the one readers saw then (:mod:`lake.timetravel`).
 
     See Also
     --------
     scan, read : a table of it as Polars.
     """
     cfg = reader_settings(path)
+    if as_of is not None:
+        from lake.timetravel import snapshot_as_of
+
+        return snapshot_as_of(cfg["lake"], cfg["catalog_uri"], as_of)
     return load_snapshot(cfg["lake"], cfg["catalog_uri"])
 
 
@@ -158,7 +183,11 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
 
 
 def scan(
-    table: str, path: str | os.PathLike[str] | None = None, *, paths: list[str] | None = None
+    table: str,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    paths: list[str] | None = None,
+    as_of: AsOf | None = None,
 ) -> pl.LazyFrame:
     """A lazy Polars frame over ``table`` as of the lake's pinned snapshot.
 
@@ -172,13 +201,15 @@ def scan(
     paths
         Only the rows of these archive files (``files.path``), read from the data files whose recorded
         path range holds them: a lookup of a few files costs the same in a lake of any size.
+    as_of
+        The table as it was at this time (naive = UTC) or snapshot id (:mod:`lake.timetravel`).
 
     See Also
     --------
     read : the same, collected now.
     connect : the lake in DuckDB, for SQL.
     """
-    return snapshot(path).scan(table, paths=paths)
+    return snapshot(path, as_of=as_of).scan(table, paths=paths)
 
 
 def read(
@@ -187,16 +218,17 @@ def read(
     *,
     columns: list[str] | None = None,
     where: str | None = None,
+    as_of: AsOf | None = None,
 ) -> pl.DataFrame:
     """``table`` as a Polars frame, now: ``scan(table, path).collect()``, with only ``columns`` and the
-    rows matching the SQL condition ``where`` (Polars SQL) if given.
+    rows matching the SQL condition ``where`` (Polars SQL) if given, as of ``as_of`` if given.
 
     See Also
     --------
     scan : the lazy frame this collects.
     read_sql : any SQL query, in DuckDB.
     """
-    lf = scan(table, path)
+    lf = scan(table, path, as_of=as_of)
     if where:
         try:
             lf = lf.sql(f"SELECT * FROM self WHERE {where}")
@@ -210,21 +242,27 @@ def read(
         raise QueryError(f"reading {table}: {e}") from None
 
 
-def read_sql(sql: str, path: str | os.PathLike[str] | None = None) -> pa.Table:
-    """Run one SQL query on the lake, now."""
-    con = connect(path)
+def read_sql(sql: str, path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None) -> pa.Table:
+    """Run one SQL query on the lake, now (on the lake as of ``as_of``, if given)."""
+    con = connect(path, as_of=as_of)
     try:
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as e:
         raise QueryError(str(e)) from None
 
 
-def read_header(file: str, hdu: int | None = None, path: str | os.PathLike[str] | None = None) -> list[str]:
+def read_header(
+    file: str,
+    hdu: int | None = None,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    as_of: AsOf | None = None,
+) -> list[str]:
     """The card images of a file's header(s) from the ``cards`` table, in order (one 80-char line each).
 
     ``file`` is the archive-relative path, an absolute path inside the archive, or a bare file name. Only
     the data files whose recorded path range holds the file are read (:meth:`TableFiles.holding`), so the
-    lookup costs the same in a lake of any size.
+    lookup costs the same in a lake of any size. ``as_of``: the header as it was then.
 
     See Also
     --------
@@ -232,7 +270,7 @@ def read_header(file: str, hdu: int | None = None, path: str | os.PathLike[str] 
     """
     import polars as pl
 
-    snap = snapshot(path)
+    snap = snapshot(path, as_of=as_of)
     rel = _relpath(snap, file)
     lf = snap.scan("cards", paths=[rel])
     if hdu is not None:

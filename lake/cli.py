@@ -129,13 +129,24 @@ def maintain_cmd(lake: str | None, keep_hours: float | None, target_mb: float | 
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "parquet"]), default="table")
 @click.option("--output", "-o", default=None, help="File to write (required for parquet).")
 @click.option("--original", is_flag=True, help="Run the original Quicklook example query.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    help="Query the lake as it was at this time (UTC, e.g. 2026-01-01T12:00) or snapshot id.",
+)
 @handle_errors
-def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, original: bool) -> None:
-    """Run QUERY on the lake, or open an interactive SQL shell when no QUERY is given."""
+def sql_cmd(
+    query: str | None, lake: str | None, fmt: str, output: str | None, original: bool, as_of: str | None
+) -> None:
+    """Run QUERY on the lake (as of a past commit with --as-of), or open an interactive SQL shell when no
+    QUERY is given."""
     from lake.access import connect, open_lake, read_sql
 
     if original:
         query = ORIGINAL_QUERY
+    if not query and as_of:
+        raise click.UsageError("--as-of needs a QUERY (the interactive shell reads the lake as it is now)")
     if not query:
         import os
 
@@ -148,13 +159,13 @@ def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, o
         from lake.errors import QueryError
 
         try:
-            rel = connect(lake).sql(query)
+            rel = connect(lake, as_of=as_of).sql(query)
             text = str(rel) if rel is not None else "ok"
         except duckdb.Error as e:  # a typo is the user's: one message, no traceback
             raise QueryError(str(e).strip()) from None
         click.echo(text)
         return
-    table = read_sql(query, lake)
+    table = read_sql(query, lake, as_of=as_of)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -289,6 +300,28 @@ def _hdu_label(index: int, cards: list[str]) -> str:
     if name:
         return f"# HDU {index} ({name[1].rstrip()}" + (f", ver {ver[1]})" if ver else ")")
     return f"# HDU {index} (PRIMARY)" if cards and cards[0].startswith("SIMPLE") else f"# HDU {index}"
+
+
+@main.command("history")
+@click.argument("file")
+@click.option(
+    "--keyword", "-k", default=None, help="Only the versions that changed this keyword, and its cards."
+)
+@lake_option
+@handle_errors
+def history_cmd(file: str, keyword: str | None, lake: str | None) -> None:
+    """Print FILE's header versions and what changed in each (docs/history.md).
+
+    A line per version (time, size, mtime, status, the snapshot to read it with --as-of), then a line
+    per card added, removed or changed."""
+    from lake.history import history, lines
+
+    t = history(file, keyword=keyword, path=lake)
+    if not t.num_rows:
+        what = f" in {keyword.upper()}" if keyword else ""
+        click.echo(f"{file}: no change{what} recorded since it was first ingested")
+        return
+    click.echo("\n".join(lines(t)))
 
 
 @main.command("errors")

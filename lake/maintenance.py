@@ -168,6 +168,8 @@ def maintain_lake_job(ctx: Any) -> Any:
 def _sort_keys(table: str, names: list[str]) -> list[str]:
     if table == "cards":
         wanted = ["path", "hdu", "position"]
+    elif table == "card_changes":  # a file's versions in order, each as the ingest wrote it
+        wanted = ["path", "ingested_at", "hdu", "new_position", "old_position"]
     elif sch.is_header_table(table):
         wanted = ["hdu", "date_obs", "path"]
     else:

@@ -48,13 +48,15 @@ WIDE_BASE = pa.schema(
     ]
 )
 FIXED_TABLES = ("files", "cards", "master", "conflicts")
+# tables kept across ingests and rebuilds: the header history (written by the ingest, never re-extracted)
+HISTORY_TABLES = ("card_changes",)
 # tables of results rather than headers: job findings, monitor results
 RESULT_PREFIXES = ("findings_", "monitor_")
 
 
 def is_header_table(name: str) -> bool:
     """A wide header table (``uvisflt``), as opposed to the fixed tables and result tables."""
-    return name not in FIXED_TABLES and not name.startswith(RESULT_PREFIXES)
+    return name not in FIXED_TABLES and name not in HISTORY_TABLES and not name.startswith(RESULT_PREFIXES)
 
 
 def _schema_dir() -> Path:

@@ -81,6 +81,14 @@ CREATE TABLE IF NOT EXISTS alert_deliveries (
     ok         INTEGER NOT NULL,
     error      TEXT
 );
+-- every published pin set, for reading the lake as it was (lake.timetravel)
+CREATE TABLE IF NOT EXISTS pins_history (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    committed_at TEXT NOT NULL,    -- UTC ISO 8601, as pins.json has it
+    namespace    TEXT NOT NULL,
+    tables       TEXT NOT NULL     -- JSON: table -> snapshot id
+);
+CREATE INDEX IF NOT EXISTS pins_history_at ON pins_history (committed_at);
 """
 
 # the flags in force: per dataset and anomaly type, the latest event, if it is a flag

@@ -281,7 +281,7 @@ class Lake:
             return self.pins()
         pins = Pins(namespace or "lake_1", {}, datetime.now(UTC).isoformat())
         self.catalog.create_namespace_if_not_exists(pins.namespace)
-        for name in sch.FIXED_TABLES:
+        for name in (*sch.FIXED_TABLES, *sch.HISTORY_TABLES):
             self.ensure_table(pins, name, sch.arrow_schema(name))
         self.publish(pins)
         return pins
@@ -543,6 +543,9 @@ class Lake:
         write_duckdb_catalog(self, pins)
         _atomic_write(self.pins_path, pins.to_json().encode())
         self._unpublished = False
+        from lake.timetravel import record_commit
+
+        record_commit(self.root, pins.namespace, pins.tables, pins.committed_at)
 
     def mark_missing(
         self,

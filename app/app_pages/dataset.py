@@ -1,12 +1,12 @@
 """Dataset: its files, a header viewer for every HDU (search, repeated/HISTORY cards, diff), previews
-with the anomaly flag beside them, downloads, and links to its proposal, visit, association and the
-datasets before and after it in its visit."""
+with the anomaly flag beside them, the header history across reprocessings, downloads, and links to its
+proposal, visit, association and the datasets before and after it in its visit."""
 
 import pandas as pd
 import streamlit as st
 import ui
 
-from app.data import anomaly, browse, headerview, preview
+from app.data import anomaly, browse, headerview, history, preview
 
 st.title("Dataset")
 
@@ -114,7 +114,7 @@ with ui.shown_errors():
 
     # the open tab is in the URL (?ds_tab=Preview) and stays open across reruns (a flag, a new file);
     # previews are drawn only while their tab is open
-    tab_h, tab_p, tab_d = st.tabs(["Header", "Preview", "Diff"], key="ds_tab", **ui.BOUND)
+    tab_h, tab_p, tab_d, tab_v = st.tabs(["Header", "Preview", "Diff", "History"], key="ds_tab", **ui.BOUND)
     with tab_h:
         with st.container(horizontal=True):
             path = st.selectbox("File", ok, index=first, key="hdr_file")
@@ -175,3 +175,15 @@ with ui.shown_errors():
         st.caption(f"{kd.num_rows} keywords differ")
         st.dataframe(kd.to_pandas(), hide_index=True, width="stretch")
         st.code(headerview.diff(scope, a, int(ha), others, int(hb)) or "(identical)", language="diff")
+    with tab_v:
+        kw = st.text_input("Keyword", key="hist_kw", placeholder="CAL_VER, PFLTFILE, CRVAL1, …")
+        hist = history.dataset_history(scope, root, kw).to_pandas()
+        versions = hist[hist["kind"] == "file"] if len(hist) else hist
+        st.caption(
+            f"{len(versions)} versions recorded, {len(hist) - len(versions)} card changes · a version is "
+            "an ingest that found the file changed; old_snapshot reads the lake before it (ql sql --as-of)"
+            if len(hist)
+            else "No change recorded since these files were first ingested."
+        )
+        if len(hist):
+            st.dataframe(hist, hide_index=True, width="stretch")

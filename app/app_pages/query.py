@@ -114,19 +114,25 @@ def sql_section(shown: bool) -> None:
         f"{scope.cfg['console_rows']:,} rows; interrupted after {scope.cfg['console_timeout']:g} s."
     )
     sql = st.text_area("SQL", value=ORIGINAL, height=160, key="sql_text", **ui.BOUND)
-    with st.container(horizontal=True):
+    with st.container(horizontal=True, vertical_alignment="bottom"):
         run = st.button("Run", type="primary", key="sql_run", icon=":material/play_arrow:")
         st.popover("Tables").dataframe({"table": scope.tables}, hide_index=True)
+        as_of = ""
+        if scope.viewer.team:  # reproducing a past analysis: the lake as it was (docs/history.md)
+            as_of = st.text_input(
+                "As of (UTC time or snapshot id)", key="sql_as_of", placeholder="2026-01-01T12:00", **ui.BOUND
+            ).strip()
     done = st.session_state.get("sql_result")
     if not shown:
         return
-    if run or (st.query_params.get("run") == "1" and (done is None or done[0] != sql)):
+    asked = f"{sql}\n-- as of {as_of}" if as_of else sql
+    if run or (st.query_params.get("run") == "1" and (done is None or done[0] != asked)):
         st.session_state["sql_result"] = None  # an error leaves no stale result
-        st.session_state["sql_result"] = done = (sql, ui.console_scope().console(sql))
+        st.session_state["sql_result"] = done = (asked, ui.console_scope(as_of).console(sql))
         st.query_params["run"] = "1"
     if done is None:
         return
-    if done[0] != sql:
+    if done[0] != asked:
         st.caption("The SQL changed: Run it to see its result.")
         st.query_params.pop("run", None)
         return
@@ -134,6 +140,7 @@ def sql_section(shown: bool) -> None:
     st.caption(
         f"{r.table.num_rows:,} rows in {r.seconds * 1000:.0f} ms"
         + (" (truncated at the row cap)" if r.truncated else "")
+        + (f" · the lake as of {as_of}" if as_of else "")
     )
     ui.linked_table(r.table.to_pandas(), key="sql_df")
     downloads(r.table, "query")

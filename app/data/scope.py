@@ -132,9 +132,13 @@ class Scope:
         cfg: Mapping[str, Any] | None = None,
         now: datetime | None = None,
         resident: bool = True,
+        as_of: str | None = None,
     ) -> None:
         """``now``: when proprietary periods are judged (default: the current time). ``resident``: hold
-        ``master`` and ``files`` in DuckDB's memory (fast listings; a per-session console skips it)."""
+        ``master`` and ``files`` in DuckDB's memory (fast listings; a per-session console skips it).
+        ``as_of`` (team members only): the lake's tables as they were then (:mod:`lake.timetravel`)."""
+        if as_of is not None and not viewer.team:
+            raise AccessDenied("reading the lake as of a past time is for WFC3 team members")
         self.now = now
         self.resident = resident
         self.cfg = dict(cfg) if cfg is not None else settings.load({"lake": str(lake_root)})
@@ -145,7 +149,12 @@ class Scope:
         self.pins_text = self.lake.pins_path.read_text()
         self.committed_at = json.loads(self.pins_text).get("committed_at", "")
         self._lock = threading.RLock()
-        snap = load_snapshot(self.lake.root, self.lake.catalog_uri).tables
+        if as_of is None:
+            snap = load_snapshot(self.lake.root, self.lake.catalog_uri).tables
+        else:
+            from lake.timetravel import snapshot_as_of
+
+            snap = snapshot_as_of(self.lake.root, self.lake.catalog_uri, as_of).tables
         # spills of the site's own queries: a folder of this scope's, gone with it
         self._own = _Private(tempfile.mkdtemp(prefix="quicklake-scope-"))
         self._con = duckdb.connect(config={**LOCKED, "temp_directory": self._own.tmp})
