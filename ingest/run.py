@@ -23,6 +23,7 @@ from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
 from lake.catalog import _sql_str, view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
+from lake.faults import point as fault_point
 from lake.layout import Layout
 from lake.master import MasterInputs, compute_master, update_master
 from lake.tables import Lake, Pins
@@ -105,7 +106,8 @@ def _known_files(
         con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(under or [])}")
         rows = con.execute(
             "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
-            "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) WHERE now.path IS NULL OR now.problem "
+            "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) "
+            "WHERE now.path IS NULL OR now.problem "
             "OR was.status IN ('error', 'missing') OR " + changed_sql("was", "now")
         ).fetchall()
         new = [r[0] for r in con.execute("SELECT path FROM now ANTI JOIN was USING (path)").fetchall()]
@@ -429,6 +431,7 @@ def _run_batches(
         ]
         commits = _Commits(lake, pins, plan, opts)
         for group in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
+            fault_point("batch.written")
             commits.pending += group
             for res in group:
                 summary.add(res)

@@ -5,6 +5,7 @@ Everything reads the pinned snapshots, so a reader never sees half an ingest bat
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,7 +93,15 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     """
     lake = open_lake(path)
     con = duckdb.connect()
+    pins = json.loads(lake.pins_path.read_text())
     con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+    if not _records_pins(con, pins):
+        # catalog.duckdb ran ahead of pins.json (a writer died between the two renames) or predates the
+        # record: the views are made from the commit point instead, as every other reader reads it
+        con.execute("DETACH lake")
+        con.execute("ATTACH ':memory:' AS lake")
+        con.execute("USE lake")
+        _create_views(con, load_snapshot(lake.root, lake.catalog_uri))
     con.execute("USE lake")
     from lake.state import state_tables
 
@@ -102,6 +111,28 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
 
     register_macros(con, temporary=True)  # also for a catalog.duckdb published before they were stored
     return con
+
+
+def _records_pins(con: duckdb.DuckDBPyConnection, pins: dict[str, Any]) -> bool:
+    """Whether the attached ``lake`` (catalog.duckdb) was written for exactly ``pins`` (pins.json)."""
+    from lake.snapshot import PINS_TABLE
+
+    try:
+        rows = con.execute(f"SELECT table_name, namespace, snapshot_id FROM lake.{PINS_TABLE}").fetchall()
+    except duckdb.CatalogException:
+        return False  # written before the record existed
+    want = {t: (pins["namespace"], sid) for t, sid in pins["tables"].items()}
+    return {t: (ns, sid) for t, ns, sid in rows} == want
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
+    """The views catalog.duckdb would hold for ``snap``, in the connection's current database."""
+    from lake.catalog import hdu_view_sql, view_sql
+
+    for name, tf in sorted(snap.tables.items()):
+        con.execute(view_sql(name, list(tf.files), tf.schema))
+    for view, (table, hdu, cols) in sorted(snap.hdu_views().items()):
+        con.execute(hdu_view_sql(view, table, hdu, cols))
 
 
 def snapshot(path: str | os.PathLike[str] | None = None) -> Snapshot:
