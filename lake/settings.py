@@ -67,7 +67,8 @@ REGISTRY: tuple[Setting, ...] = (
         "keep_hours",
         24.0,
         "Maintenance ('ql maintain', job maintain-lake): hours a superseded snapshot, and the files only "
-        "it reads, stay on disk (a DuckDB session or notebook opened before then can still read them).",
+        "it reads, stay on disk (a DuckDB session or notebook opened before then can still read them); "
+        "also how long the tables a rebuild replaced are kept.",
         float,
     ),
     Setting(

@@ -646,7 +646,6 @@ class Lake:
         A newer one was never published, so no reader can have it pinned."""
         pins = self.pins()
         current = _namespace_number(pins.namespace)
-        cutoff = datetime.now(UTC).timestamp() - keep_hours * 3600
         dropped = []
         for (ns,) in self.catalog.list_namespaces():
             n = _namespace_number(ns)
@@ -656,8 +655,8 @@ class Lake:
                 retired = self.catalog.load_namespace_properties(ns).get(RETIRED_AT)
                 if retired is None:
                     self.finish_rebuild(ns)
-                    continue
-                if datetime.fromisoformat(retired).timestamp() > cutoff:
+                    retired = datetime.now(UTC).isoformat()
+                if time.time() - datetime.fromisoformat(retired).timestamp() < keep_hours * 3600:
                     continue
             self.drop_namespace(ns)
             dropped.append(ns)
