@@ -113,6 +113,18 @@ def connect(path: str | os.PathLike[str] | None = None) -> duckdb.DuckDBPyConnec
     return con
 
 
+def catalog_in_step(lake: Lake) -> bool:
+    """Whether ``catalog.duckdb`` records exactly what ``pins.json`` pins (not so after a writer died
+    between the two renames, until the next writer)."""
+    con = duckdb.connect()
+    try:
+        pins = json.loads(lake.pins_path.read_text())
+        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+        return _records_pins(con, pins)
+    finally:
+        con.close()
+
+
 def _records_pins(con: duckdb.DuckDBPyConnection, pins: dict[str, Any]) -> bool:
     """Whether the attached ``lake`` (catalog.duckdb) was written for exactly ``pins`` (pins.json)."""
     from lake.snapshot import PINS_TABLE

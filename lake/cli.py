@@ -131,14 +131,22 @@ def maintain_cmd(lake: str | None, keep_hours: float | None, target_mb: float | 
 @handle_errors
 def sql_cmd(query: str | None, lake: str | None, fmt: str, output: str | None, original: bool) -> None:
     """Run QUERY on the lake, or open an interactive SQL shell when no QUERY is given."""
-    from lake.access import connect, open_lake, read_sql
+    from lake.access import catalog_in_step, connect, open_lake, read_sql
 
     if original:
         query = ORIGINAL_QUERY
     if not query:
         import os
 
-        path = open_lake(lake).duckdb_path
+        lk = open_lake(lake)
+        if not catalog_in_step(lk):
+            from lake.errors import LakeError
+
+            raise LakeError(
+                f"{lk.duckdb_path} is ahead of pins.json (a writer was killed while publishing); run any "
+                "writer (e.g. 'ql ingest') to put it back, or give a query: 'ql sql QUERY' reads the pins"
+            )
+        path = lk.duckdb_path
         os.execvp(_duckdb_cli(), [_duckdb_cli(), "-readonly", str(path)])
     assert query is not None
     if fmt == "table":

@@ -28,10 +28,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
 import lake
 from ingest.fitsheader import read_raw_headers
 from ingest.run import ingest
+from lake.access import catalog_in_step
+from lake.cli import main
 from lake.errors import LakeError
 from lake.maintenance import _referenced, maintain
 from lake.tables import Lake
@@ -349,9 +352,11 @@ def test_connect_never_sees_a_catalog_ahead_of_the_pins(tmp_path: Path) -> None:
     assert con.execute("SELECT count(*) FROM files").fetchone() == (before,)
     assert con.execute("SELECT count(*) FROM master").fetchone() == (lake.read("master", lk).height,)
     assert lake.read("files", lk).height == before
+    shell = CliRunner().invoke(main, ["sql", "--lake", str(lk)])  # the duckdb CLI would read it as it is
+    assert shell.exit_code == 1 and "ahead of pins.json" in shell.output, shell.output
     with Lake(lk).transaction():  # a writer with nothing to do
         pass
-    assert _raw_count(lk, "files") == before
+    assert _raw_count(lk, "files") == before and catalog_in_step(Lake(lk))
     ingest(lk, str(archive), scheduler="synchronous")
     assert lake.connect(lk).execute("SELECT count(*) FROM files").fetchone() == (_raw_count(lk, "files"),)
     assert _raw_count(lk, "files") > before
