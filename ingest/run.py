@@ -24,6 +24,7 @@ from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
 from lake.catalog import _sql_str, view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
+from lake.faults import point as fault_point
 from lake.layout import Layout
 from lake.master import MasterInputs, compute_master, update_master
 from lake.tables import Lake, Pins
@@ -451,6 +452,7 @@ def _run_batches(
         ]
         commits = _Commits(lake, pins, plan, opts, compact=len(tasks) >= COMPACT_BATCHES)
         for group in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
+            fault_point("batch.written")
             commits.pending += group
             for res in group:
                 summary.add(res)

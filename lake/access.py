@@ -5,6 +5,7 @@ Everything reads the pinned snapshots, so a reader never sees half an ingest bat
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -99,11 +100,19 @@ def connect(
     """
     lake = open_lake(path)
     con = duckdb.connect()
-    if as_of is None:
-        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
-        con.execute("USE lake")
-    else:
+    if as_of is not None:
         _create_views(con, snapshot(path, as_of=as_of))
+    else:
+        pins = json.loads(lake.pins_path.read_text())
+        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+        if not _records_pins(con, pins):
+            # catalog.duckdb ran ahead of pins.json (a writer died between the two renames) or predates
+            # the record: the views are made from the commit point instead, as every other reader reads it
+            con.execute("DETACH lake")
+            con.execute("ATTACH ':memory:' AS lake")
+            con.execute("USE lake")
+            _create_views(con, load_snapshot(lake.root, lake.catalog_uri))
+        con.execute("USE lake")
     from lake.state import state_tables
 
     for name, t in state_tables(lake.root).items():  # live, shadowing the copies in catalog.duckdb
@@ -114,8 +123,32 @@ def connect(
     return con
 
 
+def catalog_in_step(lake: Lake) -> bool:
+    """Whether ``catalog.duckdb`` records exactly what ``pins.json`` pins (not so after a writer died
+    between the two renames, until the next writer)."""
+    con = duckdb.connect()
+    try:
+        pins = json.loads(lake.pins_path.read_text())
+        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+        return _records_pins(con, pins)
+    finally:
+        con.close()
+
+
+def _records_pins(con: duckdb.DuckDBPyConnection, pins: dict[str, Any]) -> bool:
+    """Whether the attached ``lake`` (catalog.duckdb) was written for exactly ``pins`` (pins.json)."""
+    from lake.snapshot import PINS_TABLE
+
+    try:
+        rows = con.execute(f"SELECT table_name, namespace, snapshot_id FROM lake.{PINS_TABLE}").fetchall()
+    except duckdb.CatalogException:
+        return False  # written before the record existed
+    want = {t: (pins["namespace"], sid) for t, sid in pins["tables"].items()}
+    return {t: (ns, sid) for t, ns, sid in rows} == want
+
+
 def _create_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
-    """The views of ``snap``'s tables and per-HDU tables in ``con`` (as catalog.duckdb has them)."""
+    """The views catalog.duckdb would hold for ``snap``, in the connection's current database."""
     from lake.catalog import hdu_view_sql, view_sql
 
     for name, tf in sorted(snap.tables.items()):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import duckdb
 import pyarrow as pa
 
+from lake.faults import point
 from lake.schema import WIDE_BASE
 from lake.snapshot import FILES_TABLE, PINS_TABLE, TABLES_TABLE
 from lake.tables import hdu_columns_of
@@ -155,4 +156,5 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
+    point("catalog.written")
     os.replace(tmp, lake.duckdb_path)

@@ -141,7 +141,7 @@ def sql_cmd(
 ) -> None:
     """Run QUERY on the lake (as of a past commit with --as-of), or open an interactive SQL shell when no
     QUERY is given."""
-    from lake.access import connect, open_lake, read_sql
+    from lake.access import catalog_in_step, connect, open_lake, read_sql
 
     if original:
         query = ORIGINAL_QUERY
@@ -150,7 +150,15 @@ def sql_cmd(
     if not query:
         import os
 
-        path = open_lake(lake).duckdb_path
+        lk = open_lake(lake)
+        if not catalog_in_step(lk):
+            from lake.errors import LakeError
+
+            raise LakeError(
+                f"{lk.duckdb_path} is ahead of pins.json (a writer was killed while publishing); run any "
+                "writer (e.g. 'ql ingest') to put it back, or give a query: 'ql sql QUERY' reads the pins"
+            )
+        path = lk.duckdb_path
         os.execvp(_duckdb_cli(), [_duckdb_cli(), "-readonly", str(path)])
     assert query is not None
     if fmt == "table":

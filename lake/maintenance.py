@@ -19,7 +19,9 @@ back, under the writer lock, as one published commit:
 3. **Cleanup.** Data, manifest and metadata files that no remaining snapshot or metadata version refers
    to, and that are older than ``keep_hours``, are deleted (files of expired snapshots, leftovers of
    killed writers). Iceberg's own "delete old metadata after commit" is switched on for every table, so
-   metadata versions stay few between runs.
+   metadata versions stay few between runs. The namespace a rebuild replaced is dropped once it has
+   been retired for ``keep_hours`` (:meth:`lake.tables.Lake.drop_retired`), with what killed writers
+   left outside any table.
 
 A killed run changes nothing visible: compacted files become visible only with the final pin update, and
 files written before that are unreferenced leftovers that the next run deletes.
@@ -41,6 +43,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import schema as sch
+from lake.faults import point
 from lake.tables import METADATA_PROPERTIES, Lake, Pins
 
 ROW_GROUP = 256 * 1024  # rows, as the ingest writes
@@ -64,6 +67,7 @@ class MaintenanceSummary:
     seconds: float = 0.0
     compacted: dict[str, tuple[int, int]] = field(default_factory=dict)  # table -> (files in, files out)
     per_table: list[dict[str, Any]] = field(default_factory=list)  # what each table had and gave back
+    namespaces_dropped: list[str] = field(default_factory=list)  # retired by a rebuild > keep_hours ago
 
     def lines(self) -> list[str]:
         return [
@@ -71,7 +75,8 @@ class MaintenanceSummary:
             f"{self.files_after}",
             f"expired {self.snapshots_expired} snapshots; deleted {self.files_deleted} unreferenced files "
             f"({self.bytes_deleted / 1e6:.1f} MB); {self.seconds:.1f} s",
-        ]
+        ] + ([f"dropped the namespaces {', '.join(self.namespaces_dropped)} (replaced by a rebuild)"]
+             if self.namespaces_dropped else [])  # fmt: skip
 
 
 def maintain(
@@ -112,8 +117,10 @@ def maintain(
         for name in names:
             _metadata_properties(lake.table(pins, name))
             expired = _expire(lake.table(pins, name), pins.tables[name], cutoff_ms)
+            point("maintain.expired")
             folders = [lake.data_dir(pins.namespace, name)]
             deleted, size = _delete_unreferenced(lake.table(pins, name), folders, cutoff_ms / 1000)
+            point("maintain.cleaned")
             out.snapshots_expired += expired
             out.files_deleted += deleted
             out.bytes_deleted += size
@@ -123,6 +130,7 @@ def maintain(
                     {"table": name, "files_before": was, "files_after": now,
                      "snapshots_expired": expired, "files_deleted": deleted, "bytes_deleted": size}
                 )  # fmt: skip
+        out.namespaces_dropped = lake.drop_retired(keep_hours)
     out.seconds = time.monotonic() - t0
     return out
 
@@ -222,6 +230,7 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int, rewrites: Rewrites
             work.append((paths, _file_schema(schema, paths[0]), table, sub))
             old.extend(bin_)
     new = rewrites(work) if work else []
+    point("compact.written")
     if not old:  # every small file alone in its bin: nothing to swap (and nothing to publish)
         return len(tasks), len(tasks)
     lake.replace_files(pins, table, old, new, {"quicklake.operation": "compaction"})

@@ -68,7 +68,8 @@ REGISTRY: tuple[Setting, ...] = (
         24.0,
         "Maintenance ('ql maintain', job maintain-lake): hours a superseded snapshot, and the files only "
         "it reads, stay on disk (a DuckDB session or notebook opened before then can still read them, and "
-        "'as_of' / 'ql sql --as-of' reach back that far; card_changes is kept for good).",
+        "'as_of' / 'ql sql --as-of' reach back that far; card_changes is kept for good); also how long "
+        "the tables a rebuild replaced are kept.",
         float,
     ),
     Setting(

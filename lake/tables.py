@@ -34,6 +34,7 @@ import pyarrow as pa
 from lake import schema as sch
 from lake.datafile import PATH_METRICS, Describer, FileCounts, describer_key, file_stamp
 from lake.errors import LakeError, LakeLocked, LakeNotFound
+from lake.faults import point
 
 if TYPE_CHECKING:
     from pyiceberg.catalog import Catalog
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 # (`ql sql`, lake.connect) never need it, and it takes a second or two to import.
 
 PINS_VERSION = 1
+RETIRED_AT = "quicklake.retired-at"  # namespace property: when a rebuild swapped it out
 HDU_COLUMNS = "quicklake.hdu-columns"
 # Every commit writes a metadata.json; Iceberg keeps this many previous ones per table and deletes older
 # ones at each commit (lake.maintenance sets the same on tables made before).
@@ -153,6 +155,12 @@ class Pins:
         )
 
 
+def _namespace_number(namespace: str) -> int | None:
+    """``n`` of a Quicklake namespace ``lake_<n>`` (None for any other name)."""
+    head, _, tail = namespace.rpartition("_")
+    return int(tail) if head == "lake" and tail.isdigit() else None
+
+
 def _atomic_write(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
@@ -245,6 +253,7 @@ class Lake:
                     time.sleep(0.2)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+            self._clear_temporaries()
             self._tables.clear()
             self._writing = True
             yield
@@ -252,6 +261,13 @@ class Lake:
             self._writing = False
             self._tables.clear()
             os.close(fd)
+
+    def _clear_temporaries(self) -> None:
+        """Delete the temporary files of a publish a killed writer left (``catalog.duckdb`` and
+        ``pins.json`` under their temporary names): only the lock holder writes them."""
+        for pattern in (".catalog.*.duckdb", ".catalog.*.duckdb.wal", ".pins.json.*.tmp"):
+            for p in self.root.glob(pattern):
+                p.unlink(missing_ok=True)
 
     @contextmanager
     def transaction(self, *, wait: float = 0.0) -> Iterator[Pins]:
@@ -269,7 +285,12 @@ class Lake:
             pins = self.init()
             if not pins.locations:  # published by a version before path bounds (see _path_metrics)
                 self._path_metrics(pins)
-            self._seed_from_record(pins)
+            if not self._seed_from_record(pins):
+                # catalog.duckdb ran ahead of pins.json (a writer died between the two renames): write it
+                # again for the pins, so that what reads it directly (the duckdb CLI) sees the commit
+                from lake.catalog import write_duckdb_catalog
+
+                write_duckdb_catalog(self, pins)
             self._unpublished = False
             yield pins
             if self._unpublished:
@@ -476,6 +497,8 @@ class Lake:
                         with tx.update_snapshot(snapshot_properties=properties or {}).fast_append() as snap:
                             for df in data_files:
                                 snap.append_data_file(df)
+                    point("table.staged")
+                point("table.committed")
                 break
             except _commit_failed():
                 self.forget(self.identifier(pins, table))
@@ -512,6 +535,8 @@ class Lake:
                     snap.delete_data_file(df)
                 for df in data_files:
                     snap.append_data_file(df)
+            point("table.staged")
+        point("table.committed")
         pins.tables[table] = tbl.metadata.current_snapshot_id
         self._unpublished = True
 
@@ -523,6 +548,7 @@ class Lake:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             tbl.overwrite(data)
+        point("table.committed")
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
         self._unpublished = True
 
@@ -530,6 +556,7 @@ class Lake:
         """Append rows (one snapshot), e.g. a job run's findings."""
         tbl = self.table(pins, table)
         tbl.append(data)
+        point("table.committed")
         pins.tables[table] = tbl.metadata.current_snapshot_id
         self._unpublished = True
 
@@ -541,7 +568,9 @@ class Lake:
         now = self._locations(pins.namespace)
         pins.locations = {t: now[t] for t in pins.tables if t in now}
         write_duckdb_catalog(self, pins)
+        point("publish.catalog")
         _atomic_write(self.pins_path, pins.to_json().encode())
+        point("publish.done")
         self._unpublished = False
         from lake.timetravel import record_commit
 
@@ -578,6 +607,8 @@ class Lake:
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             tx.delete(_delete_filter(removed_paths, years))
             tx.append(old.cast(tbl.schema().as_arrow()))
+            point("table.staged")
+        point("table.committed")
         pins.tables["files"] = self.table(pins, "files").metadata.current_snapshot_id
         self._unpublished = True
 
@@ -596,11 +627,66 @@ class Lake:
         for name in sch.FIXED_TABLES:
             self.ensure_table(new, name, sch.arrow_schema(name))
         self._carry_results(Pins(pins.namespace, self.pins().tables), new)
+        point("rebuild.begun")
         return new
 
     def finish_rebuild(self, old_namespace: str) -> None:
-        """End a rebuild whose new pins are published: drop the old namespace and its files."""
-        self.drop_namespace(old_namespace)
+        """End a rebuild whose new pins are published: mark the old namespace retired now. Its tables and
+        files stay for readers that pinned it (a DuckDB session, a notebook, a Polars scan opened before
+        the swap) until :meth:`drop_retired` finds it retired for longer than ``keep_hours``."""
+        self.catalog.update_namespace_properties(
+            old_namespace, updates={RETIRED_AT: datetime.now(UTC).isoformat()}
+        )
+        point("rebuild.retired")
+
+    def drop_retired(self, keep_hours: float) -> list[str]:
+        """Drop the namespaces a rebuild retired more than ``keep_hours`` ago and those a killed rebuild
+        left unpublished, and delete warehouse folders no namespace or table of the catalog owns (what a
+        killed drop or a killed writer's new tables left); returns the namespaces dropped.
+
+        A namespace older than the published one (``lake_<n>``, lower ``n``) was published before: if a
+        rebuild was killed before marking it retired, it is marked now and kept ``keep_hours`` from now.
+        A newer one was never published, so no reader can have it pinned."""
+        pins = self.pins()
+        current = _namespace_number(pins.namespace)
+        dropped = []
+        for (ns,) in self.catalog.list_namespaces():
+            n = _namespace_number(ns)
+            if ns == pins.namespace or n is None:
+                continue
+            if current is not None and n < current:
+                retired = self.catalog.load_namespace_properties(ns).get(RETIRED_AT)
+                if retired is None:
+                    self.finish_rebuild(ns)
+                    retired = datetime.now(UTC).isoformat()
+                if time.time() - datetime.fromisoformat(retired).timestamp() < keep_hours * 3600:
+                    continue
+            self.drop_namespace(ns)
+            dropped.append(ns)
+        self._drop_orphan_folders(pins)
+        return dropped
+
+    def _drop_orphan_folders(self, pins: Pins) -> None:
+        """Delete ``warehouse/lake_<n>.db`` folders of namespaces the catalog no longer has, and table
+        folders of the published namespace the catalog has no table for (a table a killed writer made,
+        dropped by :meth:`recover`, keeps its folder)."""
+        import shutil
+
+        namespaces = {ns for (ns,) in self.catalog.list_namespaces()}
+        for folder in self.warehouse.glob("lake_*"):
+            ns = folder.name.removesuffix(".db")
+            if _namespace_number(ns) is not None and ns not in namespaces:
+                shutil.rmtree(folder, ignore_errors=True)
+        tables = {ident[-1] for ident in self.catalog.list_tables(pins.namespace)}
+        for top in self._namespace_folders(pins.namespace):
+            for folder in top.glob("*"):
+                if folder.is_dir() and folder.name not in tables:
+                    shutil.rmtree(folder, ignore_errors=True)
+
+    def _namespace_folders(self, namespace: str) -> list[Path]:
+        """A namespace's two folders: ``lake_<n>`` (Iceberg metadata, where pyiceberg's SQL catalog puts
+        tables) and ``lake_<n>.db`` (the data files the ingest's workers write, :meth:`data_dir`)."""
+        return [self.warehouse / namespace, self.warehouse / f"{namespace}.db"]
 
     def _carry_results(self, old: Pins, new: Pins) -> None:
         """Copy the result tables (not header or fixed tables) of ``old`` into ``new``, rows as they are."""
@@ -616,14 +702,17 @@ class Lake:
                 self.append(new, name, data.cast(self.iceberg_schema(old, name)))
 
     def drop_namespace(self, namespace: str) -> None:
-        """Drop every table of ``namespace``, the namespace, and its warehouse folder."""
+        """Drop every table of ``namespace``, the namespace, and its warehouse folders (a drop that is
+        killed halfway leaves folders that :meth:`drop_retired` deletes)."""
         import shutil
 
         for ident in self.catalog.list_tables(namespace):
             self.catalog.drop_table(ident)
             self.forget(".".join(ident))
+            point("namespace.dropping")
         self.catalog.drop_namespace(namespace)
-        shutil.rmtree(self.warehouse / f"{namespace}.db", ignore_errors=True)
+        for folder in self._namespace_folders(namespace):
+            shutil.rmtree(folder, ignore_errors=True)
 
     # ---------------------------------------------------------------- reader side
     def data_files(self, pins: Pins, table: str) -> list[str]:
@@ -676,10 +765,11 @@ class Lake:
             got = FileInfo(pq.read_metadata(path).num_rows, None, None)  # not seen in this process
         return got
 
-    def _seed_from_record(self, pins: Pins) -> None:
+    def _seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
-        ingest of one file then costs the same in a lake of a thousand files or of millions."""
+        ingest of one file then costs the same in a lake of a thousand files or of millions. Returns
+        whether catalog.duckdb records exactly these pins."""
         from lake.snapshot import recorded
 
         got = recorded(self.root, {"namespace": pins.namespace, "tables": pins.tables})
@@ -690,6 +780,7 @@ class Lake:
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
             for f, rows, (lo, hi) in zip(tf.files, tf.rows, tf.bounds, strict=True):
                 self._file_info[f] = FileInfo(int(rows or 0), lo, hi)
+        return got is not None
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
         """The Arrow schema of the table's pinned snapshot (the current schema when nothing is pinned)."""
