@@ -97,6 +97,7 @@ def leftovers(lk: Path) -> list[str]:
     lk_obj = Lake(lk)
     pins = lk_obj.pins()
     known = {".lock", "catalog.duckdb", "catalog.sqlite", "pins.json", "warehouse", "state.sqlite"}
+    known |= {"state.sqlite-wal", "state.sqlite-shm"}  # SQLite's own (WAL mode), left by a killed writer
     out = [p.name for p in lk.iterdir() if p.name not in known]
     out += [f"namespace {ns}" for (ns,) in lk_obj.catalog.list_namespaces() if ns != pins.namespace]
     refs: set[str] = set()
