@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ingest.archivegen import cosmics
+from ingest.archivegen import observatory as obs
 from ingest.archivegen.features import (
     IR_BANDS,
     IR_QUADS,
@@ -243,7 +244,10 @@ def ir_rows(mode: str) -> np.ndarray:
 
 
 def read_times(e: Exposure, nsamp: int) -> np.ndarray:
-    """Times of the reads (s), zeroth read first."""
+    """Times of the reads (s), zeroth read first: the exposure's sample sequence (the last read at
+    EXPTIME), or evenly spaced for an exposure planned without one."""
+    if e.samp_seq and nsamp > 1 and obs.ir_exptime(e.samp_seq, nsamp) == e.exptime:
+        return np.array(obs.sample_times(e.samp_seq, nsamp))
     return np.linspace(0.0, e.exptime, nsamp)
 
 
