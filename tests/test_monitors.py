@@ -272,7 +272,8 @@ def test_ir_snowballs_found_with_their_read(site: dict[str, Any]) -> None:
     found = [
         r for r in lake.read_sql("SELECT * FROM monitor_ir_snowballs", site["lake"]).to_pylist() if r["npix"]
     ]
-    assert truth, "the test archive should hold snowballs"
+    # ~16 hours of IR darks at the generator's rate: a dozen snowballs in this archive
+    assert len(truth) >= 5, "the test archive should hold several snowballs"
     for t in truth:
         near = [
             f

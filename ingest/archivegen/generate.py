@@ -148,7 +148,7 @@ def _ir_setup(rng: np.random.Generator, imagetyp: str) -> tuple[str, float, tupl
     """(filter, exposure time, file types) of an IR exposure; the time is only a draw (kept so that the
     plan's later draws keep their order) until :func:`_ir_sampling` fixes it from the sample sequence."""
     filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
-    if imagetyp == "DARK":  # long SPARS200 dark ramps, as the IR dark programme takes
+    if imagetyp == "DARK":  # a draw that :func:`_ir_sampling` ignores (darks are 16-read ramps)
         exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
     else:
         exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
@@ -158,8 +158,9 @@ def _ir_setup(rng: np.random.Generator, imagetyp: str) -> tuple[str, float, tupl
 def _ir_sampling(rng: np.random.Generator, imagetyp: str, exptime: float) -> tuple[int, str, float]:
     """(NSAMP, SAMP_SEQ, EXPTIME) of an IR exposure: EXPTIME is the time of its last read."""
     if imagetyp == "DARK":  # no draws here (as before), so that the plan's later draws keep their order
-        nsamp = 2 + round((exptime - obs.RAPID_STEP) / 200.0)  # 7, 11 or 16 reads
-        samp_seq = "SPARS200"
+        # the IR dark programme's ramps have all 16 reads: calwf3 takes the first NSAMP reads of the
+        # reference dark of a sequence for shorter science ramps; this one opens a visit (_ir_dark_visits)
+        nsamp, samp_seq = 16, "SPARS200"
     else:
         nsamp = int(rng.choice([4, 8, 12, 16]))
         samp_seq = str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
@@ -229,6 +230,7 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
         exps
         + _followups(exps, seed)
         + _dark_companions(exps, seed)
+        + _ir_dark_visits(exps, seed)
         + _bowtie_flats(len(programs), datasets, seed)
         + _biases(len(programs) + 1, datasets, seed)
         + _subarrays(len(programs) + 2, datasets, seed)
@@ -336,6 +338,48 @@ def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
             t = e.expstart + sign * (DARK_SPACING_DAYS * k + float(rng.uniform(0.0, 0.1)))
             out.append(replace(e, rootname=root, expstart=t, asn_id="NONE", values=dict(e.values)))
     return out
+
+
+# Full-frame IR sample sequences besides SPARS200 (WFC3 Instrument Handbook 7.7; docs/background/
+# wfc3-monitors.md §0.2). calwf3 subtracts a dark reference file made per sample sequence from dark
+# ramps taken throughout each cycle (WFC3 Data Handbook 7.4): the IR dark programme takes them all.
+IR_DARK_SEQUENCES = ("RAPID", "SPARS10", "SPARS25", "SPARS50", "SPARS100",
+                     "STEP25", "STEP50", "STEP100", "STEP200", "STEP400")  # fmt: skip
+IR_DARK_VISIT = 5  # ramps after the SPARS200 one: two visits cover about every sequence
+
+
+def _ir_dark_visits(exps: list[Exposure], seed: int) -> list[Exposure]:
+    """Each IR dark of the plan (a 16-read SPARS200 ramp) opens a visit of the IR dark programme that goes
+    on with 16-read ramps in five other full-frame sample sequences, back to back (a few minutes apart
+    for the buffer dump): about 2 hours of dark exposure per visit, some 14 hours in a 200-dataset
+    archive, in which a snowball rate of order one per hour gives snowballs to find. Their own random
+    stream keeps the plan's draws and every other exposure's pixels unchanged."""
+    rng = np.random.default_rng([seed, 4747])
+    taken = {e.rootname for e in exps}
+    out = []
+    for e in exps:
+        if e.detector != "IR" or e.imagetyp != "DARK":
+            continue
+        t = e.expstart + e.exptime / 86400.0
+        line = int(e.rootname[6:8], 36)
+        for seq in rng.choice(IR_DARK_SEQUENCES, IR_DARK_VISIT, replace=False):
+            t += float(rng.uniform(300.0, 900.0)) / 86400.0
+            line, root = _next_line(e.rootname[:6], line, taken)
+            exptime = obs.ir_exptime(str(seq), 16)
+            out.append(replace(e, rootname=root, expstart=t, exptime=exptime, samp_seq=str(seq),
+                               asn_id="NONE", values=dict(e.values)))  # fmt: skip
+            taken.add(root)
+            t += exptime / 86400.0
+    return out
+
+
+def _next_line(visit: str, after: int, taken: set[str]) -> tuple[int, str]:
+    """The first free exposure line of a visit after line ``after``, and its rootname."""
+    for n in range(after + 1, 36 * 36):
+        root = f"{visit}{B36[n // 36]}{B36[n % 36]}q"
+        if root not in taken:
+            return n, root
+    raise GeneratorError(f"visit {visit} has no free exposure line after {after}")
 
 
 def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
