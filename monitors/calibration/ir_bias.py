@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import IR_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
 from monitors.framework import Monitor
 
@@ -50,7 +51,7 @@ def clipped(v: np.ndarray, k: float = 3.0) -> tuple[float, float]:
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, IR_RAW, imagetyp={"DARK"})
     nsamp = int(h.get("NSAMP", 1))
     rows, data, _hdr = read_rows(path, ("SCI", nsamp))
     n = data.shape[1]

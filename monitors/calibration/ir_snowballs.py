@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.fitsdata import row_ranges
+from monitors.calibration.inputs import IR_IMA, check
 from monitors.calibration.plotting import vega_trend, years
 from monitors.framework import Monitor
 
@@ -67,6 +68,7 @@ def _reads(path: str) -> tuple[np.ndarray, list[tuple[int, float, np.ndarray]]]:
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     from scipy import ndimage
 
+    check(path, IR_IMA, imagetyp={"DARK"})
     rows, reads = _reads(path)
     found = []
     for (_, _t0, prev), (imset, _t1, cur) in itertools.pairwise(reads):

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import UVIS_FLT, check
 from monitors.calibration.plotting import linear_fit, trend_png, vega_trend, years
 from monitors.framework import Monitor
 
@@ -64,7 +65,7 @@ def photometry(rows: np.ndarray, data: np.ndarray) -> tuple[float, float, float,
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, UVIS_FLT, imagetyp={"EXT"}, exptime=True)
     out = []
     for ext, chip in ((1, 2), (4, 1)):
         try:

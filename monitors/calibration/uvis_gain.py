@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
 from monitors.calibration.uvis_darks import AMPS
 from monitors.framework import Monitor
@@ -43,6 +44,7 @@ WHERE f.filetype = 'raw' AND f.status = 'ok' AND m.detector = 'UVIS' AND m.image
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    check(path, UVIS_RAW, imagetyp={"FLAT"}, exptime=True)
     out = []
     for ext, chip in ((1, 2), (4, 1)):
         rows, raw, _h = read_rows(path, ext)
