@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake.access import read_sql, tables
 from lake.jobs import JobContext, JobResult
 
 SMALL = 64
+REFUSED = "refused"  # result column: why an input was refused (null on measured rows)
+
+
+class Refused(Exception):
+    """An input a monitor must not measure (a cut-out, a subarray, a converted copy...). The message
+    names the HDU, keyword and value and says what to do; the run records it in the result table's
+    ``refused`` column, with no numbers, and does not measure the file again (``rebuild`` does)."""
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,12 @@ def _safe(
     measure: Callable[[str, dict[str, Any]], list[dict[str, Any]]], item: dict[str, Any]
 ) -> list[dict[str, Any]]:
     """One file's rows; a file that cannot be measured becomes one error row, not a failed run."""
+    extra = {"path": item["path"]} | ({"inputs": item["inputs"]} if "inputs" in item else {})
     try:
-        extra = {"path": item["path"]} | ({"inputs": item["inputs"]} if "inputs" in item else {})
         return [{**r, **extra} for r in measure(item["abs_path"], item)]
+    except Refused as e:  # a row that says why, and counts the input as done
+        keep: dict[str, Any] = {k: item[k] for k in ("rootname", "expstart") if k in item}
+        return [{**keep, **extra, REFUSED: f"{item['path']}: {e}"}]
     except Exception as e:  # one bad file never sinks the batch
         return [{"__error__": f"{item['path']}: {type(e).__name__}: {e}", "__path__": item["path"]}]
 
@@ -120,7 +131,7 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     rebuild = str(ctx.params.get("rebuild", "")).lower() in {"1", "true", "yes"}
     sel = read_sql(m.select, ctx.lake_root).to_pylist()
     table = table_name(name)
-    schema = m.schema.append(pa.field("path", pa.string()))
+    schema = m.schema.append(pa.field("path", pa.string())).append(pa.field(REFUSED, pa.string()))
     old = None
     if not rebuild and table in tables(ctx.lake_root):
         # any failure to read the results must stop the run: treating it as "nothing measured yet"
@@ -152,6 +163,11 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     good = [r for r in rows if "__error__" not in r]
     new = pa.table({f.name: pa.array([r.get(f.name) for r in good], f.type) for f in schema}, schema=schema)
     everything = pa.concat_tables([old.select(schema.names).cast(schema), new]) if old is not None else new
+    refused = new.filter(pc.is_valid(new.column(REFUSED))).column(REFUSED).to_pylist()
+    for why in refused:
+        ctx.log.warning("refused %s", why)
+    # trends and plots see measurements only
+    everything = everything.filter(pc.is_null(everything.column(REFUSED))).drop_columns([REFUSED])
     summary = m.trend(everything) if everything.num_rows else {}
     out = ctx.lake_root / "reports" / "monitors" / name
     out.mkdir(parents=True, exist_ok=True)
@@ -160,24 +176,18 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     if m.vega is not None and everything.num_rows:
         (out / "plot.vl.json").write_text(json.dumps(m.vega(everything), default=str))
     ctx.log.info("summary %s; plots %s", json.dumps(summary, default=float), [str(p) for p in pngs])
-    failed = {r["__path__"] for r in rows if "__error__" in r}
+    failed = {r["__path__"] for r in rows if "__error__" in r} | {r["path"] for r in good if r.get(REFUSED)}
     counts = {
         "inputs": len(sel),
         # files, also for grouped monitors (whose groups are counted apart)
         "measured": sum(len(i.get("members") or [i]) for i in todo if i["path"] not in failed),
         "errors": len(errors),
-        "rows": new.num_rows,
+        "rows": new.num_rows - len(refused),
+        "refused": len(refused),
         "waiting": waiting,
     }
     if m.group is not None:
         counts["groups"] = len(todo)
     what = "groups" if m.group is not None else "files"
-    return JobResult(
-        True,
-        counts,
-        new,
-        f"{len(todo)} {what} measured",
-        table=table,
-        replace=rebuild,
-        plots=[str(p) for p in pngs],
-    )
+    said = f"{len(todo) - len(refused)} {what} measured" + (f", {len(refused)} refused" if refused else "")
+    return JobResult(True, counts, new, said, table=table, replace=rebuild, plots=[str(p) for p in pngs])

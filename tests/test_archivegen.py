@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import warnings
 from collections.abc import Iterator
@@ -192,6 +193,26 @@ def test_snowballs_land_where_the_truth_says() -> None:
         jump = cum[read, r, x] - cum[read - 1, r, x]
         assert jump > 1e4  # the charge arrives in that read, not before
         assert cum[read - 1, r, x] - cum[0, r, x] < 3e3  # dark current only: 0.048 e-/s for up to 10 h
+
+
+def test_ir_dark_programme_takes_16_read_ramps_in_every_sample_sequence() -> None:
+    """IR darks as the dark programme takes them (a reference dark per sample sequence, DHB 7.4): every
+    full-frame sequence with all 16 reads, visits of back-to-back ramps that never overlap, and enough
+    hours of dark exposure that a snowball rate of order one an hour leaves several to find."""
+    sequences = {"RAPID", "SPARS10", "SPARS25", "SPARS50", "SPARS100", "SPARS200",
+                 "STEP25", "STEP50", "STEP100", "STEP200", "STEP400"}  # fmt: skip
+    for seed in (5, 11):
+        darks = sorted((e for e in plan(200, seed) if e.detector == "IR" and e.imagetyp == "DARK"),
+                       key=lambda e: e.expstart)  # fmt: skip
+        assert {e.samp_seq for e in darks} == sequences
+        assert {e.nsamp for e in darks} == {16} and {e.filter for e in darks} == {"BLANK"}
+        for a, b in itertools.pairwise(darks):
+            assert a.expstart + a.exptime / 86400.0 < b.expstart, (a.rootname, b.rootname)
+        visits: dict[str, list[float]] = {}
+        for e in darks:
+            visits.setdefault(e.rootname[:6], []).append(e.expstart)
+        assert all(max(t) - min(t) < 0.5 for t in visits.values())  # a visit lasts hours, not days
+        assert sum(e.exptime for e in darks) / 3600.0 > 12.0
 
 
 def test_photometric_decline_of_standard_stars(pixel_archive: Path) -> None:

@@ -14,6 +14,7 @@ from ingest.archivegen import pixels as px
 from ingest.archivegen.features import UVIS_BANDS, Instrument, band_rows
 from ingest.archivegen.generate import Exposure, _file_hdus, plan, write_file
 from monitors.calibration import uvis_darks
+from monitors.calibration.fitsdata import primary
 
 SEED = 5
 
@@ -98,7 +99,7 @@ def _hot_ever(inst: Instrument, t0: float, t1: float) -> set[tuple[int, int, int
 def _highest_left_out(members: list[dict[str, Any]], chip: int) -> tuple[np.ndarray, np.ndarray, float]:
     """The superdark before #17: the mean of the frames, a pixel's highest value left out where it stands
     5 sigma above the mean of the others. (rows, stack, sigma of a stacked pixel)"""
-    frames = [uvis_darks.chip_rate(m["abs_path"], chip, uvis_darks.primary(m["abs_path"])) for m in members]
+    frames = [uvis_darks.chip_rate(m["abs_path"], chip, primary(m["abs_path"])) for m in members]
     stack = np.array([f[1] for f in frames])
     n = len(frames)
     top = stack.max(axis=0)

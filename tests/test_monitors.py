@@ -193,22 +193,31 @@ def test_uvis_gain_per_amp(site: dict[str, Any]) -> None:
     inst = Instrument(SEED)
     for amp, s in summary(site, "uvis-gain").items():
         assert s["gain"] == pytest.approx(inst.uvis_gain[amp], rel=0.02), amp
+        # gain_err is statistical only: on this archive the one-flat method sits about 1 % (5 sigma) low
+        # in amp A, a systematic that gain from flat pairs (#17) is to remove
+        assert 0 < s["gain_err"] < 0.01 * s["gain"], (amp, s)
 
 
 def test_uvis_eper_cte_trend(site: dict[str, Any]) -> None:
     inst = Instrument(SEED)
     s = summary(site, "uvis-eper-cte")["all"]
     assert -s["slope"] == pytest.approx(inst.CTE_SLOPE, rel=0.1)
+    assert s["slope_err"] > 0 and abs(-s["slope"] - inst.CTE_SLOPE) < 3 * s["slope_err"], s
 
 
 def test_uvis_contam_decline_per_filter(site: dict[str, Any]) -> None:
     inst = Instrument(SEED)
     checked = 0
+    within = []
     for filt, s in summary(site, "uvis-contam").items():
         if s["n"] >= 2:
             assert s["slope"] == pytest.approx(inst.photometric_decline(filt), rel=0.1), filt
             checked += 1
-    assert checked >= 2
+        # the reported error holds: the truth within 2 sigma in >= 90 % of filters (#17 asks this of
+        # filters with >= 4 points; this archive has filters with 3, 2 or fewer)
+        if s["n"] >= 3:
+            within.append(abs(s["slope"] - inst.photometric_decline(filt)) <= 2 * s["slope_err"])
+    assert checked >= 2 and within and np.mean(within) >= 0.9, summary(site, "uvis-contam")
 
 
 def test_ir_bias_levels_and_drift(site: dict[str, Any]) -> None:
@@ -216,6 +225,7 @@ def test_ir_bias_levels_and_drift(site: dict[str, Any]) -> None:
     for q, s in summary(site, "ir-bias").items():
         assert s["slope"] == pytest.approx(inst.ir_bias_drift[q], rel=0.1), q
         assert s["intercept"] == pytest.approx(inst.ir_bias(q, 54832.0), abs=3), q
+        assert abs(s["slope"] - inst.ir_bias_drift[q]) < 3 * s["slope_err"], (q, s)
 
 
 def test_ir_blobs_found_with_first_seen_dates(site: dict[str, Any]) -> None:
@@ -272,7 +282,8 @@ def test_ir_snowballs_found_with_their_read(site: dict[str, Any]) -> None:
     found = [
         r for r in lake.read_sql("SELECT * FROM monitor_ir_snowballs", site["lake"]).to_pylist() if r["npix"]
     ]
-    assert truth, "the test archive should hold snowballs"
+    # ~16 hours of IR darks at the generator's rate: a dozen snowballs in this archive
+    assert len(truth) >= 5, "the test archive should hold several snowballs"
     for t in truth:
         near = [
             f
@@ -284,6 +295,7 @@ def test_ir_snowballs_found_with_their_read(site: dict[str, Any]) -> None:
     assert len(found) == len(truth)  # nothing else
     s = summary(site, "ir-snowballs")["all"]
     assert s["snowballs"] == len(truth) and s["hours"] > 1
+    assert s["rate_err"] == pytest.approx(np.sqrt(len(truth)) / s["hours"])
 
 
 def test_ir_bad_actors_fractions_and_ranking(site: dict[str, Any]) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ingest.archivegen import headertemplate as ht
+from ingest.archivegen import observatory as obs
 from ingest.archivegen import pixels as px
 from ingest.archivegen import products
 from ingest.archivegen.features import REALISM, Instrument
@@ -70,6 +71,7 @@ class Exposure:
     values: dict[str, Any] = field(default_factory=dict)
     nsamp: int = 0  # IR: reads including the zeroth (MULTIACCUM), up to 16
     samp_seq: str = ""
+    dither: tuple[float, float] = (0.0, 0.0)  # POSTARG1/2 (arcsec): the pointing's offset from the target
 
 
 def mjd_to_datetime(mjd: float) -> datetime:
@@ -114,11 +116,15 @@ def _observation(
     return detector, imagetyp, targ, float(rng.uniform(start, stop))
 
 
-def _pointing(rng: np.random.Generator, targ: str) -> tuple[float, float]:
-    """(RA, Dec): uniform on the sky; 0, 0 for internal targets (darks and lamp flats)."""
-    if targ in {"DARK", "TUNGSTEN"}:
-        return 0.0, 0.0
-    return float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
+def _pointing(rng: np.random.Generator, targ: str) -> tuple[float, float, tuple[float, float]]:
+    """(RA, Dec, dither): the target's fixed position and a dither of a few arcseconds; 0, 0 and no dither
+    for internal targets (darks and lamp flats). Two draws, as ever: the plan's later draws keep their
+    order."""
+    if targ in {"DARK", "TUNGSTEN", "BIAS"}:
+        return 0.0, 0.0, (0.0, 0.0)
+    u1, u2 = float(rng.uniform(0, 1)), float(rng.uniform(0, 1))
+    ra, dec = obs.TARGETS[targ]
+    return ra, dec, (round(20.0 * u1 - 10.0, 3), round(20.0 * u2 - 10.0, 3))
 
 
 def _uvis_setup(rng: np.random.Generator, imagetyp: str, targ: str) -> tuple[str, float, tuple[str, ...]]:
@@ -139,22 +145,26 @@ def _uvis_setup(rng: np.random.Generator, imagetyp: str, targ: str) -> tuple[str
 
 
 def _ir_setup(rng: np.random.Generator, imagetyp: str) -> tuple[str, float, tuple[str, ...]]:
-    """(filter, exposure time, file types) of an IR exposure."""
+    """(filter, exposure time, file types) of an IR exposure; the time is only a draw (kept so that the
+    plan's later draws keep their order) until :func:`_ir_sampling` fixes it from the sample sequence."""
     filt = "BLANK" if imagetyp == "DARK" else str(rng.choice(IR_FILTERS[:6]))
-    if imagetyp == "DARK":  # long SPARS/STEP dark ramps, as the IR dark programme takes
+    if imagetyp == "DARK":  # a draw that :func:`_ir_sampling` ignores (darks are 16-read ramps)
         exptime = float(rng.choice([1002.94, 1802.94, 2802.94]))
     else:
         exptime = float(np.round(rng.choice([2.93, 102.93, 302.94, 602.94, 1302.94]), 6))
     return filt, exptime, ("raw", "ima", "flt", "spt", "trl")
 
 
-def _ir_sampling(rng: np.random.Generator, imagetyp: str) -> tuple[int, str]:
-    """(NSAMP, SAMP_SEQ) of an IR exposure."""
-    nsamp = 16 if imagetyp == "DARK" else int(rng.choice([4, 8, 12, 16]))
-    samp_seq = (
-        "SPARS200" if imagetyp == "DARK" else str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
-    )
-    return nsamp, samp_seq
+def _ir_sampling(rng: np.random.Generator, imagetyp: str, exptime: float) -> tuple[int, str, float]:
+    """(NSAMP, SAMP_SEQ, EXPTIME) of an IR exposure: EXPTIME is the time of its last read."""
+    if imagetyp == "DARK":  # no draws here (as before), so that the plan's later draws keep their order
+        # the IR dark programme's ramps have all 16 reads: calwf3 takes the first NSAMP reads of the
+        # reference dark of a sequence for shorter science ramps; this one opens a visit (_ir_dark_visits)
+        nsamp, samp_seq = 16, "SPARS200"
+    else:
+        nsamp = int(rng.choice([4, 8, 12, 16]))
+        samp_seq = str(rng.choice(["RAPID", "SPARS25", "SPARS50", "STEP100"]))
+    return nsamp, samp_seq, obs.ir_exptime(samp_seq, nsamp)
 
 
 def _plan_exposure(
@@ -167,12 +177,14 @@ def _plan_exposure(
     visit_no = int(rng.integers(1, 60))
     rootname = _rootname(pk, visit_no, i // len(programs))
     detector, imagetyp, targ, expstart = _observation(rng, i, proposid, kind, span)
-    ra, dec = _pointing(rng, targ)
+    ra, dec, dither = _pointing(rng, targ)
     if detector == "UVIS":
         filt, exptime, files = _uvis_setup(rng, imagetyp, targ)
     else:
         filt, exptime, files = _ir_setup(rng, imagetyp)
-    nsamp, samp_seq = _ir_sampling(rng, imagetyp) if detector == "IR" else (0, "")
+    nsamp, samp_seq = 0, ""
+    if detector == "IR":
+        nsamp, samp_seq, exptime = _ir_sampling(rng, imagetyp, exptime)
     # one association per visit and detector (associations never mix detectors)
     asn = (rootname[:6] + ("010" if detector == "UVIS" else "020")).upper() if rng.random() < 0.6 else "NONE"
     pi = str(rng.choice(PIS))
@@ -192,6 +204,7 @@ def _plan_exposure(
         files,
         nsamp=nsamp,
         samp_seq=samp_seq,
+        dither=dither,
     )
 
 
@@ -217,6 +230,7 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
         exps
         + _followups(exps, seed)
         + _dark_companions(exps, seed)
+        + _ir_dark_visits(exps, seed)
         + _bowtie_flats(len(programs), datasets, seed)
         + _biases(len(programs) + 1, datasets, seed)
         + _subarrays(len(programs) + 2, datasets, seed)
@@ -255,12 +269,15 @@ def _subarrays(k: int, datasets: int, seed: int) -> list[Exposure]:
     files = ("raw", "flt", "flc", "spt", "trl")
     out = []
     for j, t in enumerate(_spread(rng, max(4, datasets // 40))):
-        ra, dec = float(rng.uniform(0, 360)), float(math.degrees(math.asin(rng.uniform(-1, 1))))
+        u = rng.uniform(0, 1, 2)  # the dither (two draws, as the old random position took)
+        targ = str(rng.choice(GALAXIES))
+        ra, dec = obs.TARGETS[targ]
         out.append(
             Exposure(f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}01q", SUBARRAY_PROGRAM, "UVIS", "EXT",
-                     str(rng.choice(GALAXIES)), ra, dec, str(rng.choice(UVIS_FILTERS)),
+                     targ, ra, dec, str(rng.choice(UVIS_FILTERS)),
                      float(np.round(rng.uniform(30, 700), 3)), float(t), "NONE", "Riess", files,
-                     {"SUBARRAY": True, "APERTURE": SUBARRAY_APERTURE})
+                     {"SUBARRAY": True, "APERTURE": SUBARRAY_APERTURE},
+                     dither=(round(20.0 * float(u[0]) - 10.0, 3), round(20.0 * float(u[1]) - 10.0, 3)))
         )  # fmt: skip
     return out
 
@@ -323,15 +340,58 @@ def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
     return out
 
 
+# Full-frame IR sample sequences besides SPARS200 (WFC3 Instrument Handbook 7.7; docs/background/
+# wfc3-monitors.md §0.2). calwf3 subtracts a dark reference file made per sample sequence from dark
+# ramps taken throughout each cycle (WFC3 Data Handbook 7.4): the IR dark programme takes them all.
+IR_DARK_SEQUENCES = ("RAPID", "SPARS10", "SPARS25", "SPARS50", "SPARS100",
+                     "STEP25", "STEP50", "STEP100", "STEP200", "STEP400")  # fmt: skip
+IR_DARK_VISIT = 5  # ramps after the SPARS200 one: two visits cover about every sequence
+
+
+def _ir_dark_visits(exps: list[Exposure], seed: int) -> list[Exposure]:
+    """Each IR dark of the plan (a 16-read SPARS200 ramp) opens a visit of the IR dark programme that goes
+    on with 16-read ramps in five other full-frame sample sequences, back to back (a few minutes apart
+    for the buffer dump): about 2 hours of dark exposure per visit, some 14 hours in a 200-dataset
+    archive, in which a snowball rate of order one per hour gives snowballs to find. Their own random
+    stream keeps the plan's draws and every other exposure's pixels unchanged."""
+    rng = np.random.default_rng([seed, 4747])
+    taken = {e.rootname for e in exps}
+    out = []
+    for e in exps:
+        if e.detector != "IR" or e.imagetyp != "DARK":
+            continue
+        t = e.expstart + e.exptime / 86400.0
+        line = int(e.rootname[6:8], 36)
+        for seq in rng.choice(IR_DARK_SEQUENCES, IR_DARK_VISIT, replace=False):
+            t += float(rng.uniform(300.0, 900.0)) / 86400.0
+            line, root = _next_line(e.rootname[:6], line, taken)
+            exptime = obs.ir_exptime(str(seq), 16)
+            out.append(replace(e, rootname=root, expstart=t, exptime=exptime, samp_seq=str(seq),
+                               asn_id="NONE", values=dict(e.values)))  # fmt: skip
+            taken.add(root)
+            t += exptime / 86400.0
+    return out
+
+
+def _next_line(visit: str, after: int, taken: set[str]) -> tuple[int, str]:
+    """The first free exposure line of a visit after line ``after``, and its rootname."""
+    for n in range(after + 1, 36 * 36):
+        root = f"{visit}{B36[n // 36]}{B36[n % 36]}q"
+        if root not in taken:
+            return n, root
+    raise GeneratorError(f"visit {visit} has no free exposure line after {after}")
+
+
 def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
     """An IR exposure 1-4 hours after each bad actor, in the same visit: it sees the persistence."""
     inst = _instrument(seed)
     rng = np.random.default_rng([seed, 4242])
     out = []
+    taken = {e.rootname for e in exps}
     for e in exps:
         if e.detector != "IR" or e.imagetyp != "EXT" or not inst.bad_actor(e.rootname):
             continue
-        root = e.rootname[:6] + "zz" + "q"  # the visit's last exposure line
+        root = _free_line(e.rootname[:6], taken)
         start = e.expstart + (e.exptime + float(rng.uniform(3600, 4 * 3600))) / 86400.0
         f = Exposure(
             root,
@@ -342,18 +402,35 @@ def _followups(exps: list[Exposure], seed: int) -> list[Exposure]:
             e.ra,
             e.dec,
             e.filter,
-            302.94,
+            obs.ir_exptime("SPARS50", 8),
             start,
             "NONE",
             e.pi,
             ("raw", "ima", "flt", "spt", "trl"),
             {"STIMULUS": e.rootname, "STIM_END": e.expstart + e.exptime / 86400.0},
             nsamp=8,
-            samp_seq="SPARS25",
+            samp_seq="SPARS50",
+            dither=e.dither,
         )
         if not inst.bad_actor(root):
             out.append(f)
+            taken.add(root)
     return out
+
+
+def _free_line(visit: str, taken: set[str]) -> str:
+    """The last free exposure line of a visit (zz, zy, ...): two bad actors in one visit each get their
+    follow-up under a rootname of its own (#20)."""
+    for n in range(36 * 36 - 1, -1, -1):
+        root = f"{visit}{B36[n // 36]}{B36[n % 36]}q"
+        if root not in taken:
+            return root
+    raise GeneratorError(f"visit {visit} has no free exposure line")
+
+
+def _written(e: Exposure) -> datetime:
+    """When the file was written: after the exposure ended (EXPEND)."""
+    return mjd_to_datetime(obs.written_mjd(e.expstart + e.exptime / 86400.0, e.rootname))
 
 
 def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
@@ -376,6 +453,10 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
         "FILTER": e.filter,
         "ASN_ID": e.asn_id,
         "ASN_TAB": f"{e.asn_id.lower()}_asn.fits" if e.asn_id != "NONE" else "NONE",
+        "DATE": _written(e).strftime("%Y-%m-%d"),
+        "PA_V3": obs.pa_v3(e.rootname),
+        "POSTARG1": e.dither[0],
+        "POSTARG2": e.dither[1],
     }
     if e.detector == "UVIS":
         values["APERTURE"] = e.values.get("APERTURE", "UVIS")
@@ -384,6 +465,8 @@ def _primary_values(e: Exposure, filetype: str) -> dict[str, Any]:
     else:
         values["APERTURE"] = "IR"
         values["SUBARRAY"] = False
+        values["SUBTYPE"] = "FULLIMAG"  # every generated IR exposure reads the full 1024 x 1024 array
+        values["SAMPZERO"] = 2.911756  # the full-frame zeroth read's time, as in the real full-frame flt
         values["OBSTYPE"] = "SPECTROSCOPIC" if e.filter.startswith("G") else "IMAGING"
     return values
 
@@ -497,7 +580,53 @@ def _hdu_values(
         values["NAXIS1"], values["NAXIS2"] = dims
     if ramp is not None and extname in {"SCI", "TIME", "SAMP"}:
         values.update(_read_time_values(extname, extver, *ramp))
+    values.update(_consistency_values(e, filetype, k, hdu, extname, extver))
     return values, bitpix, dims
+
+
+IMSET = {"SCI", "ERR", "DQ", "SAMP", "TIME"}
+
+
+def _chip(e: Exposure, extver: int) -> int:
+    """The UVIS chip of an imset: SCI,1 is UVIS2 and SCI,2 UVIS1 (a subarray reads UVIS2 only)."""
+    return 2 if e.values.get("SUBARRAY") or extver == 1 else 1
+
+
+def _consistency_values(
+    e: Exposure, filetype: str, k: int, hdu: Any, extname: str, extver: int
+) -> dict[str, Any]:
+    """The values of one HDU that must agree with the exposure (#17): calibration switches, the date it
+    was written, photometry for its filter and chip, and a WCS at its pointing."""
+    keys = set(hdu.index)
+    out: dict[str, Any] = {}
+    if k == 0 and filetype in {"raw", "spt"}:
+        out.update({kw: obs.raw_switch(hdu.value_text(kw)) for kw in keys if kw.endswith("CORR")})
+    if k and "DATE" in keys:
+        fmt = "%Y-%m-%dT%H:%M:%S" if "T" in hdu.value_text("DATE") else "%Y-%m-%d"
+        out["DATE"] = _written(e).strftime(fmt)
+    chip = _chip(e, extver) if k else 1
+    phot = obs.phot_values(e.detector, e.filter, chip, e.expstart)
+    if e.detector == "UVIS":
+        phot["PHTFLAM1"] = obs.phot_values("UVIS", e.filter, 1, e.expstart)["PHOTFLAM"]
+        phot["PHTFLAM2"] = obs.phot_values("UVIS", e.filter, 2, e.expstart)["PHOTFLAM"]
+    out.update({kw: v for kw, v in phot.items() if kw in keys})
+    if "CRVAL1" in keys and extname in IMSET:  # not WCSDVARR/D2IMARR: their CRVALs are pixels
+        ra, dec = obs.offset(e.ra, e.dec, *e.dither)
+        orientat = (obs.pa_v3(e.rootname) + obs.V3_TO_ORIENTAT + 180.0) % 360.0 - 180.0
+        dy = (
+            0.0
+            if e.detector == "IR" or e.values.get("SUBARRAY")
+            else obs.CHIP_OFFSET * (1 if chip == 1 else -1)
+        )
+        out.update(obs.wcs_values(e.detector, ra, dec, orientat, dy, keys))
+    if e.detector == "IR" and filetype == "flt" and extname == "SCI":  # the ramp's last read
+        t = px.read_times(e, max(e.nsamp, 2))
+        out.update(SAMPTIME=round(float(t[-1]), 6), DELTATIM=round(float(t[-1] - t[-2]), 6))
+    if e.detector == "IR" and filetype != "flt" and k:  # full-frame ramps: the 1024 x 1024 array's centre
+        full = {"CRPIX1": 512.0, "CRPIX2": 512.0, "LTV1": 5.0, "LTV2": 5.0, "CENTERA1": 513, "CENTERA2": 513,
+                "SIZAXIS1": 1024, "SIZAXIS2": 1024}  # fmt: skip
+        out.update({kw: v for kw, v in full.items() if kw in keys})
+    return out
 
 
 def _file_hdus(

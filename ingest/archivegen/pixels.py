@@ -16,11 +16,13 @@ told from data (a real raw pixel is never 0 DN: the bias alone is ~2,500 DN).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ingest.archivegen import cosmics
+from ingest.archivegen import observatory as obs
 from ingest.archivegen.features import (
     IR_BANDS,
     IR_QUADS,
@@ -243,7 +245,10 @@ def ir_rows(mode: str) -> np.ndarray:
 
 
 def read_times(e: Exposure, nsamp: int) -> np.ndarray:
-    """Times of the reads (s), zeroth read first."""
+    """Times of the reads (s), zeroth read first: the exposure's sample sequence (the last read at
+    EXPTIME), or evenly spaced for an exposure planned without one."""
+    if e.samp_seq and nsamp > 1 and obs.ir_exptime(e.samp_seq, nsamp) == e.exptime:
+        return np.array(obs.sample_times(e.samp_seq, nsamp))
     return np.linspace(0.0, e.exptime, nsamp)
 
 
@@ -325,6 +330,14 @@ def _inside_band(y: float, rows: np.ndarray) -> float:
     return float(lo)
 
 
+@lru_cache(maxsize=2)
+def _ir_pattern(seed: int) -> Any:
+    """The fixed pattern of the IR raw reads (DN per pixel), drawn once per seed and process."""
+    pattern = np.random.default_rng([seed, 9001]).normal(0, 15, IR_SHAPE)
+    pattern.flags.writeable = False
+    return pattern
+
+
 def ir_raw_reads(
     inst: Instrument, e: Exposure, nsamp: int, rows: np.ndarray, rng: np.random.Generator
 ) -> tuple[Any, Any, list[dict[str, Any]], Any]:
@@ -332,8 +345,7 @@ def ir_raw_reads(
     cum, gain, balls, fluence = ir_ramp(inst, e, nsamp, rows, rng)
     quad = quadrant_of(np.arange(1024)[None, :].repeat(len(rows), 0), rows[:, None].repeat(1024, 1))
     bias = np.array([inst.ir_bias(q, e.expstart) for q in IR_QUADS])[quad]
-    pattern = np.random.default_rng([inst.seed, 9001]).normal(0, 15, IR_SHAPE)[rows]  # fixed per pixel
-    dn = cum / gain[None] + bias[None] + pattern[None]
+    dn = cum / gain[None] + bias[None] + _ir_pattern(inst.seed)[rows][None]
     dn += rng.normal(0, IR_READ_NOISE / np.sqrt(2) / gain[None], dn.shape)
     return np.clip(np.round(dn), 1, 65535), cum, balls, fluence
 
@@ -399,13 +411,17 @@ def _render_ir(
     wanted = (
         mode == "full"
         or (e.imagetyp in {"DARK", "FLAT"} and filetype in {"raw", "ima"})
-        or filetype == "flt"  # flats (blobs) and science (bad actors, persistence)
+        or (filetype == "flt" and e.imagetyp != "DARK")  # flats (blobs) and science (bad actors, persistence)
     )
     if not wanted or filetype == "spt":
         return blocks, []
     nsamp = max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else max(e.nsamp, 2)
     rows = ir_rows(mode)
-    dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
+    if filetype == "raw":
+        dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
+    else:  # the same charge (the ramp's draws come first); only a raw needs the DN and their noise
+        dn = None
+        cum, _gain, extra, fluence = ir_ramp(inst, e, nsamp, rows, rng)
     t = read_times(e, nsamp)
     for k, (name, ver) in enumerate(hdus):
         if name != "SCI":
@@ -417,7 +433,7 @@ def _render_ir(
             extra = _ir_flt_truth(inst, e, flu)
             continue
         read = nsamp - ver  # IMSET ver holds read index nsamp - ver (newest first)
-        if filetype == "raw":
+        if dn is not None:
             blocks[k] = blocks_of(rows, dn[read] - 32768, ">i2")
         else:  # ima: e-/s since the zeroth read
             rate = (cum[read] - cum[0]) / t[read] if read else np.zeros_like(cum[0])
@@ -431,7 +447,8 @@ def render(
     """Pixel blocks per HDU index of one file, and the per-exposure truth rows (snowballs).
 
     ``hdus`` lists (EXTNAME, EXTVER) per HDU. ``mode`` is full or sparse; sparse renders only the files
-    monitors read (UVIS raw darks and flats, standard-star flt, IR raw/ima darks and flats, IR flt flats).
+    monitors read (UVIS raw darks and flats, standard-star flt, IR raw/ima darks and flats, IR flt of
+    flats and science exposures).
     """
     # one stream per exposure: its raw, flt, flc and ima files show the same charge
     rng = np.random.default_rng([inst.seed, *e.rootname.encode()])

@@ -34,9 +34,15 @@ def _pad(n: int) -> int:
 
 
 def primary(
-    e: Exposure, filename: str, rootname: str, extra: list[tuple[str, Any, str]] | None = None
+    e: Exposure,
+    filename: str,
+    rootname: str,
+    extra: list[tuple[str, Any, str]] | None = None,
+    nextend: int = 0,
+    written: str = "",
 ) -> HDU:
-    """A product's primary header: the exposure's identity keywords under the product's name."""
+    """A product's primary header: the exposure's identity keywords under the product's name. ``nextend``
+    is the number of extensions that follow; ``written`` the DATE, after every member's EXPEND."""
     from ingest.archivegen.generate import _primary_values
 
     v = _primary_values(e, filename.rsplit("_", 1)[1].split(".")[0])
@@ -45,7 +51,8 @@ def primary(
         ("BITPIX", 8, "array data type"),
         ("NAXIS", 0, "number of array dimensions"),
         ("EXTEND", True, ""),
-        ("NEXTEND", 0, "number of standard extensions"),
+        ("NEXTEND", nextend, "number of standard extensions"),
+        ("DATE", written or v["DATE"], "date this file was written (yyyy-mm-dd)"),
         ("FILENAME", filename, "name of file"),
         (
             "FILETYPE",
@@ -155,16 +162,30 @@ def trailer(e: Exposure) -> list[HDU]:
     ]
     text = np.array([ln.encode().ljust(132) for ln in lines])
     return [
-        primary(e, f"{e.rootname}_trl.fits", e.rootname),
+        primary(e, f"{e.rootname}_trl.fits", e.rootname, nextend=1),
         bintable("TRAILER", 1, [("TEXT_FILE", "132A", text)]),
     ]
 
 
 def association(asn_id: str, members: list[Exposure], filetype: str) -> list[HDU]:
-    """The HDUs of one association product file."""
+    """The HDUs of one association product file: its primary says how many extensions follow and is
+    written after the last member's exposure ended."""
+    from ingest.archivegen.generate import _primary_values
+
+    hdus = _association(asn_id, members, filetype)
+    written = max(_primary_values(m, filetype)["DATE"] for m in members)
+    extra = [("EXPTIME", float(sum(m.exptime for m in members)), "exposure duration (seconds)--calculated")]
     lead = members[0]
-    root = asn_id.lower()
-    name = f"{root}_{filetype}.fits"
+    name = f"{asn_id.lower()}_{filetype}.fits"
+    if filetype in {"drz", "drc"}:
+        extra = [("NDRIZIM", len(members), "Drizzle, No. images drizzled onto output"), *extra]
+    else:
+        extra = []
+    return [primary(lead, name, asn_id.lower(), extra, len(hdus), written), *hdus]
+
+
+def _association(asn_id: str, members: list[Exposure], filetype: str) -> list[HDU]:
+    """The extensions of one association product file."""
     if filetype == "asn":
         names = [m.rootname.upper().encode() for m in members] + [asn_id.upper().encode()]
         types = [b"EXP-DTH"] * len(members) + [b"PROD-DTH"]
@@ -173,69 +194,50 @@ def association(asn_id: str, members: list[Exposure], filetype: str) -> list[HDU
             ("MEMTYPE", "14A", np.array(types)),
             ("MEMPRSNT", "L", np.array([True] * (len(members) + 1))),
         ]
-        return [primary(lead, name, root), bintable("ASN", 1, cols)]
+        return [bintable("ASN", 1, cols)]
     if filetype in {"drz", "drc"}:
-        side = 4200 if lead.detector == "UVIS" else 1200
-        chips = [(m, v) for m in members for v in ((1, 2) if m.detector == "UVIS" else (1,))]
-        hdr_cols = [
-            ("ROOTNAME", "9A", np.array([m.rootname.encode() for m, _v in chips])),
-            ("EXTNAME", "3A", np.array([b"SCI" for _m, _v in chips])),
-            ("EXTVER", "K", np.array([v for _m, v in chips])),
-            ("EXPTIME", "D", np.array([m.exptime for m, _v in chips])),
-            ("EXPSTART", "D", np.array([m.expstart for m, _v in chips])),
-        ]
-        exptime = float(sum(m.exptime for m in members))
-        return [
-            primary(
-                lead,
-                name,
-                root,
-                [
-                    ("NDRIZIM", len(members), "Drizzle, No. images drizzled onto output"),
-                    ("EXPTIME", exptime, "exposure duration (seconds)--calculated"),
-                ],
-            ),
-            image(
-                "SCI",
-                1,
-                -32,
-                (side, side),
-                [("BUNIT", "ELECTRONS/S", "brightness units"), ("ROOTNAME", root, "")],
-            ),
-            image("WHT", 1, -32, (side, side), [("ROOTNAME", root, "")]),
-            image("CTX", 1, 32, (side, side), [("ROOTNAME", root, "")]),
-            bintable("HDRTAB", 1, hdr_cols),
-        ]
+        return _drizzled(asn_id.lower(), members)
     if filetype == "jif":
-        return [primary(lead, name, root)] + [
-            image(
-                "JIT",
-                k,
-                16,
-                (64, 64),
-                [
-                    ("EXPNAME", m.rootname[:8] + "j", "exposure identifier"),
-                    ("SHADOENT", "NONE", "shadow entry time"),
-                    ("SHADOEXT", "NONE", "shadow exit time"),
-                ],
-            )
+        return [
+            image("JIT", k, 16, (64, 64), [("EXPNAME", m.rootname[:8] + "j", "exposure identifier"),
+                                            ("SHADOENT", "NONE", "shadow entry time"),
+                                            ("SHADOEXT", "NONE", "shadow exit time")])
             for k, m in enumerate(members, start=1)
-        ]
+        ]  # fmt: skip
     if filetype == "jit":
-        out = [primary(lead, name, root)]
+        out = []
         for k, m in enumerate(members, start=1):
             n = max(1, int(m.exptime // 3))
-            t = np.arange(n) * 3.0
-            cols = [
-                ("SECONDS", "D", t),
-                ("V2_DOM", "D", np.zeros(n)),
-                ("V3_DOM", "D", np.zeros(n)),
-                ("SI_V2_AVG", "D", np.zeros(n)),
-                ("SI_V3_AVG", "D", np.zeros(n)),
-            ]
+            cols = [("SECONDS", "D", np.arange(n) * 3.0)]
+            cols += [(c, "D", np.zeros(n)) for c in ("V2_DOM", "V3_DOM", "SI_V2_AVG", "SI_V3_AVG")]
             out.append(bintable("JIT", k, cols, [("EXPNAME", m.rootname[:8] + "j", "exposure identifier")]))
         return out
     raise ValueError(f"no association product {filetype!r}")
+
+
+def _drizzled(root: str, members: list[Exposure]) -> list[HDU]:
+    """SCI, WHT, CTX and HDRTAB (one row per input chip) of a drz/drc."""
+    side = 4200 if members[0].detector == "UVIS" else 1200
+    chips = [(m, v) for m in members for v in ((1, 2) if m.detector == "UVIS" else (1,))]
+    hdr_cols = [
+        ("ROOTNAME", "9A", np.array([m.rootname.encode() for m, _v in chips])),
+        ("EXTNAME", "3A", np.array([b"SCI" for _m, _v in chips])),
+        ("EXTVER", "K", np.array([v for _m, v in chips])),
+        ("EXPTIME", "D", np.array([m.exptime for m, _v in chips])),
+        ("EXPSTART", "D", np.array([m.expstart for m, _v in chips])),
+    ]
+    return [
+        image(
+            "SCI",
+            1,
+            -32,
+            (side, side),
+            [("BUNIT", "ELECTRONS/S", "brightness units"), ("ROOTNAME", root, "")],
+        ),
+        image("WHT", 1, -32, (side, side), [("ROOTNAME", root, "")]),
+        image("CTX", 1, 32, (side, side), [("ROOTNAME", root, "")]),
+        bintable("HDRTAB", 1, hdr_cols),
+    ]
 
 
 def association_files(exps: list[Exposure]) -> Iterator[tuple[int, str, str, list[Exposure]]]:

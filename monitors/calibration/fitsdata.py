@@ -47,17 +47,17 @@ def read_rows(
         for a, b in ranges if ranges is not None else row_ranges(hdr, nrows):
             blocks.append(np.asarray(hdu[a:b, :], dtype=dtype))
             rows.append(np.arange(a, b))
-        header = _as_dict(hdr)
+        header = as_dict(hdr)
     return np.concatenate(rows), np.vstack(blocks), header
 
 
 def primary(path: str) -> dict[str, Any]:
     with fitsio.FITS(path) as f:
         hdr = f[0].read_header()
-    return _as_dict(hdr)
+    return as_dict(hdr)
 
 
-def _as_dict(hdr: Any) -> dict[str, Any]:
+def as_dict(hdr: Any) -> dict[str, Any]:
     """Keyword -> value, first occurrence wins (as ``header[key]`` does); commentary cards skipped."""
     out: dict[str, Any] = {}
     for rec in hdr.records():

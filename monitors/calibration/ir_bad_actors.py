@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import vega_trend
 from monitors.framework import Monitor
 
@@ -48,7 +49,7 @@ def column(m: float) -> str:
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, IR_FLT, imagetyp={"EXT"}, exptime=True)
     _rows, sci, _h = read_rows(path, 1)
     exptime = float(h["EXPTIME"])
     fluence = sci * exptime

@@ -1,8 +1,10 @@
 """ir-bias: IR zeroth-read level per quadrant over time (docs/background/wfc3-monitors.md §7, [I] design).
 
 Inputs: IR raw darks (IMAGETYP DARK). The zeroth read is the last IMSET of a raw file ([SCI, NSAMP]);
-per quadrant, the sigma-clipped median of its science pixels (the 5-px reference border excluded) is
-the bias level; a line per quadrant against time gives the drift.
+per quadrant, the sigma-clipped median and mean of its science pixels (the 5-px reference border
+excluded) are the bias level; a line per quadrant through the means against time gives the drift, with
+1-sigma errors from the points' scatter about it (each point's own error, std / sqrt(n), counts the
+fixed pixel pattern too, which does not change from frame to frame).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import IR_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
 from monitors.framework import Monitor
 
@@ -27,6 +30,10 @@ SCHEMA = pa.schema(
         ("nsamp", pa.int32()),
         ("quad", pa.string()),
         ("zeroth_median", pa.float64()),
+        # the clipped mean and its 1-sigma error: the median of integer DN is itself an integer, so it
+        # moves in whole DN steps; the mean (read noise dithers the DN) follows a drift of a DN a year
+        ("zeroth_mean", pa.float64()),
+        ("zeroth_err", pa.float64()),
         ("zeroth_std", pa.float64()),
         ("n_pixels", pa.int64()),
     ]
@@ -39,18 +46,19 @@ ORDER BY m.expstart
 """
 
 
-def clipped(v: np.ndarray, k: float = 3.0) -> tuple[float, float]:
+def clipped(v: np.ndarray, k: float = 3.0) -> tuple[float, float, float, int]:
+    """(median, mean, std, n) of ``v`` after clipping at ``k`` sigma about the median."""
     for _ in range(5):
         med, std = np.median(v), np.std(v)
         keep = np.abs(v - med) <= k * std
         if keep.all() or keep.sum() < 10:
             break
         v = v[keep]
-    return float(np.median(v)), float(np.std(v))
+    return float(np.median(v)), float(np.mean(v)), float(np.std(v)), len(v)
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, IR_RAW, imagetyp={"DARK"})
     nsamp = int(h.get("NSAMP", 1))
     rows, data, _hdr = read_rows(path, ("SCI", nsamp))
     n = data.shape[1]
@@ -62,7 +70,7 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         v = data[np.ix_(rsel, csel)].ravel()
         if not v.size:
             continue
-        med, std = clipped(v)
+        med, mean, std, n_kept = clipped(v)
         out.append(
             {
                 "rootname": row["rootname"],
@@ -71,6 +79,8 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
                 "nsamp": nsamp,
                 "quad": q,
                 "zeroth_median": med,
+                "zeroth_mean": mean,
+                "zeroth_err": std / np.sqrt(n_kept),
                 "zeroth_std": std,
                 "n_pixels": int(v.size),
             }
@@ -79,13 +89,21 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
-    return fits_by_group(t, "zeroth_median", "quad", QUADS)
+    """Level (intercept at 2009.0) and drift (DN per year) per quadrant, with 1-sigma errors."""
+    return fits_by_group(t, "zeroth_mean", "quad", QUADS)
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     return [
         trend_png(
-            t, "zeroth_median", "quad", "IR zeroth-read level per quadrant", "DN", out / "zeroth.png", summary
+            t,
+            "zeroth_mean",
+            "quad",
+            "IR zeroth-read level per quadrant",
+            "DN",
+            out / "zeroth.png",
+            summary,
+            yerr="zeroth_err",
         )
     ]
 
@@ -98,7 +116,7 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "zeroth_median", "quad", "IR zeroth read (DN)"),
+    lambda t: vega_trend(t, "zeroth_mean", "quad", "IR zeroth read (DN)"),
     __doc__ or "",
     measures="zeroth-read level per quadrant, drift per year",
     claim="level within 3 DN, drift within 10 %",

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import vega_trend, years
 from monitors.framework import Monitor
 
@@ -45,6 +46,7 @@ WHERE f.filetype = 'flt' AND f.status = 'ok' AND m.detector = 'IR' AND m.imagety
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     from scipy import ndimage
 
+    check(path, IR_FLT, imagetyp={"FLAT"})
     rows, data, _h = read_rows(path, 1)
     out = []
     # contiguous row blocks are processed apart: holes between them are not data

@@ -17,9 +17,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import trend_png, vega_trend
-from monitors.framework import Monitor
+from monitors.framework import Monitor, Refused
 
 LOOKBACK_H = 16.0
 MODEL = {"norm": 0.3, "alpha": 0.159, "gamma": 1.022, "e_f": 83400.0, "kt": 18500.0}
@@ -66,14 +67,24 @@ def fermi(fluence: np.ndarray, dt: float) -> Any:
     return p["norm"] * f * (x / p["e_f"]) ** p["alpha"] * (max(dt, 1.0) / 1000.0) ** (-p["gamma"])
 
 
+def _stimulus_exptime(path: str, rel: str) -> float:
+    """The exposure time of a stimulus, if it is a full-frame IR flt (its fluence is needed everywhere)."""
+    try:
+        return float(check(path, IR_FLT, exptime=True)["EXPTIME"])
+    except Refused as e:
+        raise Refused(f"its stimulus {rel} cannot be used: {e}") from None
+
+
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
+    check(path, IR_FLT, imagetyp={"EXT"}, exptime=True)
     rows, _sci, _h = read_rows(path, 1)
     mid = float(row["expstart"]) + float(row["exptime"]) / 2.0 / 86400.0
     archive = path[: -len(row["path"])]
     best = None
     for s in row["stimuli"]:
+        exptime = _stimulus_exptime(archive + s["path"], s["path"])
         srows, sci, _ = read_rows(archive + s["path"], 1)
-        fluence = sci * float(primary(archive + s["path"])["EXPTIME"])
+        fluence = sci * exptime
         common = np.intersect1d(rows, srows)
         pred = fermi(fluence[np.searchsorted(srows, common)], (mid - float(s["expend"])) * 86400.0)
         best = pred if best is None else np.maximum(best, pred)

@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.fitsdata import row_ranges
+from monitors.calibration.inputs import IR_IMA, check
 from monitors.calibration.plotting import vega_trend, years
 from monitors.framework import Monitor
 
@@ -67,6 +68,7 @@ def _reads(path: str) -> tuple[np.ndarray, list[tuple[int, float, np.ndarray]]]:
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     from scipy import ndimage
 
+    check(path, IR_IMA, imagetyp={"DARK"})
     rows, reads = _reads(path)
     found = []
     for (_, _t0, prev), (imset, _t1, cur) in itertools.pairwise(reads):
@@ -124,7 +126,10 @@ def trend(t: pa.Table) -> dict[str, Any]:
     rows = t.to_pylist()
     hours = sum({r["rootname"]: r["exptime"] for r in rows}.values()) / 3600.0
     n = sum(1 for r in rows if r["npix"])
-    return {"all": {"snowballs": n, "hours": hours, "rate_per_hour": n / hours if hours else float("nan")}}
+    # Poisson: sqrt(n); none found: the 1-sigma (84 %) upper limit of 1.84 events (Gehrels 1986)
+    err = (np.sqrt(n) if n else 1.841) / hours if hours else float("nan")
+    rate = n / hours if hours else float("nan")
+    return {"all": {"snowballs": n, "hours": hours, "rate_per_hour": rate, "rate_err": err}}
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
@@ -138,7 +143,8 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     a1.scatter(years(np.array([r["expstart"] for r in balls])), [r["total_e"] for r in balls], s=12)
     a1.set_xlabel("year")
     a1.set_ylabel("energy (e-)")
-    a1.set_title(f"IR snowballs: {summary['all']['rate_per_hour']:.2f} per hour of exposure")
+    s = summary["all"]
+    a1.set_title(f"IR snowballs: {s['rate_per_hour']:.2f} ± {s['rate_err']:.2f} per hour of exposure")
     a2.scatter([r["x"] for r in balls], [r["y"] for r in balls], s=[r["npix"] for r in balls])
     a2.set_xlim(0, 1014)
     a2.set_ylim(0, 1014)

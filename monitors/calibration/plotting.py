@@ -20,16 +20,57 @@ def linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(slope), float(icpt)
 
 
-def fits_by_group(t: pa.Table, y: str, group: str, groups: Any) -> dict[str, dict[str, float]]:
-    """A line of ``y`` against years since 2009.0 for each value of ``group``: slope, intercept, n."""
+def fit_line(x: np.ndarray, y: np.ndarray, sigma: np.ndarray | None = None) -> dict[str, float]:
+    """Least-squares line with its 1-sigma errors: slope, slope_err, intercept, intercept_err, their
+    covariance ``cov`` and ``n``.
+
+    With ``sigma`` (per-point 1-sigma errors) the fit is weighted and the errors come from them, scaled
+    up by sqrt(reduced chi-square) when the points scatter more than their errors say; without, the
+    errors come from the residual scatter. Errors are nan with fewer than three points (no scatter to
+    measure; two points fit any line exactly). Slope nan with fewer than two distinct x.
+
+    See Also
+    --------
+    linear_fit : the line alone.
+    """
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(x) & np.isfinite(y)
+    w = np.ones_like(x) if sigma is None else 1.0 / np.asarray(sigma, float) ** 2
+    ok &= np.isfinite(w) & (w > 0)
+    x, y, w = x[ok], y[ok], w[ok]
+    nan = float("nan")
+    out = {"slope": nan, "slope_err": nan, "intercept": nan, "intercept_err": nan, "cov": nan, "n": len(x)}
+    if len(np.unique(x)) < 2:
+        out["intercept"] = float(np.mean(y)) if len(y) else nan
+        return out
+    a = np.vstack([x, np.ones_like(x)]).T
+    cov = np.linalg.inv(a.T @ (a * w[:, None]))
+    slope, icpt = cov @ (a.T @ (w * y))
+    out.update(slope=float(slope), intercept=float(icpt))
+    dof = len(x) - 2
+    if dof < 1:
+        return out
+    chi2 = float(np.sum(w * (y - slope * x - icpt) ** 2)) / dof
+    cov = cov * (chi2 if sigma is None else max(chi2, 1.0))
+    out.update(slope_err=float(np.sqrt(cov[0, 0])), intercept_err=float(np.sqrt(cov[1, 1])),
+               cov=float(cov[0, 1]))  # fmt: skip
+    return out
+
+
+def fits_by_group(
+    t: pa.Table, y: str, group: str, groups: Any, yerr: str | None = None
+) -> dict[str, dict[str, float]]:
+    """A line of ``y`` against years since 2009.0 for each value of ``group``: slope and intercept with
+    their 1-sigma errors (:func:`fit_line`; weighted by the column ``yerr`` if given), and n."""
     g = np.asarray(t.column(group).to_pylist())
     x_all = years(np.asarray(t.column("expstart").to_numpy(), float)) - 2009.0
     y_all = np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
+    e_all = np.asarray(t.column(yerr).to_numpy(zero_copy_only=False), float) if yerr else None
     out = {}
     for k in groups:
         sel = g == k
-        slope, icpt = linear_fit(x_all[sel], y_all[sel])
-        out[str(k)] = {"slope": slope, "intercept": icpt, "n": int(sel.sum())}
+        fit = fit_line(x_all[sel], y_all[sel], None if e_all is None else e_all[sel])
+        out[str(k)] = {key: fit[key] for key in ("slope", "slope_err", "intercept", "intercept_err", "n")}
     return out
 
 
@@ -45,8 +86,10 @@ def trend_png(
     ylabel: str,
     path: Path,
     fits: dict[str, Any] | None = None,
+    yerr: str | None = None,
 ) -> Path:
-    """``y`` against EXPSTART (as decimal year), one colour per ``group``, with fitted lines."""
+    """``y`` against EXPSTART (as decimal year), one colour per ``group``, with fitted lines (their slope
+    and its error in the legend) and error bars from the column ``yerr``."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,18 +98,23 @@ def trend_png(
     fig, ax = plt.subplots(figsize=(8, 4))
     x = years(np.asarray(t.column("expstart").to_numpy(zero_copy_only=False), float))
     v = np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
+    err = np.asarray(t.column(yerr).to_numpy(zero_copy_only=False), float) if yerr else None
     groups = t.column(group).to_pylist() if group else ["all"] * t.num_rows
     for g in sorted(set(groups), key=str):
         sel = np.array([gg == g for gg in groups])
-        ax.plot(x[sel], v[sel], "o", ms=4, label=str(g))
         fit = (fits or {}).get(str(g))
+        label = str(g)
+        if fit and np.isfinite(fit.get("slope_err", np.nan)):
+            label += f": {fit['slope']:.3g} ± {fit['slope_err']:.2g} /yr"
+        ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt="o", ms=4, capsize=2,
+                    label=label)  # fmt: skip
         if fit and np.isfinite(fit.get("slope", np.nan)):
             xx = np.array([x[sel].min(), x[sel].max()])
             ax.plot(xx, fit["intercept"] + fit["slope"] * (xx - 2009.0), "-", lw=1)
     ax.set_xlabel("year")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    if len(set(groups)) > 1:
+    if len(set(groups)) > 1 or fits:
         ax.legend(fontsize=7, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import trend_png, vega_trend
 from monitors.calibration.uvis_darks import AMPS, clipped_mean
 from monitors.framework import Monitor
@@ -47,7 +48,7 @@ def wedges(rows: np.ndarray, ncols: int = 4096) -> np.ndarray:
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, UVIS_RAW, imagetyp={"FLAT"}, exptime=True)
     out = []
     for ext, chip in ((1, 2), (4, 1)):
         rows, raw, _h = read_rows(path, ext)

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
-from monitors.calibration.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import UVIS_FLT, check
+from monitors.calibration.plotting import fit_line, trend_png, vega_trend, years
 from monitors.framework import Monitor
 
 R_AP, R_IN, R_OUT = 10.0, 20.0, 30.0
@@ -64,7 +65,7 @@ def photometry(rows: np.ndarray, data: np.ndarray) -> tuple[float, float, float,
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, UVIS_FLT, imagetyp={"EXT"}, exptime=True)
     out = []
     for ext, chip in ((1, 2), (4, 1)):
         try:
@@ -99,23 +100,28 @@ def trend(t: pa.Table) -> dict[str, Any]:
         sel = filters == f
         x = years(np.asarray(t.column("expstart").to_numpy(), float)[sel]) - 2009.0
         y = np.asarray(t.column("countrate").to_numpy(), float)[sel]
-        slope, icpt = linear_fit(x, y)
-        out[f] = {
-            "slope": slope / icpt if icpt else float("nan"),
-            "rate_2009": icpt,
-            "n": int(sel.sum()),
-            "intercept": 1.0,
-        }
+        err = np.asarray(t.column("countrate_err").to_numpy(zero_copy_only=False), float)[sel]
+        out[f] = _relative_slope(fit_line(x, y, err))
+        out[f]["n"] = int(sel.sum())
     return out
+
+
+def _relative_slope(fit: dict[str, float]) -> dict[str, float]:
+    """The decline per year relative to the 2009 rate, with its 1-sigma error (the slope's and the
+    intercept's errors and their covariance propagated)."""
+    s, i = fit["slope"], fit["intercept"]
+    rel = s / i if i else float("nan")
+    var = (fit["slope_err"] / i) ** 2 + (s * fit["intercept_err"] / i**2) ** 2 - 2 * s * fit["cov"] / i**3
+    return {"slope": rel, "slope_err": float(np.sqrt(max(var, 0.0))) if i else float("nan"),
+            "rate_2009": i, "rate_2009_err": fit["intercept_err"], "intercept": 1.0}  # fmt: skip
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     filters = t.column("filter").to_pylist()
-    norm = [
-        r / summary[f]["rate_2009"] if summary[f]["rate_2009"] else np.nan
-        for r, f in zip(t.column("countrate").to_pylist(), filters, strict=True)
-    ]
-    tt = t.append_column("normalized", pa.array(norm, pa.float64()))
+    ref = np.array([summary[f]["rate_2009"] or np.nan for f in filters], float)
+    tt = t.append_column("normalized", pa.array(np.asarray(t.column("countrate").to_numpy(), float) / ref))
+    err = np.asarray(t.column("countrate_err").to_numpy(zero_copy_only=False), float) / ref
+    tt = tt.append_column("normalized_err", pa.array(err))
     return [
         trend_png(
             tt,
@@ -125,6 +131,7 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
             "relative rate",
             out / "contam.png",
             summary,
+            yerr="normalized_err",
         )
     ]
 

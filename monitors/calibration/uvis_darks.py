@@ -28,9 +28,10 @@ import numpy as np
 import pyarrow as pa
 
 from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
-from monitors.calibration.fitsdata import primary, read_rows, runs
+from monitors.calibration.fitsdata import read_rows, runs
+from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
-from monitors.framework import Monitor
+from monitors.framework import Monitor, Refused
 
 HOT = 54.0  # e-/hr
 TRAIL_ROWS = 8
@@ -64,6 +65,7 @@ SCHEMA = pa.schema(
         ("n_pixels", pa.int64()),
         ("hot_pixels", pa.string()),  # x,y,e-/hr;... in flt coordinates of the chip, in this amp
         ("inputs", pa.string()),  # the frames' archive paths
+        ("left_out", pa.string()),  # frames of the window it could not use, each with why (null: none)
     ]
 )
 
@@ -298,12 +300,26 @@ def sources(
     return cat(out_y), cat(out_x), cat(out_v), cat(out_t)
 
 
+def usable(members: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
+    """The frames that are full-frame UVIS raw darks, their primary headers by path, and why the others are
+    left out; :class:`Refused` if none is left (one bad frame does not sink its window)."""
+    good, headers, left = [], {}, []
+    for m in members:
+        try:
+            headers[str(m["abs_path"])] = check(str(m["abs_path"]), UVIS_RAW, imagetyp={"DARK"}, exptime=True)
+            good.append(m)
+        except Refused as e:
+            left.append(f"{m['path']}: {e}")
+    if not good:
+        raise Refused("no frame of the window can be used: " + " | ".join(left))
+    return good, headers, left
+
+
 def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
     """Per chip and amp: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
     ``row`` names); with ``correct_cte`` each hot pixel's fitted trail charge is added back to it."""
-    members = row.get("members") or [row]
+    members, headers, left = usable(row.get("members") or [row])
     paths = [str(m["abs_path"]) for m in members]
-    headers = {p: primary(p) for p in paths}  # read once, used for both chips
     out = []
     for chip in (2, 1):
         rows, rate, med, sigmas = superdark(paths, chip, headers)
@@ -332,6 +348,7 @@ def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
                     "hot_fraction": int(mine.sum()) / part.size,
                     "n_pixels": int(part.size),
                     "hot_pixels": pix,
+                    "left_out": "; ".join(left) or None,
                 }
             )
     return out

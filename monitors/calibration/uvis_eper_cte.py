@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from monitors.calibration.fitsdata import primary, read_rows
-from monitors.calibration.plotting import linear_fit, trend_png, vega_trend, years
+from monitors.calibration.fitsdata import read_rows
+from monitors.calibration.inputs import UVIS_RAW, check
+from monitors.calibration.plotting import fit_line, trend_png, vega_trend, years
 from monitors.calibration.uvis_darks import AMPS
 from monitors.framework import Monitor
 
@@ -47,7 +48,7 @@ ORDER BY m.expstart
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    h = primary(path)
+    h = check(path, UVIS_RAW, imagetyp={"FLAT"}, exptime=True)
     out = []
     for ext, chip in ((1, 2), (4, 1)):
         rows, raw, _h = read_rows(path, ext)
@@ -90,21 +91,19 @@ def trend(t: pa.Table) -> dict[str, Any]:
     x = years(np.asarray(t.column("expstart").to_numpy(), float)) - 2009.0
     y = np.asarray(t.column("loss160").to_numpy(), float)
     ok = np.asarray(t.column("signal_e").to_numpy(), float) > 1000  # the trail is well above the noise
-    slope, icpt = linear_fit(x[ok], y[ok])
+    fit = fit_line(x[ok], y[ok])
     return {
-        "all": {"slope": -slope, "intercept": 1 - icpt, "n": int(ok.sum()), "note": "CTE at 160 e- per year"}
-    }
+        "all": {"slope": -fit["slope"], "slope_err": fit["slope_err"], "intercept": 1 - fit["intercept"],
+                "intercept_err": fit["intercept_err"], "n": int(ok.sum()), "note": "CTE at 160 e- per year"}
+    }  # fmt: skip
 
 
 def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     cte160 = pa.compute.subtract(1.0, t.column("loss160"))
     tt = t.append_column("cte160", cte160)
     s = summary.get("all", {})
-    fits = (
-        {"all": {"slope": -s.get("slope", float("nan")), "intercept": s.get("intercept", float("nan"))}}
-        if s
-        else None
-    )
+    # CTE = 1 - loss: its line is the summary's (slope is the CTE's change per year, negative as it falls)
+    fits = {"all": {k: s.get(k, float("nan")) for k in ("slope", "slope_err", "intercept")}} if s else None
     return [
         trend_png(tt, "cte160", None, "UVIS CTE at 160 e- (EPER)", "CTE per transfer", out / "cte.png", fits)
     ]
