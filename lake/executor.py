@@ -41,8 +41,15 @@ class Executor:
 
             n = workers or os.cpu_count() or 1
             with dask.config.set(LOCAL_CLUSTER_CONFIG):
+                # no dashboard; the scheduler's HTTP routes on any free port: on the default 8787 a second
+                # cluster on the machine (another user's, a test's) made the start fail
                 self.cluster = LocalCluster(
-                    n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+                    n_workers=n,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    silence_logs=40,
+                    scheduler_kwargs={"dashboard_address": ":0"},
                 )
             self.client = Client(self.cluster)
         else:
