@@ -21,7 +21,7 @@ from ingest import history
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
 from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
-from lake.catalog import _sql_str, view_sql
+from lake.catalog import view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.faults import point as fault_point
@@ -104,7 +104,7 @@ def _known_files(
     try:
         con.register("now", now)
         con.execute(view_sql("was_all", files, sch.arrow_schema("files")))
-        con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(under or [])}")
+        con.execute(f"CREATE TEMP VIEW was AS SELECT * FROM was_all WHERE {_within(con, under or [])}")
         rows = con.execute(
             "SELECT was.path, was.size, was.mtime, was.status, was.tables, was.rootname IS NOT NULL, "
             "was.error, TRY_CAST(was.year AS INTEGER) FROM was LEFT JOIN now USING (path) "
@@ -118,16 +118,19 @@ def _known_files(
     return known, new
 
 
-def _within(under: list[str]) -> str:
-    """A SQL condition on ``path``: below one of the folders (or one of the files) ``under``."""
+def _within(con: duckdb.DuckDBPyConnection, under: list[str]) -> str:
+    """A SQL condition on ``path``: below one of the folders (or one of the files) ``under``. The folders
+    go into a table joined by prefix length (a hash lookup per row, whatever the number of folders: a
+    literal IN list of 15,000 folders was compared one by one, 9 minutes over a million files)."""
     if not under:
         return "true"
-    by_length: dict[int, list[str]] = {}
-    for u in under:
-        by_length.setdefault(len(u) + 1, []).append(u + "/")
-    parts = [f"path IN ({', '.join(_sql_str(u) for u in under)})"]
-    for n, prefixes in sorted(by_length.items()):  # one IN per prefix length: a hash lookup per row
-        parts.append(f"left(path, {n}) IN ({', '.join(_sql_str(p) for p in prefixes)})")
+    lengths = sorted({len(u) + 1 for u in under})
+    con.register(
+        "scope_prefixes",
+        pa.table({"n": [len(u) + 1 for u in under], "prefix": [u + "/" for u in under], "path": under}),
+    )
+    parts = ["path IN (SELECT path FROM scope_prefixes)"]
+    parts += [f"left(path, {n}) IN (SELECT prefix FROM scope_prefixes WHERE n = {n})" for n in lengths]
     return "(" + " OR ".join(parts) + ")"
 
 

@@ -100,6 +100,7 @@ def connect(
     """
     lake = open_lake(path)
     con = duckdb.connect()
+    con.execute("SET parquet_metadata_cache = true")  # a session's repeated queries skip the footers
     if as_of is not None:
         _create_views(con, snapshot(path, as_of=as_of))
     else:
