@@ -1,6 +1,7 @@
 """Query: a form on common keywords, a sandboxed SQL console, downloads, and keyword-vs-keyword plots."""
 
 import io
+from typing import Any
 
 import altair as alt
 import pyarrow as pa
@@ -9,6 +10,7 @@ import streamlit as st
 import ui
 
 from app.data import browse, search
+from app.data.scope import Scope
 
 st.title("Query")
 
@@ -47,38 +49,30 @@ def downloads(t: pa.Table, stem: str) -> None:
         )
 
 
+def _choice(scope: Scope, label: str, column: str) -> Any:
+    """A master column's values to pick one of (or none), its value kept in the URL (``q_<column>``)."""
+    return st.selectbox(
+        label,
+        [None, *browse.choices(scope, column)],
+        format_func=ui.any_value,
+        key=f"q_{column}",
+        **ui.BOUND,
+    )
+
+
 def form_section(shown: bool) -> None:
     """The form; its fields, the facets picked and whether it was run live in the URL (?find=1).
     The result is computed only while the tab is ``shown``."""
     with st.form("query_form"):
         with st.container(horizontal=True):
-            det = st.selectbox(
-                "Detector",
-                [None, *browse.choices(scope, "detector")],
-                format_func=ui.any_value,
-                key="q_detector",
-                **ui.BOUND,
-            )
-            filt = st.selectbox(
-                "Filter",
-                [None, *browse.choices(scope, "filter")],
-                format_func=ui.any_value,
-                key="q_filter",
-                **ui.BOUND,
-            )
-            imt = st.selectbox(
-                "IMAGETYP",
-                [None, *browse.choices(scope, "imagetyp")],
-                format_func=ui.any_value,
-                key="q_imagetyp",
-                **ui.BOUND,
-            )
-            obst = st.selectbox(
-                "OBSTYPE",
-                [None, *browse.choices(scope, "obstype")],
-                format_func=ui.any_value,
-                key="q_obstype",
-                **ui.BOUND,
+            det, filt, imt, obst = (
+                _choice(scope, label, column)
+                for label, column in (
+                    ("Detector", "detector"),
+                    ("Filter", "filter"),
+                    ("IMAGETYP", "imagetyp"),
+                    ("OBSTYPE", "obstype"),
+                )
             )
         with st.container(horizontal=True):
             target = st.text_input("Target contains", key="q_target", **ui.BOUND)
