@@ -156,8 +156,7 @@ def update_master(
         fresh = build_master(con, {t: s.names for t, (_, s) in headers.items()}, only="touched")
     finally:
         con.close()
-    keep = old.filter(pc.invert(pc.is_in(old.column("rootname"), fresh.column("rootname").combine_chunks())))
-    gone = pc.is_in(keep.column("rootname"), pa.array(sorted(set(rootnames)), pa.string()))
-    keep = keep.filter(pc.invert(gone))  # datasets with no file left
+    # every touched dataset's old row goes: recomputed in ``fresh``, or gone with its last file
+    keep = old.filter(pc.invert(pc.is_in(old.column("rootname"), pa.array(rootnames, pa.string()))))
     merged = pa.concat_tables([keep.select(fresh.schema.names).cast(fresh.schema), fresh])
     return merged.sort_by([(HEALPIX_COLUMN, "ascending"), ("rootname", "ascending")])
