@@ -188,6 +188,10 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     }
     if m.group is not None:
         counts["groups"] = len(todo)
+    if errors and len(errors) == len(todo):
+        # a run that measured nothing because every input failed is a failure, not a quiet success
+        raise RuntimeError(f"all {len(errors)} inputs failed; the first: {errors[0]}")
     what = "groups" if m.group is not None else "files"
-    said = f"{len(todo) - len(refused)} {what} measured" + (f", {len(refused)} refused" if refused else "")
+    said = f"{len(todo) - len(refused) - len(errors)} {what} measured"
+    said += (f", {len(refused)} refused" if refused else "") + (f", {len(errors)} failed" if errors else "")
     return JobResult(True, counts, new, said, table=table, replace=rebuild, plots=[str(p) for p in pngs])

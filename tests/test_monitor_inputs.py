@@ -165,3 +165,20 @@ def test_a_bad_frame_is_left_out_of_its_superdark_window(tmp_path: Path) -> None
     assert all(r["median_dark"] > 0 for r in rows)
     with pytest.raises(Refused, match=r"no frame of the window can be used: iqcut001q_raw\.fits"):
         uvis_darks.usable(members[1:])
+
+
+def test_a_run_whose_every_input_failed_is_failed_and_says_why(tmp_path: Path) -> None:
+    """An archive setting that points elsewhere (cron without its settings) makes every read fail: the
+    run is red and names a file, not "success: 1 files measured" with nothing measured."""
+    archive, lk = tmp_path / "archive", tmp_path / "lake"
+    (archive / "wfc3").mkdir(parents=True)
+    _copy("sample_ipppssoot_flc.fits", archive / "wfc3" / "iqustar1q_flt.fits", ROOTNAME="iqustar1q",
+          TARGNAME="GD153")  # fmt: skip
+    ingest(lk, str(archive), scheduler="synchronous", template="{dir}/{stem}.fits")
+    cfg = {**settings.load({"lake": str(lk)}), "archive": str(tmp_path / "elsewhere"),
+           "layout": "{dir}/{stem}.fits", "scheduler": "synchronous"}  # fmt: skip
+    r = run_job(lk, "uvis-contam", cfg=cfg)
+    assert r.status == "failed" and r.counts == {}, (r.status, r.counts)
+    assert r.error and "all 1 inputs failed" in r.error and "iqustar1q_flt.fits" in r.error, r.error
+    (tmp_path / "elsewhere").symlink_to(archive)  # the setting put right: the next run measures it
+    assert run_job(lk, "uvis-contam", cfg=cfg).status == "success"
