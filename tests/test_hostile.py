@@ -416,3 +416,39 @@ def test_a_lake_made_before_the_problems_column_still_reads_and_ingests(
     good_file_reads(lk)
     assert file_row(lk, GOOD)[2] is None
     assert "non-ASCII" in (file_row(lk, BAD)[2] or "")
+
+
+_PEAK = """
+import resource, sys
+from app.data.preview import render
+png = render(sys.argv[1], 0, "zscale", 512)
+assert png.startswith(b"\\x89PNG"), png[:8]
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+"""
+
+
+def test_a_preview_reads_only_the_rows_it_draws(tmp_path: Path) -> None:
+    """A 4 GiB image (32768 x 32768 float32, written sparse: holes cost no disk) previews at 512 px
+    holding a few tens of MiB: one row in 64, block-averaged; it used to load all 4 GiB, and twice that as
+    float32 (a public 20 GB mosaic passed 6 GB in 35 s). The pixels drawn are the ones written."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    n = 32768
+    head = hdu(["SIMPLE  =                    T", "BITPIX  =                  -32", "NAXIS   =                    2",
+                f"NAXIS1  = {n:20d}", f"NAXIS2  = {n:20d}"])  # fmt: skip
+    path = tmp_path / "mosaic.fits"
+    row = np.linspace(0.0, 1.0, n, dtype=">f4").tobytes()
+    with open(path, "wb") as f:
+        f.write(head)
+        for r in range(0, n, 64 * 37):  # some of the rows a 512-px preview reads (every 64th)
+            f.seek(len(head) + r * n * 4)
+            f.write(row)
+        f.truncate(len(head) + -(-(n * n * 4) // 2880) * 2880)
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, timeout=120,
+                         env={**os.environ, "PYTHONPATH": str(root)}, check=True)  # fmt: skip
+    peak_mib = int(out.stdout.split()[-1])
+    assert peak_mib < 600, f"{peak_mib} MiB to preview a 4 GiB image"  # imports alone are ~200 MiB
