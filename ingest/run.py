@@ -412,7 +412,14 @@ class _Commits:
             started = time.monotonic()
             self.seen += self.pending
             plan = self.plan
-            _commit(self.lake, self.pins, self.pending, plan.replaced, not self.opts.rebuild, plan.years)
+            _commit(self.lake, self.pins, self.pending, plan.replaced, False, plan.years)
+            if not self.opts.rebuild:
+                # readers never see files ahead of master: this commit's datasets are brought up to
+                # date in the same publish (a rebuild publishes only at its end)
+                touched = [p for r in self.pending for p in r.relpaths]
+                _refresh_master(
+                    self.lake, self.pins, None, touched if len(touched) <= INCREMENTAL_MASTER else None
+                )
             self.pending, self.last_commit = [], time.monotonic()
             self.took = self.last_commit - started
 
