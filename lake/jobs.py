@@ -38,7 +38,7 @@ from typing import Any
 import pyarrow as pa
 
 from lake import state
-from lake.errors import ConfigError, LakeError, NotConfigured
+from lake.errors import ConfigError, LakeError, LakeLocked, NotConfigured
 
 STATUSES = ("success", "no-work", "failed", "skipped", "skipped-locked", "running")
 LOG_KEEP_DAYS = 30
@@ -335,6 +335,9 @@ def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome
         ctx.log.info("%s: %s %s", out.status, res.summary or "done", json.dumps(out.counts, sort_keys=True))
     except NotConfigured as e:  # nothing to do until a setting is set: said, not a failure
         out.status, out.error = "skipped", str(e)
+        ctx.log.info("skipped: %s", e)
+    except LakeLocked as e:  # another writer (a manual ingest, maintenance) has the lake: the next run goes on
+        out.status, out.error = "skipped-locked", str(e)
         ctx.log.info("skipped: %s", e)
     except Exception as e:  # a job's failure is recorded, not raised: cron needs the record
         out.error = f"{type(e).__name__}: {e}"

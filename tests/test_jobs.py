@@ -21,7 +21,7 @@ import lake
 from ingest.archivegen.generate import DAYS_PER_MONTH, datetime_to_mjd, generate, plan, proprietary_months
 from ingest.fetch import write_sparse
 from ingest.run import ingest
-from lake import jobs
+from lake import jobs, settings
 from lake.cli import main
 from lake.jobs import JobContext, JobResult, run_job
 
@@ -331,3 +331,18 @@ def test_state_tables_in_catalog_duckdb(site: dict[str, Any]) -> None:
     con = duckdb.connect(str(lk / "catalog.duckdb"), read_only=True)
     assert con.execute("SELECT count(*) FROM job_runs").fetchone()[0] >= 1
     assert pa.table({"a": [1]}).num_rows == 1
+
+
+def test_run_ingest_while_another_writer_holds_the_lake_is_skipped_locked(tmp_path: Path) -> None:
+    """A cron run-ingest during a manual ingest or maintenance (the lake's writer lock held by another
+    writer) is `skipped-locked`, naming the holder; it was recorded `failed`."""
+    from lake.tables import Lake
+
+    archive, lk = tmp_path / "archive", tmp_path / "lake"
+    generate(archive, 2, seed=SEED)
+    cfg = {**settings.load({"lake": str(lk)}), "archive": str(archive), "scheduler": "synchronous"}
+    with Lake(lk).writer():
+        r = run_job(lk, "run-ingest", cfg=cfg)
+    assert r.status == "skipped-locked" and "being written by another process" in (r.error or ""), r
+    assert {b["job"]: b for b in jobs.board(lk)}["run-ingest"]["colour"] != "red"
+    assert run_job(lk, "run-ingest", cfg=cfg).status == "success"
