@@ -336,7 +336,7 @@ def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome
     except NotConfigured as e:  # nothing to do until a setting is set: said, not a failure
         out.status, out.error = "skipped", str(e)
         ctx.log.info("skipped: %s", e)
-    except LakeLocked as e:  # another writer (a manual ingest, maintenance) has the lake: the next run goes on
+    except LakeLocked as e:  # another writer (manual ingest, maintenance) holds the lake: not a failure
         out.status, out.error = "skipped-locked", str(e)
         ctx.log.info("skipped: %s", e)
     except Exception as e:  # a job's failure is recorded, not raised: cron needs the record

@@ -332,7 +332,7 @@ def test_a_guest_heavy_query_leaves_another_guest_page_time(server: dict[str, An
     still = time.perf_counter() - t_run
     heavy.get_by_text("interrupted").first.wait_for(timeout=90_000)  # it ran to the console's time limit
     assert time.perf_counter() - t_run > still, "the heavy query ended before the measurement"
-    print(f"Home in Chromium: {idle:.2f} s idle, {busy:.2f} s beside a heavy guest query ({busy / idle:.2f}x)")
+    print(f"Home in Chromium: {idle:.2f} s idle, {busy:.2f} s beside a heavy query ({busy / idle:.2f}x)")
     assert busy < 2 * idle
     other.close()
     heavy.close()

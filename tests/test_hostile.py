@@ -437,8 +437,8 @@ def test_a_preview_reads_only_the_rows_it_draws(tmp_path: Path) -> None:
     import numpy as np
 
     n = 32768
-    head = hdu(["SIMPLE  =                    T", "BITPIX  =                  -32", "NAXIS   =                    2",
-                f"NAXIS1  = {n:20d}", f"NAXIS2  = {n:20d}"])  # fmt: skip
+    cards = [("SIMPLE", "T"), ("BITPIX", "-32"), ("NAXIS", "2"), ("NAXIS1", str(n)), ("NAXIS2", str(n))]
+    head = hdu([f"{k:8}= {v:>20}" for k, v in cards])
     path = tmp_path / "mosaic.fits"
     row = np.linspace(0.0, 1.0, n, dtype=">f4").tobytes()
     with open(path, "wb") as f:
@@ -448,7 +448,8 @@ def test_a_preview_reads_only_the_rows_it_draws(tmp_path: Path) -> None:
             f.write(row)
         f.truncate(len(head) + -(-(n * n * 4) // 2880) * 2880)
     root = Path(__file__).resolve().parent.parent
-    out = subprocess.run([sys.executable, "-c", _PEAK, str(path)], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(root)}, check=True)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    run = [sys.executable, "-c", _PEAK, str(path)]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120, env=env, check=True)
     peak_mib = int(out.stdout.split()[-1])
     assert peak_mib < 600, f"{peak_mib} MiB to preview a 4 GiB image"  # imports alone are ~200 MiB
