@@ -260,7 +260,9 @@ def _relative_logs(root: Path, move: _Mover) -> int:
         return 0
     n = 0
     with state.connect(root) as con:
-        for (p,) in con.execute("SELECT DISTINCT log_path FROM job_events WHERE log_path LIKE '/%'").fetchall():
+        for (p,) in con.execute(
+            "SELECT DISTINCT log_path FROM job_events WHERE log_path LIKE '/%'"
+        ).fetchall():
             moved = move(p)
             if moved != p and Path(moved).is_relative_to(root):
                 rel = Path(moved).relative_to(root).as_posix()

@@ -37,7 +37,7 @@ def _make(tmp_path: Path) -> tuple[Path, Path, dict[str, Any], str]:
     from ingest.archivegen.generate import generate
 
     archive, root = tmp_path / "archive", tmp_path / "lake"
-    generate(archive, datasets=12, seed=3)
+    generate(archive, datasets=4, seed=3)
     ingest(root, str(archive), scheduler="synchronous")
     cfg = {**settings.load({"lake": str(root)}), "archive": str(archive), "scheduler": "synchronous"}
     run = jobs.run_job(root, "check-filesystem", cfg=cfg)
@@ -112,5 +112,7 @@ def test_moved_lake_and_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert (s.new, s.ingested, s.errors) == (1, 1, 0)
     for f in lake.snapshot(moved).tables["files"].files:
         assert Path(f).is_relative_to(moved), f
-    run = jobs.run_job(moved, "check-filesystem", cfg={**cfg, "lake": str(moved), "archive": str(moved_archive)})
+    run = jobs.run_job(
+        moved, "check-filesystem", cfg={**cfg, "lake": str(moved), "archive": str(moved_archive)}
+    )
     assert run.status in {"success", "no-work"}, run.error
