@@ -121,12 +121,24 @@ def relocate(root: str | os.PathLike[str], old_root: str | None = None, catalog_
         out = Relocation(str(was), str(lake.root))
         if was is None or Path(was) == lake.root:
             return out
+        _own_catalog(lake, Path(was))
         move = _Mover(Path(was), lake.root)
         rows = _rewrite_tables(lake, move, out)
         _point_catalog(lake, rows, move)
         out.log_paths = _relative_logs(lake.root, move)
         _publish(lake, pins_doc)
     return out
+
+
+def _own_catalog(lake: Any, was: Path) -> None:
+    """Refuse to relocate through the original's catalog (a ``catalog_uri`` naming its SQLite file):
+    that would point the original's tables at the copy's files."""
+    uri = str(lake.catalog_uri)
+    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_relative_to(was):
+        raise LakeError(
+            f"catalog_uri {uri} is the catalog of the lake at {was}; set catalog_uri to the moved lake's "
+            f"own catalog ({lake.root / 'catalog.sqlite'}) or leave it empty, then run 'ql relocate' again"
+        )
 
 
 def _rewrite_tables(lake: Any, move: _Mover, out: Relocation) -> list[tuple[str, str, str, str | None]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,17 @@ def _everything(root: Path) -> dict[str, list[str]]:
     return out
 
 
+def _paths(root: Path, at: datetime) -> list[tuple[Any, ...]]:
+    return sorted(lake.connect(root, as_of=at).execute("SELECT path, status FROM files").fetchall())
+
+
 def _make(tmp_path: Path) -> tuple[Path, Path, dict[str, Any], str]:
     from ingest.archivegen.generate import generate
 
     archive, root = tmp_path / "archive", tmp_path / "lake"
     generate(archive, datasets=4, seed=3)
     ingest(root, str(archive), scheduler="synchronous")
+    (tmp_path / "first-commit").write_text(json.loads((root / "pins.json").read_text())["committed_at"])
     cfg = {**settings.load({"lake": str(root)}), "archive": str(archive), "scheduler": "synchronous"}
     run = jobs.run_job(root, "check-filesystem", cfg=cfg)
     assert run.status in {"success", "no-work"}, run.error
@@ -55,6 +61,7 @@ def test_copied_lake_reads_only_its_own_files(tmp_path: Path) -> None:
     _archive, orig, _cfg, run_id = _make(tmp_path)
     want = _everything(orig)
     assert len([n for n in want if not n.startswith("polars:")]) > 20
+    was_then = _paths(orig, datetime.fromisoformat((tmp_path / "first-commit").read_text()))
     copy = tmp_path / "copy"
     shutil.copytree(orig, copy)
 
@@ -77,6 +84,8 @@ def test_copied_lake_reads_only_its_own_files(tmp_path: Path) -> None:
     os.rename(orig, away)  # any open of a file of the original now fails
     try:
         assert _everything(copy) == want
+        at = datetime.fromisoformat((tmp_path / "first-commit").read_text())  # time travel, too
+        assert _paths(copy, at) == was_then
         text, n = jobs.log_text(copy, run_id)  # the site's job log of the copied lake
         assert n > 0 and "check-filesystem" in text
         # the copy is writable: maintenance compacts, expires and deletes in its own folder
