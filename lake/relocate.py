@@ -95,15 +95,22 @@ class Relocation:
     snapshots: int = 0
     manifests: int = 0
     log_paths: int = 0
+    config: bool = False  # <lake>/quicklake.toml (written by 'ql cron-line') had paths moved
     namespaces: list[str] = field(default_factory=list)
 
     def line(self) -> str:
         if not self.tables:
             return f"{self.new_root}: already in place, nothing to rewrite"
+        cron = (
+            f"; {self.new_root}/quicklake.toml moved too: run 'ql cron-line --lake {self.new_root}' for "
+            "the crontab entry (and again after changing the archive setting if the archive moved)"
+            if self.config
+            else ""
+        )
         return (
             f"relocated {self.new_root} (was {self.old_root}): {self.tables} tables, {self.snapshots} "
             f"snapshots, {self.manifests} manifests rewritten; {self.log_paths} job log paths; "
-            "catalog.duckdb and pins.json published"
+            f"catalog.duckdb and pins.json published{cron}"
         )
 
 
@@ -126,6 +133,7 @@ def relocate(root: str | os.PathLike[str], old_root: str | None = None, catalog_
         rows = _rewrite_tables(lake, move, out)
         _point_catalog(lake, rows, move)
         out.log_paths = _relative_logs(lake.root, move)
+        out.config = _move_config(lake.root, move)
         _publish(lake, pins_doc)
     return out
 
@@ -280,6 +288,30 @@ def _relative_logs(root: Path, move: _Mover) -> int:
                 rel = Path(moved).relative_to(root).as_posix()
                 n += con.execute("UPDATE job_events SET log_path = ? WHERE log_path = ?", (rel, p)).rowcount
     return n
+
+
+def _move_config(root: Path, move: _Mover) -> bool:
+    """The settings 'ql cron-line' wrote into the lake folder, with paths under the old root moved (else
+    cron would run the copy's schedule on the original); kept readable by its owner only."""
+    import tomllib
+
+    from lake import settings
+
+    path = root / "quicklake.toml"
+    if not path.exists():
+        return False
+    table = tomllib.loads(path.read_text())
+    table = table.get("quicklake", table)
+    moved = move.walk(table)
+    if moved == table:
+        return False
+    defaults = {s.name: s.default for s in settings.REGISTRY}
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(settings.toml_for({**defaults, **moved}))
+    os.replace(tmp, path)
+    return True
 
 
 def _publish(lake: Any, pins_doc: dict[str, Any]) -> None:

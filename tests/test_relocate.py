@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,8 @@ def _make(tmp_path: Path) -> tuple[Path, Path, dict[str, Any], str]:
     archive, root = tmp_path / "archive", tmp_path / "lake"
     generate(archive, datasets=4, seed=3)
     ingest(root, str(archive), scheduler="synchronous")
+    r = CliRunner().invoke(main, ["cron-line", "--lake", str(root)])
+    assert r.exit_code == 0, r.output
     (tmp_path / "first-commit").write_text(json.loads((root / "pins.json").read_text())["committed_at"])
     cfg = {**settings.load({"lake": str(root)}), "archive": str(archive), "scheduler": "synchronous"}
     run = jobs.run_job(root, "check-filesystem", cfg=cfg)
@@ -106,7 +109,11 @@ def test_moved_lake_and_archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     os.rename(archive, moved_archive)
     with pytest.raises(LakeMoved):
         ingest(moved, str(moved_archive), scheduler="synchronous")
-    _relocate(moved, "--from", str(orig))
+    said = _relocate(moved, "--from", str(orig))
+    # the settings cron runs with ('ql cron-line' writes them into the lake folder) name the new place
+    assert "ql cron-line" in said
+    cron_cfg = tomllib.loads((moved / "quicklake.toml").read_text())["quicklake"]
+    assert cron_cfg["lake"] == str(moved)
     assert _everything(moved) == want
     assert jobs.log_text(moved, run_id)[1] > 0
 
