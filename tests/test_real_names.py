@@ -49,6 +49,11 @@ def test_layout_setting_is_a_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     )
     monkeypatch.setenv("QUICKLAKE_CONFIG", str(cfg))
     assert settings.load()["layout"] == [*DEFAULT_TEMPLATES, "{dir}/{stem}.fits"]
+    # the site gets the settings as variables: the list survives the trip
+    from app.site import environment
+
+    monkeypatch.setenv("QUICKLAKE_LAYOUT", environment(settings.load())["QUICKLAKE_LAYOUT"])
+    assert settings.load()["layout"] == [*DEFAULT_TEMPLATES, "{dir}/{stem}.fits"]
 
 
 def _archive_of_real_names(archive: Path) -> dict[str, str]:
