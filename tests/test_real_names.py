@@ -100,6 +100,12 @@ def test_every_real_file_ingests_under_its_archive_name(tmp_path: Path) -> None:
     assert dup == [f"duplicate ib4606c5q flc: 2 files, all ingested: 11665/Visit06/ib4606c5q_flc.fits, "
                    f"hap/11665/{HAP_FLC}"]  # fmt: skip
     assert "1 datasets with duplicate files" in r.output
+    # HAP names give no rootname: they are not one dataset 'hst' filed under two proposal folders
+    from lake.jobs import run_job
+
+    cfg = {**settings.load({"lake": str(lk)}), "archive": str(archive), "scheduler": "synchronous"}
+    run = run_job(lk, "check-duplicate-proposal-folders", cfg=cfg)
+    assert (run.status, run.counts["problems"]) == ("success", 0), (run.error, run.counts)
 
 
 def test_real_files_as_they_are_with_a_catch_all_template(tmp_path: Path) -> None:
