@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pytest
 from click.testing import CliRunner
 
@@ -33,6 +34,23 @@ def _everything(root: Path) -> dict[str, list[str]]:
     for name in snap.tables:
         out[f"polars:{name}"] = sorted(repr(r) for r in lake.read(name, path=root).rows())
     return out
+
+
+def _names_only_its_own_files(root: Path) -> None:
+    """Every file the lake's catalog, metadata, manifests, catalog.duckdb and pins.json name is inside it."""
+    from lake.maintenance import _referenced
+    from lake.snapshot import FILES_TABLE
+    from lake.tables import Lake
+
+    lk = Lake(root)
+    pins = lk.pins()
+    named = set().union(*(_referenced(lk.table(pins, t)) for t in pins.tables))
+    named |= {v.removeprefix("file://") for v in pins.locations.values()}
+    con = duckdb.connect(str(root / "catalog.duckdb"), read_only=True)
+    named |= {p for (p,) in con.execute(f"SELECT path FROM {FILES_TABLE}").fetchall()}
+    con.close()
+    assert len(named) > 50
+    assert all(Path(p).is_relative_to(root) and Path(p).exists() for p in named), sorted(named)[:3]
 
 
 def _paths(root: Path, at: datetime) -> list[tuple[Any, ...]]:
@@ -83,6 +101,7 @@ def test_copied_lake_reads_only_its_own_files(tmp_path: Path) -> None:
 
     assert "relocated" in _relocate(copy)
     assert "nothing to rewrite" in _relocate(copy)  # idempotent
+    _names_only_its_own_files(copy)
     away = tmp_path / "original-renamed-away"
     os.rename(orig, away)  # any open of a file of the original now fails
     try:
