@@ -154,10 +154,24 @@ def relocate_cmd(lake: str | None, old: str | None) -> None:
     """Make a moved or copied lake read its own files: rewrite the locations Iceberg, catalog.duckdb and
     pins.json hold (new metadata versions, published atomically). Move the archive by changing the
     archive setting; its paths in the lake are relative to it."""
+    import sys
+
+    from tqdm import tqdm
+
     from lake.relocate import relocate
 
     cfg = cfg_from(lake=lake)
-    click.echo(relocate(cfg["lake"], old, cfg["catalog_uri"]).line())
+    bar = tqdm(unit="tables", desc="relocate", disable=not (cfg["progress"] and sys.stderr.isatty()))
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        done = relocate(cfg["lake"], old, cfg["catalog_uri"], progress=progress)
+    finally:
+        bar.close()
+    click.echo(done.line())
 
 
 @hookimpl

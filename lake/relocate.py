@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -114,9 +115,16 @@ class Relocation:
         )
 
 
-def relocate(root: str | os.PathLike[str], old_root: str | None = None, catalog_uri: str = "") -> Relocation:
+def relocate(
+    root: str | os.PathLike[str],
+    old_root: str | None = None,
+    catalog_uri: str = "",
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> Relocation:
     """Make the lake at ``root`` read its own files after it was moved or copied from ``old_root``
-    (default: where ``pins.json`` says it was published). See the module docstring."""
+    (default: where ``pins.json`` says it was published). See the module docstring.
+    ``progress(tables_done, tables)`` is called after each table."""
     from lake.tables import Lake
 
     lake = Lake(root, catalog_uri)
@@ -130,7 +138,7 @@ def relocate(root: str | os.PathLike[str], old_root: str | None = None, catalog_
             return out
         _own_catalog(lake, Path(was))
         move = _Mover(Path(was), lake.root)
-        rows = _rewrite_tables(lake, move, out)
+        rows = _rewrite_tables(lake, move, out, progress)
         _point_catalog(lake, rows, move)
         out.log_paths = _relative_logs(lake.root, move)
         out.config = _move_config(lake.root, move)
@@ -149,7 +157,9 @@ def _own_catalog(lake: Any, was: Path) -> None:
         )
 
 
-def _rewrite_tables(lake: Any, move: _Mover, out: Relocation) -> list[tuple[str, str, str, str | None]]:
+def _rewrite_tables(
+    lake: Any, move: _Mover, out: Relocation, progress: Callable[[int, int], None] | None
+) -> list[tuple[str, str, str, str | None]]:
     """A new metadata file (and manifest lists and manifests) per table of every namespace; returns the
     catalog rows to point: (namespace, table, new metadata location, previous location moved)."""
     from pyiceberg.catalog.sql import IcebergTables
@@ -173,6 +183,8 @@ def _rewrite_tables(lake: Any, move: _Mover, out: Relocation) -> list[tuple[str,
         out.tables += 1
         if ns not in out.namespaces:
             out.namespaces.append(ns)
+        if progress:
+            progress(out.tables, len(rows))
     return done
 
 
