@@ -150,7 +150,8 @@ def _own_catalog(lake: Any, was: Path) -> None:
     """Refuse to relocate through the original's catalog (a ``catalog_uri`` naming its SQLite file):
     that would point the original's tables at the copy's files."""
     uri = str(lake.catalog_uri)
-    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_relative_to(was):
+    db = Path(uri.removeprefix("sqlite:///"))
+    if uri.startswith("sqlite:///") and db.is_relative_to(was) and not db.is_relative_to(lake.root):
         raise LakeError(
             f"catalog_uri {uri} is the catalog of the lake at {was}; set catalog_uri to the moved lake's "
             f"own catalog ({lake.root / 'catalog.sqlite'}) or leave it empty, then run 'ql relocate' again"
