@@ -19,7 +19,8 @@ import lake
 from ingest.run import ingest
 from lake import jobs, settings
 from lake.cli import main
-from lake.errors import LakeMoved
+from lake.errors import LakeError, LakeMoved
+from lake.relocate import relocate
 
 
 def _everything(root: Path) -> dict[str, list[str]]:
@@ -99,6 +100,8 @@ def test_copied_lake_reads_only_its_own_files(tmp_path: Path) -> None:
     with pytest.raises(LakeMoved, match=str(orig)):
         lake.snapshot(copy)
 
+    with pytest.raises(LakeError, match="is the catalog of the lake at"):  # never through the original's
+        relocate(copy, catalog_uri=f"sqlite:///{orig / 'catalog.sqlite'}")
     assert "relocated" in _relocate(copy)
     assert "nothing to rewrite" in _relocate(copy)  # idempotent
     _names_only_its_own_files(copy)
