@@ -49,6 +49,8 @@ def environment(cfg: Mapping[str, Any]) -> dict[str, str]:
     for name, value in cfg.items():
         if name in {"archive", "lake"} and value and "://" not in str(value):
             value = str(Path(value).resolve())
+        if isinstance(value, list):  # the layout's templates: QUICKLAKE_LAYOUT separates them by ';'
+            value = ";".join(value)
         env[f"QUICKLAKE_{name.upper()}"] = str(value)
     return env
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -140,7 +142,7 @@ class BatchTask:
     archive: str
     jobs: list[FileJob]
     data_root: str
-    template: str
+    template: str | Sequence[str]
     types: dict[str, dict[str, str]]
 
 
@@ -307,9 +309,15 @@ def _index(heads: _Headers, cards: pa.Table) -> _Parsed:
     info = _identity_keywords(cards)
     header_start = np.searchsorted(hf, np.arange(len(heads.ok)))
     file_info = []
-    for k, _job, ap, n_hdus, _problems in heads.ok:
+    for k, job, ap, n_hdus, _problems in heads.ok:
         prim = info.get(int(header_start[k]), {}) if n_hdus else {}
-        rootname = ap.rootname or (str(prim.get("ROOTNAME") or "").strip().lower() or None)
+        # identity the name does not give (HAP products, odd names) comes from the header, then the name
+        rootname = (
+            ap.rootname
+            or str(prim.get("ROOTNAME") or "").strip().lower()
+            or split_filetype(posixpath.basename(job.relpath).removesuffix(".fits"))[0].lower()
+            or None
+        )
         proposid = ap.proposid if ap.proposid is not None else prim.get("PROPOSID")
         year = _year_from(prim.get("DATE-OBS"), prim.get("EXPSTART"))
         instrume = (prim.get("INSTRUME") or None) and str(prim["INSTRUME"]).strip()
@@ -479,6 +487,9 @@ def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, p
     }
 
 
+_IPPPSSOOT = re.compile(r"[a-z0-9]{9}")
+
+
 def _add_ok_rows(rows: _FileRows, heads: _Headers, b: _Parsed, tables_of_file: dict[int, set[str]]) -> None:
     """The ``files`` rows of the readable files, with what their headers said."""
     for k, job, ap, n_hdus, problems in heads.ok:
@@ -486,6 +497,8 @@ def _add_ok_rows(rows: _FileRows, heads: _Headers, b: _Parsed, tables_of_file: d
         fi = b.file_info[k]
         i = len(rows.cols["path"]) - 1
         rows.cols["rootname"][i] = fi.rootname
+        if ap.visit is None and fi.rootname and _IPPPSSOOT.fullmatch(fi.rootname):
+            rows.cols["visit"][i] = fi.rootname[4:6].upper()  # from the header's ROOTNAME
         rows.cols["proposid"][i] = fi.proposid
         rows.cols["year"][i] = fi.year
         rows.cols["instrume"][i] = fi.instrume

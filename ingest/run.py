@@ -6,7 +6,7 @@ import functools
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from lake.catalog import view_sql
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.faults import point as fault_point
-from lake.layout import Layout
+from lake.layout import DEFAULT_TEMPLATES, Layout
 from lake.master import MasterInputs, compute_master, update_master
 from lake.tables import Lake, Pins
 
@@ -254,7 +254,7 @@ class IngestOptions:
     workers: int = 0
     batch_files: int = 2000
     commit_interval: float = 10.0
-    template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits"
+    template: str | Sequence[str] = DEFAULT_TEMPLATES
     progress: Callable[[int, int], None] | None = None
 
 
@@ -282,7 +282,7 @@ def ingest(
     workers: int = 0,
     batch_files: int = 2000,
     commit_interval: float = 10.0,
-    template: str = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
+    template: str | Sequence[str] = DEFAULT_TEMPLATES,
     catalog_uri: str = "",
     under: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,

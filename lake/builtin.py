@@ -1,5 +1,5 @@
 """``lake``'s own contributions through the plugin hooks (:mod:`lake.plugins`): the ``maintain-lake`` and
-``alert-digest`` jobs and the ``ql alerts`` commands.
+``alert-digest`` jobs, the ``ql alerts`` commands and ``ql relocate``.
 
 The core commands (``sql``, ``header``, ``tables``, ``jobs``, ...) are defined on the ``ql`` group itself
 in :mod:`lake.cli`.
@@ -138,6 +138,43 @@ def alerts_check_cmd(lake: str | None) -> None:
     click.echo(f"{path}: {len(rules)} rules, valid")
 
 
+# ------------------------------------------------------------------------------------------ ql relocate
+
+
+@click.command("relocate")
+@lake_option
+@click.option(
+    "--from",
+    "old",
+    default=None,
+    help="Where the lake was (default: the folder its pins.json was published in).",
+)
+@handle_errors
+def relocate_cmd(lake: str | None, old: str | None) -> None:
+    """Make a moved or copied lake read its own files: rewrite the locations Iceberg, catalog.duckdb and
+    pins.json hold (new metadata versions, published atomically). Move the archive by changing the
+    archive setting; its paths in the lake are relative to it."""
+    import sys
+
+    from tqdm import tqdm
+
+    from lake.relocate import relocate
+
+    cfg = cfg_from(lake=lake)
+    bar = tqdm(unit="tables", desc="relocate", disable=not (cfg["progress"] and sys.stderr.isatty()))
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        done = relocate(cfg["lake"], old, cfg["catalog_uri"], progress=progress)
+    finally:
+        bar.close()
+    click.echo(done.line())
+
+
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(alerts_cmd)
+    cli.add_command(relocate_cmd)

@@ -336,7 +336,8 @@ def history_cmd(file: str, keyword: str | None, lake: str | None) -> None:
 @lake_option
 @handle_errors
 def errors_cmd(lake: str | None) -> None:
-    """List files recorded with errors, missing files, and ingested files with FITS problems."""
+    """List files recorded with errors, missing files, ingested files with FITS problems, and datasets
+    whose file of one type is in more than one file (duplicates: each is ingested)."""
     from lake.access import read_sql, snapshot
 
     t = read_sql("SELECT path, status, error FROM files WHERE status <> 'ok' ORDER BY path", lake)
@@ -352,7 +353,33 @@ def errors_cmd(lake: str | None) -> None:
         for path, problems in zip(q.column(0).to_pylist(), q.column(1).to_pylist(), strict=True):
             for line in str(problems).splitlines():  # ingested all the same: read, but not standard FITS
                 click.echo(f"{'problem':8} {path}: {line}")
-    click.echo(f"{t.num_rows} files not ok, {n_problems} ingested with FITS problems", err=True)
+    n_dups = _echo_duplicates(lake)
+    click.echo(
+        f"{t.num_rows} files not ok, {n_problems} ingested with FITS problems, {n_dups} datasets with "
+        "duplicate files",
+        err=True,
+    )
+
+
+# the same dataset and file type in more than one file (a copy in another folder, a HAP product named
+# differently): every copy is ingested, and listed here so that someone decides which one is right
+DUPLICATES_SQL = """
+SELECT rootname, filetype, list(path ORDER BY path) AS paths FROM files
+WHERE status = 'ok' AND rootname IS NOT NULL
+GROUP BY rootname, filetype HAVING count(*) > 1 ORDER BY rootname, filetype
+"""
+
+
+def _echo_duplicates(lake: str | None) -> int:
+    from lake.access import read_sql
+
+    rows = read_sql(DUPLICATES_SQL, lake).to_pylist()
+    for r in rows:
+        click.echo(
+            f"{'duplicate':8} {r['rootname']} {r['filetype']}: {len(r['paths'])} files, all ingested: "
+            + ", ".join(r["paths"])
+        )
+    return len(rows)
 
 
 @main.command("conflicts")

@@ -58,6 +58,10 @@ class LakeNotFound(LakeError):
     """No lake exists at the given path."""
 
 
+class LakeMoved(LakeError):
+    """The lake was published in another folder (moved or copied): 'ql relocate' makes it whole."""
+
+
 class LakeLocked(LakeError):
     """Another writer holds the lake's lock."""
 

@@ -256,7 +256,7 @@ def run_job(
         "user": getpass.getuser(),
         "pid": os.getpid(),
         "params": json.dumps(params, default=str, sort_keys=True),
-        "log_path": str(log_path),
+        "log_path": log_path.relative_to(root).as_posix(),  # relative: the lake may move (lake.relocate)
     }
     with _job_lock(root, job) as mine:
         if not mine:
@@ -429,7 +429,7 @@ def log_of(lake_root: str | os.PathLike[str], run_id: str) -> Path:
     t = state.query(Path(lake_root), "SELECT log_path FROM job_events WHERE run_id = ? LIMIT 1", (run_id,))
     if not t.num_rows:
         raise LakeError(f"no job run {run_id!r}; 'ql jobs' lists runs")
-    return Path(t.column("log_path")[0].as_py())
+    return Path(lake_root) / t.column("log_path")[0].as_py()  # relative to the lake; older runs absolute
 
 
 def history(lake_root: str | os.PathLike[str], job: str | None = None, limit: int = 5000) -> pa.Table:

@@ -1,18 +1,32 @@
-"""The archive layout: one template that both builds and parses archive paths.
+"""The archive layout: an ordered list of path templates; the first builds archive paths, and a path is
+parsed by the first template it fits.
 
-The default template is ``{proposid}/Visit{visit}/{rootname}_{filetype}.fits`` (``visit`` is
-``rootname[4:6]``, two base-36 characters). Paths may be local or any fsspec URL; the layout works on
-the part below the archive root, always with ``/`` separators.
+The default list (:data:`DEFAULT_TEMPLATES`) is the archive's own layout,
+``{proposid}/Visit{visit}/{rootname}_{filetype}.fits`` (``visit`` is ``rootname[4:6]``, two base-36
+characters), then the names of the Hubble Advanced Products anywhere in the archive: single-visit
+(``hst_11665_06_wfc3_uvis_f555w_ib4606c6_flc.fits``: proposal, visit, instrument, detector, filter,
+dataset) and multi-visit sky cells (``hst_skycell-p2429x12y01_acs_wfc_f435w_all_drc.fits``). What a
+name does not give (a HAP product's rootname, a sky cell's proposal) the ingest takes from the file's
+primary header (ROOTNAME, PROPOSID). Paths may be local or any fsspec URL; the layout works on the part
+below the archive root, always with ``/`` separators.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lake.errors import LayoutError, MisfiledError
 
 DEFAULT_TEMPLATE = "{proposid}/Visit{visit}/{rootname}_{filetype}.fits"
+# HAP single-visit products: exposures name their dataset's ipppssoo, filter and total products its ipppss
+HAP_SINGLE_VISIT = (
+    "{folders}hst_{proposid}_{visit}_{instrument}_{detector}_{filter}_{dataset}_{filetype}.fits"
+)
+# HAP multi-visit mosaics: sky cell, instrument, detector, filter, layer (all, coarse-all)
+HAP_SKYCELL = "{folders}hst_skycell-{skycell}_{instrument}_{detector}_{filter}_{layer}_{filetype}.fits"
+DEFAULT_TEMPLATES = (DEFAULT_TEMPLATE, HAP_SINGLE_VISIT, HAP_SKYCELL)
 
 # File types of HST/WFC3 archive products (suffix after the rootname). Anything else is kept as written.
 FILETYPES: dict[str, str] = {
@@ -48,7 +62,14 @@ _FIELD_RE = {
     "rootname": r"(?P<rootname>[a-z0-9]{9})",
     "filetype": r"(?P<filetype>[A-Za-z0-9]+(?:_[A-Za-z0-9]+)*)",
     "dir": r"(?P<dir>(?:[^/]+/)*[^/]+)",
+    "folders": r"(?P<folders>(?:[^/]+/)*)",
     "stem": r"(?P<stem>[^/_]+(?:_[^/_]+)*?)",
+    "instrument": r"(?P<instrument>[a-z0-9]+)",
+    "detector": r"(?P<detector>[a-z0-9]+)",
+    "filter": r"(?P<filter>[a-z0-9-]+)",
+    "dataset": r"(?P<dataset>[a-z0-9]{6,9})",
+    "skycell": r"(?P<skycell>p\d{4}x\d{2}y\d{2})",
+    "layer": r"(?P<layer>[a-z0-9-]+)",
 }
 
 
@@ -61,13 +82,29 @@ class ArchivePath:
     visit: str | None
     rootname: str | None
     filetype: str | None
+    template: str = DEFAULT_TEMPLATE  # the template it fitted
+
+
+def templates_of(spec: str | Sequence[str]) -> tuple[str, ...]:
+    """Templates from a setting: a list, or one string of templates separated by ``;``."""
+    items = spec.split(";") if isinstance(spec, str) else list(spec)
+    out = tuple(t.strip() for t in items if t.strip())
+    if not out:
+        raise LayoutError("the layout setting names no template; set it to one or more path templates")
+    return out
 
 
 class Layout:
-    """A path template such as ``{proposid}/Visit{visit}/{rootname}_{filetype}.fits``."""
+    """An ordered list of path templates such as ``{proposid}/Visit{visit}/{rootname}_{filetype}.fits``
+    (one string may hold several, separated by ``;``)."""
 
-    def __init__(self, template: str = DEFAULT_TEMPLATE) -> None:
-        self.template = template
+    def __init__(self, templates: str | Sequence[str] = DEFAULT_TEMPLATES) -> None:
+        self.templates = templates_of(templates)
+        self.template = self.templates[0]  # the one that builds paths
+        self._res = [(t, self._compile(t)) for t in self.templates]
+
+    @staticmethod
+    def _compile(template: str) -> re.Pattern[str]:
         pattern = ""
         pos = 0
         for m in re.finditer(r"\{(\w+)\}", template):
@@ -79,8 +116,7 @@ class Layout:
             pattern += re.escape(template[pos : m.start()]) + _FIELD_RE[m.group(1)]
             pos = m.end()
         pattern += re.escape(template[pos:])
-        self._re = re.compile(pattern + r"\Z")
-        self.fields = set(re.findall(r"\{(\w+)\}", template))
+        return re.compile(pattern + r"\Z")
 
     def path(self, proposid: int, rootname: str, filetype: str) -> str:
         """The archive-relative path of a file (the inverse of :meth:`parse`)."""
@@ -91,36 +127,44 @@ class Layout:
         )
 
     def parse(self, relpath: str) -> ArchivePath:
-        """Split an archive-relative path into its fields; raise :class:`LayoutError` if it does not fit."""
-        m = self._re.match(relpath)
-        if m is None:
-            raise LayoutError(
-                f"{relpath}: path does not fit the archive layout {self.template!r}; move the file, or set "
-                "the layout setting (QUICKLAKE_LAYOUT) if the whole archive is laid out differently"
-            )
-        d = m.groupdict()
-        rootname = d.get("rootname")
-        visit = d.get("visit")
-        if rootname and visit and rootname[4:6].lower() != visit.lower():
-            raise MisfiledError(
-                f"{relpath}: visit folder Visit{visit} does not match rootname {rootname} "
-                f"(visit {rootname[4:6].upper()}); move the file to Visit{rootname[4:6].upper()}"
-            )
-        filetype = d.get("filetype")
-        if filetype is None and d.get("stem"):
-            filetype = split_filetype(d["stem"])[1]
-        if visit is None and rootname:
-            visit = rootname[4:6]
-        return ArchivePath(
-            relpath=relpath,
-            proposid=int(d["proposid"]) if d.get("proposid") else None,
-            visit=visit.upper() if visit else None,
-            rootname=rootname,
-            filetype=filetype.lower() if filetype else None,
+        """Split an archive-relative path into its fields by the first template it fits; raise
+        :class:`LayoutError` if it fits none (:class:`MisfiledError` if its visit folder is wrong)."""
+        for template, rx in self._res:
+            m = rx.match(relpath)
+            if m is not None:
+                return _fields(relpath, template, m.groupdict())
+        which = " or ".join(repr(t) for t in self.templates)
+        raise LayoutError(
+            f"{relpath}: path does not fit the archive layout {which}; rename or move the file, or add "
+            "a template that fits it to the layout setting (QUICKLAKE_LAYOUT, templates separated by ';')"
         )
 
     def matches(self, relpath: str) -> bool:
-        return self._re.match(relpath) is not None
+        return any(rx.match(relpath) is not None for _t, rx in self._res)
+
+
+def _fields(relpath: str, template: str, d: dict[str, str | None]) -> ArchivePath:
+    """What one template's match says about the file."""
+    rootname = d.get("rootname")
+    visit = d.get("visit")
+    if rootname and visit and rootname[4:6].lower() != visit.lower():
+        raise MisfiledError(
+            f"{relpath}: visit folder Visit{visit} does not match rootname {rootname} "
+            f"(visit {rootname[4:6].upper()}); move the file to Visit{rootname[4:6].upper()}"
+        )
+    filetype = d.get("filetype")
+    if filetype is None and d.get("stem"):
+        filetype = split_filetype(str(d["stem"]))[1]
+    if visit is None and rootname:
+        visit = rootname[4:6]
+    return ArchivePath(
+        relpath=relpath,
+        proposid=int(str(d["proposid"])) if d.get("proposid") else None,
+        visit=visit.upper() if visit else None,
+        rootname=rootname,
+        filetype=filetype.lower() if filetype else None,
+        template=template,
+    )
 
 
 def split_filetype(stem: str) -> tuple[str, str]:

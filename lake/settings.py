@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lake.errors import ConfigError
+from lake.layout import DEFAULT_TEMPLATES
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,14 @@ REGISTRY: tuple[Setting, ...] = (
     ),
     Setting(
         "layout",
-        "{proposid}/Visit{visit}/{rootname}_{filetype}.fits",
-        "Archive path template below the archive root; fields: proposid, visit, rootname, filetype, "
-        "dir (any folders), stem (any name without '_').",
+        list(DEFAULT_TEMPLATES),
+        "Archive path templates below the archive root, in order: a path is read by the first it fits, "
+        "and the first builds paths (get-missing-files). A TOML list, or templates separated by ';' "
+        "(QUICKLAKE_LAYOUT). Fields: proposid, visit, rootname, filetype, dir (one or more folders), "
+        "folders (none or more, each with its '/'), stem (any name), and for HAP names instrument, "
+        "detector, filter, dataset (ipppss[oo]), skycell, layer. What a name does not give (rootname, "
+        "proposid) is taken from the file's primary header; a path fitting no template is an error row.",
+        list,
     ),
     Setting(
         "scheduler",
@@ -204,6 +210,11 @@ _BY_NAME = {s.name: s for s in REGISTRY}
 
 
 def _convert(setting: Setting, value: Any, source: str) -> Any:
+    if setting.type is list:
+        items = value.split(";") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"{source}: {setting.name} must be a list of strings, not {value!r}")
+        return [v.strip() for v in items if v.strip()]
     if setting.type is bool and isinstance(value, str):
         if value.lower() in {"1", "true", "yes", "on"}:
             return True
@@ -268,7 +279,7 @@ def toml_for(cfg: Mapping[str, Any]) -> str:
             value = str(Path(value).resolve())
         if value == s.default and s.name not in ("archive", "lake"):
             continue
-        text = json.dumps(value) if isinstance(value, str) else str(value).lower() if isinstance(
+        text = json.dumps(value) if isinstance(value, (str, list)) else str(value).lower() if isinstance(
             value, bool) else repr(value)  # fmt: skip
         lines.append(f"{s.name} = {text}")
     return "\n".join(lines) + "\n"

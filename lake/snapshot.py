@@ -144,6 +144,9 @@ def load(root: str | Path, catalog_uri: str = "") -> Snapshot:
 @lru_cache(maxsize=8)
 def _load(root: str, catalog_uri: str, pins_text: str, _catalog_stamp: int) -> Snapshot:
     pins = json.loads(pins_text)
+    from lake.relocate import check_place
+
+    check_place(Path(root), pins)  # a moved or copied lake would read the original's files
     tables = _recorded(Path(root) / "catalog.duckdb", pins)
     if tables is None:
         tables = _planned(root, catalog_uri)

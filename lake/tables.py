@@ -140,11 +140,14 @@ class Pins:
     # each table's Iceberg metadata file when the pins were published: a writer that finds them all
     # unchanged knows no table ran ahead of its pin without reading any table's metadata
     locations: dict[str, str] = field(default_factory=dict)
+    # the lake folder when published: a lake opened elsewhere was moved or copied (lake.relocate)
+    root: str = ""
 
     def to_json(self) -> str:
         return json.dumps(
             {
                 "version": PINS_VERSION,
+                "root": self.root,
                 "namespace": self.namespace,
                 "tables": self.tables,
                 "committed_at": self.committed_at,
@@ -196,17 +199,30 @@ class Lake:
         # data file → (rows, smallest path, largest path), from the DataFiles this process has seen: what
         # catalog.duckdb records for readers to locate a file's rows (lake.snapshot)
         self._file_info: dict[str, FileInfo] = {}
+        self.relocating = False  # set by lake.relocate: the pins name another place, on purpose
 
     # ---------------------------------------------------------------- existence and catalog
     def exists(self) -> bool:
         return self.pins_path.exists()
 
     def require(self) -> None:
-        if not self.exists():
+        """Raise :class:`LakeNotFound` if there is no lake here, :class:`LakeMoved` if it was published
+        somewhere else (moved or copied: its files would be the original's until 'ql relocate')."""
+        self._pins_doc()
+
+    def _pins_doc(self) -> dict[str, Any]:
+        try:
+            d: dict[str, Any] = json.loads(self.pins_path.read_text())
+        except FileNotFoundError:
             raise LakeNotFound(
                 f"no lake at {self.root} (no pins.json); run 'ql ingest --lake {self.root}' "
                 "or 'ql demo' to create one"
-            )
+            ) from None
+        if not self.relocating:
+            from lake.relocate import check_place
+
+            check_place(self.root, d)
+        return d
 
     @property
     def catalog(self) -> Catalog:
@@ -219,11 +235,11 @@ class Lake:
         return self._catalog
 
     def pins(self) -> Pins:
-        self.require()
-        d = json.loads(self.pins_path.read_text())
+        d = self._pins_doc()
         return Pins(
-            d["namespace"], dict(d["tables"]), d.get("committed_at", ""), dict(d.get("locations") or {})
-        )
+            d["namespace"], dict(d["tables"]), d.get("committed_at", ""), dict(d.get("locations") or {}),
+            d.get("root", ""),
+        )  # fmt: skip
 
     def tables(self) -> list[str]:
         return sorted(self.pins().tables) if self.exists() else []
@@ -567,6 +583,7 @@ class Lake:
         pins.committed_at = datetime.now(UTC).isoformat()
         now = self._locations(pins.namespace)
         pins.locations = {t: now[t] for t in pins.tables if t in now}
+        pins.root = str(self.root)
         write_duckdb_catalog(self, pins)
         point("publish.catalog")
         _atomic_write(self.pins_path, pins.to_json().encode())

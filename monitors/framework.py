@@ -145,7 +145,7 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     archive = Path(ctx.cfg["archive"])
     reports = ctx.lake_root / "reports" / "monitors" / name  # where a measurement may write products
     new_rows = [
-        {**r, "abs_path": str(archive / r["path"]), "_reports": str(reports)}
+        {**r, "abs_path": str(archive / r["path"]), "_reports": str(reports), "_lake": str(ctx.lake_root)}
         for r in sel
         if r["path"] not in done
     ]

@@ -207,6 +207,13 @@ def test_ir_sample_sequences() -> None:
 
 
 def test_rootnames_unique_at_scale() -> None:
+    from ingest.archivegen.generate import _archive_files
+    from lake.layout import Layout
+
     for datasets, seed in ((8000, 1), (8500, 7)):
-        roots = [e.rootname for e in plan(datasets, seed)]
+        exps = plan(datasets, seed)
+        roots = [e.rootname for e in exps]
         assert len(roots) == len(set(roots)), (datasets, seed)
+        # no file is written twice: association products (their own rootnames) never take an exposure's
+        paths = [f[0] for f in _archive_files(exps, Layout())]
+        assert len(paths) == len(set(paths)) > 8 * datasets, (datasets, seed)

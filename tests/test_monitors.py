@@ -327,7 +327,7 @@ def test_ir_persistence_predicts_the_injected_persistence(site: dict[str, Any]) 
 
         from monitors.calibration.fitsdata import read_rows
 
-        pred = fits.getdata(r["map_path"])
+        pred = fits.getdata(site["lake"] / r["map_path"])  # relative to the lake
         flt = lake.read_sql(
             f"SELECT path FROM files WHERE rootname = '{root}' AND filetype = 'flt'", site["lake"]
         )

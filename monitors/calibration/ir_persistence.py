@@ -104,6 +104,8 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
             clobber=True,
         )
         os.replace(map_path + ".part", map_path)
+        if row.get("_lake"):  # relative to the lake, which may move (lake.relocate)
+            map_path = Path(map_path).relative_to(row["_lake"]).as_posix()
     res = {
         "rootname": row["rootname"],
         "expstart": float(row["expstart"]),

@@ -116,13 +116,25 @@ def check_filesystem(ctx: JobContext) -> JobResult:
     return JobResult(True, {"files_checked": n, "problems": len(rows)}, findings(rows))
 
 
+def _dataset_of(layout: Layout, rel: str, name: str) -> str | None:
+    """The rootname a file's name gives: by the layout; the name's first part if it fits no template;
+    None for a HAP product, whose name gives none (``hst_...``: its header does)."""
+    try:
+        return layout.parse(rel).rootname
+    except LayoutError:
+        return name.split("_", 1)[0]
+
+
 def check_duplicate_proposal_folders(ctx: JobContext) -> JobResult:
     """The same dataset (rootname) filed under two proposal folders."""
     root = Path(ctx.cfg["archive"]).resolve()
+    layout = Layout(ctx.cfg["layout"])
     where: dict[str, set[str]] = defaultdict(set)
     for prop in sorted(p for p in root.iterdir() if p.is_dir()):
         for f in prop.rglob("*.fits"):
-            where[f.name.split("_", 1)[0]].add(prop.name)
+            dataset = _dataset_of(layout, f.relative_to(root).as_posix(), f.name)
+            if dataset:
+                where[dataset].add(prop.name)
     rows = [
         (root_name, "duplicate-proposal-folders", ",".join(sorted(props)))
         for root_name, props in sorted(where.items())
