@@ -51,6 +51,11 @@ class Monitor:
     # the README's table of monitors is generated from these (lake.reference)
     measures: str = ""  # what it measures, in a sentence or two
     claim: str = ""  # what it is checked against in the generated archive's truth table
+    # for the site's analysts: what it measures and how to read its plot, in plain words (no method notes)
+    description: str = ""
+    # the trend() summary as titled tables people read (units in column names, values rounded to their
+    # errors; monitors/calibration/summary.py)
+    tables: Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]] | None = None
 
 
 def table_name(name: str) -> str:
