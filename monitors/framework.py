@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ class Monitor:
     # the trend() summary as titled tables people read (units in column names, values rounded to their
     # errors; monitors/calibration/summary.py)
     tables: Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]] | None = None
+    units: dict[str, str] = field(default_factory=dict)  # result column -> unit, for the site's tables
 
 
 def table_name(name: str) -> str:

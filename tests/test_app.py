@@ -317,7 +317,9 @@ def test_monitor_page_chart_and_empty_monitor() -> None:
     level = trend["dark current in 2009 (e-/hr)"]
     assert list(trend["amp"]) == ["A", "B", "C", "D"] and all(" ± " in v for v in level)
     assert all(len(v.split(" ± ")[1].replace(".", "").strip("0")) <= 2 for v in level)  # 2 figures of error
-    results = at.dataframe[-1].value
+    results = at.dataframe[-1]
+    assert json.loads(results.proto.columns)["median_dark"]["label"] == "median_dark (e-/hr)"  # units
+    results = results.value
     assert len(results) >= 1 and str(results["expstart"].dtype).startswith("datetime")
     assert results["expstart"].min().year >= 2009
     empty = page("monitors", monitor="ir-blobs")

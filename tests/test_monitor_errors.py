@@ -101,5 +101,6 @@ def test_every_monitor_tells_analysts_what_it_measures_in_plain_words() -> None:
     for m in all_monitors():
         assert len(m.description) > 200, m.name
         assert m.tables is not None, m.name
+        assert m.units and set(m.units) <= set(m.schema.names), m.name  # units of its own result columns
         for internal in ("[I]", "[S]", "ISR", "docs/", "§", ".py"):
             assert internal not in m.description, (m.name, internal)

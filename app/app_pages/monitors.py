@@ -61,11 +61,15 @@ def results_table(rep: report.Report) -> None:
     st.subheader(f"Results ({rep.results.num_rows:,} rows, newest first)")
     df = report.shown(rep.results, first=rep.monitor.schema.names).to_pandas()
     config: dict[str, Any] = {}
+    units = rep.monitor.units
     for c in df.columns:
+        label = f"{c} ({units[c]})" if c in units else c
         if str(df[c].dtype).startswith("datetime"):
-            config[c] = st.column_config.DatetimeColumn(c, format="YYYY-MM-DD HH:mm")
+            config[c] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
         elif str(df[c].dtype).startswith("float"):
-            config[c] = st.column_config.NumberColumn(c, format="%.5g")
+            config[c] = st.column_config.NumberColumn(label, format="%.5g")
+        elif c in units:
+            config[c] = st.column_config.Column(label)
     ui.linked_table(df.head(500), label="input", column_config=config)
 
 

@@ -158,4 +158,5 @@ MONITOR = Monitor(
         "checked for ghosts."
     ),
     tables=tables,
+    units={"exptime": "s"},
 )

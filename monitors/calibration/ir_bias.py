@@ -144,4 +144,5 @@ MONITOR = Monitor(
         "jump, or a quadrant drifting apart from the others, is worth a look."
     ),
     tables=tables,
+    units={"zeroth_median": "DN", "zeroth_mean": "DN", "zeroth_err": "DN", "zeroth_std": "DN"},
 )

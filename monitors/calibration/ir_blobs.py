@@ -176,4 +176,5 @@ MONITOR = Monitor(
         "first seen."
     ),
     tables=tables,
+    units={"x": "px", "y": "px", "radius": "px"},
 )

@@ -167,4 +167,5 @@ MONITOR = Monitor(
         "and the table counts those exposures. Look up an exposure's dataset to see what came before it."
     ),
     tables=tables,
+    units={"max": "e-/s", "median": "e-/s", "p90": "e-/s", "p99": "e-/s"},
 )

@@ -188,4 +188,5 @@ MONITOR = Monitor(
         "be worth a look."
     ),
     tables=tables,
+    units={"exptime": "s", "x": "px", "y": "px", "total_e": "e-", "peak_e": "e-"},
 )

@@ -130,4 +130,5 @@ MONITOR = Monitor(
         "the table."
     ),
     tables=tables,
+    units={"level_e": "e-"},
 )

@@ -175,4 +175,5 @@ MONITOR = Monitor(
         "tenths of a percent a year or less is normal)."
     ),
     tables=tables,
+    units={"x": "px", "y": "px", "countrate": "e-/s", "countrate_err": "e-/s"},
 )

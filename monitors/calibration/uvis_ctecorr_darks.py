@@ -56,4 +56,5 @@ MONITOR = Monitor(
         "of each chip far from its amplifier."
     ),
     tables=tables,
+    units={"median_dark": "e-/hr"},
 )

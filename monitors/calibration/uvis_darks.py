@@ -480,4 +480,5 @@ MONITOR = Monitor(
         "table gives them per anneal cycle."
     ),
     tables=tables,
+    units={"median_dark": "e-/hr"},
 )

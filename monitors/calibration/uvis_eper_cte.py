@@ -147,4 +147,5 @@ MONITOR = Monitor(
         "steadily with time; the table gives the CTE in 2009 and its change per year."
     ),
     tables=tables,
+    units={"exptime": "s", "signal_e": "e-", "deferred_e": "e-"},
 )

@@ -149,4 +149,5 @@ MONITOR = Monitor(
         "electronics changed and the calibration may need an update."
     ),
     tables=tables,
+    units={"signal_dn": "DN", "gain": "e-/DN", "gain_err": "e-/DN"},
 )
