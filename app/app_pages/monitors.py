@@ -67,7 +67,7 @@ def results_table(rep: report.Report) -> None:
         if str(df[c].dtype).startswith("datetime"):
             config[c] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
         elif str(df[c].dtype).startswith("float"):
-            config[c] = st.column_config.NumberColumn(label, format="%.5g")
+            config[c] = st.column_config.NumberColumn(label, format="%.6g")
         elif c in units:
             config[c] = st.column_config.Column(label)
     ui.linked_table(df.head(500), label="input", column_config=config)
