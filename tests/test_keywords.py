@@ -44,3 +44,19 @@ def test_column_help_names_keyword_doc_unit_and_type() -> None:
     assert help_["expstart"] == "EXPSTART · exposure start time (Modified Julian Date) · MJD · double"
     assert help_["FILTER"].startswith("FILTER · ") and help_["path"]  # (a fixed table's column)
     assert "not_a_keyword" not in help_
+
+
+def test_ql_keywords_command() -> None:
+    from click.testing import CliRunner
+
+    from lake.cli import main
+
+    r = CliRunner().invoke(main, ["keywords", "EXPTIME"])
+    assert r.exit_code == 0 and r.output.startswith(
+        "EXPTIME    double  exposure duration (seconds)--calculated [s]"
+    )
+    assert "uvisflt_0" in r.output.splitlines()[1]
+    r = CliRunner().invoke(main, ["keywords", "DELTATIM", "--table", "irraw_1"])
+    assert r.exit_code == 0 and "DELTATIM" in r.output
+    r = CliRunner().invoke(main, ["keywords", "no such thing"])
+    assert r.exit_code == 1 and r.output == "Error: no keyword matches 'no such thing'\n"
