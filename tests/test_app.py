@@ -322,6 +322,9 @@ def test_monitor_page_chart_and_empty_monitor() -> None:
     results = results.value
     assert len(results) >= 1 and str(results["expstart"].dtype).startswith("datetime")
     assert results["expstart"].min().year >= 2009
+    # the filters are in the URL: a shared link shows the same rows, and the trend follows them
+    one = page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_amp": "A"})
+    assert set(one.dataframe[-1].value["amp"]) == {"A"} and list(one.dataframe[0].value["amp"]) == ["A"]
     empty = page("monitors", monitor="ir-blobs")
     assert "No results yet" in texts(empty)
 

@@ -27,6 +27,7 @@ def date_range(name: str, everything: Any) -> tuple[float, float]:
         min_value=min(MISSION_START, lo),
         max_value=max(date.today(), hi),
         key=f"mon_{name}_dates",
+        **ui.BOUND,
     )
     start = picked[0] if len(picked) > 0 else lo
     end = picked[1] if len(picked) > 1 else hi
@@ -99,7 +100,7 @@ with ui.shown_errors():
     with st.container(horizontal=True):
         rng = date_range(name, everything)
         for col, values in report.group_columns(everything).items():
-            where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}")
+            where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}", **ui.BOUND)
     rep = report.report(scope, name, rng, where)
     trend_plots(rep)
     trend_tables(rep)
