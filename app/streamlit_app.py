@@ -12,6 +12,7 @@ PAGES = {
         st.Page("app_pages/dataset.py", title="Dataset", icon=":material/image:"),
         st.Page("app_pages/search.py", title="Search", icon=":material/travel_explore:"),
         st.Page("app_pages/query.py", title="Query", icon=":material/search:"),
+        st.Page("app_pages/keywords.py", title="Keywords", icon=":material/menu_book:"),
     ],
     "Quality": [
         st.Page("app_pages/anomalies.py", title="Anomalies", icon=":material/flag:"),

@@ -148,12 +148,14 @@ def linked_table(
     label: str = "dataset",
     columns: list[str] | None = None,
     badges: bool | dict[str, str] = True,
+    column_config: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> None:
     """A table whose ``rootname`` column becomes a first column of links to the Dataset page, followed
     by the anomaly flags in force (``badges``: one query for the whole table, or the flags already
-    read); ``proposid`` links to the proposal in Browse and ``asn_id`` to the association's page."""
-    config: dict[str, Any] = {}
+    read); ``proposid`` links to the proposal in Browse and ``asn_id`` to the association's page.
+    ``column_config``: the other columns' (formats, help)."""
+    config: dict[str, Any] = dict(column_config or {})
     if "rootname" in df.columns:
         flagged = badges if isinstance(badges, dict) else anomaly_badges(df["rootname"]) if badges else {}
         df = df.assign(**{label: [dataset_url(r) for r in df["rootname"]]})
@@ -170,7 +172,23 @@ def linked_table(
     if "asn_id" in df.columns:
         df = df.assign(asn_id=[_asn_url(a) for a in df["asn_id"]])
         config["asn_id"] = st.column_config.LinkColumn("asn_id", display_text=r"rootname=(.*)")
+    config = keyword_help(df.columns, config)
     st.dataframe(df, column_config=config, hide_index=True, width="stretch", **kwargs)
+
+
+def keyword_help(columns: Any, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``config`` (a ``column_config``) with each documented column's keyword, doc, unit and type from
+    ``schemas/`` as its header tooltip (``help``); a column's own settings and help are kept."""
+    from lake.keywords import column_help
+
+    out = dict(config or {})
+    for col, text in column_help(columns).items():
+        mine = out.get(col)
+        if mine is None:
+            out[col] = st.column_config.Column(help=text)
+        elif isinstance(mine, dict) and not mine.get("help"):
+            out[col] = {**mine, "help": text}
+    return out
 
 
 def anomaly_badges(rootnames: Any) -> dict[str, str]:

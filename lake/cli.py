@@ -543,6 +543,22 @@ def tables_cmd(lake: str | None) -> None:
         click.echo(f"{name:24} {n:>12}")
 
 
+@main.command("keywords")
+@click.argument("text", default="")
+@click.option("--table", default=None, help="Only keywords of this table (uvisflt, or one HDU's: uvisflt_1).")
+@handle_errors
+def keywords_cmd(text: str, table: str | None) -> None:
+    """Header keywords whose name or doc contains TEXT: doc, unit, type and the tables (HDUs) with each."""
+    from lake.keywords import keywords
+
+    t = keywords(text, table=table)
+    if not t.num_rows:
+        raise click.ClickException(f"no keyword matches {text!r}" + (f" in {table}" if table else ""))
+    for r in t.to_pylist():
+        unit = f" [{r['unit']}]" if r["unit"] else ""
+        click.echo(f"{r['keyword']:10} {r['type']:7} {r['doc']}{unit}\n{'':18} in {r['tables']}")
+
+
 @main.command("reference")
 @click.argument("readme", default="README.md")
 @click.option("--check", is_flag=True, help="Only report whether the tables are current (exit 1 if not).")

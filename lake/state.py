@@ -89,6 +89,25 @@ CREATE TABLE IF NOT EXISTS pins_history (
     tables       TEXT NOT NULL     -- JSON: table -> snapshot id
 );
 CREATE INDEX IF NOT EXISTS pins_history_at ON pins_history (committed_at);
+-- the site's saved queries: a user's name for a Query page state (its URL parameters); a save under a
+-- name already used replaces it, a delete is one more event (private to their user: not a lake table)
+CREATE TABLE IF NOT EXISTS saved_query_events (
+    event_id   INTEGER PRIMARY KEY AUTOINCREMENT,
+    ts         TEXT NOT NULL,      -- UTC ISO 8601
+    user       TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    action     TEXT NOT NULL CHECK (action IN ('save', 'delete')),
+    params     TEXT                -- JSON: the page's URL parameters
+);
+CREATE INDEX IF NOT EXISTS saved_query_events_user ON saved_query_events (user, name);
+"""
+
+# a user's saved queries in force: per name, the latest event, if it is a save
+SAVED_QUERIES_SQL = """
+SELECT name, ts AS saved_at, params FROM (
+    SELECT *, ROW_NUMBER() OVER (PARTITION BY user, name ORDER BY event_id DESC) AS k
+    FROM saved_query_events WHERE user = ?
+) WHERE k = 1 AND action = 'save' ORDER BY name
 """
 
 # the flags in force: per dataset and anomaly type, the latest event, if it is a flag

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,12 @@ class Monitor:
     # the README's table of monitors is generated from these (lake.reference)
     measures: str = ""  # what it measures, in a sentence or two
     claim: str = ""  # what it is checked against in the generated archive's truth table
+    # for the site's analysts: what it measures and how to read its plot, in plain words (no method notes)
+    description: str = ""
+    # the trend() summary as titled tables people read (units in column names, values rounded to their
+    # errors; monitors/calibration/summary.py)
+    tables: Callable[[dict[str, Any]], dict[str, list[dict[str, Any]]]] | None = None
+    units: dict[str, str] = field(default_factory=dict)  # result column -> unit, for the site's tables
 
 
 def table_name(name: str) -> str:

@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from lake.access import read_sql
 
 APP = str(Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py")
-PAGES = ["home", "browse", "dataset", "search", "query", "anomalies", "monitors", "jobs"]
+PAGES = ["home", "browse", "dataset", "search", "query", "keywords", "anomalies", "monitors", "jobs"]
 USERS: dict[str, dict[str, Any]] = {
     "team": {"is_logged_in": True, "email": "alice@stsci.edu", "name": "Alice", "groups": ["wfc3-team"]},
     "outsider": {"is_logged_in": True, "email": "bob@example.org", "name": "Bob", "groups": []},
@@ -163,6 +163,45 @@ def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
     assert charts and '"x"' in charts[-1].proto.spec
 
 
+def test_query_plot_colours_by_a_category_on_a_date_axis() -> None:
+    import json
+
+    at = page(
+        "query", tab="Plot", plot_table="master", plot_x="expstart", plot_y="exptime", plot_colour="filter"
+    )
+    spec = json.loads(at.get("vega_lite_chart")[-1].proto.spec)
+    enc = spec["encoding"]
+    assert enc["x"]["type"] == "temporal" and enc["x"]["title"] == "expstart (date, UTC)"
+    assert enc["y"]["type"] == "quantitative" and enc["y"]["title"] == "exptime (s)"  # the unit from schemas/
+    assert enc["color"]["type"] == "nominal" and enc["color"]["title"] == "filter"
+    assert at.selectbox(key="plot_colour").options[1:3] == ["filter", "detector"]  # categories first
+
+
+def column_help(df: Any) -> dict[str, str]:
+    """The header tooltips of a shown table (st.column_config help)."""
+    import json
+
+    cols = json.loads(df.proto.columns or "{}")
+    return {k: v["help"] for k, v in cols.items() if v.get("help")}
+
+
+def test_keyword_browser_and_column_help() -> None:
+    at = page("keywords", kw_text="EXPTIME")
+    assert "**EXPTIME**: exposure duration (seconds)--calculated · unit **s** · type double" in texts(at)
+    df = at.dataframe[0].value
+    assert df["keyword"].iloc[0] == "EXPTIME" and df["unit"].iloc[0] == "s"
+    assert "uvisflt_0" in df["tables"].iloc[0] and "sql_text=SELECT" in df["query"].iloc[0]
+    at.text_input(key="kw_text").input("temperature").run()
+    assert len(at.dataframe[0].value) >= 2 and "EXPTIME" not in set(at.dataframe[0].value["keyword"])
+    # result tables carry the keyword docs as column help: Query form, Browse
+    q = page("query", find="1", q_detector="UVIS")
+    helps = column_help(result_table(q))
+    assert helps["exptime"] == "EXPTIME · exposure duration (seconds)--calculated · s · double"
+    assert "DATE-OBS" in helps["date_obs"]
+    b = page("browse", browse_detector="UVIS")
+    assert column_help(result_table(b))["targname"].startswith("TARGNAME · ")
+
+
 def _in_range(widget: Any, value: tuple[date, date]) -> tuple[date, date]:
     """What Chromium's date picker lets through: a date outside [min, max] is refused ("Date set outside
     allowed range") and never reaches the server, which is how 2015 was silently dropped (#18)."""
@@ -258,10 +297,34 @@ def test_anomaly_flag_and_history(site_lake: dict[str, Any]) -> None:
 
 
 def test_monitor_page_chart_and_empty_monitor() -> None:
+    import json
+
+    from monitors.registry import get
+
     at = page("monitors", monitor="uvis-darks")
-    spec = at.get("vega_lite_chart")[0].proto.spec
-    assert "median_dark" in spec
-    assert len(at.dataframe[-1].value) >= 1
+    spec = json.loads(at.get("vega_lite_chart")[0].proto.spec)
+    # dates on the axis, the unit in its title (not MJD)
+    point = next(layer for layer in spec["layer"] if layer["mark"]["type"] == "point")
+    assert point["encoding"]["x"]["type"] == "temporal" and "MJD" not in json.dumps(spec)
+    assert point["encoding"]["y"]["title"] == "median dark current (e-/hr)"
+    # what it measures in plain words; no method notes; the plots not hidden in a collapsed section
+    said = texts(at)
+    assert get("uvis-darks").description in said
+    assert not any(x in said for x in ("[I]", "docs/background", "ISR", "§")) and not at.expander
+    # the trend as a table with units and errors, not JSON; the results with dates
+    assert not at.json
+    trend = at.dataframe[0].value
+    level = trend["dark current in 2009 (e-/hr)"]
+    assert list(trend["amp"]) == ["A", "B", "C", "D"] and all(" ± " in v for v in level)
+    assert all(len(v.split(" ± ")[1].replace(".", "").strip("0")) <= 2 for v in level)  # 2 figures of error
+    results = at.dataframe[-1]
+    assert json.loads(results.proto.columns)["median_dark"]["label"] == "median_dark (e-/hr)"  # units
+    results = results.value
+    assert len(results) >= 1 and str(results["expstart"].dtype).startswith("datetime")
+    assert results["expstart"].min().year >= 2009
+    # the filters are in the URL: a shared link shows the same rows, and the trend follows them
+    one = page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_amp": "A"})
+    assert set(one.dataframe[-1].value["amp"]) == {"A"} and list(one.dataframe[0].value["amp"]) == ["A"]
     empty = page("monitors", monitor="ir-blobs")
     assert "No results yet" in texts(empty)
 
@@ -317,3 +380,64 @@ def test_guest_split_follows_the_proposals_file(
     os.utime(proposals, ns=(0, proposals.stat().st_mtime_ns + 10**9))  # (a later mtime, whatever the clock)
     after = datasets(page("home", "guest"))
     assert after > before  # the secret proposal's datasets became public
+
+
+def test_saved_queries_per_user() -> None:
+    at = page("query", "team", q_detector="UVIS", q_target="NGC", find="1")
+    at.text_input(key="saved_name").input("UVIS  NGC").run()
+    at.button(key="saved_save").click().run()
+    assert "Saved as “UVIS NGC”" in texts(at)
+    mine = saved_list(at)
+    row = mine[mine["name"] == "UVIS NGC"].iloc[0]
+    assert row["url"].startswith("query?") and "q_detector=UVIS" in row["url"] and "find=1" in row["url"]
+    # the saved URL opens the same result in a new session
+    params = dict(p.split("=", 1) for p in row["url"].split("?", 1)[1].split("&"))
+    again = page("query", "team", **params)
+    assert len(result_table(again).value) == len(result_table(at).value) > 0
+    # another user has their own list; a guest cannot save
+    bob = page("query", "outsider", q_detector="IR")
+    bob.text_input(key="saved_name").input("IR").run()
+    bob.button(key="saved_save").click().run()
+    assert list(saved_list(bob)["name"]) == ["IR"]
+    guest = page("query", "guest")
+    assert "Log in to save queries" in texts(guest) and not [b for b in guest.button if b.key == "saved_save"]
+    # deleted, it is gone
+    at.selectbox(key="saved_pick").set_value("UVIS NGC").run()
+    at.button(key="saved_delete").click().run()
+    assert "“UVIS NGC” deleted" in texts(at) and "UVIS NGC" not in set(saved_list(at)["name"])
+
+
+def result_table(at: AppTest) -> Any:
+    """The last table of datasets on the page (its first column links to the Dataset page)."""
+    return [df for df in at.dataframe if "dataset" in df.value.columns][-1]
+
+
+def saved_list(at: AppTest) -> Any:
+    """The Saved queries table (empty when the user has none)."""
+    import pandas as pd
+
+    for df in at.dataframe:
+        if list(df.value.columns) == ["name", "url", "saved_at"]:
+            return df.value
+    return pd.DataFrame({"name": []})
+
+
+def test_dataset_by_rootname_prefix_and_diff_by_file_name(site_lake: dict[str, Any]) -> None:
+    roots = read_sql("SELECT rootname FROM master ORDER BY rootname", site_lake["lake"]).column(0).to_pylist()
+    unique = next(r[:8] for r in roots if sum(x.startswith(r[:8]) for x in roots) == 1)
+    several = next(r[:6] for r in roots if 1 < sum(x.startswith(r[:6]) for x in roots) <= 200)
+    one = page("dataset", rootname=unique.upper())
+    full = next(r for r in roots if r.startswith(unique))
+    assert full in one.subheader[0].value and "the only dataset starting with" in texts(one)
+    many = page("dataset", rootname=several)
+    listed = result_table(many).value
+    assert len(listed) == sum(r.startswith(several) for r in roots) and "pick one" in texts(many)
+    # the diff takes a bare file name, as `ql header` does
+    root = dark_root(site_lake)
+    at = page("dataset", rootname=root, ds_tab="Diff")
+    files = read_sql(f"SELECT path FROM files WHERE rootname = '{root}' AND status = 'ok'", site_lake["lake"])
+    other = files.column(0).to_pylist()[-1].rsplit("/", 1)[-1]
+    at.text_input(key="diff_other").input(other).run()
+    assert not at.exception and not at.error and "keywords differ" in texts(at)
+    at.text_input(key="diff_other").input("nosuchfile_raw.fits").run()
+    assert "'nosuchfile_raw.fits' is not in the lake" in texts(at)

@@ -258,3 +258,25 @@ def test_flag_beside_the_preview_and_the_badge_in_browse(server: dict[str, Any],
     assert "alice" not in guest.content()
     goto(guest, f"{base}/anomalies")
     assert "alice" not in guest.content()
+
+
+def test_monitor_page_reads_as_an_analysts_page(server: dict[str, Any], browser: Any) -> None:
+    """Item 7: the description in plain words, the trend plot first (not collapsed), the trend as a
+    table (not JSON), no internal notes, in the browser a guest uses."""
+    from monitors.registry import get
+
+    pg = new_page(browser)
+    goto(pg, f"{server['url']}/monitors?monitor=uvis-darks")
+    pg.get_by_role("heading", name="Trend of the results shown").wait_for(timeout=60_000)
+    body = pg.locator('[data-testid="stMain"]').inner_text()
+    assert " ".join(get("uvis-darks").description.split()) in " ".join(body.split())
+    assert not any(x in body for x in ("[I]", "docs/background", "ISR", "§", '"slope"', "MJD"))
+    chart = pg.locator('[data-testid="stVegaLiteChart"]').first.bounding_box()
+    trend = pg.get_by_role("heading", name="Trend of the results shown").bounding_box()
+    results = pg.get_by_role("heading", name=re.compile(r"^Results \(")).bounding_box()
+    assert chart and trend and results and chart["y"] < trend["y"] < results["y"]
+    assert pg.get_by_text("Dark current per amplifier (a line fitted against time)").count() == 1
+    assert (
+        not pg.locator('[data-testid="stExpander"]').count()
+        and not pg.locator('[data-testid="stJson"]').count()
+    )

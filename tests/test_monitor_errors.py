@@ -76,3 +76,31 @@ def test_snowball_rate_has_a_poisson_error() -> None:
     assert s["rate_per_hour"] == pytest.approx(0.75) and s["rate_err"] == pytest.approx(0.25)
     none = ir_snowballs.trend(table(0, 10.0))["all"]
     assert none["rate_per_hour"] == 0.0 and none["rate_err"] == pytest.approx(0.1841)
+
+
+def test_summary_values_are_rounded_to_their_errors() -> None:
+    from monitors.calibration.summary import fit_rows, mjd_date, number, percent, with_error
+
+    assert with_error(1.553123456789, 0.0021234) == "1.5531 ± 0.0021"
+    assert with_error(0.99995123, 1.1e-5) == "0.999951 ± 0.000011"
+    assert with_error(-1.234e-5, 3.1e-6) == "(-1.23 ± 0.31) × 10⁻⁵"
+    assert with_error(12.3456, float("nan")) == "12.35" == number(12.3456)
+    assert with_error(float("nan"), 1.0) == "–"
+    assert percent(-0.0021, 0.00043) == "-0.210 ± 0.043"
+    assert mjd_date(57023.7) == "2015-01-01"
+    fits = {"A": {"slope": 0.123456, "slope_err": 0.01, "intercept": 2.5, "intercept_err": 0.05, "n": 7},
+            "B": {"slope": float("nan"), "n": 0}}  # fmt: skip
+    rows = fit_rows(fits, "amp", "dark current", "e-/hr")
+    assert rows == [{"amp": "A", "dark current in 2009 (e-/hr)": "2.500 ± 0.050",
+                     "change per year (e-/hr/yr)": "0.123 ± 0.010", "points": 7}]  # fmt: skip
+
+
+def test_every_monitor_tells_analysts_what_it_measures_in_plain_words() -> None:
+    from monitors.registry import all_monitors
+
+    for m in all_monitors():
+        assert len(m.description) > 200, m.name
+        assert m.tables is not None, m.name
+        assert m.units and set(m.units) <= set(m.schema.names), m.name  # units of its own result columns
+        for internal in ("[I]", "[S]", "ISR", "docs/", "§", ".py"):
+            assert internal not in m.description, (m.name, internal)

@@ -6,6 +6,7 @@ Everything runs on a real generated lake (``site_lake``) with real DuckDB, Parqu
 from __future__ import annotations
 
 import io
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -322,9 +323,14 @@ def test_monitor_report_scoped(scopes: dict[str, Scope]) -> None:
     team = report.report(scopes["team"], "uvis-darks")
     guest = report.report(scopes["guest"], "uvis-darks")
     assert team.results.num_rows > 0 and team.summary and team.pngs
-    assert guest.results.num_rows <= team.results.num_rows and not guest.pngs and not guest.summary
+    # the PNGs are drawn from every input: team only; the trend summary is of the rows each may see
+    assert guest.results.num_rows <= team.results.num_rows and not guest.pngs
+    own = report.get("uvis-darks").trend(guest.measured) if guest.measured.num_rows else {}
+    assert json.dumps(guest.summary, default=float) == json.dumps(own, default=float)
+    assert team.tables["Dark current per amplifier (a line fitted against time)"]
     spec = report.chart(team)
     assert spec is not None and len(spec["data"]["values"]) == team.results.num_rows
+    assert all(v["date"] >= "2009" for v in spec["data"]["values"])  # EXPSTART as a date, not an MJD
     assert "chip" in team.groups
     one = report.report(scopes["team"], "uvis-darks", where={"chip": [1]})
     assert set(one.results.column("chip").to_pylist()) == {1}

@@ -86,12 +86,31 @@ def previews(ok: list[str], first: int, shown: bool) -> None:
             st.image(preview.preview(scope, ppath, h, stretch, 768), caption=label, output_format="PNG")
 
 
+def pick_dataset(typed: str) -> str:
+    """The dataset ``typed`` names: itself, or the one rootname starting with it; several: a list of
+    them to pick from (and the page stops there)."""
+    if scope.visible(typed):
+        return typed
+    found = browse.datasets_starting(scope, typed, limit=201)
+    if found.num_rows == 1:
+        root = str(found.column("rootname")[0].as_py())
+        st.caption(f"{root}: the only dataset starting with “{typed}”")
+        return root
+    if not found.num_rows:
+        return typed  # (the Dataset page says why it is not there)
+    many = "the first 200 datasets" if found.num_rows > 200 else f"{found.num_rows} datasets"
+    st.markdown(f"**{many} start with “{typed}”**: pick one")
+    ui.linked_table(found.slice(0, 200).to_pandas(), key="ds_prefix_table")
+    st.stop()
+
+
 with ui.shown_errors():
     scope = ui.scope()
     root = st.text_input("Rootname", key="rootname", placeholder="ib6v01ijq", **ui.BOUND).strip().lower()
     if not root:
         st.info("Enter a rootname, or pick a dataset on the Browse or Query page.")
         st.stop()
+    root = pick_dataset(root)
     d = browse.dataset(scope, root)
     heading(d)
     navigation(d)
@@ -104,6 +123,7 @@ with ui.shown_errors():
         ),
         hide_index=True,
         width="stretch",
+        column_config=ui.keyword_help(files.columns),
     )
     ok = files[files["status"] == "ok"]["path"].tolist()
     if not ok:
@@ -163,10 +183,11 @@ with ui.shown_errors():
                 st.caption("Flagging needs a logged-in WFC3 team member.")
     with tab_d:
         others = st.text_input(
-            "Compare with (path of any file in the lake)",
+            "Compare with (any file in the lake: its name, such as ib6v01ijq_raw.fits, or its path)",
             key="diff_other",
-            value=ok[1] if len(ok) > 1 else ok[0],
+            value=(ok[1] if len(ok) > 1 else ok[0]).rsplit("/", 1)[-1],
         )
+        others = headerview.resolve_file(scope, others)
         with st.container(horizontal=True):
             a = st.selectbox("File A", ok, key="diff_a")
             ha = st.number_input("HDU A", 0, 100, 0, key="diff_ha")

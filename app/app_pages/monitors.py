@@ -1,12 +1,78 @@
-"""Monitors: one view per calibration monitor: trend plot with filters, latest results, input links."""
+"""Monitors: one view per calibration monitor for analysts: what it measures and how to read it, the
+trend plots first (dates on the axis, units, error bars), the trend as a table with units and errors,
+then the results."""
+
+from datetime import date
+from typing import Any
 
 import streamlit as st
 import ui
 
 from app.data import alerts
 from app.data import monitor_report as report
-from lake.proprietary import now_mjd
 from monitors.registry import MODULES, get
+
+MISSION_START = date(2009, 1, 1)
+
+
+def date_range(name: str, everything: Any) -> tuple[float, float]:
+    """The dates picked (EXPSTART, whole days) as an MJD range; the whole mission when nothing is."""
+    if "expstart" not in everything.column_names:
+        return (0.0, 1e6)
+    mjds = [v for v in everything.column("expstart").to_pylist() if v is not None]
+    lo, hi = report.date_of(min(mjds)), report.date_of(max(mjds))
+    picked = st.date_input(
+        "Dates (EXPSTART, UTC)",
+        (lo, hi),
+        min_value=min(MISSION_START, lo),
+        max_value=max(date.today(), hi),
+        key=f"mon_{name}_dates",
+        **ui.BOUND,
+    )
+    start = picked[0] if len(picked) > 0 else lo
+    end = picked[1] if len(picked) > 1 else hi
+    return report.mjd_of(start), report.mjd_of(end) + 1.0
+
+
+def trend_plots(rep: report.Report) -> None:
+    spec = report.chart(rep)
+    if spec:
+        st.vega_lite_chart(spec, width="stretch")
+    if rep.pngs:  # (drawn from every input by the last run: team members only)
+        st.caption("The last run's plots, from all inputs (not filtered); dates as decimal years.")
+        cols = st.columns(2)
+        for i, p in enumerate(rep.pngs):
+            cols[i % 2].image(str(p), caption=p.stem.replace("_", " "), output_format="PNG")
+
+
+def trend_tables(rep: report.Report) -> None:
+    if not rep.tables:
+        return
+    st.subheader("Trend of the results shown")
+    st.caption("1-sigma errors; a line fitted against time gives the level in 2009 and the change per year.")
+    for title, rows in rep.tables.items():
+        st.markdown(f"**{title}**")
+        if rows:
+            st.dataframe(rows, hide_index=True, width="stretch")
+        else:
+            st.caption("none")
+
+
+def results_table(rep: report.Report) -> None:
+    st.subheader(f"Results ({rep.results.num_rows:,} rows, newest first)")
+    df = report.shown(rep.results, first=rep.monitor.schema.names).to_pandas()
+    config: dict[str, Any] = {}
+    units = rep.monitor.units
+    for c in df.columns:
+        label = f"{c} ({units[c]})" if c in units else c
+        if str(df[c].dtype).startswith("datetime"):
+            config[c] = st.column_config.DatetimeColumn(label, format="YYYY-MM-DD HH:mm")
+        elif str(df[c].dtype).startswith("float"):
+            config[c] = st.column_config.NumberColumn(label, format="%.6g")
+        elif c in units:
+            config[c] = st.column_config.Column(label)
+    ui.linked_table(df.head(500), label="input", column_config=config)
+
 
 st.title("Monitors")
 
@@ -19,8 +85,8 @@ with ui.shown_errors():
     st.query_params["monitor"] = name
     m = get(name)
     st.subheader(m.title)
-    if m.doc:
-        st.caption(m.doc)
+    if m.description:
+        st.markdown(m.description)
     for a in alerts.open_alerts(scope, subject=name).to_pylist():  # (team members only)
         said = f"**{a['severity']}** alert {a['alert_id']}, {a['rule']}: {a['subject']}: {a['detail']}"
         st.warning(
@@ -30,31 +96,12 @@ with ui.shown_errors():
     if not everything.num_rows:
         st.info(f"No results yet: run 'ql monitor run {name}'.")
         st.stop()
-    groups = report.group_columns(everything)
     where = {}
     with st.container(horizontal=True):
-        if "expstart" in everything.column_names:
-            lo = float(min(everything.column("expstart").to_pylist()))
-            hi = float(max(everything.column("expstart").to_pylist()))
-            if hi > lo:
-                rng = st.slider("EXPSTART (MJD)", lo, hi, (lo, hi), key=f"mon_{name}_mjd")
-            else:
-                rng = (lo, hi)
-        else:
-            rng = (0.0, now_mjd())
-        for col, values in groups.items():
-            where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}")
+        rng = date_range(name, everything)
+        for col, values in report.group_columns(everything).items():
+            where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}", **ui.BOUND)
     rep = report.report(scope, name, rng, where)
-    spec = report.chart(rep)
-    if spec:
-        st.vega_lite_chart(spec, width="stretch")
-    if rep.summary:
-        with st.expander("Trend summary (all inputs)"):
-            st.json(rep.summary)
-    st.subheader(f"Latest results ({rep.results.num_rows:,} rows)")
-    df = rep.results.to_pandas()
-    ui.linked_table(df.head(500), label="input")
-    if rep.pngs:
-        with st.expander(f"Report plots ({len(rep.pngs)})"):
-            for p in rep.pngs:
-                st.image(str(p), caption=p.name, output_format="PNG")
+    trend_plots(rep)
+    trend_tables(rep)
+    results_table(rep)

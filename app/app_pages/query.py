@@ -4,12 +4,13 @@ import io
 from typing import Any
 
 import altair as alt
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import streamlit as st
 import ui
 
-from app.data import browse, search
+from app.data import browse, saved, search
 from app.data.scope import Scope
 
 st.title("Query")
@@ -140,8 +141,45 @@ def sql_section(shown: bool) -> None:
     downloads(r.table, "query")
 
 
+CATEGORIES = 20  # a colour column with at most this many values is a category (one colour each)
+
+
+def plot_channel(pts: Any, field: str, name: str, kind: type = alt.X) -> Any:
+    """An axis for column ``name`` (data in ``pts[field]``): dates for MJD and date columns (converted
+    in ``pts``), the unit from the keyword's schema doc in the title."""
+    from lake.keywords import unit
+
+    u = unit(name)
+    data = pts[field]
+    if u == "MJD" and data.dtype.kind in "iuf":
+        pts[field] = mjd_to_datetime(data)
+        return kind(f"{field}:T", title=f"{name} (date, UTC)")
+    if data.dtype.kind == "M" or u.startswith("date"):
+        pts[field] = pd.to_datetime(data, errors="coerce", utc=True)
+        return kind(f"{field}:T", title=f"{name} (date, UTC)")
+    title = f"{name} ({u})" if u else name
+    if data.dtype.kind in "iuf":
+        return kind(f"{field}:Q", title=title, scale=alt.Scale(zero=False))
+    return kind(f"{field}:N", title=title)
+
+
+def mjd_to_datetime(mjd: Any) -> Any:
+    return pd.to_datetime(mjd - 40587.0, unit="D", utc=True)  # (MJD 40587 = 1970-01-01)
+
+
+def colour_channel(pts: Any, name: str) -> Any:
+    """One colour per value of a category (a string, or a number with few values); a colour scale
+    for a number with many."""
+    data = pts["colour"]
+    if data.dtype.kind in "iuf" and data.nunique() > CATEGORIES:
+        return alt.Color("colour:Q", title=name, scale=alt.Scale(scheme="viridis"))
+    pts["colour"] = data.astype("string").fillna("(none)")
+    return alt.Color("colour:N", title=name, scale=alt.Scale(scheme="category20"))
+
+
 def plot_section(shown: bool) -> None:
-    """Keyword against keyword; every choice lives in the URL."""
+    """Keyword against keyword, coloured by a category (FILTER, DETECTOR, …); MJD and dates as dates;
+    every choice lives in the URL."""
     tables = [t for t in scope.tables if t not in {"cards"}]
     default = tables.index("uvisflt_0") if "uvisflt_0" in tables else 0
     with st.container(horizontal=True):
@@ -153,7 +191,12 @@ def plot_section(shown: bool) -> None:
         y = st.selectbox(
             "Y", cols, index=cols.index("exptime") if "exptime" in cols else 0, key="plot_y", **ui.BOUND
         )
-        colour = st.selectbox("Colour", [None, *cols], key="plot_colour", **ui.BOUND)
+        # categories first: what one colours by
+        firsts = [c for c in ("filter", "detector", "filetype", "imagetyp", "obstype", "aperture", "proposid")
+                  if c in cols]  # fmt: skip
+        colour = st.selectbox(
+            "Colour by", [None, *firsts, *(c for c in cols if c not in firsts)], key="plot_colour", **ui.BOUND
+        )
     where = st.text_input(
         "Where (SQL condition)", key="plot_where", placeholder="filter = 'F606W'", **ui.BOUND
     )
@@ -161,16 +204,67 @@ def plot_section(shown: bool) -> None:
         return
     pts = browse.keyword_plot(scope, table, x, y, where=where, colour=colour).to_pandas()
     st.caption(f"{len(pts):,} rows of {table}")
-    enc = {
-        "x": alt.X("x:Q" if pts["x"].dtype.kind in "iuf" else "x", title=x, scale=alt.Scale(zero=False)),
-        "y": alt.Y("y:Q" if pts["y"].dtype.kind in "iuf" else "y", title=y, scale=alt.Scale(zero=False)),
-        "tooltip": [c for c in pts.columns],
-    }
+    enc = {"x": plot_channel(pts, "x", x), "y": plot_channel(pts, "y", y, alt.Y)}
     if colour:
-        enc["color"] = alt.Color("colour", title=colour)
+        enc["color"] = colour_channel(pts, colour)
+    tips = {"rootname": "rootname", "x": x, "y": y, "colour": colour}
+    enc["tooltip"] = [
+        alt.Tooltip(f"{c}:T", title=tips[c], format="%Y-%m-%d %H:%M")
+        if pts[c].dtype.kind == "M"
+        else alt.Tooltip(c, title=tips[c])
+        for c in pts.columns
+    ]
     st.altair_chart(
         alt.Chart(pts).mark_circle(size=30, opacity=0.7).encode(**enc).interactive(), width="stretch"
     )
+
+
+def _save_query() -> None:
+    from lake.errors import QuicklakeError
+
+    try:
+        name = saved.save(ui.scope(), st.session_state.get("saved_name", ""), st.query_params.to_dict())
+    except QuicklakeError as e:
+        st.session_state["saved_said"] = ("error", str(e))  # the name stays as typed
+        return
+    st.session_state["saved_said"] = ("ok", f"Saved as “{name}”")
+
+
+def _delete_query() -> None:
+    name = st.session_state.get("saved_pick")
+    if name:
+        saved.delete(ui.scope(), name)
+        st.session_state["saved_said"] = ("ok", f"“{name}” deleted")
+
+
+def saved_section() -> None:
+    """Save the page as it is (its URL parameters) under a name; open or delete one's saved queries.
+    Signed-in users only: each sees their own."""
+    with st.expander("Saved queries", icon=":material/bookmark:"):
+        if not scope.viewer.logged_in:
+            st.caption("Log in to save queries. The page's address can be shared as it is.")
+            return
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.text_input("Name", key="saved_name", placeholder="NGC darks in 2015")
+            st.button(
+                "Save this query", key="saved_save", icon=":material/bookmark_add:", on_click=_save_query
+            )
+        kind, text = st.session_state.pop("saved_said", (None, ""))
+        if kind:
+            (st.success if kind == "ok" else st.error)(text)
+        mine = saved.mine(scope).to_pandas()
+        if not len(mine):
+            st.caption("No saved queries yet.")
+            return
+        st.dataframe(
+            mine[["name", "url", "saved_at"]],
+            column_config={"url": st.column_config.LinkColumn("open", display_text="open")},
+            hide_index=True,
+            key="saved_df",
+        )
+        with st.container(horizontal=True, vertical_alignment="bottom"):
+            st.selectbox("Saved query", list(mine["name"]), key="saved_pick")
+            st.button("Delete", key="saved_delete", icon=":material/delete:", on_click=_delete_query)
 
 
 with ui.shown_errors():
@@ -181,3 +275,4 @@ with ui.shown_errors():
     for tab, section in ((form_tab, form_section), (sql_tab, sql_section), (plot_tab, plot_section)):
         with tab, ui.shown_errors():
             section(tab.open is not False)
+    saved_section()

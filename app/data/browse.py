@@ -276,3 +276,14 @@ def members(scope: Scope, asn_rootname: str) -> pa.Table:
         "ORDER BY date_obs, time_obs, rootname",
         [asn_rootname, asn_rootname],
     )
+
+
+def datasets_starting(scope: Scope, prefix: str, limit: int = 50) -> pa.Table:
+    """The datasets the viewer may see whose rootname starts with ``prefix`` (any case), by rootname; at
+    most ``limit`` (suggestions for a Dataset box given part of a rootname)."""
+    p = prefix.strip().lower()
+    return scope.sql(
+        f"SELECT {DATASET_COLUMNS} FROM master WHERE ? <> '' AND starts_with(rootname, ?) ORDER BY rootname "
+        "LIMIT ?",
+        [p, p, int(limit)],
+    )

@@ -11,6 +11,7 @@ import difflib
 import pyarrow as pa
 
 from app.data.scope import Scope
+from lake.errors import QueryError
 
 
 def cards(
@@ -83,3 +84,31 @@ def keyword_diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int)
         "USING (keyword) WHERE a.v IS DISTINCT FROM b.v ORDER BY keyword",
         [path_a, hdu_a, path_b, hdu_b],
     )
+
+
+def resolve_file(scope: Scope, name: str) -> str:
+    """The archive path of ``name`` (as ``ql header`` accepts it): an archive path, or a bare file name
+    such as ``ib6v01ijq_raw.fits`` (or an absolute path), matched on the name among the files the viewer
+    may see. Ambiguous or unknown names are errors that say what to give instead."""
+    n = name.strip()
+    if not n:
+        raise QueryError("give a file: its name (ib6v01ijq_raw.fits) or its archive path")
+    if scope.sql("SELECT count(*) AS n FROM files WHERE path = ?", [n]).column("n")[0].as_py():
+        return n
+    base = n.rsplit("/", 1)[-1]
+    root = base.split("_", 1)[0].lower()
+    found = (
+        scope.sql(
+            "SELECT path FROM files WHERE rootname = ? AND status = 'ok' "
+            "AND (path = ? OR ends_with(path, ?)) ORDER BY path",
+            [root, base, "/" + base],
+        )
+        .column("path")
+        .to_pylist()
+    )
+    if len(found) == 1:
+        return str(found[0])
+    if found:
+        raise QueryError(f"{n}: ambiguous, matches {', '.join(found[:5])}; give the archive path")
+    scope.require_file(n)  # (raises: not in the lake, or not for this viewer)
+    return n

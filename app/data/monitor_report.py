@@ -1,14 +1,15 @@
 """A monitor's report as the site shows it: results from the lake, filtered, and plots drawn from them.
 
 Results are read through the viewer's :class:`app.data.scope.Scope` (a guest sees results of public inputs
-only); the trend summary and PNGs are the products the last run wrote under
-``<lake>/reports/monitors/<name>/``.
+only); the trend summary is the monitor's own ``trend()`` of the results shown (so it follows the filters
+and the viewer's scope), turned into tables people read by the monitor's ``tables``; the PNGs are the
+products the last run wrote under ``<lake>/reports/monitors/<name>/`` (from every input: team only).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +17,32 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from app.data.scope import Scope
-from monitors.framework import Monitor, table_name
+from monitors.calibration.summary import MJD_EPOCH
+from monitors.framework import REFUSED, Monitor, table_name
 from monitors.registry import get
 
 GROUP_MAX = 24  # a string or integer column with at most this many values can be a filter
+MJD_COLUMNS = ("expstart", "window_end", "anneal_mjd", "first_seen")  # shown as dates
+HIDDEN = ("hot_pixels", "inputs", "stimuli")  # long lists, left to SQL: not for a table cell
+COUNTS = ("n_", "npix", "nsamp", "area")  # integer columns that count things: no filter on them
 
 
 @dataclass(frozen=True)
 class Report:
     monitor: Monitor
     results: pa.Table  # filtered, newest first
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # the monitor's trend() of the measured rows among ``results``
     pngs: list[Path]
     groups: dict[str, list[Any]]  # filterable columns and their values (of all results)
+    tables: dict[str, list[dict[str, Any]]]  # the summary as titled tables with units
+
+    @property
+    def measured(self) -> pa.Table:
+        """The results with numbers (refused inputs left out)."""
+        t = self.results
+        if REFUSED not in t.column_names:
+            return t
+        return t.filter(pc.is_null(t.column(REFUSED))).drop_columns([REFUSED])
 
 
 def results(scope: Scope, name: str) -> pa.Table:
@@ -43,8 +57,10 @@ def results(scope: Scope, name: str) -> pa.Table:
 def group_columns(t: pa.Table) -> dict[str, list[Any]]:
     out = {}
     for f in t.schema:
-        if f.name in {"rootname", "path", "run_id", "inputs", "hot_pixels"} or not (
-            pa.types.is_string(f.type) or pa.types.is_integer(f.type)
+        if (
+            f.name in {"rootname", "path", "run_id", "inputs", "hot_pixels"}
+            or f.name.startswith(COUNTS)
+            or not (pa.types.is_string(f.type) or pa.types.is_integer(f.type))
         ):
             continue
         values = pc.unique(t.column(f.name).drop_null()).to_pylist()
@@ -72,11 +88,41 @@ def report(
     if "expstart" in t.column_names and t.num_rows:
         t = t.sort_by([("expstart", "descending")])
     out = scope.lake_root / "reports" / "monitors" / name
-    # the summary and PNGs are drawn from every input, proprietary ones included: team members only
-    team = scope.viewer.team
-    summary = json.loads((out / "trend.json").read_text()) if team and (out / "trend.json").exists() else {}
-    pngs = sorted(out.glob("*.png")) if team else []
-    return Report(m, t, summary, pngs, groups)
+    # the PNGs are drawn from every input, proprietary ones included: team members only
+    pngs = sorted(out.glob("*.png")) if scope.viewer.team else []
+    rep = Report(m, t, {}, pngs, groups, {})
+    measured = rep.measured
+    if not measured.num_rows:
+        return rep
+    summary = m.trend(measured)
+    return Report(m, t, summary, pngs, groups, m.tables(summary) if m.tables else {})
+
+
+def mjd_of(d: date) -> float:
+    """The MJD of a date's midnight (UTC)."""
+    return float((d - MJD_EPOCH).days)
+
+
+def date_of(mjd: float) -> date:
+    return MJD_EPOCH + timedelta(days=float(mjd))
+
+
+def shown(t: pa.Table, first: list[str] | None = None) -> pa.Table:
+    """The results as a table shows them: the columns ``first`` (the monitor's) first, MJD columns as
+    UTC date-times (``anneal_mjd`` as ``anneal``), long lists left out."""
+    epoch = datetime(MJD_EPOCH.year, MJD_EPOCH.month, MJD_EPOCH.day)
+    names = [n for n in first or [] if n in t.column_names]
+    cols = {}
+    for name in names + [n for n in t.column_names if n not in names]:
+        if name in HIDDEN:
+            continue
+        col = t.column(name)
+        if name in MJD_COLUMNS and pa.types.is_floating(col.type):
+            col = pa.array([None if v is None else epoch + timedelta(days=v) for v in col.to_pylist()],
+                           pa.timestamp("ms"))  # fmt: skip
+            name = name.removesuffix("_mjd")
+        cols[name] = col
+    return pa.table(cols)
 
 
 def chart(rep: Report) -> dict[str, Any] | None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import vega_trend
+from monitors.calibration.summary import Rows, percent
 from monitors.framework import Monitor
 
 SATURATION = 70000.0
@@ -118,6 +119,23 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     return [p]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The programmes ranked by their mean fraction of pixels above saturation, worst first."""
+    rows = [
+        {
+            "proposid": p["proposid"],
+            "PI": p["pi"],
+            "images": p["n_images"],
+            "mean above saturation (%)": percent(p["mean_sat"]),
+            "mean above 2 x saturation (%)": percent(p["mean_2x"]),
+            "worst image above saturation (%)": percent(p["worst_sat"]),
+            "worst target": p["worst_target"],
+        }
+        for p in summary.get("programs", [])
+    ]
+    return {"Programmes, worst first": rows}
+
+
 MONITOR = Monitor(
     "ir-bad-actors",
     "IR bad actors (persistence-causing exposures)",
@@ -126,8 +144,19 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "x_1", "proposid", "IR fraction of pixels above saturation"),
+    lambda t: vega_trend(
+        t, "x_1", "proposid", "IR pixels above saturation", label="fraction of pixels above saturation"
+    ),
     __doc__ or "",
     measures="per exposure the fraction of pixels above 0.5-10 x saturation; programs ranked",
     claim="exact fractions",
+    description=(
+        "Exposures likely to leave persistence: an IR pixel that receives more light than it can hold "
+        "(saturation, about 70,000 electrons) keeps a faint ghost image for hours. Each point is one IR "
+        "exposure: the fraction of its pixels above saturation, coloured by proposal. The table ranks the "
+        "programmes by that fraction, worst first, so that the exposures taken after theirs can be "
+        "checked for ghosts."
+    ),
+    tables=tables,
+    units={"exptime": "s"},
 )

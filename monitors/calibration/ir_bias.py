@@ -18,6 +18,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import IR_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
+from monitors.calibration.summary import Rows, fit_rows
 from monitors.framework import Monitor
 
 QUADS = {"A": (False, False), "B": (False, True), "C": (True, True), "D": (True, False)}  # (top, right)
@@ -108,6 +109,15 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """Per quadrant: the level in 2009 and its change per year."""
+    return {
+        "Zeroth-read level per quadrant (a line fitted against time)": fit_rows(
+            summary, "quadrant", "level", "DN"
+        )
+    }
+
+
 MONITOR = Monitor(
     "ir-bias",
     "IR zeroth-read bias per quadrant",
@@ -116,8 +126,23 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "zeroth_mean", "quad", "IR zeroth read (DN)"),
+    lambda t: vega_trend(
+        t,
+        "zeroth_mean",
+        "quad",
+        "IR zeroth-read level per quadrant",
+        label="zeroth read (DN)",
+        yerr="zeroth_err",
+    ),
     __doc__ or "",
     measures="zeroth-read level per quadrant, drift per year",
     claim="level within 3 DN, drift within 10 %",
+    description=(
+        "The IR detector's bias: the level, in counts (DN), of the first (zeroth) read of each dark, for "
+        "each of the four quadrants. It is set by the electronics and the detector's temperature and "
+        "should change only slowly. Each point is one dark and quadrant with its 1-sigma error bar; a "
+        "jump, or a quadrant drifting apart from the others, is worth a look."
+    ),
+    tables=tables,
+    units={"zeroth_median": "DN", "zeroth_mean": "DN", "zeroth_err": "DN", "zeroth_std": "DN"},
 )

@@ -18,6 +18,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import vega_trend, years
+from monitors.calibration.summary import Rows, mjd_date, percent
 from monitors.framework import Monitor
 
 LIMIT = 0.015
@@ -139,6 +140,22 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     return [p]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The blob catalogue: position, size, depth, first seen, detections."""
+    rows = [
+        {
+            "x (px)": round(c["x"], 1),
+            "y (px)": round(c["y"], 1),
+            "radius (px)": round(c["radius"], 1),
+            "depth (%)": percent(c["depth"]),
+            "first seen": mjd_date(c["first_seen"]),
+            "detections": c["n"],
+        }
+        for c in sorted(summary.get("catalogue", []), key=lambda c: c["first_seen"])
+    ]
+    return {f"Blobs ({len(rows)}), first seen first": rows}
+
+
 MONITOR = Monitor(
     "ir-blobs",
     "IR blobs",
@@ -147,8 +164,17 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "depth", "filter", "IR blob depth"),
+    lambda t: vega_trend(t, "depth", "filter", "IR blob detections", label="depth (fraction of light lost)"),
     __doc__ or "",
     measures="blob detections in IR flats, catalogue with first-seen dates, cumulative count and map",
     claim="recall >= 95 %, false <= 5 %",
+    description=(
+        "Blobs: small, roughly round spots on the IR detector that are a few percent less sensitive than "
+        "their surroundings. They are found in flats; each point of the plot is one detection: its depth "
+        "(the fraction of light lost at its deepest) against the date. New blobs appear over the years "
+        "and old ones stay; the table lists every blob found, where it is (flt pixels) and when it was "
+        "first seen."
+    ),
+    tables=tables,
+    units={"x": "px", "y": "px", "radius": "px"},
 )

@@ -20,6 +20,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import IR_FLT, check
 from monitors.calibration.plotting import trend_png, vega_trend
+from monitors.calibration.summary import Rows
 from monitors.framework import Monitor, Refused
 
 LOOKBACK_H = 16.0
@@ -140,6 +141,15 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The exposures checked and those with persistence above 0.01 e-/s."""
+    s = summary.get("all") or {}
+    if not s:
+        return {}
+    row = {"exposures": s["exposures"], "with persistence above 0.01 e-/s": s["with_persistence_above_0_01"]}
+    return {"Exposures with persistence": [row]}
+
+
 MONITOR = Monitor(
     "ir-persistence",
     "IR persistence (16 h look-back)",
@@ -148,8 +158,16 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "max", None, "IR predicted persistence, max (e-/s)"),
+    lambda t: vega_trend(t, "max", None, "IR predicted persistence", label="worst pixel (e-/s)"),
     __doc__ or "",
     measures="predicted persistence (Fermi model, 16 h look-back, max over stimuli): maps and statistics",
     claim="within 10 % of the injected persistence",
+    description=(
+        "Predicted persistence: for each IR exposure, the afterglow expected from bright exposures taken "
+        "in the 16 hours before it (a model of how trapped charge leaks out over time), in e-/s. Each "
+        "point is one exposure's worst pixel; above about 0.01 e-/s persistence can bias faint sources, "
+        "and the table counts those exposures. Look up an exposure's dataset to see what came before it."
+    ),
+    tables=tables,
+    units={"max": "e-/s", "median": "e-/s", "p90": "e-/s", "p99": "e-/s"},
 )

@@ -20,6 +20,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import row_ranges
 from monitors.calibration.inputs import IR_IMA, check
 from monitors.calibration.plotting import vega_trend, years
+from monitors.calibration.summary import Rows, number, with_error
 from monitors.framework import Monitor
 
 MIN_PIX, MIN_E = 10, 1.0e5
@@ -157,6 +158,16 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     return [p]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The snowballs found, the hours searched and the rate per hour."""
+    s = summary.get("all") or {}
+    if not s:
+        return {}
+    row = {"snowballs": s["snowballs"], "exposure searched (h)": number(s["hours"], 3),
+           "rate (per hour)": with_error(s["rate_per_hour"], s.get("rate_err"))}  # fmt: skip
+    return {"Snowball rate": [row]}
+
+
 MONITOR = Monitor(
     "ir-snowballs",
     "IR snowballs",
@@ -165,8 +176,17 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "total_e", None, "IR snowball energy (e-)"),
+    lambda t: vega_trend(t, "total_e", None, "IR snowballs", label="total charge (e-)"),
     __doc__ or "",
     measures="snowballs in IR dark read stacks: position, read, size, energy; rate per hour",
     claim="every one, with its read; energy within 10 %",
+    description=(
+        "Snowballs: bursts of charge that hit a round patch of IR pixels at once, in one read (thought to "
+        "come from radioactive decay near the detector). They are found between the reads of IR darks; "
+        "each point is one snowball: its total charge in electrons against the date. The table gives how "
+        "many were found in how many hours of exposure, and the rate per hour; a change in the rate would "
+        "be worth a look."
+    ),
+    tables=tables,
+    units={"exptime": "s", "x": "px", "y": "px", "total_e": "e-", "peak_e": "e-"},
 )

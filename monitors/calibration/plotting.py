@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -122,25 +123,51 @@ def trend_png(
     return path
 
 
-def vega_trend(t: pa.Table, y: str, group: str | None, title: str) -> dict[str, Any]:
-    """A Vega-Lite scatter of ``y`` against EXPSTART (the site renders it with st.vega_lite_chart)."""
-    cols = ["expstart", y] + ([group] if group else [])
-    data = [{k: r[k] for k in cols} for r in t.select(cols).to_pylist()]
+def vega_trend(
+    t: pa.Table, y: str, group: str | None, title: str, *, label: str = "", yerr: str | None = None
+) -> dict[str, Any]:
+    """A Vega-Lite scatter of ``y`` against the date of EXPSTART (UTC), one colour per ``group``, with
+    error bars from the column ``yerr``; ``label`` (with its unit) titles the y axis. The tooltip gives
+    the dataset, date and value (the site renders it with st.vega_lite_chart)."""
+    from monitors.calibration.summary import MJD_EPOCH
+
+    epoch = datetime(MJD_EPOCH.year, MJD_EPOCH.month, MJD_EPOCH.day)
+    cols = [c for c in ("rootname", "expstart", y, yerr, group) if c and c in t.column_names]
+    data = []
+    for r in t.select(cols).to_pylist():
+        if r["expstart"] is None or r[y] is None:
+            continue  # (a refused input has no numbers)
+        r["date"] = (epoch + timedelta(days=float(r.pop("expstart")))).isoformat(timespec="seconds")
+        if yerr and r.get(yerr) is not None:
+            r["lo"], r["hi"] = r[y] - r[yerr], r[y] + r[yerr]
+        data.append(r)
+    x = {"field": "date", "type": "temporal", "title": "date (EXPSTART, UTC)", "axis": {"format": "%Y-%m-%d"}}
     enc: dict[str, Any] = {
-        "x": {
-            "field": "expstart",
-            "type": "quantitative",
-            "title": "EXPSTART (MJD)",
-            "scale": {"zero": False},
-        },
-        "y": {"field": y, "type": "quantitative", "scale": {"zero": False}},
+        "x": x,
+        "y": {"field": y, "type": "quantitative", "title": label or y, "scale": {"zero": False}},
+        "tooltip": [
+            *([{"field": "rootname", "title": "dataset"}] if "rootname" in cols else []),
+            {"field": "date", "type": "temporal", "format": "%Y-%m-%d %H:%M", "title": "date"},
+            {"field": y, "type": "quantitative", "format": ".4~g", "title": label or y},
+            *(
+                [{"field": yerr, "type": "quantitative", "format": ".2~g", "title": "± (1 sigma)"}]
+                if yerr
+                else []
+            ),
+            *([{"field": group, "type": "nominal"}] if group else []),
+        ],
     }
     if group:
         enc["color"] = {"field": group, "type": "nominal"}
+    layers: list[dict[str, Any]] = [{"mark": {"type": "point", "filled": True}, "encoding": enc}]
+    if yerr:
+        bars = {"x": x, "y": {"field": "lo", "type": "quantitative"}, "y2": {"field": "hi"}}
+        if group:
+            bars["color"] = enc["color"]
+        layers.insert(0, {"mark": {"type": "rule", "opacity": 0.6}, "encoding": bars})
     return {
         "$schema": "https://vega.github.io/schema/vega-lite/v5.json",
         "title": title,
         "data": {"values": data},
-        "mark": {"type": "point", "tooltip": True},
-        "encoding": enc,
+        "layer": layers,
     }

@@ -18,6 +18,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import trend_png, vega_trend
+from monitors.calibration.summary import Rows, percent
 from monitors.calibration.uvis_darks import AMPS, clipped_mean
 from monitors.framework import Monitor
 
@@ -95,6 +96,17 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The flats measured and those over the limit."""
+    s = summary.get("all") or {}
+    if not s:
+        return {}
+    over = s.get("over_limit") or []
+    row = {"flats": s.get("flats"), "limit (%)": percent(s.get("limit")), "over the limit": len(over),
+           "flats over the limit": ", ".join(over) or "none"}  # fmt: skip
+    return {"Flats against the limit": [row]}
+
+
 MONITOR = Monitor(
     "uvis-bowtie",
     "UVIS QE hysteresis (bowtie)",
@@ -103,8 +115,20 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "amplitude", "chip", "UVIS bowtie amplitude"),
+    lambda t: vega_trend(
+        t, "amplitude", "chip", "UVIS bowtie amplitude", label="amplitude (wedges / rest - 1)"
+    ),
     __doc__ or "",
     measures="QE-hysteresis amplitude (wedges vs rest) in the bowtie programme's flats; threshold crossings",
     claim="within 0.05 %; exactly the planted crossings",
+    description=(
+        "QE hysteresis (the bowtie): after a long time in the dark, UVIS pixels can be a little less "
+        "sensitive to faint light, in a bowtie-shaped pattern across each chip, until they have been "
+        "exposed. Internal flats of the bowtie programme check for it: the amplitude is how much the two "
+        "opposite wedges of a chip differ from the rest (0: no pattern; 0.005: half a percent). Each "
+        "point is one flat and chip; flats beyond plus or minus 0.5 % cross the limit and are listed in "
+        "the table."
+    ),
+    tables=tables,
+    units={"level_e": "e-"},
 )

@@ -17,6 +17,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import UVIS_FLT, check
 from monitors.calibration.plotting import fit_line, trend_png, vega_trend, years
+from monitors.calibration.summary import Rows, percent, with_error
 from monitors.framework import Monitor
 
 R_AP, R_IN, R_OUT = 10.0, 20.0, 30.0
@@ -136,6 +137,21 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """Per filter: the count rate in 2009 and the change per year relative to it, with their errors."""
+    rows = [
+        {
+            "filter": f,
+            "count rate in 2009 (e-/s)": with_error(fit["rate_2009"], fit.get("rate_2009_err")),
+            "change per year (%/yr)": percent(fit["slope"], fit.get("slope_err")),
+            "exposures": int(fit["n"]),
+        }
+        for f, fit in summary.items()
+        if fit.get("n")
+    ]
+    return {"Count rate per filter (a line fitted against time)": rows}
+
+
 MONITOR = Monitor(
     "uvis-contam",
     "UVIS photometric stability (standard stars)",
@@ -144,8 +160,20 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "countrate", "filter", "Standard-star count rate (e-/s)"),
+    lambda t: vega_trend(
+        t, "countrate", "filter", "Standard-star count rate", label="count rate (e-/s)", yerr="countrate_err"
+    ),
     __doc__ or "",
     measures="standard-star aperture photometry, fractional change per year per filter",
     claim="within 10 %",
+    description=(
+        "The photometric stability of UVIS: the count rate (e-/s) of the standard stars GRW+70D5824 and "
+        "GD153, observed again and again in each filter and measured in a fixed aperture. A contaminant "
+        "building up on the optics, or a loss of sensitivity, shows as a slow decline, strongest in the "
+        "blue and ultraviolet filters. Each point is one exposure with its 1-sigma error bar, coloured by "
+        "filter; the table gives each filter's rate in 2009 and its change per year in percent (a few "
+        "tenths of a percent a year or less is normal)."
+    ),
+    tables=tables,
+    units={"x": "px", "y": "px", "countrate": "e-/s", "countrate_err": "e-/s"},
 )

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitors.calibration.plotting import vega_trend
-from monitors.calibration.uvis_darks import SCHEMA, SELECT, plot, trend, window, windows
+from monitors.calibration.uvis_darks import SCHEMA, SELECT, plot, tables, trend, window, windows
 from monitors.framework import Monitor
 
 
@@ -29,7 +29,13 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp, CTE-corrected (e-/hr)"),
+    lambda t: vega_trend(
+        t,
+        "median_dark",
+        "amp",
+        "UVIS dark current per amp, CTE-corrected",
+        label="median dark current (e-/hr)",
+    ),
     __doc__ or "",
     windows,
     measures=(
@@ -42,4 +48,13 @@ MONITOR = Monitor(
         "flagged (0.1-0.2 %), rates within 10 %; of pixels truly above 54 e-/hr only 82-83 % (faint "
         "trails are not detected, so not added back)"
     ),
+    description=(
+        "The uvis-darks measurements (dark current per amplifier in e-/hr, hot pixels above 54 e-/hr) on "
+        "superdarks corrected for charge transfer: the charge a hot pixel loses into its trail while it "
+        "is read out is added back, so hot pixels far from the amplifier count at a rate closer to their "
+        "true one. Read it as uvis-darks; expect more hot pixels here than there, most of all on the side "
+        "of each chip far from its amplifier."
+    ),
+    tables=tables,
+    units={"median_dark": "e-/hr"},
 )

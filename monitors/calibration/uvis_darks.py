@@ -31,6 +31,7 @@ from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
 from monitors.calibration.fitsdata import read_rows, runs
 from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
+from monitors.calibration.summary import Rows, fit_rows, mjd_date, percent
 from monitors.framework import Monitor, Refused
 
 HOT = 54.0  # e-/hr
@@ -426,6 +427,25 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """Dark current per amp (level and change per year) and hot pixels per anneal cycle."""
+    cycles = [
+        {
+            "anneal (cycle start)": mjd_date(c["anneal_mjd"]),
+            "superdarks": c["windows"],
+            "hot pixels UVIS1 (%)": percent(c.get("hot_fraction_uvis1")),
+            "hot pixels UVIS2 (%)": percent(c.get("hot_fraction_uvis2")),
+        }
+        for c in summary.get("cycles", [])
+    ]
+    return {
+        "Dark current per amplifier (a line fitted against time)": fit_rows(
+            summary, "amp", "dark current", "e-/hr"
+        ),
+        "Hot pixels per anneal cycle": cycles,
+    }
+
+
 MONITOR = Monitor(
     "uvis-darks",
     "UVIS dark current and hot pixels",
@@ -434,7 +454,9 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "median_dark", "amp", "UVIS median dark per amp (e-/hr)"),
+    lambda t: vega_trend(
+        t, "median_dark", "amp", "UVIS dark current per amp", label="median dark current (e-/hr)"
+    ),
     __doc__ or "",
     windows,
     measures=(
@@ -448,4 +470,15 @@ MONITOR = Monitor(
         "96.6-97.6 % on two seeds), false positives <= 5 % (0.6-1.7 %), <= 5 % of pixels planted below "
         "40 e-/hr flagged (0.1-0.2 %)"
     ),
+    description=(
+        "How much signal the UVIS detector collects with the shutter closed, in electrons per hour "
+        "(e-/hr), for each of its four amplifiers (A-D), and how many pixels are hot (above 54 e-/hr). "
+        "Darks taken within 4 days are stacked into one superdark with cosmic rays removed; each point of "
+        "the plot is one superdark and amplifier. Dark current creeps up over the mission: look for a "
+        "steady rise, and for an amplifier or a date that jumps away from the others. Hot pixels pile up "
+        "between anneals (when the detector is warmed up to heal them) and drop after each; the second "
+        "table gives them per anneal cycle."
+    ),
+    tables=tables,
+    units={"median_dark": "e-/hr"},
 )

@@ -18,6 +18,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import fit_line, trend_png, vega_trend, years
+from monitors.calibration.summary import Rows, with_error
 from monitors.calibration.uvis_darks import AMPS
 from monitors.framework import Monitor
 
@@ -109,6 +110,20 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """The CTE at 160 e- in 2009 and its change per year, with their errors."""
+    rows = [
+        {
+            "CTE at 160 e- in 2009": with_error(fit["intercept"], fit.get("intercept_err")),
+            "change per year (/yr)": with_error(fit["slope"], fit.get("slope_err")),
+            "measurements (flat x amp, signal above 1,000 e-)": int(fit["n"]),
+        }
+        for fit in summary.values()
+        if fit.get("n")
+    ]
+    return {"CTE at 160 e- (a line fitted against time)": rows}
+
+
 MONITOR = Monitor(
     "uvis-eper-cte",
     "UVIS CTE from EPER",
@@ -117,8 +132,20 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "cte", "amp", "UVIS EPER CTE"),
+    lambda t: vega_trend(
+        t, "loss160", "amp", "UVIS charge loss per transfer at 160 e-", label="1 - CTE at 160 e-"
+    ),
     __doc__ or "",
     measures="CTE from the EPER trail in the parallel overscan, loss at 160 e- per year",
     claim="slope within 10 %",
+    description=(
+        "Charge transfer efficiency (CTE) of UVIS: the fraction of its charge a pixel keeps at each of "
+        "the about 2,000 transfers on the way to the amplifier. Radiation damage lowers it year after "
+        "year, and faint sources lose the most. It is measured in internal flats from the charge that "
+        "trails into the overscan after the last row, and scaled to a faint signal of 160 electrons. Each "
+        "point is one flat and amplifier: the loss per transfer (1 - CTE) at 160 e-, which should grow "
+        "steadily with time; the table gives the CTE in 2009 and its change per year."
+    ),
+    tables=tables,
+    units={"exptime": "s", "signal_e": "e-", "deferred_e": "e-"},
 )

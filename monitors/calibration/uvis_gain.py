@@ -18,6 +18,7 @@ import pyarrow as pa
 from monitors.calibration.fitsdata import read_rows
 from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend
+from monitors.calibration.summary import Rows, with_error
 from monitors.calibration.uvis_darks import AMPS
 from monitors.framework import Monitor
 
@@ -113,6 +114,21 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
     ]
 
 
+def tables(summary: dict[str, Any]) -> dict[str, Rows]:
+    """Per amp: the median gain and its change per year, with their errors."""
+    rows = [
+        {
+            "amp": amp,
+            "gain (e-/DN)": with_error(fit.get("gain"), fit.get("gain_err")),
+            "change per year (e-/DN/yr)": with_error(fit["slope"], fit.get("slope_err")),
+            "flats": int(fit["n"]),
+        }
+        for amp, fit in summary.items()
+        if fit.get("n")
+    ]
+    return {"Gain per amplifier (median of the flats; change from a line fitted against time)": rows}
+
+
 MONITOR = Monitor(
     "uvis-gain",
     "UVIS gain per amplifier",
@@ -121,8 +137,17 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "gain", "amp", "UVIS gain (e-/DN)"),
+    lambda t: vega_trend(t, "gain", "amp", "UVIS gain per amp", label="gain (e-/DN)", yerr="gain_err"),
     __doc__ or "",
     measures="gain per amp, photon transfer on internal flats",
     claim="within 2 %",
+    description=(
+        "The gain of each UVIS amplifier (A-D): how many electrons one count (DN) stands for, in e-/DN. "
+        "It is measured from the noise in internal lamp flats (photon transfer: the larger the gain, the "
+        "smaller the noise in DN for a given signal). Each point is one flat and amplifier with its "
+        "1-sigma error bar. The gain should stay flat to a percent or so; a drift or a step means the "
+        "electronics changed and the calibration may need an update."
+    ),
+    tables=tables,
+    units={"signal_dn": "DN", "gain": "e-/DN", "gain_err": "e-/DN"},
 )
