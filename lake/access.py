@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lake import settings
 from lake.errors import ConfigError, LakeError, QueryError
@@ -302,14 +303,12 @@ def read_header(
     --------
     scan : ``scan("cards", paths=[...])`` for the rows themselves.
     """
-    import polars as pl
-
     snap = snapshot(path, as_of=as_of)
     rel = _relpath(snap, file)
-    lf = snap.scan("cards", paths=[rel])
+    got = snap.rows("cards", [rel], ["hdu", "position", "image"])
     if hdu is not None:
-        lf = lf.filter(pl.col("hdu") == hdu)
-    images = lf.sort("hdu", "position").select("image").collect()["image"].to_list()
+        got = got.filter(pc.equal(got["hdu"], hdu))
+    images = got.sort_by([("hdu", "ascending"), ("position", "ascending")])["image"].to_pylist()
     if not images:
         raise LakeError(
             f"{file}: no header cards in the lake" + (f" for HDU {hdu}" if hdu is not None else "")
@@ -323,12 +322,13 @@ def read_header(
 def _relpath(snap: Snapshot, file: str) -> str:
     """The archive path of ``file`` as the ``files`` table has it (located first by its exact path;
     a bare name or an absolute path is matched on the name, reading the ``path`` column alone)."""
+    found = snap.rows("files", [file], ["path", "status"])
+    exact = found.filter(pc.equal(found["status"], "ok"))
+    if exact.num_rows:
+        return str(exact["path"][0])
     import polars as pl
 
     ok = pl.col("status") == "ok"
-    exact = snap.scan("files", paths=[file]).filter(ok).select("path").collect()
-    if exact.height:
-        return str(exact["path"][0])
     name = Path(file).name
     found = (
         snap.scan("files")
