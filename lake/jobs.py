@@ -79,6 +79,9 @@ class JobResult:
     table: str | None = None  # where the findings go (default findings_<job>)
     replace: bool = False  # replace the table's rows instead of appending (a monitor's --rebuild)
     plots: list[str] = field(default_factory=list)  # plots drawn (a monitor's: alerts name the first)
+    # rows of the table whose ``path`` is one of these are replaced by the findings (in one commit): a
+    # monitor's group of inputs that grew and was measured again
+    supersede: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -328,7 +331,8 @@ def _execute(ctx: JobContext, fn: Callable[[JobContext], JobResult]) -> _Outcome
         if res.findings is not None:
             out.found = res.findings.num_rows
             table = res.table or findings_table(ctx.job)
-            _store_findings(ctx.lake_root, ctx.cfg, table, ctx.run_id, res.findings, res.replace)
+            _store_findings(ctx.lake_root, ctx.cfg, table, ctx.run_id, res.findings, res.replace,
+                            res.supersede)  # fmt: skip
             out.counts.setdefault("findings", out.found)
             out.findings, out.table = res.findings, table
         out.status = "success" if res.worked else "no-work"
@@ -350,9 +354,16 @@ def findings_table(job: str) -> str:
 
 
 def _store_findings(
-    root: Path, cfg: dict[str, Any], name: str, run_id: str, findings: pa.Table, replace: bool = False
+    root: Path,
+    cfg: dict[str, Any],
+    name: str,
+    run_id: str,
+    findings: pa.Table,
+    replace: bool = False,
+    supersede: list[str] | None = None,
 ) -> None:
-    """Append the run's findings (tagged with run id and time) to the table ``name`` and publish."""
+    """Append the run's findings (tagged with run id and time) to the table ``name`` and publish; rows
+    whose ``path`` is in ``supersede`` go in the same commit."""
     from lake.tables import Lake
 
     n = findings.num_rows
@@ -370,6 +381,8 @@ def _store_findings(
         lake.evolve(pins, name, tagged.schema)
         if replace:
             lake.overwrite(pins, name, tagged)
+        elif supersede:
+            lake.replace_rows(pins, name, tagged, supersede)
         else:
             lake.append(pins, name, tagged)
 

@@ -568,6 +568,17 @@ class Lake:
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
         self._unpublished = True
 
+    def replace_rows(self, pins: Pins, table: str, data: pa.Table, paths: list[str]) -> None:
+        """Delete the rows whose ``path`` is one of ``paths`` and append ``data`` (one snapshot)."""
+        self.evolve(pins, table, data.schema)
+        tbl = self.table(pins, table)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            tbl.overwrite(data, overwrite_filter=_path_in(sorted(set(paths))))
+        point("table.committed")
+        pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
+        self._unpublished = True
+
     def append(self, pins: Pins, table: str, data: pa.Table) -> None:
         """Append rows (one snapshot), e.g. a job run's findings."""
         tbl = self.table(pins, table)

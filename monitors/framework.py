@@ -4,7 +4,10 @@ A :class:`Monitor` declares its input selection (SQL over the lake), a per-file 
 in Dask workers and returns a few result rows, the result schema, a trend summary computed from all
 results, and plots drawn from the results (PNG for reports, a Vega-Lite spec for the site). Results
 accumulate in the lake table ``monitor_<name>``; a run measures only inputs that table does not have
-yet (``rebuild`` recomputes all) and is recorded by the job layer like any other job.
+yet (``rebuild`` recomputes all) and is recorded by the job layer like any other job. A monitor that
+measures inputs in groups (superdark windows, flat pairs) groups all its inputs at every run and
+measures the groups that are new or changed, replacing the results of a group that grew: a rebuild and
+any sequence of incremental runs over the same inputs give the same rows (tests/test_monitor_chunking.py).
 """
 
 from __future__ import annotations
@@ -82,6 +85,28 @@ def _items(m: Monitor, rows: list[dict[str, Any]], cfg: dict[str, Any]) -> tuple
     return items, len(rows) - sum(len(g) for g in groups)
 
 
+def regroup(
+    m: Monitor, rows: list[dict[str, Any]], old: pa.Table | None, cfg: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int, list[str]]:
+    """A grouped monitor's groups over *all* its selected inputs, so that the results do not depend on
+    how runs were chunked: (the groups to measure, inputs waiting, paths of old results they replace).
+
+    A ready group whose inputs are those of an old result is not measured again; one that is new or has
+    changed (a superdark window that grew with frames that came later) is measured, and the old results
+    that share an input with it are replaced (a window that grows is measured again, not split)."""
+    items, waiting = _items(m, rows, cfg)
+    old_sets: list[tuple[str, frozenset[str]]] = []
+    if old is not None:
+        for path, inputs in zip(
+            old.column("path").to_pylist(), old.column("inputs").to_pylist(), strict=True
+        ):
+            old_sets.append((path, frozenset(inputs.split(";")) if inputs else frozenset([path])))
+    known = {s for _p, s in old_sets}
+    todo = [i for i in items if frozenset(i["inputs"].split(";")) not in known]
+    touched = {p for i in todo for p in i["inputs"].split(";")}
+    return todo, waiting, sorted({p for p, s in old_sets if s & touched})
+
+
 def _safe(
     measure: Callable[[str, dict[str, Any]], list[dict[str, Any]]], item: dict[str, Any]
 ) -> list[dict[str, Any]]:
@@ -128,6 +153,21 @@ def dask_map(
     return [row for k in sorted(done) for row in done[k]]
 
 
+def _todo(
+    m: Monitor, sel: list[dict[str, Any]], old: pa.Table | None, ctx: JobContext
+) -> tuple[list[dict[str, Any]], int, list[str]]:
+    """What this run measures: inputs not measured yet, or (grouped monitors) the groups that are new or
+    changed over all inputs (:func:`regroup`); inputs waiting; old results' paths to replace."""
+    archive = Path(ctx.cfg["archive"])
+    reports = ctx.lake_root / "reports" / "monitors" / m.name  # where a measurement may write products
+    lake = str(ctx.lake_root)
+    rows = [{**r, "abs_path": str(archive / r["path"]), "_reports": str(reports), "_lake": lake} for r in sel]
+    if m.group is not None:
+        return regroup(m, rows, old, ctx.cfg)
+    done = done_paths(old)
+    return [r for r in rows if r["path"] not in done], 0, []
+
+
 def run_monitor(ctx: JobContext, name: str) -> JobResult:
     from functools import partial
 
@@ -147,16 +187,11 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
         ctx.log.info("%s: the result table lacks %s: recomputing all", name,
                      sorted(set(schema.names) - set(old.column_names)))  # fmt: skip
         old, rebuild = None, True
-    done = done_paths(old)
-    archive = Path(ctx.cfg["archive"])
-    reports = ctx.lake_root / "reports" / "monitors" / name  # where a measurement may write products
-    new_rows = [
-        {**r, "abs_path": str(archive / r["path"]), "_reports": str(reports), "_lake": str(ctx.lake_root)}
-        for r in sel
-        if r["path"] not in done
-    ]
-    todo, waiting = _items(m, new_rows, ctx.cfg)
-    ctx.log.info("%s: %d inputs selected, %d new", name, len(sel), len(new_rows))
+    todo, waiting, superseded = _todo(m, sel, old, ctx)
+    ctx.log.info("%s: %d inputs selected, %d to measure", name, len(sel),
+                 sum(len(i.get("members") or [i]) for i in todo))  # fmt: skip
+    if superseded:
+        ctx.log.info("%s: %d results measured again with inputs that came later", name, len(superseded))
     if waiting:
         ctx.log.info("%s: %d inputs wait for the rest of their group", name, waiting)
     if not todo:
@@ -168,6 +203,8 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
         ctx.log.warning("%s", e)
     good = [r for r in rows if "__error__" not in r]
     new = pa.table({f.name: pa.array([r.get(f.name) for r in good], f.type) for f in schema}, schema=schema)
+    if old is not None and superseded:
+        old = old.filter(pc.invert(pc.is_in(old.column("path"), pa.array(superseded, pa.string()))))
     everything = pa.concat_tables([old.select(schema.names).cast(schema), new]) if old is not None else new
     refused = new.filter(pc.is_valid(new.column(REFUSED))).column(REFUSED).to_pylist()
     for why in refused:
@@ -200,4 +237,5 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     what = "groups" if m.group is not None else "files"
     said = f"{len(todo) - len(refused) - len(errors)} {what} measured"
     said += (f", {len(refused)} refused" if refused else "") + (f", {len(errors)} failed" if errors else "")
-    return JobResult(True, counts, new, said, table=table, replace=rebuild, plots=[str(p) for p in pngs])
+    return JobResult(True, counts, new, said, table=table, replace=rebuild, plots=[str(p) for p in pngs],
+                     supersede=superseded)  # fmt: skip

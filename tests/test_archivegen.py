@@ -264,3 +264,18 @@ def test_bias_and_subarray_exposures(pixel_archive: Path) -> None:
             assert hl[0].header["NEXTEND"] == len(hl) - 1
     # the proposals file gives the bias programme no proprietary period
     assert f"{BIAS_PROGRAM},Baggett,0" in (pixel_archive / "proposals.csv").read_text()
+
+
+def test_gain_programme_takes_its_flats_in_back_to_back_pairs() -> None:
+    for seed in (1, 5):
+        flats = sorted((e for e in plan(200, seed) if e.proposid == 12690), key=lambda e: e.expstart)
+        assert len(flats) >= 8 and len(flats) % 2 == 0
+        assert len({e.rootname for e in flats}) == len(flats)
+        for a, b in zip(flats[::2], flats[1::2], strict=True):  # the second starts after the buffer dump
+            assert (a.rootname[:6], a.filter, a.exptime, a.imagetyp) == (
+                b.rootname[:6],
+                b.filter,
+                b.exptime,
+                "FLAT",
+            )
+            assert 60 <= (b.expstart - a.expstart) * 86400 - a.exptime <= 150

@@ -57,14 +57,18 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     t = fits.getval(WFC3 / "test_drizzlepac_flt.fits", "EXPSTART") + 2400.0 / 86400.0
     _copy("test_drizzlepac_flt.fits", d / "iqsci002q_flt.fits", eight_bit=True, ROOTNAME="iqsci002q",
           EXPSTART=t)  # fmt: skip
-    # UVIS: a 10 x 10 flc cut-out as raw darks (two windows: the first is closed), a bowtie/gain/EPER
-    # flat and a standard star's flt
+    # UVIS: a 10 x 10 flc cut-out as raw darks (two windows: the first is closed), a bowtie/EPER flat,
+    # gain flats and a standard star's flt
     flc = "sample_ipppssoot_flc.fits"
     t0 = fits.getval(WFC3 / flc, "EXPSTART")
     for k, t in enumerate((t0, t0 + 5.0)):
         _copy(flc, d / f"iqudk00{k}q_raw.fits", ROOTNAME=f"iqudk00{k}q", IMAGETYP="DARK", TARGNAME="DARK",
               EXPTIME=900.0, EXPSTART=t)  # fmt: skip
     _copy(flc, d / "iquflat1q_raw.fits", ROOTNAME="iquflat1q", IMAGETYP="FLAT", PROPOSID=12688, EXPTIME=100.0)
+    # two gain-programme flats a day apart (no pair: the first is alone once the second came; it waits)
+    for k in range(2):
+        _copy(flc, d / f"iqugain{k}q_raw.fits", ROOTNAME=f"iqugain{k}q", IMAGETYP="FLAT", PROPOSID=12690,
+              EXPTIME=100.0, EXPSTART=t0 + k)  # fmt: skip
     _copy(flc, d / "iqustar1q_flt.fits", ROOTNAME="iqustar1q", TARGNAME="GD153")
     ingest(lk, str(archive), scheduler="synchronous", template="{dir}/{stem}.fits")
     cfg = {**settings.load({"lake": str(lk)}), "archive": str(archive), "layout": "{dir}/{stem}.fits",
@@ -82,7 +86,7 @@ def test_monitors_refuse_wrong_inputs_with_reasons_and_no_numbers(
     r = refusals["runs"][name]
     assert r.status == "success" and r.counts["errors"] == 0, (r.error, r.counts)
     assert (
-        r.counts["refused"] == r.counts["inputs"] - r.counts["waiting"] > 0  # darks: a window waits
+        r.counts["refused"] == r.counts["inputs"] - r.counts["waiting"] > 0  # darks, gain: one waits
         and r.counts["measured"] == 0
         and r.counts["rows"] == 0
     )

@@ -189,13 +189,22 @@ def test_uvis_ctecorr_darks_find_every_planted_hot_pixel(site: dict[str, Any]) -
     assert true["recall"] > true_raw["recall"]
 
 
-def test_uvis_gain_per_amp(site: dict[str, Any]) -> None:
+def test_uvis_gain_per_amp_from_flat_pairs(site: dict[str, Any]) -> None:
     inst = Instrument(SEED)
     for amp, s in summary(site, "uvis-gain").items():
-        assert s["gain"] == pytest.approx(inst.uvis_gain[amp], rel=0.02), amp
-        # gain_err is statistical only: on this archive the one-flat method sits about 1 % (5 sigma) low
-        # in amp A, a systematic that gain from flat pairs (#17) is to remove
-        assert 0 < s["gain_err"] < 0.01 * s["gain"], (amp, s)
+        # the target (#17): within 1 %; and the truth within 3 of the reported errors (the
+        # one-flat method sat about 1 %, 5 sigma, low here: its cosmic rays and flat structure)
+        assert s["gain"] == pytest.approx(inst.uvis_gain[amp], rel=0.01), (amp, s)
+        assert 0 < s["gain_err"] < 0.005 * s["gain"], (amp, s)
+        assert abs(s["gain"] - inst.uvis_gain[amp]) < 3 * s["gain_err"], (amp, s)
+    rows = lake.read_sql("SELECT * FROM monitor_uvis_gain", site["lake"]).to_pylist()
+    assert rows and all(r["refused"] is None for r in rows)
+    for r in rows:  # each result is a pair: two flats of one visit, filter and exposure time
+        first, second = r["inputs"].split(";")
+        assert Path(first).name.startswith(r["rootname"]) and Path(second).name.startswith(r["partner"])
+        assert r["partner"][:6] == r["rootname"][:6] and r["partner"] != r["rootname"]
+    run = site["runs"]["uvis-gain"]
+    assert run.counts["measured"] == 2 * run.counts["groups"] == run.counts["inputs"], run.counts
 
 
 def test_uvis_eper_cte_trend(site: dict[str, Any]) -> None:

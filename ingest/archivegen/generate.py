@@ -229,6 +229,7 @@ def plan(datasets: int = 300, seed: int = 1) -> list[Exposure]:
     return (
         exps
         + _followups(exps, seed)
+        + _gain_partners(exps, seed)
         + _dark_companions(exps, seed)
         + _ir_dark_visits(exps, seed)
         + _bowtie_flats(len(programs), datasets, seed)
@@ -337,6 +338,27 @@ def _dark_companions(exps: list[Exposure], seed: int) -> list[Exposure]:
             root = f"{e.rootname[:4]}{B36[visit // 36]}{B36[visit % 36]}{B36[n // 36 % 36]}{B36[n % 36]}q"
             t = e.expstart + sign * (DARK_SPACING_DAYS * k + float(rng.uniform(0.0, 0.1)))
             out.append(replace(e, rootname=root, expstart=t, asn_id="NONE", values=dict(e.values)))
+    return out
+
+
+GAIN_PROGRAMS = (12690, 17672)  # UVIS CCD gain stability (docs/background/wfc3-monitors.md §0.6)
+
+
+def _gain_partners(exps: list[Exposure], seed: int) -> list[Exposure]:
+    """The UVIS gain programme takes its internal flats in pairs (§4): each flat of the plan gets a twin
+    of the same filter and exposure time, in the same visit, started a minute or two after the first
+    ended (the buffer dump). Their own random stream keeps the plan's draws and every other exposure's
+    pixels unchanged."""
+    rng = np.random.default_rng([seed, 4848])
+    taken = {e.rootname for e in exps}
+    out = []
+    for e in exps:
+        if e.proposid not in GAIN_PROGRAMS or e.imagetyp != "FLAT":
+            continue
+        _line, root = _next_line(e.rootname[:6], int(e.rootname[6:8], 36), taken)
+        t = e.expstart + (e.exptime + float(rng.uniform(60.0, 150.0))) / 86400.0
+        out.append(replace(e, rootname=root, expstart=t, values=dict(e.values)))
+        taken.add(root)
     return out
 
 

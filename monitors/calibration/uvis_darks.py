@@ -8,9 +8,10 @@ median (then its clipped mean), in units of its own noise (read noise, post-flas
 ray and goes with its 8 neighbours, as do samples the raw's DQ flags; the rest are averaged, so the noise
 falls by sqrt(N) and faint hot pixels stand out. Simplified [I]: the windows are consecutive, not
 running, and a window is measured once it is closed (a frame 4 days after its start, or after the next
-anneal, has arrived) or holds 8 frames. Windows never span an anneal: with an anneal list (setting
-``uvis_anneals``, monitors/anneals.py) each result carries the anneal that opened its cycle, and the trend
-summary gives hot pixels per cycle.
+anneal, has arrived) or holds 8 frames; frames of a measured window that come later make it measured
+again, whole (the framework regroups all frames at every run). Windows never span an anneal: with an
+anneal list (setting ``uvis_anneals``, monitors/anneals.py) each result carries the anneal that opened
+its cycle, and the trend summary gives hot pixels per cycle.
 
 Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
 e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
