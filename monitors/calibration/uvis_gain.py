@@ -263,8 +263,9 @@ MONITOR = Monitor(
         "The gain of each UVIS amplifier (A-D): how many electrons one count (DN) stands for, in e-/DN. "
         "It is measured from the noise in the difference of two internal lamp flats taken back to back "
         "(photon transfer: the larger the gain, the smaller the noise in DN for a given signal). Each point "
-        "is one pair of flats and amplifier with its 1-sigma error bar. The gain should stay flat to a percent or so; a drift or a step means the "
-        "electronics changed and the calibration may need an update."
+        "is one pair of flats and amplifier with its 1-sigma error bar. The gain should stay flat to a "
+        "percent or so; a drift or a step means the electronics changed and the calibration may need an "
+        "update."
     ),
     tables=tables,
     units={"signal_dn": "DN", "gain": "e-/DN", "gain_err": "e-/DN"},
