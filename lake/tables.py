@@ -21,6 +21,7 @@ import json
 import os
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -216,6 +217,8 @@ class Lake:
             from pyiceberg.catalog.sql import SqlCatalog
 
             self._catalog = SqlCatalog("quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri())
+            # a server's pooled connections are closed when this Lake goes (SQLite's hold no server)
+            weakref.finalize(self, self._catalog.engine.dispose)
         return self._catalog
 
     def pins(self) -> Pins:

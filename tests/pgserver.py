@@ -75,6 +75,7 @@ def running() -> Iterator[Server]:
         shutil.chown(sock, owner)
     port = 5400 + os.getpid() % 500  # only names the socket file (no TCP): clashes cannot happen
     proc = None
+    log = open(base / "server.log", "wb")  # noqa: SIM115 (closed below, after the server)
     try:
         subprocess.run(
             [str(bindir / "initdb"), "-D", str(data), "-U", "quicklake", "--auth=trust", "--no-sync",
@@ -89,12 +90,12 @@ def running() -> Iterator[Server]:
              "-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=16MB",
              "-c", "max_connections=60"],  # fmt: skip
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
+            stderr=log,
             cwd=base,
             **_as_owner(owner),  # type: ignore[call-overload]
         )
         server = Server(sock, port)
-        _wait_ready(server, proc)
+        _wait_ready(server, proc, base / "server.log")
         yield server
     finally:
         if proc is not None:
@@ -104,10 +105,11 @@ def running() -> Iterator[Server]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        log.close()
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _wait_ready(server: Server, proc: subprocess.Popen[bytes]) -> None:
+def _wait_ready(server: Server, proc: subprocess.Popen[bytes], log: Path) -> None:
     import psycopg
 
     deadline = time.monotonic() + 30
@@ -117,7 +119,7 @@ def _wait_ready(server: Server, proc: subprocess.Popen[bytes]) -> None:
             return
         except psycopg.OperationalError:
             if proc.poll() is not None:
-                err = proc.stderr.read().decode() if proc.stderr else ""
+                err = log.read_text(errors="replace")
                 raise RuntimeError(f"postgres exited ({proc.returncode}): {err[-2000:]}") from None
             if time.monotonic() > deadline:
                 raise
