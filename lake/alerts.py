@@ -319,7 +319,8 @@ def _apply(root: Path, cfg: Mapping[str, Any], f: Finding, run: RunInfo) -> tupl
 
 def get(lake_root: str | os.PathLike[str], alert_id: str) -> dict[str, Any]:
     """One alert (a row of ``alerts``); :class:`LakeError` if there is none."""
-    t = state.query(Path(lake_root), f"SELECT * FROM ({state.ALERTS_SQL}) AS a WHERE alert_id = ?", (alert_id,))
+    sql = f"SELECT * FROM ({state.ALERTS_SQL}) AS a WHERE alert_id = ?"
+    t = state.query(Path(lake_root), sql, (alert_id,))
     if not t.num_rows:
         raise LakeError(f"no alert {alert_id!r}; 'ql alerts list --all' lists them")
     return t.to_pylist()[0]
@@ -344,9 +345,8 @@ def alerts(
         conds.append("(subject = ? OR subject LIKE ?)")
         args += [subject, subject + " %"]
     where = " WHERE " + " AND ".join(conds) if conds else ""
-    return state.query(
-        Path(lake_root), f"SELECT * FROM ({state.ALERTS_SQL}) AS a{where} ORDER BY opened_at DESC", tuple(args)
-    )
+    sql = f"SELECT * FROM ({state.ALERTS_SQL}) AS a{where} ORDER BY opened_at DESC"
+    return state.query(Path(lake_root), sql, tuple(args))
 
 
 def _mark(root: str | os.PathLike[str], alert_id: str, event: str, user: str, comment: str) -> dict[str, Any]:

@@ -16,6 +16,7 @@ blocked). DuckDB 2.0 reads them through ``sqlite3`` -> Arrow (no extension neede
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -152,7 +153,6 @@ WHERE o.event = 'open'
 """
 
 
-
 def path_of(lake_root: str | Path) -> Path:
     return Path(lake_root) / "state.sqlite"
 
@@ -171,8 +171,7 @@ def _is_postgres(url: str) -> bool:
 
 def _libpq(url: str) -> str:
     """A libpq URI from a SQLAlchemy-style one (``postgresql+psycopg://`` names the driver)."""
-    scheme, rest = url.split(":", 1)
-    return "postgresql:" + rest
+    return "postgresql:" + url.split(":", 1)[1]
 
 
 # errors a unique index raises (someone else recorded the same event first), for both engines
@@ -241,10 +240,9 @@ def _pg_connect(url: str, *, create: bool) -> Any:
     if create and url not in _PG_READY:
         # one statement string runs as one transaction; the lock keeps two first users apart
         first = "SELECT pg_advisory_xact_lock(hashtextextended('quicklake-schema', 0));"
-        try:
+        # a reader who may not create tables reads what there is
+        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
             raw.execute(first + POSTGRES_SCHEMA)
-        except psycopg.errors.InsufficientPrivilege:
-            pass  # a reader who may not create tables reads what there is
         _PG_READY.add(url)
     return raw
 

@@ -21,6 +21,17 @@ from pathlib import Path
 
 import pytest
 
+# no TCP at all; a test server need not survive a crash
+SERVER_OPTIONS = [
+    "-c",
+    "listen_addresses=",
+    "-c",
+    "fsync=off",
+    "-c",
+    "shared_buffers=16MB",
+    "-c",
+    "max_connections=60",
+]
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # newest first
 
 
@@ -58,7 +69,7 @@ def running() -> Iterator[Server]:
     """Start a server in a temporary folder; stop it and remove the folder afterwards."""
     bindir = binaries()
     if bindir is None:
-        msg = "PostgreSQL server binaries not found; run: apt-get install postgresql (python3 dev.py test does)"
+        msg = "no PostgreSQL server binaries; run: apt-get install postgresql (python3 dev.py test does)"
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(msg)
         pytest.skip(msg)
@@ -78,17 +89,14 @@ def running() -> Iterator[Server]:
     log = open(base / "server.log", "wb")  # noqa: SIM115 (closed below, after the server)
     try:
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "quicklake", "--auth=trust", "--no-sync",
-             "-E", "UTF8", "--locale=C"],  # fmt: skip
+            [str(bindir / "initdb"), "-D", str(data), "-U", "quicklake", "--auth=trust", "--no-sync"],
             check=True,
             capture_output=True,
             cwd=base,
             **_as_owner(owner),  # type: ignore[call-overload]
         )
         proc = subprocess.Popen(
-            [str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", str(port),
-             "-c", "listen_addresses=", "-c", "fsync=off", "-c", "shared_buffers=16MB",
-             "-c", "max_connections=60"],  # fmt: skip
+            [str(bindir / "postgres"), "-D", str(data), "-k", str(sock), "-p", str(port), *SERVER_OPTIONS],
             stdout=subprocess.DEVNULL,
             stderr=log,
             cwd=base,

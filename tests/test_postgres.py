@@ -19,7 +19,7 @@ import pyarrow as pa
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import pgserver  # noqa: E402
+import pgserver
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -127,11 +127,9 @@ def test_lake_in_postgresql_matches_sqlite(
 
     # ql sql, a separate process with only the environment's settings
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    out = subprocess.run(
-        [sys.executable, "-m", "lake", "sql", "--lake", str(tmp_path / "pg"), "--format", "csv",
-         "SELECT job, status FROM job_runs WHERE job = 'ir-bias'"],  # fmt: skip
-        capture_output=True, text=True, env=env, timeout=120,
-    )  # fmt: skip
+    query = "SELECT job, status FROM job_runs WHERE job = 'ir-bias'"
+    cmd = [sys.executable, "-m", "lake", "sql", "--lake", str(tmp_path / "pg"), "--format", "csv", query]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr
     assert '"ir-bias","success"' in out.stdout
 

@@ -100,7 +100,8 @@ def test_ingest_previews_and_downloads_from_s3(s3: Any, archive: Path, tmp_path:
 
     cfg = {**settings.load({"lake": str(tmp_path / "s3lake")}), "archive": url}
     team = Scope(tmp_path / "s3lake", Viewer(name="Zed", email="zed@stsci.edu", team=True), cfg)
-    path = str(team.sql("SELECT path FROM files WHERE path LIKE '%_flt.fits' ORDER BY path LIMIT 1").column(0)[0])
+    flt = team.sql("SELECT path FROM files WHERE path LIKE '%_flt.fits' ORDER BY path LIMIT 1")
+    path = str(flt.column(0)[0])
     assert browse.archive_path(team, path) == f"{url}/{path}"
     assert browse.file_bytes(team, path) == (archive / path).read_bytes()  # the site's download
     hdus = preview.image_hdus(team, path)

@@ -50,7 +50,8 @@ def _record(
     scope.require_dataset(rootname)
     with state.connect(scope.lake_root) as con:
         con.execute(
-            'INSERT INTO anomaly_events (ts, rootname, anomaly, action, "user", comment) VALUES (?,?,?,?,?,?)',
+            'INSERT INTO anomaly_events (ts, rootname, anomaly, action, "user", comment) '
+            "VALUES (?,?,?,?,?,?)",
             (datetime.now(UTC).isoformat(), rootname, anomaly, action, viewer.label, comment.strip()),
         )
 
