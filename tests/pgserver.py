@@ -32,6 +32,7 @@ SERVER_OPTIONS = [
     "-c",
     "max_connections=60",
 ]
+INITDB_OPTIONS = ["-E", "UTF8", "--locale=C"]
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # newest first
 
 
@@ -89,7 +90,16 @@ def running() -> Iterator[Server]:
     log = open(base / "server.log", "wb")  # noqa: SIM115 (closed below, after the server)
     try:
         subprocess.run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", "quicklake", "--auth=trust", "--no-sync"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "quicklake",
+                "--auth=trust",
+                "--no-sync",
+                *INITDB_OPTIONS,
+            ],
             check=True,
             capture_output=True,
             cwd=base,

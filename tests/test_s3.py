@@ -63,16 +63,30 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _upload(fs: Any, local: Path, url: str) -> int:
-    n = 0
-    for p in sorted(local.rglob("*")):
-        if p.is_file():
-            fs.put_file(str(p), f"{url}/{p.relative_to(local).as_posix()}")
-            n += 1
-    return n
+def _upload(fs: Any, local: Path, files: list[Path], url: str) -> None:
+    for p in files:
+        fs.put_file(str(p), f"{url}/{p.relative_to(local).as_posix()}")
+
+
+def _small_subset(archive: Path) -> list[Path]:
+    """The small files (support files, the smallest calibrated image): moto keeps objects in memory, and
+    a generated archive's sparse image files are hundreds of MB apart from their holes."""
+    files = sorted(archive.rglob("*.fits"))
+    flts = sorted((p for p in files if p.name.endswith("_flt.fits")), key=lambda p: p.stat().st_size)
+    flt = next(p for p in flts if _has_pixels(p))
+    return sorted({flt, *(p for p in files if p.stat().st_size < 1_000_000)})
+
+
+def _has_pixels(p: Path) -> bool:
+    import fitsio
+
+    with fitsio.FITS(str(p)) as f:
+        return bool(f[1].read().any())
 
 
 def test_ingest_previews_and_downloads_from_s3(s3: Any, archive: Path, tmp_path: Path) -> None:
+    import shutil
+
     from app.data import browse, preview
     from app.data.scope import Scope
     from app.data.viewer import Viewer
@@ -81,22 +95,28 @@ def test_ingest_previews_and_downloads_from_s3(s3: Any, archive: Path, tmp_path:
     from lake.access import connect
     from lake.archive import scan_archive
 
+    subset = _small_subset(archive)
+    local_copy = tmp_path / "archive"
+    for p in subset:
+        dst = local_copy / p.relative_to(archive)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst)
     s3.mkdir("archive")
-    uploaded = _upload(s3, archive, "archive/wfc3")
+    _upload(s3, archive, subset, "archive/wfc3")
     url = "s3://archive/wfc3"
     listing = scan_archive(url)
-    assert len(listing) == len(list(archive.rglob("*.fits"))) > 0 and uploaded > len(listing)
+    assert len(listing) == len(subset) > 10
 
     on_s3 = ingest(tmp_path / "s3lake", url, scheduler="synchronous")
-    local = ingest(tmp_path / "locallake", str(archive), scheduler="synchronous")
-    assert on_s3.ingested == local.ingested == len(listing) and on_s3.errors == 0
+    local = ingest(tmp_path / "locallake", str(local_copy), scheduler="synchronous")
+    assert on_s3.ingested == local.ingested == len(subset) and on_s3.errors == 0
     # the same rows, path for path (paths are relative to the archive root)
     q = "SELECT path, hdu, keyword, value_str FROM cards ORDER BY ALL"
     a = connect(tmp_path / "s3lake").sql(q).fetchall()
     assert a == connect(tmp_path / "locallake").sql(q).fetchall() and len(a) > 1000
     # a second ingest finds nothing changed (the stamps of S3 objects compare equal)
     again = ingest(tmp_path / "s3lake", url, scheduler="synchronous")
-    assert (again.ingested, again.unchanged) == (0, len(listing))
+    assert (again.ingested, again.unchanged) == (0, len(subset))
 
     cfg = {**settings.load({"lake": str(tmp_path / "s3lake")}), "archive": url}
     team = Scope(tmp_path / "s3lake", Viewer(name="Zed", email="zed@stsci.edu", team=True), cfg)
@@ -118,21 +138,26 @@ def test_get_missing_files_from_an_s3_mirror(s3: Any, archive: Path, tmp_path: P
     from lake.access import read_sql
     from lake.jobs import run_job
 
-    s3.mkdir("mirror")
-    _upload(s3, archive, "mirror/wfc3")
     mine = tmp_path / "archive"
-    shutil.copytree(archive, mine)
+    subset = _small_subset(archive)
+    raws = sorted(archive.rglob("*_raw.fits"), key=lambda p: p.stat().st_size)[:2]
+    for p in [*subset, *raws]:
+        dst = mine / p.relative_to(archive)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(p, dst)
     lake = tmp_path / "lake"
     ingest(lake, str(mine), scheduler="synchronous")
-    gone = sorted(p.relative_to(mine).as_posix() for p in mine.rglob("*_raw.fits"))[:3]
+    gone = [p.relative_to(archive).as_posix() for p in raws]
     for rel in gone:
         (mine / rel).unlink()
     ingest(lake, str(mine), scheduler="synchronous")  # the lake now knows them as missing
+    s3.mkdir("mirror")
+    _upload(s3, archive, raws, "mirror/wfc3")  # the mirror has these two (of all the files mine lacks)
     cfg = {**settings.load({"lake": str(lake)}), "archive": str(mine), "mirror": "s3://mirror/wfc3",
            "scheduler": "synchronous"}  # fmt: skip
     run = run_job(lake, "get-missing-files", cfg=cfg)
     assert run.status == "success", run.error
-    assert run.counts["fetched"] == len(gone) == 3, run.counts
+    assert run.counts["fetched"] == len(gone) == 2, run.counts
     for rel in gone:
         assert (mine / rel).read_bytes() == (archive / rel).read_bytes()
     ok = read_sql("SELECT path FROM files WHERE status = 'ok'", lake).column(0).to_pylist()
