@@ -22,16 +22,8 @@ from pathlib import Path
 import pytest
 
 # no TCP at all; a test server need not survive a crash
-SERVER_OPTIONS = [
-    "-c",
-    "listen_addresses=",
-    "-c",
-    "fsync=off",
-    "-c",
-    "shared_buffers=16MB",
-    "-c",
-    "max_connections=60",
-]
+SETTINGS = ("listen_addresses=", "fsync=off", "shared_buffers=16MB", "max_connections=60")
+SERVER_OPTIONS = [arg for s in SETTINGS for arg in ("-c", s)]
 INITDB_OPTIONS = ["-E", "UTF8", "--locale=C"]
 BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)  # newest first
 
