@@ -41,24 +41,36 @@ def _ensure_venv() -> None:
     stamp.write_text(stamp_text)
 
 
-def _ensure_chromium() -> None:
-    """The site's browser tests drive Debian's Chromium (a pip-installed Playwright never downloads one)."""
-    if shutil.which("chromium") or not shutil.which("apt-get"):
-        return
+def _apt_install(package: str, why: str) -> None:
+    """Install a Debian package (first run only); a failure is said, and the tests that need it fail."""
     sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
-    print("installing Debian's chromium for the browser tests (first run only)", flush=True)
+    print(f"installing Debian's {package} for {why} (first run only)", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         subprocess.run([*sudo, "apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(
-            [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+            [*sudo, "apt-get", "install", "-y", "-qq", "--no-install-recommends", package],
             check=True,
             env=env,
         )
         subprocess.run([*sudo, "apt-get", "clean"], check=False, env=env)  # the .debs: disk the tests need
     except (OSError, subprocess.CalledProcessError) as e:
-        # the browser tests then fail and say so; everything else still runs
-        print(f"could not install chromium ({e}); run: apt-get install chromium", flush=True)
+        # the tests that need it then fail and say so; everything else still runs
+        print(f"could not install {package} ({e}); run: apt-get install {package}", flush=True)
+
+
+def _ensure_chromium() -> None:
+    """The site's browser tests drive Debian's Chromium (a pip-installed Playwright never downloads one)."""
+    if shutil.which("chromium") or not shutil.which("apt-get"):
+        return
+    _apt_install("chromium", "the browser tests")
+
+
+def _ensure_postgresql() -> None:
+    """tests/test_postgres.py starts Debian's PostgreSQL server (initdb, postgres) in a temporary folder."""
+    if any(Path("/usr/lib/postgresql").glob("*/bin/initdb")) or not shutil.which("apt-get"):
+        return
+    _apt_install("postgresql", "the PostgreSQL tests")
 
 
 def _run(cmd: list[str]) -> int:
@@ -77,6 +89,7 @@ def main(argv: list[str]) -> int:
         return _run([str(BIN / "ql"), *rest])
     if what == "test":
         _ensure_chromium()
+        _ensure_postgresql()
         return _run([str(BIN / "python"), "-m", "pytest", *rest])
     # bench/ may not exist yet in a clone (git keeps no empty folders)
     linted = ("lake", "ingest", "monitors", "app", "tests", "bench", "dev.py")

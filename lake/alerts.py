@@ -280,7 +280,7 @@ def _job_metric_findings(rule: Rule, run: RunInfo, root: Path) -> list[Finding]:
 def _insert(con: Any, **row: Any) -> None:
     cols = list(row)
     con.execute(
-        f"INSERT INTO alert_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        f"INSERT INTO alert_events ({state.columns(cols)}) VALUES ({', '.join('?' * len(cols))})",
         tuple(row.values()),
     )
 
@@ -294,38 +294,33 @@ def _link(cfg: Mapping[str, Any], f: Finding, run: RunInfo) -> str:
 
 def _apply(root: Path, cfg: Mapping[str, Any], f: Finding, run: RunInfo) -> tuple[str, dict[str, Any]] | None:
     """Open or clear ``f``'s alert in one transaction (a concurrent evaluation waits), or do nothing."""
-    with state.connect(root) as con:
-        con.execute("BEGIN IMMEDIATE")  # the check and the insert are one step: never two open alerts
-        try:
-            cur = con.execute(
-                f"SELECT alert_id FROM ({state.ALERTS_SQL}) WHERE rule = ? AND subject = ? "
-                f"AND status IN {OPEN}",
-                (f.rule.name, f.subject),
-            ).fetchone()
-            common = {"ts": _now().isoformat(), "rule": f.rule.name, "subject": f.subject,
-                      "value": f.value, "detail": f.detail, "run_id": run.run_id}  # fmt: skip
-            if f.triggered and cur is None:
-                alert_id, kind = uuid.uuid4().hex[:8], "open"
-                rows = json.dumps(f.rows, default=str)
-                plot = next((str(p) for p in run.plots if str(p).endswith(".png")), "")
-                _insert(con, alert_id=alert_id, event="open", severity=f.rule.severity, rows=rows, plot=plot,
-                        link=_link(cfg, f, run), **common)  # fmt: skip
-            elif not f.triggered and cur is not None:
-                alert_id, kind = cur[0], "clear"
-                _insert(con, alert_id=alert_id, event="clear", severity=f.rule.severity, **common)
-            else:
-                con.execute("ROLLBACK")
-                return None
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+    # the check and the insert are one step: never two open alerts
+    with state.connect(root) as con, con.exclusive("alert_events"):
+        cur = con.execute(
+            f"SELECT alert_id FROM ({state.ALERTS_SQL}) AS a WHERE rule = ? AND subject = ? "
+            f"AND status IN {OPEN}",
+            (f.rule.name, f.subject),
+        ).fetchone()
+        common = {"ts": _now().isoformat(), "rule": f.rule.name, "subject": f.subject,
+                  "value": f.value, "detail": f.detail, "run_id": run.run_id}  # fmt: skip
+        if f.triggered and cur is None:
+            alert_id, kind = uuid.uuid4().hex[:8], "open"
+            rows = json.dumps(f.rows, default=str)
+            plot = next((str(p) for p in run.plots if str(p).endswith(".png")), "")
+            _insert(con, alert_id=alert_id, event="open", severity=f.rule.severity, rows=rows, plot=plot,
+                    link=_link(cfg, f, run), **common)  # fmt: skip
+        elif not f.triggered and cur is not None:
+            alert_id, kind = cur[0], "clear"
+            _insert(con, alert_id=alert_id, event="clear", severity=f.rule.severity, **common)
+        else:
+            return None  # (the transaction ends with nothing written)
     return kind, get(root, alert_id)
 
 
 def get(lake_root: str | os.PathLike[str], alert_id: str) -> dict[str, Any]:
     """One alert (a row of ``alerts``); :class:`LakeError` if there is none."""
-    t = state.query(Path(lake_root), f"SELECT * FROM ({state.ALERTS_SQL}) WHERE alert_id = ?", (alert_id,))
+    sql = f"SELECT * FROM ({state.ALERTS_SQL}) AS a WHERE alert_id = ?"
+    t = state.query(Path(lake_root), sql, (alert_id,))
     if not t.num_rows:
         raise LakeError(f"no alert {alert_id!r}; 'ql alerts list --all' lists them")
     return t.to_pylist()[0]
@@ -350,9 +345,8 @@ def alerts(
         conds.append("(subject = ? OR subject LIKE ?)")
         args += [subject, subject + " %"]
     where = " WHERE " + " AND ".join(conds) if conds else ""
-    return state.query(
-        Path(lake_root), f"SELECT * FROM ({state.ALERTS_SQL}){where} ORDER BY opened_at DESC", tuple(args)
-    )
+    sql = f"SELECT * FROM ({state.ALERTS_SQL}) AS a{where} ORDER BY opened_at DESC"
+    return state.query(Path(lake_root), sql, tuple(args))
 
 
 def _mark(root: str | os.PathLike[str], alert_id: str, event: str, user: str, comment: str) -> dict[str, Any]:
@@ -363,13 +357,11 @@ def _mark(root: str | os.PathLike[str], alert_id: str, event: str, user: str, co
         raise LakeError(f"alert {alert_id} was {done[0]} by {a[done[1]]} at {a[done[2]]}")
     if not user.strip():
         raise LakeError(f"alert {alert_id}: say who {done[0]} it")
-    import sqlite3
-
     try:
         with state.connect(Path(root)) as con:
             _insert(con, alert_id=alert_id, event=event, ts=_now().isoformat(), rule=a["rule"],
                     subject=a["subject"], user=user.strip(), comment=comment.strip())  # fmt: skip
-    except sqlite3.IntegrityError:  # someone else did it meanwhile
+    except state.integrity_errors():  # someone else did it meanwhile
         a = get(root, alert_id)
         raise LakeError(f"alert {alert_id} was {done[0]} by {a[done[1]]} at {a[done[2]]}") from None
     return get(root, alert_id)

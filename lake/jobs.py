@@ -8,8 +8,9 @@ the job needs is not set: :class:`lake.errors.NotConfigured`) or ``skipped-locke
 job held its lock). A job's findings go to the lake table :func:`findings_table` names
 (``findings_check_filesystem`` for ``check-filesystem``).
 
-One run per job at a time: ``<lake>/locks/<job>.lock`` is held with ``flock``, which the kernel releases
-when the holder dies, so a stale lock recovers itself; the dead run's ``start`` event without an ``end``
+One run per job at a time: ``<lake>/locks/<job>.lock`` is held with ``flock`` (a PostgreSQL advisory lock
+when the state is in PostgreSQL: :func:`lake.state.lock`), released when the holder dies, so a stale
+lock recovers itself; the dead run's ``start`` event without an ``end``
 is closed as ``failed`` by the next run of that job.
 
 Jobs live in other packages (``monitors``, ``ingest``) and in :mod:`lake.maintenance`; each package
@@ -19,7 +20,6 @@ none of them, and :func:`registry` is the one list of jobs and monitors.
 
 from __future__ import annotations
 
-import fcntl
 import getpass
 import json
 import logging
@@ -168,28 +168,16 @@ def _event(lake_root: Path, **row: Any) -> None:
     )
     with state.connect(lake_root) as con:
         con.execute(
-            f"INSERT INTO job_events ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            f"INSERT INTO job_events ({state.columns(cols)}) VALUES ({', '.join('?' * len(cols))})",
             tuple(row.get(c) for c in cols),
         )
 
 
 @contextmanager
 def _job_lock(lake_root: Path, job: str) -> Iterator[bool]:
-    """True if this process now holds the job's lock (released by the kernel if the process dies)."""
-    d = lake_root / "locks"
-    d.mkdir(parents=True, exist_ok=True)
-    fd = os.open(d / f"{job}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        yield True
-    finally:
-        os.close(fd)
+    """True if this process now holds the job's lock (released if the process dies)."""
+    with state.lock(lake_root, f"job:{job}", lake_root / "locks" / f"{job}.lock") as got:
+        yield got.held
 
 
 def _close_stale_runs(lake_root: Path, job: str) -> int:

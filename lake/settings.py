@@ -33,7 +33,14 @@ REGISTRY: tuple[Setting, ...] = (
         "catalog_uri",
         "",
         "SQLAlchemy URL of the Iceberg SQL catalog; empty means sqlite:///<lake>/catalog.sqlite. "
-        "Use postgresql+psycopg2://... for a shared PostgreSQL catalog.",
+        "Use postgresql+psycopg://user@host/db for a shared PostgreSQL catalog.",
+    ),
+    Setting(
+        "state_url",
+        "",
+        "Where job runs, locks, anomaly flags, alerts and the commit history live; empty means "
+        "<lake>/state.sqlite (SQLite, file locks). postgresql://user@host/db keeps them in PostgreSQL "
+        "with advisory locks: for hosts that share the lake over a network filesystem.",
     ),
     Setting(
         "layout",

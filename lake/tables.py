@@ -6,7 +6,8 @@ Layout of ``<lake>``::
     warehouse/         Iceberg metadata and the data files workers write
     pins.json          the lake's commit point: namespace + snapshot id of every table
     catalog.duckdb     DuckDB views pinned to those snapshots (regenerated after every commit)
-    .lock              writer lock (flock: released by the kernel when a writer dies)
+    .lock              writer lock (flock: released by the kernel when a writer dies; a PostgreSQL
+                       advisory lock instead when the state is in PostgreSQL, setting state_url)
 
 Iceberg commits are per table, so a batch touching several tables is made visible by rewriting
 ``pins.json`` (atomic rename) after all its table commits. Readers going through Quicklake use the pinned
@@ -16,11 +17,11 @@ next writer rolls them back before it starts (:meth:`Lake.recover`).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
 import warnings
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -232,6 +233,8 @@ class Lake:
             from pyiceberg.catalog.sql import SqlCatalog
 
             self._catalog = SqlCatalog("quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri())
+            # a server's pooled connections are closed when this Lake goes (SQLite's hold no server)
+            weakref.finalize(self, self._catalog.engine.dispose)
         return self._catalog
 
     def pins(self) -> Pins:
@@ -250,33 +253,27 @@ class Lake:
     # ---------------------------------------------------------------- writer side
     @contextmanager
     def writer(self, wait: float = 0.0) -> Iterator[None]:
-        """Hold the lake's writer lock; raise :class:`LakeLocked` if another process holds it."""
+        """Hold the lake's writer lock; raise :class:`LakeLocked` if another process holds it.
+
+        ``<lake>/.lock`` (flock) with the state in SQLite; a PostgreSQL advisory lock with the state in
+        PostgreSQL (:func:`lake.state.lock`), which hosts sharing the lake's folder all see."""
+        from lake import state
+
         self.root.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() >= deadline:
-                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
-                        raise LakeLocked(
-                            f"{self.root} is being written by another process ({holder or 'unknown'}); "
-                            "wait for it to finish"
-                        ) from None
-                    time.sleep(0.2)
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode(), 0)
+        with state.lock(self.root, "writer", self.root / ".lock", wait=wait) as got:
+            if not got.held:
+                raise LakeLocked(
+                    f"{self.root} is being written by another process ({got.holder or 'unknown'}); "
+                    "wait for it to finish"
+                )
             self._clear_temporaries()
             self._tables.clear()
             self._writing = True
-            yield
-        finally:
-            self._writing = False
-            self._tables.clear()
-            os.close(fd)
+            try:
+                yield
+            finally:
+                self._writing = False
+                self._tables.clear()
 
     def _clear_temporaries(self) -> None:
         """Delete the temporary files of a publish a killed writer left (``catalog.duckdb`` and

@@ -50,7 +50,8 @@ def _record(
     scope.require_dataset(rootname)
     with state.connect(scope.lake_root) as con:
         con.execute(
-            "INSERT INTO anomaly_events (ts, rootname, anomaly, action, user, comment) VALUES (?,?,?,?,?,?)",
+            'INSERT INTO anomaly_events (ts, rootname, anomaly, action, "user", comment) '
+            "VALUES (?,?,?,?,?,?)",
             (datetime.now(UTC).isoformat(), rootname, anomaly, action, viewer.label, comment.strip()),
         )
 
@@ -91,7 +92,7 @@ def history(
     where, args = _filters(scope, rootname, anomaly, user)
     t = state.query(
         scope.lake_root,
-        "SELECT event_id, ts, rootname, anomaly, action, user, comment FROM anomaly_events"
+        'SELECT event_id, ts, rootname, anomaly, action, "user", comment FROM anomaly_events'
         f"{where} ORDER BY event_id DESC",
         args,
     )
@@ -104,7 +105,7 @@ def current(
     """The flags in force the viewer may see, newest first."""
     where, args = _filters(scope, rootname, anomaly, user)
     t = state.query(
-        scope.lake_root, f"SELECT * FROM ({state.ANOMALIES_SQL}){where} ORDER BY flagged_at DESC", args
+        scope.lake_root, f"SELECT * FROM ({state.ANOMALIES_SQL}) AS f{where} ORDER BY flagged_at DESC", args
     )
     return _visible(scope, t)
 
@@ -117,6 +118,6 @@ def _filters(
     conds, args = [], []
     for col, val in (("rootname", rootname), ("anomaly", anomaly), ("user", user)):
         if val:
-            conds.append(f"{col} = ?")
+            conds.append(f'"{col}" = ?')
             args.append(val)
     return (" WHERE " + " AND ".join(conds) if conds else ""), tuple(args)
