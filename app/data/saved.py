@@ -50,8 +50,7 @@ def save(scope: Scope, name: str, params: dict[str, Any]) -> str:
         raise QueryError(f"saving {n!r}: the page has nothing to save yet; fill the form, SQL or plot first")
     with state.connect(scope.lake_root) as con:
         con.execute(
-            'INSERT INTO saved_query_events (ts, "user", name, action, params) '
-            "VALUES (?, ?, ?, 'save', ?)",
+            "INSERT INTO saved_query_events (ts, \"user\", name, action, params) VALUES (?, ?, ?, 'save', ?)",
             (datetime.now(UTC).isoformat(), user, n, json.dumps(keep, sort_keys=True)),
         )
     return n
@@ -64,8 +63,7 @@ def delete(scope: Scope, name: str) -> None:
         raise QueryError(f"no saved query {name!r}; pick one of your saved queries")
     with state.connect(scope.lake_root) as con:
         con.execute(
-            'INSERT INTO saved_query_events (ts, "user", name, action) '
-            "VALUES (?, ?, ?, 'delete')",
+            "INSERT INTO saved_query_events (ts, \"user\", name, action) VALUES (?, ?, ?, 'delete')",
             (datetime.now(UTC).isoformat(), user, name),
         )
 
