@@ -9,6 +9,7 @@ Access goes through the viewer's :class:`app.data.scope.Scope`: a guest gets no 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -281,16 +282,26 @@ def view(scope: Scope, path: str, hdu: int, region: str = "", size: int = 512) -
     """The pixels the viewer draws of extension ``hdu`` of archive file ``path``: the whole image one pixel
     in k (at most ``size`` x ``size``), or the ``region`` (``x0:x1,y0:y1``) at full resolution while it fits
     in ``size`` x ``size`` (decimated too when larger). Blank images raise the words of :func:`render`."""
-    scope.require_file(path)  # a guest gets nothing of proprietary data
+    row = scope.require_file(path)  # a guest gets nothing of proprietary data
     location = archive_path(scope, path)
-    whole = _read_box(location, hdu, None, size)
+    stamp = (row["size"], row["mtime"])  # a changed file is read again
+    whole = _read_box_cached(location, hdu, None, size, stamp)
     finite = whole.data[np.isfinite(whole.data)]
     if not finite.size:
         raise _blank(path, hdu, float("nan"))
     if not finite.max() > finite.min():
         raise _blank(path, hdu, float(finite.min()))
     box = parse_box(region, whole.shape)
-    return whole if box is None else _read_box(location, hdu, box, size)
+    return whole if box is None else _read_box_cached(location, hdu, box, size, stamp)
+
+
+@functools.lru_cache(maxsize=32)  # at most 32 arrays of 512 x 512 float32 (32 MB) per server process
+def _read_box_cached(location: str, hdu: int, box: Box | None, size: int, stamp: tuple[Any, Any]) -> View:
+    """:func:`_read_box`, kept for the reruns a click on the page makes (stretch, zoom, the other tabs):
+    the access check stays outside, in :func:`view`."""
+    v = _read_box(location, hdu, box, size)
+    v.data.flags.writeable = False  # shared between sessions
+    return v
 
 
 STRETCHES = ("zscale", "log", "linear")
