@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -67,6 +70,39 @@ def dark_root(site_lake: dict[str, Any]) -> str:
     return str(t.column(0)[0].as_py())
 
 
+def _array(v: Any) -> np.ndarray:
+    """A plotly JSON array: a list, or ``{dtype, bdata, shape}`` (base64 of the raw numbers)."""
+    if not isinstance(v, dict):
+        return np.asarray(v)
+    a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+    return a.reshape([int(n) for n in v["shape"].split(",")]) if "shape" in v else a
+
+
+def viewer(at: AppTest) -> dict[str, Any]:
+    """The preview viewer's heatmap as the browser gets it: z, x, y, limits, colour bar title, hover."""
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1, texts(at)
+    spec = json.loads(charts[0].proto.spec)  # type: ignore[attr-defined]
+    trace = spec["data"][0]
+    assert trace["type"] == "heatmap"
+    return {
+        **trace,
+        "z": _array(trace["z"]),
+        "x": _array(trace["x"]),
+        "y": _array(trace["y"]),
+        "unit": trace["colorbar"]["title"]["text"],
+    }
+
+
+def assert_file_pixels(h: dict[str, Any], fits_file: Path, hdu: int) -> None:
+    """The viewer's values are the file's own pixels at the drawn (1-based) columns x and rows y."""
+    import fitsio
+
+    full = fitsio.read(str(fits_file), ext=hdu)
+    assert h["z"].shape == (len(h["y"]), len(h["x"]))
+    assert np.array_equal(h["z"], full[np.ix_(h["y"] - 1, h["x"] - 1)].astype(np.float32), equal_nan=True)
+
+
 @pytest.mark.parametrize("who", list(USERS))
 @pytest.mark.parametrize("name", PAGES)
 def test_every_page_renders(name: str, who: str) -> None:
@@ -120,16 +156,71 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     assert all("EXPTIME" in ln for ln in at.code[0].value.splitlines())
     raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
     assert not at.image  # previews are drawn only while their tab is open
+    assert not at.get("plotly_chart")
     shown = page("dataset", rootname=root, ds_tab="Preview", file=raw)
-    assert len(shown.image) == 2  # the preview tab's SCI images, one per chip
+    assert len(shown.selectbox(key="pv_hdu").options) == 2  # the raw's SCI extensions, one per chip
+    assert shown.selectbox(key="pv_hdu").label == "Extension"  # (a UVIS file has no reads to pick)
     at.text_input(key="diff_other").input(at.selectbox(key="diff_a").options[-1]).run()
     assert not at.exception
+
+
+def test_dataset_preview_viewer(site_lake: dict[str, Any]) -> None:
+    """The viewer gets the file's pixels at the drawn positions, at most 512 x 512 of them, with a colour
+    bar in BUNIT, a stretch choice and a full-resolution region; a blank file says so in words."""
+    import fitsio
+
+    root = dark_root(site_lake)
+    at = page("dataset", rootname=root, ds_tab="Preview")
+    raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
+    at.selectbox(key="pv_file").set_value(raw).run()
+    assert at.radio(key="pv_stretch").options == ["zscale", "log", "linear"]
+    fits_file = Path(site_lake["archive"]) / raw
+    hdu = int(at.selectbox(key="pv_hdu").options[1].split(":")[0])  # the second chip ("4: SCI,2 (…)")
+    at.selectbox(key="pv_hdu").set_value(hdu).run()
+    whole = viewer(at)
+    ny, nx = fitsio.FITS(str(fits_file))[hdu].get_dims()
+    assert max(ny, nx) > 512 and max(whole["z"].shape) <= 512  # decimated, never the whole image
+    assert whole["x"][0] == 1 and whole["y"][0] == 1 and whole["x"][1] > 2  # every k-th pixel
+    assert_file_pixels(whole, fits_file, hdu)
+    bunit = fitsio.read_header(str(fits_file), ext=hdu).get("BUNIT")
+    assert whole["unit"] == (bunit.strip() if bunit else "(no BUNIT)") and "%{z" in whole["hovertemplate"]
+    zscale = (whole["zmin"], whole["zmax"])
+    at.radio(key="pv_stretch").set_value("linear").run()
+    finite = whole["z"][np.isfinite(whole["z"])]
+    assert (viewer(at)["zmin"], viewer(at)["zmax"]) == pytest.approx((finite.min(), finite.max()))
+    assert (viewer(at)["zmin"], viewer(at)["zmax"]) != pytest.approx(zscale)
+    at.radio(key="pv_stretch").set_value("log").run()
+    assert viewer(at)["colorscale"] != [[0.0, "rgb(0,0,0)"], [1.0, "rgb(255,255,255)"]]
+    # a region at full resolution: every pixel of it
+    at.text_input(key="pv_region").input("101:400,51:250").run()
+    cut = viewer(at)
+    assert list(cut["x"]) == list(range(101, 401)) and list(cut["y"]) == list(range(51, 251))
+    assert_file_pixels(cut, fits_file, hdu)
+    # a region larger than 512 x 512 is decimated too
+    at.text_input(key="pv_region").input(f"1:{nx},1:{ny}").run()
+    assert max(viewer(at)["z"].shape) <= 512
+    at.text_input(key="pv_region").input("nonsense").run()
+    assert "x0:x1,y0:y1" in texts(at) and not at.get("plotly_chart")
+    # a blank (header-only) drizzled file: words, no chart
+    drz = next((o for o in at.selectbox(key="pv_file").options if o.endswith("_drz.fits")), None)
+    if drz is None:
+        drz = (
+            read_sql("SELECT path FROM files WHERE filetype = 'drz' ORDER BY path LIMIT 1", site_lake["lake"])
+            .column(0)[0]
+            .as_py()
+        )
+        at = page("dataset", rootname=drz.rsplit("/", 1)[-1][:9], ds_tab="Preview", file=drz)
+    else:
+        at.text_input(key="pv_region").input("").run()
+        at.selectbox(key="pv_file").set_value(drz).run()
+    assert "nothing to preview" in texts(at) and not at.get("plotly_chart")
 
 
 def test_dataset_proprietary_for_guest(site_lake: dict[str, Any]) -> None:
     root = secret_root(site_lake)
     guest = page("dataset", "guest", rootname=root)
     assert "proprietary" in texts(guest) and not guest.code and not guest.image
+    assert not page("dataset", "guest", rootname=root, ds_tab="Preview").get("plotly_chart")
     outsider = page("dataset", "outsider", rootname=root)
     assert "proprietary" in texts(outsider) and not outsider.code
     team = page("dataset", "team", rootname=root)
@@ -340,6 +431,8 @@ def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
 
 def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real WFC3/ACS/STIS files: old enough to be public, with real pixels to preview."""
+    import fitsio
+
     from ingest.run import ingest
     from tests.conftest import REAL
 
@@ -354,7 +447,20 @@ def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert int(next(m.value for m in home.metric if m.label == "Files")) >= 10
         at = page("dataset", who, rootname="ibxy01z8q", file="wfc3/ibxy01z8q_ima.fits", ds_tab="Preview")
         assert "ROOTNAME= 'ibxy01z8q" in at.code[0].value
-        assert len(at.image) >= 1, texts(at)  # a real IR read, zscaled
+        if who == "team":  # (a guest sees the same public file)
+            # an IR ima: one SCI extension per read, picked by EXTVER, in the file's BUNIT
+            reads = at.selectbox(key="pv_hdu")
+            assert reads.label.startswith("Read") and len(reads.options) >= 4
+            assert all("EXTVER" in o for o in reads.options)
+            ima = REAL / "wfc3" / "ibxy01z8q_ima.fits"
+            sci = {h.get_extver(): h.get_extnum() for h in fitsio.FITS(str(ima)) if h.get_extname() == "SCI"}
+            last = sci[max(sci)]  # the first read (EXTVER counts back from the last)
+            reads.set_value(last).run()
+            h = viewer(at)
+            assert h["unit"] == "ELECTRONS/S"
+            assert_file_pixels(h, ima, last)
+        else:
+            assert viewer(at)["z"].size
         page("browse", who)
 
 

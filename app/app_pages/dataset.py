@@ -3,6 +3,7 @@ with the anomaly flag beside them, the header history across reprocessings, down
 proposal, visit, association and the datasets before and after it in its visit."""
 
 import pandas as pd
+import plotly.graph_objects as pgo
 import streamlit as st
 import ui
 
@@ -71,19 +72,69 @@ def navigation(d: dict) -> None:
         ui.linked_table(mem, key="ds_members_table", height=min(300, 40 + 35 * len(mem)))
 
 
-def previews(ok: list[str], first: int, shown: bool) -> None:
+def figure(v: preview.View, stretch: str, title: str) -> pgo.Figure:
+    """A heatmap of the file's values at their FITS pixel positions (row 1 at the bottom), grey on the
+    chosen stretch, with a colour bar in the file's BUNIT and the value under the cursor."""
+    lo, hi = preview.limits(v.data, stretch)
+    unit = v.bunit or "(no BUNIT)"
+    fig = pgo.Figure(
+        pgo.Heatmap(
+            z=v.data, x=v.x, y=v.y, zmin=lo, zmax=hi, colorscale=preview.colorscale(stretch),
+            colorbar={"title": {"text": unit}},
+            hovertemplate=f"x %{{x}}, y %{{y}}: %{{z:.6g}} {unit}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(
+        title={"text": title}, dragmode="zoom", height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        xaxis={"title": {"text": "x (column)"}, "constrain": "domain"},
+        yaxis={"title": {"text": "y (row)"}, "scaleanchor": "x", "constrain": "domain"},
+    )  # fmt: skip
+    return fig
+
+
+def zoom_to_selection() -> None:
+    """A box drawn on the image (box-select tool) becomes the full-resolution region."""
+    boxes = st.session_state["pv_chart"].selection.get("box") or []
+    if boxes:
+        xs, ys = boxes[-1]["x"], boxes[-1]["y"]
+        st.session_state["pv_region"] = f"{round(min(xs))}:{round(max(xs))},{round(min(ys))}:{round(max(ys))}"
+
+
+def previews(ok: list[str], first: int, shown: bool, detector: str) -> None:
     with st.container(horizontal=True):
         ppath = st.selectbox("File", ok, index=first, key="pv_file")
         images = preview.image_hdus(scope, ppath)
-        stretch = st.radio("Stretch", ["zscale", "log"], horizontal=True, key="pv_stretch")
+        stretch = st.radio("Stretch", preview.STRETCHES, horizontal=True, key="pv_stretch")
+        # an IR ima/raw holds one SCI extension per non-destructive read (EXTVER 1 is the last one)
+        reads = detector == "IR" and ppath.endswith(("_ima.fits", "_raw.fits"))
+        labels = {h: (f"read EXTVER {lb.split(',')[1]}" if reads else lb) for h, lb in images}
+        hdu = st.selectbox(
+            "Read (SCI, EXTVER n; 1 is the last)" if reads else "Extension", list(labels),
+            format_func=lambda h: labels.get(h, str(h)), key="pv_hdu",
+        )  # fmt: skip
+    region = st.text_input(
+        "Full-resolution region x0:x1,y0:y1 (or draw a box with the box-select tool)",
+        key="pv_region", placeholder="empty: the whole image, one pixel in k",
+    )  # fmt: skip
     if not shown:
         return
-    if not images:
+    if hdu is None:
         st.caption("This file has no image extensions.")
-    cols = st.columns(max(1, min(len(images), 2)))
-    for i, (h, label) in enumerate(images[:4]):
-        with cols[i % len(cols)], ui.shown_errors():
-            st.image(preview.preview(scope, ppath, h, stretch, 768), caption=label, output_format="PNG")
+        return
+    with ui.shown_errors():
+        v = preview.view(scope, ppath, int(hdu), region)
+        ny, nx = v.shape
+        st.plotly_chart(
+            figure(v, stretch, f"{ppath.rsplit('/', 1)[-1]} [{labels.get(hdu, hdu)}]"),
+            key="pv_chart", on_select=zoom_to_selection, selection_mode="box",
+            config={"scrollZoom": True, "displaylogo": False},
+        )  # fmt: skip
+        x0, x1, y0, y1 = v.box
+        st.caption(
+            f"{nx}x{ny} pixels; drawn [{x0}:{x1},{y0}:{y1}] "
+            + ("at full resolution" if v.step == 1 else f"one pixel in {v.step} (not averaged)")
+            + f" · {stretch} · values in {v.bunit or 'the file’s units (no BUNIT)'} · scroll or drag to zoom"
+        )
 
 
 def pick_dataset(typed: str) -> str:
@@ -174,7 +225,7 @@ with ui.shown_errors():
     with tab_p:
         pictures, flagging = st.columns([3, 1])
         with pictures:
-            previews(ok, first, tab_p.open is not False)
+            previews(ok, first, tab_p.open is not False, str(d["detector"]))
         with flagging:
             st.markdown("**Flag an anomaly**")
             if scope.viewer.logged_in and scope.viewer.team:

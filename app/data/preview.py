@@ -9,12 +9,14 @@ Access goes through the viewer's :class:`app.data.scope.Scope`: a guest gets no 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
 import threading
 from collections.abc import Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -191,3 +193,145 @@ def dataset_thumbnail(scope: Scope, rootname: str, size: int = 256) -> bytes | N
 
     key = f"dataset|{rootname}|{size}|" + "|".join(f"{r['path']}:{r['size']}:{r['mtime']}" for r in rows)
     return _cached(scope, key, make) or None
+
+
+# --- the interactive viewer: pixel values (not PNGs), bounded in size ----------------------------------
+
+Box = tuple[int, int, int, int]  # x0, x1, y0, y1: 1-based and inclusive, as in an IRAF section [x0:x1,y0:y1]
+
+
+@dataclass(frozen=True)
+class View:
+    """Pixels of one image extension as the viewer draws them: ``data[i, j]`` is the file's pixel at
+    FITS column ``x[j]``, row ``y[i]`` (1-based; every ``step``-th pixel of ``box``, never averaged, so a
+    value on hover is a value in the file)."""
+
+    data: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    step: int
+    box: Box
+    shape: tuple[int, int]  # the whole extension's (rows, columns)
+    bunit: str
+    extver: int
+
+
+def parse_box(text: str, shape: tuple[int, int]) -> Box | None:
+    """``"x0:x1,y0:y1"`` (brackets optional, 1-based inclusive, clipped to the image); empty means the
+    whole image. A malformed or empty region is a :class:`QueryError` saying what to type."""
+    t = text.strip().strip("[]").replace(" ", "")
+    if not t:
+        return None
+    try:
+        xs, ys = t.split(",")
+        (x0, x1), (y0, y1) = (tuple(int(v) for v in s.split(":")) for s in (xs, ys))
+    except ValueError:
+        raise QueryError(f"region {text!r}: write it as x0:x1,y0:y1, e.g. 100:300,200:400") from None
+    ny, nx = shape
+    x0, x1, y0, y1 = max(1, min(x0, x1)), min(nx, max(x0, x1)), max(1, min(y0, y1)), min(ny, max(y0, y1))
+    if x0 > x1 or y0 > y1:
+        raise QueryError(f"region {text!r} lies outside the {nx}x{ny} image")
+    return x0, x1, y0, y1
+
+
+def _read_box(location: str, hdu: int, box: Box | None, size: int) -> View:
+    """Every k-th row and column of ``box`` (k so that at most ``size`` remain on each side): only the rows
+    drawn are read (fitsio locally, astropy sections over fsspec remotely), as :func:`_read` does."""
+    local = "://" not in location or location.startswith("file://")
+    try:
+        if local:
+            import fitsio
+
+            with fitsio.FITS(location.removeprefix("file://")) as f:
+                h = f[hdu]
+                dims = list(h.get_dims()) if h.get_exttype() == "IMAGE_HDU" else []
+                hdr = h.read_header() if len(dims) >= 2 else {}
+                return _view(location, hdu, dims, hdr, box, size, lambda key: h[key])
+        from astropy.io import fits
+
+        with fits.open(location, use_fsspec=True, lazy_load_hdus=True) as hl:
+            ah = hl[hdu]
+            dims = list(ah.shape) if getattr(ah, "is_image", False) and ah.header.get("NAXIS", 0) else []
+            return _view(location, hdu, dims, ah.header, box, size, lambda key: ah.section[key])
+    except (OSError, IndexError, TypeError, ValueError) as e:
+        raise FitsError(location, f"cannot be read for a preview: {e}", hdu=hdu) from None
+
+
+def _view(location: str, hdu: int, dims: list[int], hdr: Any, box: Box | None, size: int, get: Any) -> View:
+    if len(dims) < 2:
+        raise FitsError(location, "has no image to preview", hdu=hdu)
+    ny, nx = int(dims[-2]), int(dims[-1])
+    x0, x1, y0, y1 = box or (1, nx, 1, ny)
+    k = _step([y1 - y0 + 1, x1 - x0 + 1], size)
+    planes = tuple(0 for _ in dims[:-2])
+    a = np.asarray(get((*planes, slice(y0 - 1, y1, k), slice(x0 - 1, x1, k))), dtype=np.float32)
+    a = a.reshape(a.shape[-2], a.shape[-1])
+    return View(
+        data=a,
+        x=np.arange(x0, x1 + 1, k)[: a.shape[1]],
+        y=np.arange(y0, y1 + 1, k)[: a.shape[0]],
+        step=k,
+        box=(x0, x1, y0, y1),
+        shape=(ny, nx),
+        bunit=str(hdr.get("BUNIT") or "").strip(),
+        extver=int(hdr.get("EXTVER") or 1),
+    )
+
+
+def view(scope: Scope, path: str, hdu: int, region: str = "", size: int = 512) -> View:
+    """The pixels the viewer draws of extension ``hdu`` of archive file ``path``: the whole image one pixel
+    in k (at most ``size`` x ``size``), or the ``region`` (``x0:x1,y0:y1``) at full resolution while it fits
+    in ``size`` x ``size`` (decimated too when larger). Blank images raise the words of :func:`render`."""
+    row = scope.require_file(path)  # a guest gets nothing of proprietary data
+    location = archive_path(scope, path)
+    stamp = (row["size"], row["mtime"])  # a changed file is read again
+    whole = _read_box_cached(location, hdu, None, size, stamp)
+    finite = whole.data[np.isfinite(whole.data)]
+    if not finite.size:
+        raise _blank(path, hdu, float("nan"))
+    if not finite.max() > finite.min():
+        raise _blank(path, hdu, float(finite.min()))
+    box = parse_box(region, whole.shape)
+    return whole if box is None else _read_box_cached(location, hdu, box, size, stamp)
+
+
+@functools.lru_cache(maxsize=32)  # at most 32 arrays of 512 x 512 float32 (32 MB) per server process
+def _read_box_cached(location: str, hdu: int, box: Box | None, size: int, stamp: tuple[Any, Any]) -> View:
+    """:func:`_read_box`, kept for the reruns a click on the page makes (stretch, zoom, the other tabs):
+    the access check stays outside, in :func:`view`."""
+    v = _read_box(location, hdu, box, size)
+    v.data.flags.writeable = False  # shared between sessions
+    return v
+
+
+STRETCHES = ("zscale", "log", "linear")
+
+
+def limits(a: np.ndarray, stretch: str) -> tuple[float, float]:
+    """The data values drawn black and white: zscale (IRAF's), 0.5-99.9 percentiles for log, min-max for
+    linear."""
+    from astropy.visualization import ZScaleInterval
+
+    finite = a[np.isfinite(a)]
+    if not finite.size:
+        return 0.0, 1.0
+    if stretch == "zscale":
+        lo, hi = ZScaleInterval().get_limits(finite)
+    elif stretch == "log":
+        lo, hi = np.percentile(finite, [0.5, 99.9])
+    elif stretch == "linear":
+        lo, hi = finite.min(), finite.max()
+    else:
+        raise QueryError(f"stretch must be one of {', '.join(STRETCHES)}, not {stretch!r}")
+    return float(lo), float(hi) if hi > lo else float(lo) + 1.0
+
+
+def colorscale(stretch: str, stops: int = 33) -> list[list[float | str]]:
+    """A grey colour scale over [zmin, zmax] in data units: linear, or logarithmic (the
+    ``log10(1 + 999 t) / 3`` of :func:`stretch_to_uint8`) so the colour bar keeps the file's values."""
+    out: list[list[float | str]] = []
+    for t in np.linspace(0.0, 1.0, stops):
+        s = np.log10(1.0 + 999.0 * t) / 3.0 if stretch == "log" else t
+        g = round(255 * float(s))
+        out.append([float(t), f"rgb({g},{g},{g})"])
+    return out
