@@ -472,8 +472,8 @@ MONITOR = Monitor(
     claim=(
         "trend per amp within 10 %; each result in its true anneal cycle; on darks with cosmic rays at the "
         "on-orbit rate: recall >= 95 % of planted hot pixels above 54 e-/hr as CTE leaves them (measured "
-        "96.6-97.6 % on two seeds), false positives <= 5 % (0.6-1.7 %), <= 5 % of pixels planted below "
-        "40 e-/hr flagged (0.1-0.2 %)"
+        "97.1-97.5 % on two seeds, bench/claims.py), false positives <= 5 % (1.8-4.1 %), <= 5 % of pixels "
+        "planted below 40 e-/hr flagged (0 %)"
     ),
     description=(
         "How much signal the UVIS detector collects with the shutter closed, in electrons per hour "
