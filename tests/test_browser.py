@@ -216,11 +216,11 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
     )
     goto(pg, f"{base}/dataset?rootname={dark}&file={raw}")
     pg.get_by_role("tab", name="Preview").click()
-    img = pg.locator('[data-testid="stImage"] img').first
-    img.wait_for(timeout=30_000)
+    # the interactive viewer (plotly): drawn, with its colour bar
+    pg.locator('[data-testid="stPlotlyChart"]').first.wait_for(timeout=30_000)
     pg.wait_for_function(
-        "() => [...document.querySelectorAll('[data-testid=\"stImage\"] img')]"
-        ".some(i => i.complete && i.naturalWidth > 0)"
+        "() => document.querySelector('[data-testid=\"stPlotlyChart\"] .main-svg .colorbar') !== null",
+        timeout=30_000,
     )
 
     # run the original Quicklook query in the SQL console
