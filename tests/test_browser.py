@@ -266,7 +266,8 @@ def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any,
         .as_py()
     )
     goto(pg, f"{base}/dataset?rootname={secret}&file={path}")
-    assert pg.locator('[data-testid="stImage"]').count() == 0
+    assert pg.get_by_role("tab", name="Preview").count() == 0  # no preview tab at all
+    assert pg.locator('[data-testid="stImage"], [data-testid="stPlotlyChart"]').count() == 0
     goto(pg, f"{base}/jobs")
     assert "for WFC3 team members" in pg.locator('[data-testid="stAlertContentInfo"]').first.inner_text()
 
