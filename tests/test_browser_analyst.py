@@ -199,12 +199,14 @@ def test_association_members_both_ways_and_the_visit(server: dict[str, Any], bro
     goto(pg, f"{base}/dataset?rootname={visit[0]}")
     for want in visit[1:3]:
         pg.get_by_role("button", name=f"Next: {want}").click()
+        pg.wait_for_url(f"**/dataset?rootname={want}*", timeout=30_000)  # the click's rerun has run
         settle(pg)
         assert want in pg.locator("h3").first.inner_text()
     # the proposal link goes to Browse with the proposal picked
     pg.get_by_role("link", name=f"Proposal {d['proposid']}").click()
+    pg.wait_for_url(f"**browse_proposal={d['proposid']}*", timeout=30_000)
     settle(pg)
-    assert f"browse_proposal={d['proposid']}" in pg.url
+    pg.get_by_text(re.compile(r"[\d,]+ datasets · ")).first.wait_for(timeout=30_000)  # the result drawn
     n = public(server).sql(f"SELECT count(*) AS n FROM master WHERE proposid = {d['proposid']}")
     assert count_shown(pg) == n.column("n")[0].as_py()
 
