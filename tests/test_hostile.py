@@ -418,12 +418,15 @@ def test_a_lake_made_before_the_problems_column_still_reads_and_ingests(
     assert "non-ASCII" in (file_row(lk, BAD)[2] or "")
 
 
+# VmHWM, not getrusage: Linux carries ru_maxrss over exec from the forked copy of the parent (pytest,
+# gigabytes late in a full run), while VmHWM belongs to this process's own memory
 _PEAK = """
-import resource, sys
+import re, sys
 from app.data.preview import render
 png = render(sys.argv[1], 0, "zscale", 512)
 assert png.startswith(b"\\x89PNG"), png[:8]
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # MiB
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) // 1024)  # MiB
 """
 
 
