@@ -80,24 +80,6 @@ def _raw_col(x: np.ndarray) -> np.ndarray:
     return np.where(x < 2048, x + 25, x + 85)
 
 
-# pixel-to-pixel sensitivity of the UVIS CCDs (the P-flat's small-scale part): rms per pixel, larger in
-# the blue; the same pattern in every flat of a chip and filter, so it cancels in a pair's difference
-PFLAT_RMS = 0.008
-PFLAT_BLUE_RMS = 0.012
-
-
-def pflat(seed: int, chip: int, filt: str, rows: np.ndarray) -> Any:
-    """The P-flat's pixel-to-pixel pattern (mean 1) at image rows ``rows`` of a chip, for a filter: each row
-    drawn from its own stream, so a sparse and a full archive agree where they share rows."""
-    wave = int("".join(ch for ch in filt if ch.isdigit()) or 600)
-    rms = PFLAT_BLUE_RMS if wave < 400 else PFLAT_RMS
-    tag = sum(ord(ch) * 31**i for i, ch in enumerate(filt)) % 2**31
-    out = np.empty((len(rows), UVIS_FLT_SHAPE[1]))
-    for i, r in enumerate(rows):
-        out[i] = 1 + np.random.default_rng([seed, 9107, chip, tag, int(r)]).normal(0, rms, out.shape[1])
-    return out
-
-
 def uvis_electrons(
     inst: Instrument, e: Exposure, chip: int, rows: np.ndarray, rng: np.random.Generator
 ) -> Any:
@@ -116,9 +98,7 @@ def uvis_electrons(
         level = min(FLAT_RATE * e.exptime, 0.9 * UVIS_FULL_WELL)
         xs = np.linspace(-1, 1, shape[1])
         ys = (rows / 2050.0 * 2 - 1)[:, None]
-        mean = level * (1 + 0.01 * xs[None, :] * ys)  # a smooth lamp pattern
-        if inst.realism == "on-orbit":
-            mean = mean * pflat(inst.seed, chip, e.filter or "", rows)
+        mean = level * (1 + 0.01 * xs[None, :] * ys)  # a smooth lamp pattern: cancels in pixel differences
         amp = inst.bowtie(e.rootname, e.proposid)
         if amp:
             mean *= 1 + amp * inst.bowtie_pattern(rows, shape[1])
