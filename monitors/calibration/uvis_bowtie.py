@@ -20,7 +20,7 @@ from monitors.calibration.inputs import UVIS_RAW, check
 from monitors.calibration.plotting import trend_png, vega_trend
 from monitors.calibration.summary import Rows, percent
 from monitors.calibration.uvis_darks import AMPS, clipped_mean
-from monitors.framework import Monitor
+from monitors.framework import Monitor, Refused
 
 LIMIT = 0.005
 
@@ -64,6 +64,8 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
         if not w.any() or w.all():
             continue
         inside, outside = float(np.median(e[w])), float(np.median(e[~w]))
+        if not outside > 0:  # no lamp signal (a headers-only or blank flat): nothing to measure
+            raise Refused(f"{path}: [SCI,{chip}] has no lamp signal outside the wedges; not a usable flat")
         a = inside / outside - 1
         out.append(
             {
