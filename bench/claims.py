@@ -149,11 +149,37 @@ def detections(site: dict[str, Any]) -> dict[str, float]:
     out["ir-blobs false %"] = 100 * false / len(cat) if cat else float("nan")
     balls = [t for t in truth if t["feature"] == "snowball"]
     found = [r for r in _rows(site, "monitor_ir_snowballs") if r["npix"]]
-    ok = sum(any(f["rootname"] == t["rootname"] and np.hypot(f["x"] - t["x"], f["y"] - t["y"]) <= 2
-                 and f["read"] == t["read"] for f in found) for t in balls)  # fmt: skip
+    match = [[f for f in found if f["rootname"] == t["rootname"] and f["read"] == t["read"]
+              and np.hypot(f["x"] - t["x"], f["y"] - t["y"]) <= 2] for t in balls]  # fmt: skip
+    ok = sum(bool(m) for m in match)
+    energy = [abs(m[0]["total_e"] / t["value"] - 1) for m, t in zip(match, balls, strict=True) if m]
+    out["snowballs worst energy error %"] = 100 * max(energy) if energy else float("nan")
     out["snowballs found with their read"] = ok
     out["snowballs planted"] = len(balls)
     out["snowballs found (all)"] = len(found)
+    return out
+
+
+def ir_pixels(site: dict[str, Any]) -> dict[str, float]:
+    """Bad-actor fractions and predicted persistence against what the generator put in the pixels."""
+    truth = site["truth"]
+    bad = {t["rootname"]: json.loads(t["note"]) for t in truth if t["feature"] == "bad_actor"}
+    none = dict.fromkeys(("0.5", "1", "2", "5", "10"), 0.0)
+    errs = [
+        abs(r["x_" + lv.replace(".", "_")] - frac)
+        for r in _rows(site, "monitor_ir_bad_actors")
+        for lv, frac in bad.get(r["rootname"], none).items()
+    ]
+    out = {"bad-actor exposures planted": float(len(bad)),
+           "bad-actor worst fraction error": max(errs) if errs else float("nan")}  # fmt: skip
+    per = {t["rootname"]: t["value"] for t in truth if t["feature"] == "persistence"}
+    rows = {r["rootname"]: r for r in _rows(site, "monitor_ir_persistence")}
+    rel = [abs(rows[k]["max"] / v - 1) for k, v in per.items() if k in rows and v > 0]
+    out["persistence exposures planted"] = float(len(per))
+    out["persistence exposures measured"] = float(len(rel))
+    out["persistence worst max error %"] = 100 * max(rel) if rel else float("nan")
+    quiet = [r["max"] for k, r in rows.items() if k not in per]
+    out["persistence worst without a stimulus e-/s"] = max(quiet) if quiet else float("nan")
     return out
 
 
@@ -178,6 +204,7 @@ def main() -> int:
                 "uvis-gain": gain(site),
                 "trends": trends(site),
                 "detections": detections(site),
+                "ir pixels": ir_pixels(site),
             }
             for group, vals in scores.items():
                 for k, v in vals.items():

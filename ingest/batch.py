@@ -144,6 +144,7 @@ class BatchTask:
     data_root: str
     template: str | Sequence[str]
     types: dict[str, dict[str, str]]
+    max_cards: int = 1_000_000
 
 
 class _OkFile(NamedTuple):
@@ -174,6 +175,7 @@ class _FileRows:
     def __init__(self) -> None:
         self.now = datetime.now(UTC)
         self.cols: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("files")}
+        self.errors: list[tuple[str, str]] = []  # (path, why) of the files that became error rows
 
     def add(
         self,
@@ -232,63 +234,81 @@ class _Parsed:
     years: pa.Array  # file index → year
 
 
-def process_batch(task: BatchTask) -> BatchResult:
-    """Parse the task's files and write Parquet under ``data_root/<table>/year=Y/<batch_id>.parquet``."""
-    result = BatchResult(task.batch_id, relpaths=[j.relpath for j in task.jobs])
-    rows = _FileRows()
-    heads = _read_headers(task, rows, result)
+def process_batch(task: BatchTask) -> list[BatchResult]:
+    """Parse the task's files and write Parquet under ``data_root/<table>/year=Y/<batch_id>.parquet``.
+
+    A worker holds at most ``task.max_cards`` cards at once: the files are read in order until their
+    headers reach that many cards, that part is parsed and written (``<batch_id>-<part>`` after the
+    first), and reading goes on. A batch of 2,000 IR ``ima`` files (80 HDUs each) then needs no more
+    memory than one of 2,000 ``flt`` files. Each part is a result of its own, with its own schemas."""
+    layout = Layout(task.template)
+    results: list[BatchResult] = []
+    rows, heads, start, held = _FileRows(), _Headers(), 0, 0
+    for i, job in enumerate(task.jobs):
+        n = len(heads.raw)
+        _read_one(task, layout, job, rows, heads)
+        held += sum(len(r) for r in heads.raw[n:]) // 80  # a card is 80 bytes
+        if held >= task.max_cards and i + 1 < len(task.jobs):
+            results.append(_process_part(task, len(results), task.jobs[start : i + 1], rows, heads))
+            rows, heads, start, held = _FileRows(), _Headers(), i + 1, 0
+    results.append(_process_part(task, len(results), task.jobs[start:], rows, heads))
+    return results
+
+
+def _process_part(
+    task: BatchTask, part: int, jobs: list[FileJob], rows: _FileRows, heads: _Headers
+) -> BatchResult:
+    """Parse the headers read for ``jobs`` and write every table's Parquet file."""
+    batch_id = task.batch_id if part == 0 else f"{task.batch_id}-{part}"
+    result = BatchResult(batch_id, relpaths=[j.relpath for j in jobs], errors=list(rows.errors))
     cards = _parse_cards(heads)
     b = _index(heads, cards)
     out_root = Path(task.data_root)
     written: dict[str, list[str]] = {}
     card_tab = _cards_table(b)
     if card_tab.num_rows:
-        written["cards"] = _write(card_tab, out_root / "cards" / "data", task.batch_id)
+        written["cards"] = _write(card_tab, out_root / "cards" / "data", batch_id)
     result.n_cards = card_tab.num_rows
-    tables_of_file, conflict_rows = _write_wide_tables(task, heads, b, result, written)
+    tables_of_file, conflict_rows = _write_wide_tables(task, batch_id, heads, b, result, written)
     _add_ok_rows(rows, heads, b, tables_of_file)
     files_tab = pa.table(rows.cols, schema=sch.arrow_schema("files"))
-    written["files"] = _write(files_tab, out_root / "files" / "data", task.batch_id)
+    written["files"] = _write(files_tab, out_root / "files" / "data", batch_id)
     if conflict_rows["path"]:
         written["conflicts"] = _write(
             pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
             out_root / "conflicts" / "data",
-            task.batch_id,
+            batch_id,
         )
     result.files = written
-    result.n_files = len(task.jobs)
+    result.n_files = len(jobs)
     result.n_errors = len(result.errors)
     result.n_problems = sum(1 for f in heads.ok if f.problems)
     return result
 
 
-def _read_headers(task: BatchTask, rows: _FileRows, result: BatchResult) -> _Headers:
-    """Place every file by the layout and read its raw headers; a file that fails either (or that the
-    scanner could not take) becomes an ``error`` row."""
-    layout = Layout(task.template)
-    heads = _Headers()
-    for job in task.jobs:
-        ap = None
-        try:
-            ap = layout.parse(job.relpath)
-        except LayoutError as e:
-            if job.problem is None:
-                rows.add(job, None, "error", str(e), None)
-                result.errors.append((job.relpath, str(e)))
-                continue
-        got = job.problem if job.problem is not None else _headers_or_error(task.archive, job.relpath)
-        if isinstance(got, str):
-            rows.add(job, ap, "error", got, None)
-            result.errors.append((job.relpath, got))
-            continue
-        k = len(heads.ok)
-        problems = [p for r in got for p in r.problems]
-        heads.ok.append(_OkFile(k, job, ap, len(got), problems))
-        for r in got:
-            heads.raw.append(r.data)
-            heads.file.append(k)
-            heads.hdu.append(r.hdu)
-    return heads
+def _read_one(task: BatchTask, layout: Layout, job: FileJob, rows: _FileRows, heads: _Headers) -> None:
+    """Place a file by the layout and read its raw headers into ``heads``; a file that fails either (or
+    that the scanner could not take) becomes an ``error`` row."""
+    ap = None
+    try:
+        ap = layout.parse(job.relpath)
+    except LayoutError as e:
+        if job.problem is None:
+            rows.add(job, None, "error", str(e), None)
+            rows.errors.append((job.relpath, str(e)))
+            return
+    got = job.problem if job.problem is not None else _headers_or_error(task.archive, job.relpath)
+    if isinstance(got, str):
+        rows.add(job, ap, "error", got, None)
+        rows.errors.append((job.relpath, got))
+        return
+    k = len(heads.ok)
+    problems = [p for r in got for p in r.problems]
+    heads.ok.append(_OkFile(k, job, ap, len(got), problems))
+    for r in got:
+        heads.raw.append(r.data)
+        heads.file.append(k)
+        heads.hdu.append(r.hdu)
 
 
 def _parse_cards(heads: _Headers) -> pa.Table:
@@ -383,7 +403,12 @@ def _cards_table(b: _Parsed) -> pa.Table:
 
 
 def _write_wide_tables(
-    task: BatchTask, heads: _Headers, b: _Parsed, result: BatchResult, written: dict[str, list[str]]
+    task: BatchTask,
+    batch_id: str,
+    heads: _Headers,
+    b: _Parsed,
+    result: BatchResult,
+    written: dict[str, list[str]],
 ) -> tuple[dict[int, set[str]], dict[str, list[Any]]]:
     """Group the headers by wide table, write each table's file (its schema and per-HDU columns go to
     ``result``); returns the tables of each file and the ``conflicts`` rows."""
@@ -404,7 +429,7 @@ def _write_wide_tables(
         written[tname] = _write(
             wide,
             Path(task.data_root) / tname / "data",
-            task.batch_id,
+            batch_id,
             result.counts,
             partitioned=False,
             sort_by=sort_cols,

@@ -256,6 +256,7 @@ class IngestOptions:
     commit_interval: float = 10.0
     template: str | Sequence[str] = DEFAULT_TEMPLATES
     progress: Callable[[int, int], None] | None = None
+    batch_cards: int = 1_000_000
 
 
 @dataclass
@@ -281,6 +282,7 @@ def ingest(
     scheduler: str = "local",
     workers: int = 0,
     batch_files: int = 2000,
+    batch_cards: int = 1_000_000,
     commit_interval: float = 10.0,
     template: str | Sequence[str] = DEFAULT_TEMPLATES,
     catalog_uri: str = "",
@@ -294,21 +296,21 @@ def ingest(
     files then costs the same whatever the size of the archive.
 
     Incremental: files whose size and mtime match the lake are skipped; new and changed files are parsed
-    in batches of ``batch_files``; files gone from disk are marked ``missing`` and their header rows
-    removed. The driver commits what the workers finished every ``commit_interval`` seconds (one
-    Iceberg snapshot per table, then the pins, which is what readers see) and at the end, with the master
-    table, so a slow driver never holds back its workers; when a commit takes long, the next waits
-    longer, so that committing takes at most 1/COMMIT_SHARE of the time (the driver shares the cores
-    with the workers). ``rebuild`` writes a complete new set of
-    tables in a fresh namespace and swaps it in with one pin update at the end, so readers see the old
-    lake until the new one is whole.
+    in batches of ``batch_files`` (a worker holding ``batch_cards`` cards writes what it has and goes on,
+    which bounds its memory whatever the mix of files); files gone from disk are marked ``missing`` and
+    their header rows removed. The driver commits what the workers finished every ``commit_interval``
+    seconds (one Iceberg snapshot per table, then the pins, which is what readers see) and at the end,
+    with the master table, so a slow driver never holds back its workers; when a commit takes long, the
+    next waits longer, so that committing takes at most 1/COMMIT_SHARE of the time (the driver shares the
+    cores with the workers). ``rebuild`` writes a complete new set of tables in a fresh namespace and
+    swaps it in with one pin update at the end, so readers see the old lake until the new one is whole.
     ``progress(files_done, errors)`` is called after each batch.
     """
     t0 = time.monotonic()
     lake = Lake(lake_dir, catalog_uri)
     summary = IngestSummary()
     opts = IngestOptions(
-        archive, rebuild, scheduler, workers, batch_files, commit_interval, template, progress
+        archive, rebuild, scheduler, workers, batch_files, commit_interval, template, progress, batch_cards
     )
     if not archive.startswith(("file://",)) and "://" not in archive and not Path(archive).is_dir():
         from lake.errors import ConfigError
@@ -457,17 +459,22 @@ def _run_batches(
     try:
         batches = split_batches(plan.todo, opts.batch_files, ex.workers)
         tasks = [
-            BatchTask(uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types)
+            BatchTask(
+                uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types, opts.batch_cards
+            )
             for b in batches
         ]
         commits = _Commits(lake, pins, plan, opts, compact=len(tasks) >= COMPACT_BATCHES)
-        for group in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
+        done = 0
+        for parts in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
             fault_point("batch.written")
+            done += len(parts)
+            group = [res for part in parts for res in part]
             commits.pending += group
             for res in group:
                 summary.add(res)
                 _prepare(lake, pins, res)
-            if summary.batches < len(tasks):
+            if done < len(tasks):
                 commits.maybe()
             if opts.progress:
                 opts.progress(summary.ingested, summary.errors)
@@ -614,6 +621,7 @@ def ingest_with(
         scheduler=cfg["scheduler"],
         workers=cfg["workers"],
         batch_files=cfg["batch_files"],
+        batch_cards=cfg["batch_cards"],
         commit_interval=cfg["commit_interval"],
         template=cfg["layout"],
         catalog_uri=cfg["catalog_uri"],

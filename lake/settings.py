@@ -68,6 +68,15 @@ REGISTRY: tuple[Setting, ...] = (
         int,
     ),
     Setting(
+        "batch_cards",
+        1_000_000,
+        "Cards a worker holds at once: a batch whose headers reach this many is written in parts (one "
+        "Parquet file per table each), which bounds a worker's memory (about 0.45 GB per 10^6 cards over a "
+        "base of 0.3 GB, bench/worker_memory.py) whatever the mix of files; IR ima and raw files carry "
+        "some 80 HDUs each.",
+        int,
+    ),
+    Setting(
         "commit_interval",
         10.0,
         "Seconds between lake commits during a long ingest: the batches finished meanwhile become "

@@ -223,3 +223,19 @@ def test_master_is_in_step_with_files_at_every_publish(
     monkeypatch.setattr(Lake, "publish", checked)
     ingest(root, str(archive_copy), scheduler="synchronous", batch_files=25, commit_interval=0.0)
     assert len(seen) >= 3 and seen == sorted(seen) and 0 < seen[-2] < seen[-1], seen
+
+
+def test_a_batch_over_its_cards_bound_is_written_in_parts_with_the_same_rows(
+    small_archive: Path, small_lake: Path, tmp_path: Path
+) -> None:
+    """A worker holding ``batch_cards`` cards writes what it has and goes on: more data files, the same
+    rows in every table (every card exact)."""
+    root = tmp_path / "lake"
+    s = ingest(root, str(small_archive), scheduler="synchronous", batch_files=60, batch_cards=20_000)
+    assert s.batches > 2 * -(-s.ingested // 60)  # parts are committed as batches are
+    for name in ("files", "cards", "irima", "uvisflt", "master"):
+        drop = [c for c in ("ingested_at",) if c in lake.read(name, root).columns]
+        a = lake.read(name, root).drop(drop)
+        b = lake.read(name, small_lake).drop(drop)
+        key = [c for c in ("path", "hdu", "position", "rootname") if c in a.columns]
+        assert_frame_equal(a.sort(key), b.sort(key), check_column_order=False)
