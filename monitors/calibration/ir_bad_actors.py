@@ -149,7 +149,10 @@ MONITOR = Monitor(
     ),
     __doc__ or "",
     measures="per exposure the fraction of pixels above 0.5-10 x saturation; programs ranked",
-    claim="exact fractions",
+    claim=(
+        "exact fractions (27 bad-actor exposures per seed, worst fraction error 0 on two seeds, "
+        "bench/claims.py)"
+    ),
     description=(
         "Exposures likely to leave persistence: an IR pixel that receives more light than it can hold "
         "(saturation, about 70,000 electrons) keeps a faint ghost image for hours. Each point is one IR "

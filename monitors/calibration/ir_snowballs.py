@@ -179,7 +179,10 @@ MONITOR = Monitor(
     lambda t: vega_trend(t, "total_e", None, "IR snowballs", label="total charge (e-)"),
     __doc__ or "",
     measures="snowballs in IR dark read stacks: position, read, size, energy; rate per hour",
-    claim="every one, with its read; energy within 10 %",
+    claim=(
+        "every one, with its read; energy within 10 % (11 of 11 found with their read, worst energy "
+        "error 5.4 % and 6.9 % on two seeds, bench/claims.py)"
+    ),
     description=(
         "Snowballs: bursts of charge that hit a round patch of IR pixels at once, in one read (thought to "
         "come from radioactive decay near the detector). They are found between the reads of IR darks; "
