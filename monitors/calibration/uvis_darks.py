@@ -22,6 +22,7 @@ uvis-ctecorr-darks adds the trail's charge back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ import pyarrow as pa
 from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
 from monitors.calibration.fitsdata import read_rows, runs
 from monitors.calibration.inputs import UVIS_RAW, check
+from monitors.calibration.pixel_cte import typical_sigma
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
 from monitors.calibration.summary import Rows, fit_rows, mjd_date, percent
 from monitors.framework import Monitor, Refused
@@ -321,18 +323,40 @@ def usable(members: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[st
     return good, headers, left
 
 
-def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
+Stacks = dict[int, tuple[np.ndarray, np.ndarray, float, np.ndarray]]
+# per chip: (line indices, columns, e-/hr of each source, its significance in sigmas)
+Found = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+Finder = Callable[[Stacks, float, float], tuple[Found, dict[str, Any]]]
+
+
+def observed(stacks: Stacks, hours: float, flash: float) -> tuple[Found, dict[str, Any]]:
+    """The sources of each chip's superdark (``stacks``: row numbers, e-/hr image, dark level, per-pixel
+    sigma) at their observed, CTE-dimmed rate (:func:`sources`); no extra columns."""
+    out: Found = {}
+    for chip, (rows, rate, med, sigmas) in stacks.items():
+        ys, xs, excess, _trail = sources(rate, rows, med, typical_sigma(sigmas), chip)
+        out[chip] = (ys, xs, med + excess, excess / sigmas[ys, xs])
+    return out, {}
+
+
+def window(row: dict[str, Any], find: Finder = observed) -> list[dict[str, Any]]:
     """Per chip and amp: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
-    ``row`` names); with ``correct_cte`` each hot pixel's fitted trail charge is added back to it."""
+    ``row`` names). ``find`` gives each chip's sources with their rates and significance from the
+    superdarks, the frames' mean exposure (hours) and post-flash (e-), and columns to add to every row;
+    a source above 54 e-/hr and 5 sigma is hot."""
     members, headers, left = usable(row.get("members") or [row])
     paths = [str(m["abs_path"]) for m in members]
+    stacks = {chip: superdark(paths, chip, headers) for chip in (2, 1)}
+    hours = float(np.mean([float(headers[p]["EXPTIME"]) for p in paths])) / 3600.0
+    flash = float(np.mean([float(headers[p].get("FLASHLVL", 0) or 0) for p in paths]))
+    found, extra = find(stacks, hours, flash)
     out = []
     for chip in (2, 1):
-        rows, rate, med, sigmas = superdark(paths, chip, headers)
-        sigma = float(np.median(sigmas))
-        ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
-        value = med + excess + (trail if correct_cte else 0.0)
-        hot = (value > HOT) & (value - med > 5 * sigmas[ys, xs])
+        rows, rate, _med, _sigmas = stacks[chip]
+        ys, xs, value, snr = found[chip]
+        hot = (value > HOT) & (snr > 5)
         for half, amp in enumerate(AMPS[chip]):
             mine = hot & ((xs >= 2048) == bool(half))
             pix = ";".join(
@@ -355,13 +379,14 @@ def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
                     "n_pixels": int(part.size),
                     "hot_pixels": pix,
                     "left_out": "; ".join(left) or None,
+                    **extra,
                 }
             )
     return out
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    return window(row, correct_cte=False)
+    return window(row)
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
