@@ -86,23 +86,26 @@ MONITOR = Monitor(
     __doc__ or "",
     windows,
     measures=(
-        "uvis-darks on CTE-corrected superdarks (each hot pixel's fitted trail charge added back; not "
-        "calwf3's full model)"
+        "uvis-darks on CTE-corrected superdarks: a parallel readout model (trail profile, loss per "
+        "transfer against charge and distance to the amp) fitted on each superdark's bright isolated hot "
+        "pixels and inverted column by column; hot pixels at their rate before readout; the fitted model "
+        "with each result"
     ),
     claim=(
         "on darks with cosmic rays: recall >= 95 % of planted hot pixels above 54 e-/hr as CTE leaves "
-        "them (measured 98.0-98.4 % on two seeds, bench/claims.py), <= 5 % of those below 40 e-/hr flagged "
-        "(0.1-0.2 %), rates within 10 %. NOT MET: false positives 5.6-6.7 % against the 5 % target: far "
-        "from the amp a faint hot pixel can lose so much charge that its first trail pixel is brighter than "
-        "it, and that pixel is reported, one row off. Of pixels truly above 54 e-/hr only 82-83 % are found "
-        "(faint trails are not detected, so not added back)"
+        "them (measured 99.6 % on two seeds, bench/claims.py), false positives <= 5 % (1.7-2.1 %), <= 5 % "
+        "of pixels planted below 40 e-/hr flagged (1.8-2.1 %), median rate within 10 % of the planted one "
+        "(5 %, the dark current included); of pixels planted above 54 e-/hr before CTE 91-92 % are found "
+        "(uvis-darks: 77 %)"
     ),
     description=(
         "The uvis-darks measurements (dark current per amplifier in e-/hr, hot pixels above 54 e-/hr) on "
-        "superdarks corrected for charge transfer: the charge a hot pixel loses into its trail while it "
-        "is read out is added back, so hot pixels far from the amplifier count at a rate closer to their "
-        "true one. Read it as uvis-darks; expect more hot pixels here than there, most of all on the side "
-        "of each chip far from its amplifier."
+        "superdarks corrected for charge transfer: how much charge a hot pixel loses into its trail while "
+        "it is read out is measured on the superdark's own bright hot pixels, and each hot pixel gets its "
+        "charge back, so hot pixels far from the amplifier count at their true rate. Read it as "
+        "uvis-darks; expect more hot pixels here than there, most of all on the side of each chip far "
+        "from its amplifier. Each result also gives the fitted CTE model (cte_loss160: the fraction lost "
+        "per transfer by a 160 e- packet)."
     ),
     tables=tables,
     units={"median_dark": "e-/hr"},

@@ -418,13 +418,13 @@ MONITOR = Monitor(
     windows,
     measures=(
         "dark current per amp (e-/hr) and hot pixels (> 54 e-/hr, 5 sigma) per superdark (raw darks "
-        "stacked in 4-day windows inside one anneal cycle, cosmic rays rejected per pixel; CTE trails "
-        "fitted and not counted as hot pixels); hot pixels per anneal cycle"
+        "stacked in 4-day windows inside one anneal cycle, cosmic rays rejected per pixel; CTE trails told "
+        "from hot pixels by a readout model fitted on the superdark); hot pixels per anneal cycle"
     ),
     claim=(
         "trend per amp within 10 %; each result in its true anneal cycle; on darks with cosmic rays at the "
         "on-orbit rate: recall >= 95 % of planted hot pixels above 54 e-/hr as CTE leaves them (measured "
-        "97.1-97.5 % on two seeds, bench/claims.py), false positives <= 5 % (1.8-4.1 %), <= 5 % of pixels "
+        "97.1-97.5 % on two seeds, bench/claims.py), false positives <= 5 % (0.0-0.2 %), <= 5 % of pixels "
         "planted below 40 e-/hr flagged (0 %)"
     ),
     description=(
