@@ -29,9 +29,8 @@ from typing import Any
 import numpy as np
 
 TRAIL_MAX = 12  # rows of a trail modelled and fitted [I]; a fitted profile makes the far ones ~0
-CANDIDATE_SIGMA = (
-    3.0  # pixels this far above the dark level, and the LEAD rows read before each, are candidates
-)
+# candidates: pixels this far above the dark level and the LEAD rows read before each
+CANDIDATE_SIGMA = 3.0
 LEAD = 2
 ACCEPT_SIGMA = 4.0  # a candidate is a source if its model explains more than a source this many sigma bright
 FIT_SIGMA = 10.0  # hot pixels this bright (and isolated) measure the readout model
