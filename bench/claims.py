@@ -64,12 +64,13 @@ def _hot_at(h: dict[str, Any], chip: int, amp: str, a: float, b: float) -> bool:
 
 def darks(site: dict[str, Any], table: str) -> dict[str, float]:
     """Recall of planted pixels above 54 e-/hr (as the planted CTE leaves them) through a superdark's
-    window, the fraction of found pixels that are false, the fraction of pixels planted below 40 flagged."""
+    window, the fraction of found pixels that are false, the fraction of pixels planted below 40 flagged,
+    and the recall of pixels planted above 54 e-/hr (before CTE)."""
     from ingest.archivegen.features import Instrument
 
     inst = Instrument(site["seed"])
     hot = [t for t in site["truth"] if t["feature"] == "hot_pixel"]
-    n = dict.fromkeys(("hits", "want", "found", "false", "low", "low_found"), 0)
+    n = dict.fromkeys(("hits", "want", "found", "false", "low", "low_found", "true", "true_hits"), 0)
     for r in _rows(site, table):
         t0, t1 = r["expstart"], r["window_end"]
         whole = {
@@ -86,12 +87,15 @@ def darks(site: dict[str, Any], table: str) -> dict[str, float]:
             )
             n["want"] += seen > 54
             n["hits"] += seen > 54 and (x, y) in found
+            n["true"] += rate > 54
+            n["true_hits"] += rate > 54 and (x, y) in found
             n["low"] += rate < 40
             n["low_found"] += rate < 40 and (x, y) in found
         n["found"] += len(found)
         n["false"] += len(found - part)
     return {"recall %": 100 * n["hits"] / max(n["want"], 1), "false %": 100 * n["false"] / max(n["found"], 1),
-            "below 40 flagged %": 100 * n["low_found"] / max(n["low"], 1)}  # fmt: skip
+            "below 40 flagged %": 100 * n["low_found"] / max(n["low"], 1),
+            "recall, planted above 54 before CTE %": 100 * n["true_hits"] / max(n["true"], 1)}  # fmt: skip
 
 
 def gain(site: dict[str, Any]) -> dict[str, float]:

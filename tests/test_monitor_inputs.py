@@ -164,7 +164,7 @@ def test_a_bad_frame_is_left_out_of_its_superdark_window(tmp_path: Path) -> None
     kept, headers, left = uvis_darks.usable(members)
     assert [m["rootname"] for m in kept] == [e.rootname] and list(headers) == [str(good)]
     assert len(left) == 1 and left[0].startswith("iqcut001q_raw.fits: [SCI,1] BITPIX = -32, not 16")
-    rows = uvis_darks.window({**members[0], "members": members}, correct_cte=False)
+    rows = uvis_darks.window({**members[0], "members": members})
     assert rows and all(r["n_frames"] == 1 and r["left_out"] == left[0] for r in rows)
     assert all(r["median_dark"] > 0 for r in rows)
     with pytest.raises(Refused, match=r"no frame of the window can be used: iqcut001q_raw\.fits"):

@@ -14,14 +14,15 @@ anneal list (setting ``uvis_anneals``, monitors/anneals.py) each result carries 
 its cycle, and the trend summary gives hot pixels per cycle.
 
 Per superdark, chip and amp: the clipped mean of the image pixels is the dark current; a pixel above 54
-e-/hr *and* 5 sigma above the dark level is hot. A hot pixel's parallel-CTE trail (charge released into
-the 8 pixels read after it) is fitted and taken out of the image, so trail pixels are not counted as hot
-pixels of their own; this monitor reports the hot pixel at its observed, CTE-dimmed rate, and
-uvis-ctecorr-darks adds the trail's charge back.
+e-/hr *and* 5 sigma above the dark level is hot. Which pixels are sources and which are the parallel-CTE
+trails of others comes from a readout model measured on the superdark and inverted (pixel_cte.py, as
+uvis-ctecorr-darks does), so trail pixels are not counted as hot pixels of their own; this monitor
+reports each hot pixel at its observed, CTE-dimmed rate, uvis-ctecorr-darks at its rate before readout.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,21 +32,18 @@ import pyarrow as pa
 from monitors.calibration.anneals import anneal_dates, cycle_start, next_anneal
 from monitors.calibration.fitsdata import read_rows, runs
 from monitors.calibration.inputs import UVIS_RAW, check
+from monitors.calibration.pixel_cte import corrected_sources
 from monitors.calibration.plotting import fits_by_group, trend_png, vega_trend, years
 from monitors.calibration.summary import Rows, fit_rows, mjd_date, percent
 from monitors.framework import Monitor, Refused
 
 HOT = 54.0  # e-/hr
-TRAIL_ROWS = 8
-TRAIL_TAU = 1.5  # rows [I]: the exponential profile the correction assumes for a trail
 READ_NOISE_E = 3.15
 AMPS = {1: ("A", "B"), 2: ("C", "D")}
 WINDOW_DAYS = 4.0  # superdark windows (legacy)
 # a window with this many frames is measured without waiting for it to close: the daily monitor's two
 # darks a day over 4 days [I]; fewer (5 at 2.5 days) would split a window into 5 + 3 frames
 WINDOW_FRAMES = 8
-CANDIDATE_SIGMA = 3.0  # pixels this far above the dark level enter the source/trail decomposition
-TRAIL_SIGMA = 3.5  # a trail is added back only where it is detected
 CR_SIGMA = 4.0  # a sample this far above its pixel's reference is a cosmic ray (HDF superdarks: 4)
 # DQ bits of a raw sample left out of a superdark: lost, fill, saturated, A-to-D, cosmic rays (not 4 and
 # 512, which the legacy clears, nor hot and warm, which are what is measured)
@@ -126,26 +124,6 @@ def image_of_raw(raw: np.ndarray, chip: int) -> tuple[np.ndarray, np.ndarray]:
     """Raw chip rows (DN, full 4206 columns) -> image columns (4096) and a per-column amp index (0/1)."""
     cols = np.r_[25:2073, 2133:4181]
     return raw[:, cols], (np.arange(4096) >= 2048).astype(int)
-
-
-def _trail_step(chip: int) -> int:
-    """+1 if a pixel's CTE trail lies at larger rows (UVIS2, amp at row 0), -1 if at smaller (UVIS1)."""
-    return 1 if chip == 2 else -1
-
-
-def along(rate: np.ndarray, rows: np.ndarray, ys: np.ndarray, xs: np.ndarray, step: int) -> np.ndarray:
-    """Values ``step`` rows after (``step`` < 0: before) each pixel (ys, xs) in row numbers; nan where that
-    row was not read. ``rows`` (the row number of each line of ``rate``) is ascending."""
-    idx, ok = _row_index(rows, ys, step)
-    out = np.full(len(ys), np.nan)
-    out[ok] = rate[idx[ok], xs[ok]]
-    return out
-
-
-def _row_index(rows: np.ndarray, ys: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
-    want = rows[ys] + step
-    idx = np.clip(np.searchsorted(rows, want), 0, len(rows) - 1)
-    return idx, rows[idx] == want
 
 
 def chip_rate(path: str, chip: int, hdr0: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
@@ -255,57 +233,6 @@ def superdark(
     return rows, stack, med, (one / np.sqrt(np.maximum(count, 1))).astype(np.float32)
 
 
-def sources(
-    rate: np.ndarray, rows: np.ndarray, med: float, sigma: float, chip: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pixels well above the dark level split into sources and their CTE trails.
-
-    Returns (ys, xs) of the sources, their excess over the dark level, and the fitted charge of each
-    one's trail (e-/hr; 0 where no trail is detected). Sources are taken in read order along each column:
-    a candidate with no unexplained candidate in the 8 pixels read before it is a source; the trail a
-    matched filter (the exponential profile) finds after it is subtracted from the image, so a trail
-    pixel is no longer a candidate, while a second hot pixel inside the trail still stands out, and is
-    left out of the fit when it is brighter than the source."""
-    resid = rate - np.float32(med)
-    step = _trail_step(chip)
-    w = (1 - np.exp(-1 / TRAIL_TAU)) * np.exp(-np.arange(TRAIL_ROWS) / TRAIL_TAU)
-    w2 = float(np.sum(w**2))
-    sigma_d = sigma / np.sqrt(w2)
-    ncol = rate.shape[1]
-    cy, cx = np.nonzero(resid > CANDIDATE_SIGMA * sigma)
-    out_y, out_x, out_v, out_t = [], [], [], []
-    first = True
-    while len(cy):
-        key = cy.astype(np.int64) * ncol + cx
-        earlier = np.zeros(len(cy), bool)
-        for k in range(1, TRAIL_ROWS + 1):
-            idx, ok = _row_index(rows, cy, -step * k)
-            earlier |= ok & np.isin(idx.astype(np.int64) * ncol + cx, key)
-        sy, sx = cy[~earlier], cx[~earlier]
-        trail = np.array([along(resid, rows, sy, sx, step * k) for k in range(1, TRAIL_ROWS + 1)])
-        # a pixel brighter than the source is not its trail (a hot pixel read after a noise peak)
-        trail[trail > resid[sy, sx][None, :]] = 0.0
-        amp = (w[:, None] * np.nan_to_num(trail, nan=0.0)).sum(axis=0) / w2
-        # a source found in a later pass lies in an earlier source's trail: the pixels after it are that
-        # trail's tail, not a trail of its own (adding them back made the first trail pixels of bright
-        # UVIS1 hot pixels "hot": 83 of 107 false positives on seed 1)
-        amp = np.where((amp > TRAIL_SIGMA * sigma_d) & first, amp, 0.0)
-        out_y.append(sy)
-        out_x.append(sx)
-        out_v.append(resid[sy, sx].astype(float))
-        out_t.append(amp)
-        for k in range(1, TRAIL_ROWS + 1):
-            idx, ok = _row_index(rows, sy, step * k)
-            np.subtract.at(resid, (idx[ok], sx[ok]), (amp[ok] * w[k - 1]).astype(np.float32))
-        rest = earlier & (resid[cy, cx] > CANDIDATE_SIGMA * sigma)
-        cy, cx, first = cy[rest], cx[rest], False
-    cat = np.concatenate
-    if not out_y:
-        e = np.zeros(0, int)
-        return e, e, np.zeros(0), np.zeros(0)
-    return cat(out_y), cat(out_x), cat(out_v), cat(out_t)
-
-
 def usable(members: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, Any], list[str]]:
     """The frames that are full-frame UVIS raw darks, their primary headers by path, and why the others are
     left out; :class:`Refused` if none is left (one bad frame does not sink its window)."""
@@ -321,18 +248,42 @@ def usable(members: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[st
     return good, headers, left
 
 
-def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
+Stacks = dict[int, tuple[np.ndarray, np.ndarray, float, np.ndarray]]
+# per chip: (line indices, columns, e-/hr of each source, its significance in sigmas)
+Found = dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+Finder = Callable[[Stacks, float, float], tuple[Found, dict[str, Any]]]
+
+
+def observed(stacks: Stacks, hours: float, flash: float) -> tuple[Found, dict[str, Any]]:
+    """The sources of each chip's superdark (``stacks``: row numbers, e-/hr image, dark level, per-pixel
+    sigma) at their observed, CTE-dimmed rate and its significance; no extra columns. The sources are
+    those of the readout model's inversion (monitors/calibration/pixel_cte.py), so no trail pixel is one."""
+    _model, found = corrected_sources(stacks, hours, flash)
+    out: Found = {}
+    for chip, (ys, xs, _excess, _gain) in found.items():
+        _rows, rate, med, sigmas = stacks[chip]
+        out[chip] = (ys, xs, rate[ys, xs].astype(float), (rate[ys, xs] - med) / sigmas[ys, xs])
+    return out, {}
+
+
+def window(row: dict[str, Any], find: Finder = observed) -> list[dict[str, Any]]:
     """Per chip and amp: dark level and hot pixels of the superdark of ``row['members']`` (or of the one frame
-    ``row`` names); with ``correct_cte`` each hot pixel's fitted trail charge is added back to it."""
+    ``row`` names). ``find`` gives each chip's sources with their rates and significance from the
+    superdarks, the frames' mean exposure (hours) and post-flash (e-), and columns to add to every row;
+    a source above 54 e-/hr and 5 sigma is hot."""
     members, headers, left = usable(row.get("members") or [row])
     paths = [str(m["abs_path"]) for m in members]
+    stacks = {chip: superdark(paths, chip, headers) for chip in (2, 1)}
+    hours = float(np.mean([float(headers[p]["EXPTIME"]) for p in paths])) / 3600.0
+    flash = float(np.mean([float(headers[p].get("FLASHLVL", 0) or 0) for p in paths]))
+    found, extra = find(stacks, hours, flash)
     out = []
     for chip in (2, 1):
-        rows, rate, med, sigmas = superdark(paths, chip, headers)
-        sigma = float(np.median(sigmas))
-        ys, xs, excess, trail = sources(rate, rows, med, sigma, chip)
-        value = med + excess + (trail if correct_cte else 0.0)
-        hot = (value > HOT) & (value - med > 5 * sigmas[ys, xs])
+        rows, rate, _med, _sigmas = stacks[chip]
+        ys, xs, value, snr = found[chip]
+        hot = (value > HOT) & (snr > 5)
         for half, amp in enumerate(AMPS[chip]):
             mine = hot & ((xs >= 2048) == bool(half))
             pix = ";".join(
@@ -355,13 +306,14 @@ def window(row: dict[str, Any], correct_cte: bool) -> list[dict[str, Any]]:
                     "n_pixels": int(part.size),
                     "hot_pixels": pix,
                     "left_out": "; ".join(left) or None,
+                    **extra,
                 }
             )
     return out
 
 
 def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
-    return window(row, correct_cte=False)
+    return window(row)
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
@@ -466,13 +418,13 @@ MONITOR = Monitor(
     windows,
     measures=(
         "dark current per amp (e-/hr) and hot pixels (> 54 e-/hr, 5 sigma) per superdark (raw darks "
-        "stacked in 4-day windows inside one anneal cycle, cosmic rays rejected per pixel; CTE trails "
-        "fitted and not counted as hot pixels); hot pixels per anneal cycle"
+        "stacked in 4-day windows inside one anneal cycle, cosmic rays rejected per pixel; CTE trails told "
+        "from hot pixels by a readout model fitted on the superdark); hot pixels per anneal cycle"
     ),
     claim=(
         "trend per amp within 10 %; each result in its true anneal cycle; on darks with cosmic rays at the "
         "on-orbit rate: recall >= 95 % of planted hot pixels above 54 e-/hr as CTE leaves them (measured "
-        "97.1-97.5 % on two seeds, bench/claims.py), false positives <= 5 % (1.8-4.1 %), <= 5 % of pixels "
+        "97.1-97.5 % on two seeds, bench/claims.py), false positives <= 5 % (0.0-0.2 %), <= 5 % of pixels "
         "planted below 40 e-/hr flagged (0 %)"
     ),
     description=(
