@@ -7,7 +7,8 @@ the pixels contain. Levels and sizes follow ``docs/background/wfc3-monitors.md``
 test" notes of each monitor.
 
 Features are planted in the pixel rows that ``--pixels sparse`` writes (:data:`UVIS_BANDS`,
-:data:`IR_BANDS`), so the truth is the same whatever the pixel mode.
+:data:`IR_BANDS`; IR flats' flt are written full frame, so blobs lie anywhere on the array), so the truth
+is the same whatever the pixel mode.
 """
 
 from __future__ import annotations

@@ -188,7 +188,10 @@ MONITOR = Monitor(
     plot,
     lambda t: vega_trend(t, "depth", "filter", "IR blob detections", label="depth (fraction of light lost)"),
     __doc__ or "",
-    measures="blob detections in IR flats, catalogue with first-seen dates, cumulative count and map",
+    measures=(
+        "blob detections in full-frame IR flats after each flat's own illumination (vignetting, gradient) is "
+        "divided out, catalogue with first-seen dates, cumulative count and map"
+    ),
     claim="recall >= 95 %, false <= 5 %",
     description=(
         "Blobs: small, roughly round spots on the IR detector that are a few percent less sensitive than "
