@@ -124,7 +124,8 @@ def test_eper_trail_follows_the_truth(pixel_archive: Path) -> None:
     inst = Instrument(SEED)
     for f in _files(pixel_archive, "*_raw.fits"):
         h = _primary(f)
-        if h["DETECTOR"] == "UVIS" and h["IMAGETYP"] == "FLAT" and h["EXPTIME"] >= 100:
+        # a flat well below full well (a bowtie visit's saturating flat has a trail of its own regime)
+        if h["DETECTOR"] == "UVIS" and h["IMAGETYP"] == "FLAT" and 100 <= h["EXPTIME"] <= 1000:
             break
     else:
         raise AssertionError("no UVIS raw flat")
@@ -133,7 +134,9 @@ def test_eper_trail_follows_the_truth(pixel_archive: Path) -> None:
     left = slice(25 + 100, 25 + 1900)
     bias = inst.uvis_bias["C"]
     signal_e = np.median(sci[2040:2051, left] - bias) * inst.uvis_gain["C"]
-    deferred_e = np.sum(np.median(sci[2051:2066, left], axis=1) - bias) * inst.uvis_gain["C"]
+    # means, not medians: the trail's rows hold a few DN, and a median of integer DN is quantised (it put
+    # the loss 4-10 % low)
+    deferred_e = np.sum(np.mean(sci[2051:2066, left], axis=1) - bias) * inst.uvis_gain["C"]
     cte = 1 - deferred_e / (signal_e * inst.N_PARALLEL)
     expect = 1 - inst.cte_loss(h["EXPSTART"], signal_e)
     assert abs(cte - expect) < 0.1 * (1 - expect)
@@ -169,8 +172,13 @@ def test_ir_zeroth_read_and_blobs_follow_the_truth(pixel_archive: Path) -> None:
             continue
         sci = fits.getdata(f, 1)
         b = present[0]
-        level = np.median(sci[int(b["y"]) - 30 : int(b["y"]) + 30, :])
         yc, xc = round(b["y"]), round(b["x"])
+        # the level around the blob (an on-orbit flat's illumination varies across the array)
+        yy, xx = np.mgrid[0 : sci.shape[0], 0 : sci.shape[1]]
+        ring = (np.hypot(yy - b["y"], xx - b["x"]) > b["size"] + 2) & (
+            np.hypot(yy - b["y"], xx - b["x"]) < 30
+        )
+        level = np.median(sci[ring])
         core = sci[yc - 1 : yc + 2, xc - 1 : xc + 2].mean()  # within 1.4 px of the centre: ~98 % of the depth
         assert 1 - core / level == pytest.approx(b["value"], abs=0.015)
         return

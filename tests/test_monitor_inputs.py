@@ -64,7 +64,10 @@ def refusals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     for k, t in enumerate((t0, t0 + 5.0)):
         _copy(flc, d / f"iqudk00{k}q_raw.fits", ROOTNAME=f"iqudk00{k}q", IMAGETYP="DARK", TARGNAME="DARK",
               EXPTIME=900.0, EXPSTART=t)  # fmt: skip
-    _copy(flc, d / "iquflat1q_raw.fits", ROOTNAME="iquflat1q", IMAGETYP="FLAT", PROPOSID=12688, EXPTIME=100.0)
+    # bowtie flats of two visits a day apart (the first visit is closed once the second began; it waits)
+    for k, root in enumerate(("iquflat1q", "iqubowt1q")):
+        _copy(flc, d / f"{root}_raw.fits", ROOTNAME=root, IMAGETYP="FLAT", PROPOSID=12688, EXPTIME=100.0,
+              EXPSTART=t0 + k)  # fmt: skip
     # two gain-programme flats a day apart (no pair: the first is alone once the second came; it waits)
     for k in range(2):
         _copy(flc, d / f"iqugain{k}q_raw.fits", ROOTNAME=f"iqugain{k}q", IMAGETYP="FLAT", PROPOSID=12690,
@@ -86,7 +89,7 @@ def test_monitors_refuse_wrong_inputs_with_reasons_and_no_numbers(
     r = refusals["runs"][name]
     assert r.status == "success" and r.counts["errors"] == 0, (r.error, r.counts)
     assert (
-        r.counts["refused"] == r.counts["inputs"] - r.counts["waiting"] > 0  # darks, gain: one waits
+        r.counts["refused"] == r.counts["inputs"] - r.counts["waiting"] > 0  # darks, gain, bowtie: one waits
         and r.counts["measured"] == 0
         and r.counts["rows"] == 0
     )

@@ -7,7 +7,8 @@ the pixels contain. Levels and sizes follow ``docs/background/wfc3-monitors.md``
 test" notes of each monitor.
 
 Features are planted in the pixel rows that ``--pixels sparse`` writes (:data:`UVIS_BANDS`,
-:data:`IR_BANDS`), so the truth is the same whatever the pixel mode.
+:data:`IR_BANDS`; IR flats' flt are written full frame, so blobs lie anywhere on the array), so the truth
+is the same whatever the pixel mode.
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ HOT_THRESHOLD = 54.0  # e-/hr: a hot pixel (DHB 5.3)
 # hot-pixel rates: dN/dr ~ r^-HOT_INDEX from HOT_MIN to HOT_MAX e-/hr, so that warm pixels below the
 # threshold outnumber the hot ones above it, as on the detector, and the threshold is crossed both ways
 HOT_MIN, HOT_MAX, HOT_INDEX = 20.0, 800.0, 1.5
-REALISM = ("clean", "on-orbit")  # on-orbit: cosmic rays in every simulated UVIS exposure
+# on-orbit: cosmic rays in every simulated UVIS exposure; flats with a P-flat and uneven illumination
+# (ingest.archivegen.flatfield)
+REALISM = ("clean", "on-orbit")
 UVIS_FULL_WELL = 68000.0
 IR_SATURATION = 70000.0  # e-, the persistence code's "saturation"
 
@@ -89,7 +92,7 @@ class Instrument:
     """The true state of WFC3 over time, drawn once from the seed."""
 
     seed: int
-    realism: str = "on-orbit"  # or "clean": no cosmic rays (see REALISM)
+    realism: str = "on-orbit"  # or "clean": no cosmic rays, P-flat or uneven lamp (see REALISM)
     start_mjd: float = 54993.0
     stop_mjd: float = 61344.0  # 2026-10-31
     anneals: np.ndarray = field(init=False)
@@ -210,8 +213,9 @@ class Instrument:
         return float(self.ir_bias0[quad] + self.ir_bias_drift[quad] * years_since_2009(mjd))
 
     def _plan_blobs(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
-        """Blobs appear over the years (19 by 2010, ~40 by 2012, more later), each wholly inside an IR band
-        and apart from the others (a catalogue's blobs are distinct)."""
+        """Blobs appear over the years (19 by 2010, ~40 by 2012, more later), anywhere on the light-
+        sensitive array (IR flats are simulated full frame: the vignetted corners hold blobs too) and
+        apart from the others (a catalogue's blobs are distinct)."""
         n = 24
         first = np.sort(rng.uniform(self.start_mjd + 60, self.stop_mjd - 200, n))
         radius = rng.uniform(7, 10, n)
@@ -219,9 +223,8 @@ class Instrument:
         ys: list[float] = []
         for i in range(n):
             while True:
-                band = IR_BANDS[int(rng.integers(0, len(IR_BANDS)))]
-                y = float(rng.uniform(band[0] + radius[i] + 2, band[1] - radius[i] - 2))
-                x = float(rng.uniform(40, 1024 - 40))
+                y = float(rng.uniform(5 + radius[i] + 2, 1019 - radius[i] - 2))
+                x = float(rng.uniform(5 + radius[i] + 2, 1019 - radius[i] - 2))
                 if all(np.hypot(x - x2, y - y2) > 3 * 10 for x2, y2 in zip(xs, ys, strict=True)):
                     break
             xs.append(x)

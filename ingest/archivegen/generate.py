@@ -283,33 +283,33 @@ def _subarrays(k: int, datasets: int, seed: int) -> list[Exposure]:
     return out
 
 
+BOWTIE_EXPTIME = 100.0  # s: the unsaturated flats, ~4,000 e-
+BOWTIE_SATURATING = 5000.0  # s: ~3 x full well [I]; an internal flat needs no dark sky
+
+
 def _bowtie_flats(k: int, datasets: int, seed: int) -> list[Exposure]:
-    """The bowtie monitor's internal UVIS flats (program 12688), spread over the mission."""
+    """The bowtie monitor's visits (program 12688), spread over the mission: an unsaturated internal
+    UVIS flat, a heavily saturating one and a repeat of the first, back to back (§5). A detector left in
+    the dark shows QE hysteresis in the first flat; the saturating one erases it, so the repeat is the
+    stable detector. ``values['BOWTIE_STEP']`` says which flat is which."""
     rng = np.random.default_rng([seed, 4343])
+    gaps = np.random.default_rng([seed, 4344])  # a stream of its own: the visits' dates stay as they were
     n = max(6, datasets // 25)
     code = _program_code(k)
     start = datetime_to_mjd(datetime(2009, 7, 1, tzinfo=UTC))
     stop = datetime_to_mjd(datetime(2026, 10, 1, tzinfo=UTC))
     out = []
     for j, t in enumerate(np.sort(rng.uniform(start, stop, n))):
-        root = f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}01q"
-        out.append(
-            Exposure(
-                root,
-                BOWTIE_PROGRAM,
-                "UVIS",
-                "FLAT",
-                "TUNGSTEN",
-                0.0,
-                0.0,
-                "F814W",
-                100.0,
-                float(t),
-                "NONE",
-                "Baggett",
-                ("raw", "flt", "flc", "spt", "trl"),
-            )
-        )
+        for line, (step, exptime) in enumerate(
+            (("first", BOWTIE_EXPTIME), ("saturating", BOWTIE_SATURATING), ("repeat", BOWTIE_EXPTIME)), 1
+        ):
+            root = f"i{code}{B36[(j // 36) % 36]}{B36[j % 36]}0{line}q"
+            out.append(
+                Exposure(root, BOWTIE_PROGRAM, "UVIS", "FLAT", "TUNGSTEN", 0.0, 0.0, "F814W", exptime,
+                         float(t), "NONE", "Baggett", ("raw", "flt", "flc", "spt", "trl"),
+                         {"BOWTIE_STEP": step})
+            )  # fmt: skip
+            t += (exptime + float(gaps.uniform(60.0, 150.0))) / 86400.0  # the buffer dump between them
     return out
 
 
@@ -888,11 +888,11 @@ def _write_truth(out: Path, inst: Instrument, exps: list[Exposure], truth: list[
             "detector": "UVIS",
             "rootname": e.rootname,
             "start_mjd": e.expstart,
-            "value": inst.bowtie(e.rootname, e.proposid),
-            "note": f"hysteresis amplitude; limit {inst.BOWTIE_LIMIT}",
+            "value": px.hysteresis(inst, e),
+            "note": f"hysteresis amplitude of a visit's first flat; limit {inst.BOWTIE_LIMIT}",
         }
         for e in exps
-        if e.proposid == BOWTIE_PROGRAM
+        if e.proposid == BOWTIE_PROGRAM and e.values.get("BOWTIE_STEP") == "first"
     ]
     filters = [e.filter for e in exps if e.targname in {"GRW+70D5824", "GD153"}]
     tmp = out / (TRUTH_FILE + ".part")

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ingest.archivegen import cosmics
+from ingest.archivegen import cosmics, flatfield
 from ingest.archivegen import observatory as obs
 from ingest.archivegen.features import (
     IR_BANDS,
@@ -95,13 +95,7 @@ def uvis_electrons(
             if i is not None:
                 mean[i, x] += r * hours
     elif e.imagetyp == "FLAT":
-        level = min(FLAT_RATE * e.exptime, 0.9 * UVIS_FULL_WELL)
-        xs = np.linspace(-1, 1, shape[1])
-        ys = (rows / 2050.0 * 2 - 1)[:, None]
-        mean = level * (1 + 0.01 * xs[None, :] * ys)  # a smooth lamp pattern: cancels in pixel differences
-        amp = inst.bowtie(e.rootname, e.proposid)
-        if amp:
-            mean *= 1 + amp * inst.bowtie_pattern(rows, shape[1])
+        mean = _uvis_flat(inst, e, chip, rows)
     else:
         mean = np.full(shape, 8.0 * e.exptime / 100)  # sky
         if e.targname in {"GRW+70D5824", "GD153"} and chip == 2:
@@ -111,7 +105,33 @@ def uvis_electrons(
     if inst.realism == "on-orbit" and e.exptime > 0:
         ri, cx, q, _t = cosmic_rays(inst, e, chip, rows)
         np.add.at(charge, (ri, cx), q)  # no full-well cap: a bright star's flt keeps its charge
+    if e.imagetyp == "FLAT":  # a saturating flat (the bowtie visits') fills every well
+        np.minimum(charge, UVIS_FULL_WELL, out=charge)
     return charge
+
+
+def hysteresis(inst: Instrument, e: Exposure) -> float:
+    """The QE-hysteresis (bowtie) amplitude of a flat: only the first flat of a bowtie visit can show
+    it; the saturating flat after it resets the detector, so the repeat flat is stable."""
+    if e.values.get("BOWTIE_STEP", "first") != "first":
+        return 0.0
+    return inst.bowtie(e.rootname, e.proposid)
+
+
+def _uvis_flat(inst: Instrument, e: Exposure, chip: int, rows: np.ndarray) -> Any:
+    """Mean charge (e-) of a tungsten-lamp flat on ``rows`` of a chip: a smooth pattern of the lamp and,
+    on orbit, the P-flat and the lamp's fall-off and drift (:mod:`ingest.archivegen.flatfield`)."""
+    ncols = UVIS_FLT_SHAPE[1]
+    xs = np.linspace(-1, 1, ncols)
+    ys = (rows / 2050.0 * 2 - 1)[:, None]
+    mean = FLAT_RATE * e.exptime * (1 + 0.01 * xs[None, :] * ys)
+    amp = hysteresis(inst, e)
+    if amp:
+        mean *= 1 + amp * inst.bowtie_pattern(rows, ncols)
+    if inst.realism == "on-orbit":
+        mean *= flatfield.pflat(inst.seed, "UVIS", chip, e.filter or "", rows, ncols)
+        mean *= flatfield.uvis_lamp(inst.seed, e.rootname, chip, rows, ncols, _years(e.expstart))
+    return mean
 
 
 def cosmic_rays(
@@ -262,8 +282,13 @@ def ir_ramp(
     if e.imagetyp == "FLAT":
         rate = np.full(shape, IR_FLAT_RATE)
         for bx, by, br, depth in inst.blobs_at(e.expstart):
-            r2 = ((rows[:, None] - by) ** 2 + (np.arange(1024)[None, :] - bx) ** 2) / br**2
-            rate *= 1 - depth * np.clip(1 - r2, 0, None)
+            ri = np.flatnonzero(np.abs(rows - by) <= br + 1)  # only the pixels it covers
+            cx = np.arange(max(int(bx - br) - 1, 0), min(int(bx + br) + 2, 1024))
+            r2 = ((rows[ri, None] - by) ** 2 + (cx[None, :] - bx) ** 2) / br**2
+            rate[np.ix_(ri, cx)] *= 1 - depth * np.clip(1 - r2, 0, None)
+        if inst.realism == "on-orbit":
+            rate *= flatfield.pflat(inst.seed, "IR", 1, e.filter or "", rows, 1024)
+            rate *= flatfield.ir_lamp(e.filter or "", rows)
     elif e.imagetyp == "DARK":
         rate = np.full(shape, IR_DARK)
     else:
@@ -416,7 +441,8 @@ def _render_ir(
     if not wanted or filetype == "spt":
         return blocks, []
     nsamp = max(1, sum(1 for n, _ in hdus if n == "SCI")) if filetype != "flt" else max(e.nsamp, 2)
-    rows = ir_rows(mode)
+    # a flat's flt is full frame in sparse mode too: ir-blobs sees the whole array's illumination
+    rows = ir_rows("full" if e.imagetyp == "FLAT" and filetype == "flt" else mode)
     if filetype == "raw":
         dn, cum, extra, fluence = ir_raw_reads(inst, e, nsamp, rows, rng)
     else:  # the same charge (the ramp's draws come first); only a raw needs the DN and their noise

@@ -137,7 +137,7 @@ MONITOR = Monitor(
     ),
     __doc__ or "",
     measures="CTE from the EPER trail in the parallel overscan, loss at 160 e- per year",
-    claim="slope within 10 % (+0.7 % and -2.2 % on two seeds, bench/claims.py)",
+    claim="slope within 10 % (+0.3 % and -0.5 % on two seeds, bench/claims.py)",
     description=(
         "Charge transfer efficiency (CTE) of UVIS: the fraction of its charge a pixel keeps at each of "
         "the about 2,000 transfers on the way to the amplifier. Radiation damage lowers it year after "

@@ -257,8 +257,11 @@ MONITOR = Monitor(
     __doc__ or "",
     group=pairs,
     measures="gain per amp, photon transfer on pairs of internal flats (variance of their difference)",
-    claim="within 1 % per amp with cosmic rays at the on-orbit rate (measured -0.26 to +0.29 % on two seeds, "
-    "within 2.1 of the reported errors; the one-flat method was -0.4 to -1.0 %, up to 7 sigma)",
+    claim=(
+        "within 1 % per amp on on-orbit flats (cosmic rays, a 0.8 % P-flat, the lamp's fall-off and drift): "
+        "measured -0.41 to +0.44 % on two seeds, within 2.2 of the reported errors (bench/claims.py); the "
+        "one-flat method is 20-21 % low on them"
+    ),
     description=(
         "The gain of each UVIS amplifier (A-D): how many electrons one count (DN) stands for, in e-/DN. "
         "It is measured from the noise in the difference of two internal lamp flats taken back to back "
