@@ -1,6 +1,7 @@
 """How the lake's costs grow with the archive (#16): one real lake and stand-ins of millions of files.
 
     python bench/scale.py [--base-datasets 300] [--sizes 70000,4000000] [--rescan 1000000] [--work DIR]
+                          [--json OUT]
 
 A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
 stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
@@ -15,11 +16,16 @@ query (warm, and `ql sql`), `ql tables`, the Dataset page's data (every query th
 member), a one-file cron ingest of a changed UVIS file and of a new file (`ql ingest FOLDER`: wall time and
 the process's peak RSS), a no-op rescan of --rescan files, and `ql maintain`. Also printed: the base ingest's
 driver CPU per file and the projection of a 4M-file rebuild on 16 workers.
+
+Each stand-in is built once (``standin-N``) and measured in a fresh clone of it (``lake-N``: the data files
+hard-linked, since a lake never changes a data file in place; everything else copied), so runs before and
+after a change measure the same lake; the archive's measured folder is relinked for every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -190,6 +196,21 @@ def link_archive(base_arch: Path, arch: Path, ren: Renamer, replicas: range, onl
     return n
 
 
+def clone_lake(src: Path, dst: Path) -> None:
+    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    for d, _dirs, names in os.walk(src):
+        out = dst / os.path.relpath(d, src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            a, b = os.path.join(d, name), out / name
+            if name.endswith(".parquet"):
+                os.link(a, b)
+            else:
+                shutil.copy2(a, b)
+
+
 def timed_process(args: list[str]) -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of a command (GNU time)."""
     t0 = time.perf_counter()
@@ -231,6 +252,7 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
     uvis = sorted(p.relative_to(base_arch).as_posix() for p in base_arch.rglob("*_flt.fits"))
     victim_base = next(p for p in uvis if "Visit" in p)
     victim = ren.path(k, victim_base)
+    shutil.rmtree(arch / victim.rsplit("/", 1)[0], ignore_errors=True)  # a previous run's changed files
     link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
     out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
     out["`ql header` process (s)"] = timed_process(ql("header", "--lake", str(lake_dir), victim))[0]
@@ -269,6 +291,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="70000,4000000")
     ap.add_argument("--rescan", type=int, default=1_000_000)
     ap.add_argument("--work", default="")
+    ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
@@ -290,10 +313,11 @@ def main() -> int:
     results: dict[int, dict[str, float]] = {}
     sizes = [int(x) for x in args.sizes.split(",")]
     for n in sizes:
-        lake_dir, arch = work / f"lake-{n}", work / f"archive-{n}"
-        if not (lake_dir / "pins.json").exists():
+        standin, lake_dir, arch = work / f"standin-{n}", work / f"lake-{n}", work / f"archive-{n}"
+        if not (standin / "pins.json").exists():
+            shutil.rmtree(standin, ignore_errors=True)
             t0 = time.perf_counter()
-            _, k_total, ren = build_standin(base_lake, lake_dir, n)
+            _, k_total, ren = build_standin(base_lake, standin, n)
             print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
         else:
             paths = pq.ParquetDataset(
@@ -302,6 +326,7 @@ def main() -> int:
             ).read(columns=["path"])
             ren = Renamer(paths.column("path").to_pylist())
             k_total = max(1, round(n / paths.num_rows))
+        clone_lake(standin, lake_dir)
         results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
         if n == max(sizes) and args.rescan:
             reps = range(max(1, round(args.rescan / (n / k_total))))
@@ -319,6 +344,8 @@ def main() -> int:
         vals = [results[n].get(key, float("nan")) for n in sizes]
         growth = results[big][key] / results[small][key] if key in results[small] else float("nan")
         print(f"{key:<48} " + " ".join(f"{v:>12.3f}" for v in vals) + f" {growth:>7.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
     return 0
 
 
