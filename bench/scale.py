@@ -17,9 +17,10 @@ member), a one-file cron ingest of a changed UVIS file and of a new file (`ql in
 the process's peak RSS), a no-op rescan of --rescan files, and `ql maintain`. Also printed: the base ingest's
 driver CPU per file and the projection of a 4M-file rebuild on 16 workers.
 
-Each stand-in is built once (``standin-N``) and measured in a fresh clone of it (``lake-N``: the data files
-hard-linked, since a lake never changes a data file in place; everything else copied), so runs before and
-after a change measure the same lake; the archive's measured folder is relinked for every run.
+Each stand-in is built once (in ``lake-N``, kept as ``standin-N``) and measured in a fresh clone of it put
+back in its place (the data files hard-linked, since a lake never changes a data file in place; everything
+else copied), so runs before and after a change measure the same lake; the archive's measured folder is
+relinked for every run.
 """
 
 from __future__ import annotations
@@ -315,9 +316,10 @@ def main() -> int:
     for n in sizes:
         standin, lake_dir, arch = work / f"standin-{n}", work / f"lake-{n}", work / f"archive-{n}"
         if not (standin / "pins.json").exists():
-            shutil.rmtree(standin, ignore_errors=True)
+            shutil.rmtree(lake_dir, ignore_errors=True)
             t0 = time.perf_counter()
-            _, k_total, ren = build_standin(base_lake, standin, n)
+            _, k_total, ren = build_standin(base_lake, lake_dir, n)
+            clone_lake(lake_dir, standin)  # the lake records its place: built there, kept here
             print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
         else:
             paths = pq.ParquetDataset(
