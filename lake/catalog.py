@@ -90,6 +90,8 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
         infos = [lake.file_info(f) for f in files]
+        # rows per HDU, so that 'ql tables' counts the per-HDU tables without reading a file
+        files_rows["hdu_rows"] += [_hdu_json(lake.hdu_rows(f)) if per_hdu else None for f in files]
         files_rows["table_name"] += [name] * len(files)
         files_rows["seq"] += list(range(len(files)))
         files_rows["path"] += files
@@ -114,11 +116,18 @@ _FILES_SCHEMA = pa.schema(
         ("rows", pa.int64()),
         ("min_path", pa.string()),
         ("max_path", pa.string()),
+        ("hdu_rows", pa.string()),  # JSON {hdu: rows} (wide header tables)
     ]
 )
+
+
 _TABLES_SCHEMA = pa.schema(
     [("table_name", pa.string()), ("arrow_schema", pa.binary()), ("hdu_columns", pa.string())]
 )
+
+
+def _hdu_json(rows: dict[int, int]) -> str:
+    return json.dumps({str(h): n for h, n in sorted(rows.items())})
 
 
 def _record(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:

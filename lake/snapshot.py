@@ -47,6 +47,7 @@ class TableFiles:
     hdu_columns: dict[int, list[str]]
     rows: tuple[int | None, ...] = ()
     bounds: tuple[tuple[str | None, str | None], ...] = ()
+    hdu_rows: tuple[dict[int, int] | None, ...] = ()  # per data file, its rows per HDU (wide tables)
 
     def holding(self, paths: list[str]) -> tuple[str, ...]:
         """The data files that may hold rows of ``paths``: those whose path bounds take one of them
@@ -61,6 +62,16 @@ class TableFiles:
         if any(r is None for r in self.rows) or len(self.rows) != len(self.files):
             return None
         return sum(int(r or 0) for r in self.rows)
+
+    def rows_per_hdu(self) -> dict[int, int] | None:
+        """Rows of each HDU, from the record (None if one file's are not recorded)."""
+        if len(self.hdu_rows) != len(self.files) or any(h is None for h in self.hdu_rows):
+            return None
+        out: dict[int, int] = {}
+        for per_file in self.hdu_rows:
+            for h, n in (per_file or {}).items():
+                out[h] = out.get(h, 0) + n
+        return out
 
 
 @dataclass(frozen=True)
@@ -198,6 +209,7 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
             return None  # ran ahead of (or behind) the commit point
         recorded = {r[0] for r in con.execute(f"DESCRIBE {FILES_TABLE}").fetchall()}
         extra = "rows, min_path, max_path" if "rows" in recorded else "NULL, NULL, NULL"
+        extra += ", hdu_rows" if "hdu_rows" in recorded else ", NULL"
         files: dict[str, list[tuple[Any, ...]]] = {}
         for t, *row in con.execute(
             f"SELECT table_name, path, {extra} FROM {FILES_TABLE} ORDER BY table_name, seq"
@@ -213,10 +225,15 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
                 cols,
                 tuple(r[1] for r in rows),
                 tuple((r[2], r[3]) for r in rows),
+                tuple(_hdu_rows(r[4]) for r in rows),
             )
         return out
     finally:
         con.close()
+
+
+def _hdu_rows(text: str | None) -> dict[int, int] | None:
+    return {int(h): int(n) for h, n in json.loads(text).items()} if text else None
 
 
 def _planned(root: str, catalog_uri: str) -> dict[str, TableFiles]:

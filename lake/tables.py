@@ -126,11 +126,13 @@ def _path_in(values: list[str]) -> Any:
 
 
 class FileInfo(NamedTuple):
-    """A data file's rows and the smallest and largest ``path`` in it (None where not known)."""
+    """A data file's rows and the smallest and largest ``path`` in it (None where not known), and for a
+    wide header table its rows per HDU (None where not known)."""
 
     rows: int
     min_path: str | None
     max_path: str | None
+    hdu_rows: dict[int, int] | None = None
 
 
 @dataclass
@@ -790,6 +792,20 @@ class Lake:
             got = FileInfo(pq.read_metadata(path).num_rows, None, None)  # not seen in this process
         return got
 
+    def hdu_rows(self, path: str) -> dict[int, int]:
+        """Rows per HDU of a wide table's data file: known from the record, else counted from its ``hdu``
+        column (one narrow column of one file, read once per new file)."""
+        info = self.file_info(path)
+        if info.hdu_rows is None:
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            counts = pc.value_counts(pq.read_table(path, columns=["hdu"]).column("hdu").combine_chunks())
+            hdus, ns = (a.to_pylist() for a in counts.flatten())
+            got = {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
+            info = self._file_info[path] = info._replace(hdu_rows=got)
+        return dict(info.hdu_rows or {})
+
     def _seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
@@ -803,8 +819,9 @@ class Lake:
             if sid is None or tf.num_rows() is None:
                 continue
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
-            for f, rows, (lo, hi) in zip(tf.files, tf.rows, tf.bounds, strict=True):
-                self._file_info[f] = FileInfo(int(rows or 0), lo, hi)
+            per_hdu = tf.hdu_rows or (None,) * len(tf.files)
+            for f, rows, (lo, hi), hdus in zip(tf.files, tf.rows, tf.bounds, per_hdu, strict=True):
+                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus)
         return got is not None
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
