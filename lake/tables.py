@@ -578,6 +578,49 @@ class Lake:
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
         self._unpublished = True
 
+    def replace_datasets(self, pins: Pins, table: str, data: pa.Table, rootnames: list[str]) -> None:
+        """Delete the rows of the datasets ``rootnames`` and append ``data`` (one commit). The delete looks
+        only in the year partitions those rows are in (read from the ``rootname`` and ``year`` columns),
+        so it rewrites one partition's file or a few, not the table: ``master`` at a cron ingest."""
+        from pyiceberg.expressions import And, In, IsNull, Or
+
+        self.evolve(pins, table, data.schema)
+        tbl = self.table(pins, table)
+        years = self._years_of(pins, table, rootnames)
+        with warnings.catch_warnings(), tbl.transaction() as tx:
+            warnings.filterwarnings("ignore", "Delete operation did not match any records")
+            if years:
+                known = [y for y in years if y is not None]
+                in_year: Any = In("year", known) if known else None  # type: ignore[call-arg,arg-type]
+                if None in years:
+                    in_year = Or(IsNull("year"), in_year) if in_year is not None else IsNull("year")  # type: ignore[call-arg,arg-type]
+                tx.delete(And(in_year, In("rootname", rootnames)))  # type: ignore[call-arg,arg-type]
+            if data.num_rows:
+                tx.append(data)
+            point("table.staged")
+        point("table.committed")
+        pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
+        self._unpublished = True
+
+    def _years_of(self, pins: Pins, table: str, rootnames: list[str]) -> set[int | None]:
+        """The ``year`` values of the pinned rows of ``rootnames``."""
+        files = self.data_files(pins, table)
+        if not files or not rootnames:
+            return set()
+        import duckdb
+
+        con = duckdb.connect(config={"threads": 2})
+        try:
+            con.register("roots", pa.table({"rootname": pa.array(rootnames, pa.string())}))
+            got = con.execute(
+                "SELECT DISTINCT year FROM read_parquet(?, union_by_name = true) "
+                "WHERE rootname IN (SELECT rootname FROM roots)",
+                [files],
+            ).fetchall()
+        finally:
+            con.close()
+        return {None if y is None else int(y) for (y,) in got}
+
     def append(self, pins: Pins, table: str, data: pa.Table) -> None:
         """Append rows (one snapshot), e.g. a job run's findings."""
         tbl = self.table(pins, table)
