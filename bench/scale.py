@@ -41,6 +41,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _util import ROOT, best_of
 
+from lake.datafile import row_group_rows
+
 B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -77,34 +79,61 @@ class Renamer:
 
 
 class Rolling:
-    """Parquet files of at most ``max_rows`` rows, written in order, under ``out``."""
+    """Parquet files of at most ``max_rows`` rows, written in order under ``out`` as compaction writes
+    them (:func:`lake.maintenance._rewrite`): row groups of its table's size, each chunk sorted like the
+    table's files, with Bloom filters; ``master`` as an ingest writes it (sorted by HEALPix cell, no
+    Bloom filters: pyiceberg writes it)."""
 
-    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str) -> None:
+    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str) -> None:
+        from lake.maintenance import _sort_keys
+
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
+        self.master = table == "master"
+        keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
+        self.keys = [(c, "ascending") for c in keys]
+        self.group = row_group_rows(table)
         self.files: list[str] = []
         self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = self.rows = 0
         out.mkdir(parents=True, exist_ok=True)
 
     def write(self, t: pa.Table) -> None:
         t = t.cast(self.schema)
         while t.num_rows:
-            if self.writer is None:
-                path = self.out / f"{self.tag}-{len(self.files):06d}.parquet"
-                self.files.append(str(path))
-                self.writer = pq.ParquetWriter(path, self.schema, compression="zstd", store_schema=False)
-                self.rows = 0
             take = min(t.num_rows, self.max_rows - self.rows)
-            self.writer.write_table(t.slice(0, take), row_group_size=256 * 1024)
+            self.pending.append(t.slice(0, take))
+            self.pending_rows += take
             self.rows += take
             t = t.slice(take)
             if self.rows >= self.max_rows:
                 self.close()
+            elif self.pending_rows >= self.group:
+                self.flush()
+
+    def flush(self) -> None:
+        from lake.datafile import bloom_filters
+
+        if not self.pending:
+            return
+        chunk = pa.concat_tables(self.pending)
+        chunk = chunk.sort_by(self.keys) if self.keys else chunk
+        if self.writer is None:
+            path = self.out / f"{self.tag}-{len(self.files):06d}.parquet"
+            self.files.append(str(path))
+            blooms = None if self.master else bloom_filters(chunk, self.group)
+            self.writer = pq.ParquetWriter(
+                path, self.schema, compression="zstd", store_schema=False, bloom_filter_options=blooms
+            )
+        self.writer.write_table(chunk, row_group_size=self.group)
+        self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
+        self.flush()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        self.rows = 0
 
 
 def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
@@ -155,7 +184,7 @@ def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, 
             data = data.select(plain.names).cast(plain)
             lk.ensure_table(pins, name, plain)
             sort = [c for c in ("path", "rootname", "hdu", "position") if c in data.column_names]
-            data = data.sort_by([(c, "ascending") for c in sort])
+            data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
             parts = {None: data}
             if name in ("files", "cards", "master", "conflicts"):  # partitioned by year, as in the lake
                 parts = {
@@ -165,7 +194,7 @@ def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, 
             files: list[str] = []
             for y, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
                 sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
-                roll = Rolling(sub, plain, max_rows, f"standin-{y}")
+                roll = Rolling(sub, plain, max_rows, f"standin-{y}", name)
                 idx = _lookups(part)
                 for k in range(k_total):
                     roll.write(_replica(part, k, ren, idx))

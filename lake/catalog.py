@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -53,13 +54,21 @@ def duck_type(t: pa.DataType) -> str:
     return _DUCK_TYPES.get(t, "VARCHAR")
 
 
-def view_sql(name: str, files: list[str], schema: pa.Schema) -> str:
-    """CREATE VIEW over the given Parquet files (an empty typed relation when there are none)."""
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """``column IN (a constant list)`` (``false`` for none): DuckDB skips the row groups whose statistics
+    or Bloom filters hold none of the values (a semi-join against a table reads every row group)."""
+    values = sorted(set(values))
+    return f"{_quote(column)} IN ({', '.join(_sql_str(v) for v in values)})" if values else "false"
+
+
+def view_sql(name: str, files: list[str], schema: pa.Schema, where: str = "") -> str:
+    """CREATE VIEW over the given Parquet files (an empty typed relation when there are none), of the
+    rows ``where`` holds (e.g. :func:`sql_in`) if given."""
     if files:
         file_list = ", ".join(_sql_str(f) for f in files)
         return (
             f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT * FROM read_parquet([{file_list}], "
-            "union_by_name = true)"
+            "union_by_name = true)" + (f" WHERE {where}" if where else "")
         )
     cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
     return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT {cols} WHERE false"

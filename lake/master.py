@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake import schema as sch
-from lake.catalog import _sql_str, view_sql
+from lake.catalog import sql_in, view_sql
 from lake.search import HEALPIX_COLUMN
 
 # Dataset facts come from the primary header of the first present file in this order.
@@ -134,20 +134,20 @@ def touched_rows(
     files (``holding(table, paths)``: those whose path range takes one of them)."""
     con = _input_views({"files": inputs["files"]}, threads=2)
     try:
-        con.register("touched_paths", pa.table({"path": pa.array(sorted(set(touched)), pa.string())}))
-        con.execute(view_sql("touched_files", holding("files", touched), sch.arrow_schema("files")))
+        files_schema = sch.arrow_schema("files")
+        con.execute(
+            view_sql("touched_files", holding("files", touched), files_schema, sql_in("path", touched))
+        )
         rootnames = [
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT rootname FROM touched_files WHERE rootname IS NOT NULL "
-                "AND path IN (SELECT path FROM touched_paths) ORDER BY rootname"
+                "SELECT DISTINCT rootname FROM touched_files WHERE rootname IS NOT NULL ORDER BY rootname"
             ).fetchall()
         ]
         con.register("touched", pa.table({"rootname": pa.array(rootnames, pa.string())}))
-        # the datasets' files, read once (one pass over ``files``); build_master reads them from here
-        con.execute(
-            f"CREATE TEMP TABLE touched_rows AS SELECT * FROM files WHERE {_in('rootname', rootnames)}"
-        )
+        # the datasets' files, read once; build_master reads them from here
+        where = sql_in("rootname", rootnames)
+        con.execute(f"CREATE TEMP TABLE touched_rows AS SELECT * FROM files WHERE {where}")
         con.execute("CREATE OR REPLACE VIEW files AS SELECT * FROM touched_rows")
         rows = con.execute("SELECT path, tables FROM touched_rows").fetchall()
         paths = [r[0] for r in rows]
@@ -161,14 +161,6 @@ def touched_rows(
     finally:
         con.close()
     return fresh, rootnames
-
-
-def _in(column: str, values: list[str]) -> str:
-    """``column IN (literal values)``: a constant list lets DuckDB skip the row groups whose statistics
-    hold none of them (a semi-join against a table reads every row group)."""
-    if not values:
-        return "false"
-    return f"{column} IN ({', '.join(_sql_str(v) for v in values)})"
 
 
 def update_master(

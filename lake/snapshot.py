@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -98,15 +99,24 @@ class Snapshot:
         return sorted({*self.tables, *self.hdu_views(), *STATE_TABLES})
 
     def rows(self, name: str, paths: list[str], columns: list[str]) -> pa.Table:
-        """``columns`` of the rows of archive files ``paths`` in physical table ``name``, read with
-        pyarrow from the data files that hold them: what a point lookup (``ql header``) needs, without
-        importing Polars (a quarter of a ``ql`` process's start)."""
+        """``columns`` of the rows of archive files ``paths`` in physical table ``name``, read with DuckDB
+        from the data files that hold them (:meth:`TableFiles.holding`): what a point lookup (``ql
+        header``) needs, without importing Polars (a quarter of a ``ql`` process's start). DuckDB skips
+        the row groups whose ``path`` statistics or Bloom filter rule the paths out, so of the data files
+        of every year partition whose path range spans a path, only the row group holding it is read."""
         tf = self.tables.get(name)
         if tf is None:
             raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
         want = pa.schema([tf.schema.field(c) for c in columns])  # (Schema.empty_table imports pandas)
-        parts = [t for f in tf.holding(paths) for t in _row_groups(f, sorted(paths), want)]
-        return pa.concat_tables(parts) if parts else pa.Table.from_batches([], want)
+        files = list(tf.holding(paths))
+        if not files or not paths:
+            return pa.Table.from_batches([], want)
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in want.names)
+        marks = ", ".join("?" for _ in paths)
+        sql = f"SELECT {cols} FROM read_parquet(?, union_by_name = true) WHERE path IN ({marks})"
+        with _reader() as con:
+            got = con.sql(sql, params=[files, *paths]).to_arrow_table()
+        return got.cast(want)
 
     def scan(self, name: str, *, paths: list[str] | None = None) -> pl.LazyFrame:
         """A lazy Polars frame over ``name`` (any of :meth:`names`); with ``paths``, only the rows of
@@ -133,25 +143,22 @@ class Snapshot:
         raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
 
 
-def _row_groups(file: str, paths: list[str], want: pa.Schema) -> list[pa.Table]:
-    """The rows of ``paths`` (sorted) in one data file, read from the row groups whose ``path``
-    statistics may hold one of them (pyarrow.dataset would do the same but imports pandas)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+_READER: list[duckdb.DuckDBPyConnection] = []
 
-    pf = pq.ParquetFile(file)
-    at = pf.schema_arrow.get_field_index("path")
-    out = []
-    for i in range(pf.num_row_groups):
-        st = pf.metadata.row_group(i).column(at).statistics
-        if st is not None and st.has_min_max:
-            j = bisect.bisect_left(paths, st.min)
-            if j == len(paths) or paths[j] > st.max:
-                continue
-        t = pf.read_row_group(i, columns=list({*want.names, "path"}))
-        t = t.filter(pc.is_in(t["path"], pa.array(paths)))
-        out.append(t.select(want.names).cast(want))
-    return out
+
+@contextmanager
+def _reader() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the process's DuckDB database for located reads: its Parquet footer cache spares a
+    process's repeated lookups the footers (data files never change once written)."""
+    if not _READER:
+        con = duckdb.connect(config={"threads": 2})
+        con.execute("SET parquet_metadata_cache = true")
+        _READER.append(con)
+    cur = _READER[0].cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
 
 
 def holding(
