@@ -1,6 +1,7 @@
 """How the lake's costs grow with the archive (#16): one real lake and stand-ins of millions of files.
 
     python bench/scale.py [--base-datasets 300] [--sizes 70000,4000000] [--rescan 1000000] [--work DIR]
+                          [--json OUT]
 
 A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
 stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
@@ -15,11 +16,17 @@ query (warm, and `ql sql`), `ql tables`, the Dataset page's data (every query th
 member), a one-file cron ingest of a changed UVIS file and of a new file (`ql ingest FOLDER`: wall time and
 the process's peak RSS), a no-op rescan of --rescan files, and `ql maintain`. Also printed: the base ingest's
 driver CPU per file and the projection of a 4M-file rebuild on 16 workers.
+
+Each stand-in is built once (in ``lake-N``, kept as ``standin-N``) and measured in a fresh clone of it put
+back in its place (the data files hard-linked, since a lake never changes a data file in place; everything
+else copied), so runs before and after a change measure the same lake; the archive's measured folder is
+relinked for every run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -33,6 +40,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _util import ROOT, best_of
+
+from lake.datafile import row_group_rows
 
 B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -70,34 +79,61 @@ class Renamer:
 
 
 class Rolling:
-    """Parquet files of at most ``max_rows`` rows, written in order, under ``out``."""
+    """Parquet files of at most ``max_rows`` rows, written in order under ``out`` as compaction writes
+    them (:func:`lake.maintenance._rewrite`): row groups of its table's size, each chunk sorted like the
+    table's files, with Bloom filters; ``master`` as an ingest writes it (sorted by HEALPix cell, no
+    Bloom filters: pyiceberg writes it)."""
 
-    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str) -> None:
+    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str) -> None:
+        from lake.maintenance import _sort_keys
+
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
+        self.master = table == "master"
+        keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
+        self.keys = [(c, "ascending") for c in keys]
+        self.group = row_group_rows(table)
         self.files: list[str] = []
         self.writer: pq.ParquetWriter | None = None
-        self.rows = 0
+        self.pending: list[pa.Table] = []
+        self.pending_rows = self.rows = 0
         out.mkdir(parents=True, exist_ok=True)
 
     def write(self, t: pa.Table) -> None:
         t = t.cast(self.schema)
         while t.num_rows:
-            if self.writer is None:
-                path = self.out / f"{self.tag}-{len(self.files):06d}.parquet"
-                self.files.append(str(path))
-                self.writer = pq.ParquetWriter(path, self.schema, compression="zstd", store_schema=False)
-                self.rows = 0
             take = min(t.num_rows, self.max_rows - self.rows)
-            self.writer.write_table(t.slice(0, take), row_group_size=256 * 1024)
+            self.pending.append(t.slice(0, take))
+            self.pending_rows += take
             self.rows += take
             t = t.slice(take)
             if self.rows >= self.max_rows:
                 self.close()
+            elif self.pending_rows >= self.group:
+                self.flush()
+
+    def flush(self) -> None:
+        from lake.datafile import bloom_filters
+
+        if not self.pending:
+            return
+        chunk = pa.concat_tables(self.pending)
+        chunk = chunk.sort_by(self.keys) if self.keys else chunk
+        if self.writer is None:
+            path = self.out / f"{self.tag}-{len(self.files):06d}.parquet"
+            self.files.append(str(path))
+            blooms = None if self.master else bloom_filters(chunk, self.group)
+            self.writer = pq.ParquetWriter(
+                path, self.schema, compression="zstd", store_schema=False, bloom_filter_options=blooms
+            )
+        self.writer.write_table(chunk, row_group_size=self.group)
+        self.pending, self.pending_rows = [], 0
 
     def close(self) -> None:
+        self.flush()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
+        self.rows = 0
 
 
 def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
@@ -148,7 +184,7 @@ def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, 
             data = data.select(plain.names).cast(plain)
             lk.ensure_table(pins, name, plain)
             sort = [c for c in ("path", "rootname", "hdu", "position") if c in data.column_names]
-            data = data.sort_by([(c, "ascending") for c in sort])
+            data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
             parts = {None: data}
             if name in ("files", "cards", "master", "conflicts"):  # partitioned by year, as in the lake
                 parts = {
@@ -158,7 +194,7 @@ def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, 
             files: list[str] = []
             for y, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
                 sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
-                roll = Rolling(sub, plain, max_rows, f"standin-{y}")
+                roll = Rolling(sub, plain, max_rows, f"standin-{y}", name)
                 idx = _lookups(part)
                 for k in range(k_total):
                     roll.write(_replica(part, k, ren, idx))
@@ -188,6 +224,21 @@ def link_archive(base_arch: Path, arch: Path, ren: Renamer, replicas: range, onl
                     os.link(os.path.join(d, name), dst)
                     n += 1
     return n
+
+
+def clone_lake(src: Path, dst: Path) -> None:
+    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied."""
+    if dst.exists():
+        shutil.rmtree(dst)
+    for d, _dirs, names in os.walk(src):
+        out = dst / os.path.relpath(d, src)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            a, b = os.path.join(d, name), out / name
+            if name.endswith(".parquet"):
+                os.link(a, b)
+            else:
+                shutil.copy2(a, b)
 
 
 def timed_process(args: list[str]) -> tuple[float, float]:
@@ -231,6 +282,7 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
     uvis = sorted(p.relative_to(base_arch).as_posix() for p in base_arch.rglob("*_flt.fits"))
     victim_base = next(p for p in uvis if "Visit" in p)
     victim = ren.path(k, victim_base)
+    shutil.rmtree(arch / victim.rsplit("/", 1)[0], ignore_errors=True)  # a previous run's changed files
     link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
     out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
     out["`ql header` process (s)"] = timed_process(ql("header", "--lake", str(lake_dir), victim))[0]
@@ -269,6 +321,7 @@ def main() -> int:
     ap.add_argument("--sizes", default="70000,4000000")
     ap.add_argument("--rescan", type=int, default=1_000_000)
     ap.add_argument("--work", default="")
+    ap.add_argument("--json", default="", help="also write the results to this JSON file")
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
@@ -290,10 +343,12 @@ def main() -> int:
     results: dict[int, dict[str, float]] = {}
     sizes = [int(x) for x in args.sizes.split(",")]
     for n in sizes:
-        lake_dir, arch = work / f"lake-{n}", work / f"archive-{n}"
-        if not (lake_dir / "pins.json").exists():
+        standin, lake_dir, arch = work / f"standin-{n}", work / f"lake-{n}", work / f"archive-{n}"
+        if not (standin / "pins.json").exists():
+            shutil.rmtree(lake_dir, ignore_errors=True)
             t0 = time.perf_counter()
             _, k_total, ren = build_standin(base_lake, lake_dir, n)
+            clone_lake(lake_dir, standin)  # the lake records its place: built there, kept here
             print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
         else:
             paths = pq.ParquetDataset(
@@ -302,6 +357,7 @@ def main() -> int:
             ).read(columns=["path"])
             ren = Renamer(paths.column("path").to_pylist())
             k_total = max(1, round(n / paths.num_rows))
+        clone_lake(standin, lake_dir)
         results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
         if n == max(sizes) and args.rescan:
             reps = range(max(1, round(args.rescan / (n / k_total))))
@@ -319,6 +375,8 @@ def main() -> int:
         vals = [results[n].get(key, float("nan")) for n in sizes]
         growth = results[big][key] / results[small][key] if key in results[small] else float("nan")
         print(f"{key:<48} " + " ".join(f"{v:>12.3f}" for v in vals) + f" {growth:>7.2f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
     return 0
 
 

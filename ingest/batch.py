@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 from ingest.fitsheader import INVALID, READER_VERSION, RawHeader, parse_headers, read_raw_headers
 from ingest.widetable import pivot
 from lake import schema as sch
-from lake.datafile import FileCounts, file_counts
+from lake.datafile import FileCounts, bloom_filters, file_counts, row_group_rows
 from lake.errors import FitsError, LayoutError
 from lake.layout import Layout, split_filetype
 
@@ -117,13 +117,15 @@ def _write(
         tmp = d / f".{batch_id}.parquet.tmp"
         # no stored Arrow schema: the dictionary-encoded strings are plain strings to Iceberg and readers
         footer: list[pq.FileMetaData] = []
+        group = row_group_rows(out_dir.parent.name)  # (``<table>/data``)
         pq.write_table(
             part,
             tmp,
             compression="zstd",
-            row_group_size=256 * 1024,
+            row_group_size=group,
             store_schema=False,
             metadata_collector=footer,
+            bloom_filter_options=bloom_filters(part, group),
         )
         os.replace(tmp, path)
         written.append(str(path))

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import schema as sch
-from lake.catalog import view_sql
+from lake.catalog import sql_in, view_sql
 from lake.tables import Lake, Pins
 
 TABLE = "card_changes"
@@ -76,7 +76,9 @@ def changes(
             ("old_files", "files", lake.holding(pins, "files", paths)),
             ("new_files", "files", new_files),
         ):
-            con.execute(view_sql(name, files, sch.arrow_schema(table)))
+            # of the pinned files, the row groups holding the paths only (statistics, Bloom filters)
+            where = sql_in("path", paths) if name.startswith("old") else ""
+            con.execute(view_sql(name, files, sch.arrow_schema(table), where))
         versions = _versions(con)
         con.execute(
             "CREATE TEMP TABLE both_sides AS SELECT DISTINCT path FROM old_cards WHERE path IN "
@@ -179,7 +181,8 @@ def removed(lake: Lake, pins: Pins, paths: list[str]) -> pa.Table | None:
     con = duckdb.connect(config={"threads": 2})
     try:
         con.register("changed", pa.table({"path": pa.array(sorted(paths), pa.string())}))
-        con.execute(view_sql("old_files", lake.holding(pins, "files", paths), sch.arrow_schema("files")))
+        old = lake.holding(pins, "files", paths)
+        con.execute(view_sql("old_files", old, sch.arrow_schema("files"), sql_in("path", paths)))
         con.execute(view_sql("new_files", [], sch.arrow_schema("files")))
         versions = _versions(con)
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -53,13 +54,21 @@ def duck_type(t: pa.DataType) -> str:
     return _DUCK_TYPES.get(t, "VARCHAR")
 
 
-def view_sql(name: str, files: list[str], schema: pa.Schema) -> str:
-    """CREATE VIEW over the given Parquet files (an empty typed relation when there are none)."""
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """``column IN (a constant list)`` (``false`` for none): DuckDB skips the row groups whose statistics
+    or Bloom filters hold none of the values (a semi-join against a table reads every row group)."""
+    values = sorted(set(values))
+    return f"{_quote(column)} IN ({', '.join(_sql_str(v) for v in values)})" if values else "false"
+
+
+def view_sql(name: str, files: list[str], schema: pa.Schema, where: str = "") -> str:
+    """CREATE VIEW over the given Parquet files (an empty typed relation when there are none), of the
+    rows ``where`` holds (e.g. :func:`sql_in`) if given."""
     if files:
         file_list = ", ".join(_sql_str(f) for f in files)
         return (
             f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT * FROM read_parquet([{file_list}], "
-            "union_by_name = true)"
+            "union_by_name = true)" + (f" WHERE {where}" if where else "")
         )
     cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
     return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT {cols} WHERE false"
@@ -90,6 +99,8 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
         infos = [lake.file_info(f) for f in files]
+        # rows per HDU, so that 'ql tables' counts the per-HDU tables without reading a file
+        files_rows["hdu_rows"] += [_hdu_json(lake.hdu_rows(f)) if per_hdu else None for f in files]
         files_rows["table_name"] += [name] * len(files)
         files_rows["seq"] += list(range(len(files)))
         files_rows["path"] += files
@@ -114,11 +125,18 @@ _FILES_SCHEMA = pa.schema(
         ("rows", pa.int64()),
         ("min_path", pa.string()),
         ("max_path", pa.string()),
+        ("hdu_rows", pa.string()),  # JSON {hdu: rows} (wide header tables)
     ]
 )
+
+
 _TABLES_SCHEMA = pa.schema(
     [("table_name", pa.string()), ("arrow_schema", pa.binary()), ("hdu_columns", pa.string())]
 )
+
+
+def _hdu_json(rows: dict[int, int]) -> str:
+    return json.dumps({str(h): n for h, n in sorted(rows.items())})
 
 
 def _record(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:

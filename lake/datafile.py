@@ -78,6 +78,86 @@ def _path_bounds(meta: pq.FileMetaData, i: int) -> tuple[str, str] | None:
     return (min(lo), max(hi)) if lo else None
 
 
+# Bloom filters on the columns lookups select by: DuckDB skips a row group whose filter rules the value
+# out, so one archive file's rows are read from the row group holding them, not from one row group per
+# year partition whose path range merely spans the path (lake.snapshot, a cron ingest's reads).
+BLOOM_COLUMNS = ("path", "rootname")
+ROW_GROUP = 256 * 1024  # rows per Parquet row group, as the ingest and compaction write them
+# ``files`` is also read by path range (the known files of the folders a cron ingest scans, which no Bloom
+# filter answers): its row groups are smaller, so their path statistics narrow a range to a few thousand
+# rows per year partition
+_ROW_GROUPS = {"files": 32 * 1024}
+
+
+def row_group_rows(table: str) -> int:
+    """Rows per Parquet row group of ``table``'s data files."""
+    return _ROW_GROUPS.get(table, ROW_GROUP)
+
+
+BLOOM_FPP = 0.01
+
+
+def bloom_filters(t: pa.Table, row_group: int) -> dict[str, dict[str, float]]:
+    """pyarrow's ``bloom_filter_options`` for the lookup columns of ``t`` (rows as they will be written in
+    row groups of ``row_group`` rows), each sized for the distinct values of a row group."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    out: dict[str, dict[str, float]] = {}
+    for c in BLOOM_COLUMNS:
+        if c in t.column_names and t.num_rows:
+            col = t.column(c)
+            if pa.types.is_dictionary(col.type):  # (the ingest writes ``path`` of cards so)
+                col = col.cast(col.type.value_type)
+            distinct = int(pc.count_distinct(col).as_py())
+            per_group = distinct * min(1.0, row_group / t.num_rows)
+            out[c] = {"ndv": max(64, int(per_group) + 1), "fpp": BLOOM_FPP}
+    return out
+
+
+def _sql_str(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
+
+
+def rewrite_without(path: str, table: str, column: str, values: list[str]) -> tuple[int, str | None]:
+    """Copy-on-write of one data file: a new file beside it with every row but those whose ``column`` is
+    one of ``values``, in the same order and with the same column types; returns (rows dropped, the new
+    file). No new file when no row goes (0, None) or every row goes (n, None).
+
+    DuckDB copies the file (several times faster than decoding and encoding it with pyarrow, in bounded
+    memory), in row groups of :func:`row_group_rows` rows with Bloom filters on its dictionary-encoded
+    columns (``path`` included; in ``files`` the dictionary may hold a row group's worth). The file is
+    written under a temporary name and renamed, so a half-written file is never mistaken for a finished
+    one (and one no snapshot refers to is deleted by ``ql maintain``)."""
+    import uuid
+
+    import duckdb
+
+    src = path.removeprefix("file://")
+    scan = f"read_parquet({_sql_str(src)}, hive_partitioning = false)"
+    col = '"' + column.replace('"', '""') + '"'
+    gone = f"{col} IN ({', '.join(_sql_str(v) for v in values)})" if values else "false"
+    con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})  # (2: slower, more memory)
+    try:
+        got = con.execute(f"SELECT count(*) FILTER (WHERE {gone}), count(*) FROM {scan}").fetchone()
+        dropped, rows = (int(got[0]), int(got[1])) if got else (0, 0)
+        if dropped == 0 or dropped == rows:
+            return dropped, None
+        d = os.path.dirname(src)
+        new = os.path.join(d, f"cow-{uuid.uuid4().hex[:16]}.parquet")
+        tmp = os.path.join(d, f".{os.path.basename(new)}.tmp")
+        keep = f"SELECT * FROM {scan} WHERE NOT coalesce({gone}, false)"
+        rg = row_group_rows(table)
+        opts = f"ROW_GROUP_SIZE {rg}"
+        if table == "files":  # one path per row: a dictionary (and Bloom filter) only if it may hold them all
+            opts += f", DICTIONARY_SIZE_LIMIT {rg}"  # (not for wide tables: gigabytes for 400 columns)
+        con.execute(f"COPY ({keep}) TO {_sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd, {opts})")
+    finally:
+        con.close()
+    os.replace(tmp, new)
+    return dropped, new
+
+
 # Every table keeps full bounds of ``path`` (whatever its other columns keep): a copy-on-write delete of
 # one file's rows then rewrites only the data files whose path range holds it, and readers locate a
 # file's rows without opening every footer (lake.snapshot).

@@ -43,10 +43,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lake import schema as sch
+from lake.datafile import bloom_filters, row_group_rows
 from lake.faults import point
 from lake.tables import METADATA_PROPERTIES, Lake, Pins
 
-ROW_GROUP = 256 * 1024  # rows, as the ingest writes
 SMALL_SHARE = 0.75  # a file under this share of the target size is worth rewriting
 MIN_FILES = 4  # fewer small files than this in a partition are left alone
 # A compacted file holds at most this many cells (rows x columns), whatever its compressed size: a
@@ -294,27 +294,39 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
 
 
 def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> str:
-    """One Parquet file of the rows of ``paths``, in sorted row groups of about ROW_GROUP rows; written
-    under a temporary name and renamed, so a half-written file is never mistaken for a finished one."""
+    """One Parquet file of the rows of ``paths``, in sorted row groups (of the table's size, see
+    :func:`lake.datafile.row_group_rows`) with Bloom filters on the lookup columns; written under a
+    temporary name and renamed, so a half-written file is never mistaken for a finished one."""
     name = f"compact-{uuid.uuid4().hex[:16]}.parquet"
     final, tmp = out_dir / name, out_dir / f".{name}.tmp"
     keys = [(c, "ascending") for c in _sort_keys(table, schema.names)]
+    group = row_group_rows(table)
     pending: list[pa.Table] = []
     rows = 0
-    with pq.ParquetWriter(tmp, schema, compression="zstd", store_schema=False) as w:
+    writer: pq.ParquetWriter | None = None
 
-        def flush() -> None:
-            chunk = pa.concat_tables(pending)
-            w.write_table(chunk.sort_by(keys) if keys else chunk, row_group_size=ROW_GROUP)
+    def flush() -> None:
+        nonlocal writer
+        chunk = pa.concat_tables(pending) if pending else schema.empty_table()
+        if writer is None:  # Bloom filters sized by the first chunk's distinct values
+            blooms = bloom_filters(chunk, group)
+            writer = pq.ParquetWriter(
+                tmp, schema, compression="zstd", store_schema=False, bloom_filter_options=blooms
+            )
+        writer.write_table(chunk.sort_by(keys) if keys else chunk, row_group_size=group)
 
+    try:
         for p in paths:
             pending.append(_conform(pq.read_table(p), schema))
             rows += pending[-1].num_rows
-            if rows >= ROW_GROUP:
+            if rows >= group:
                 flush()
                 pending, rows = [], 0
-        if pending:
+        if pending or writer is None:
             flush()
+    finally:
+        if writer is not None:
+            writer.close()
     os.replace(tmp, final)
     return str(final)
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake import schema as sch
-from lake.catalog import view_sql
+from lake.catalog import sql_in, view_sql
 from lake.search import HEALPIX_COLUMN
 
 # Dataset facts come from the primary header of the first present file in this order.
@@ -124,28 +124,32 @@ def _input_views(inputs: MasterInputs, threads: int) -> duckdb.DuckDBPyConnectio
     return con
 
 
-def update_master(
-    old: pa.Table, inputs: MasterInputs, touched: list[str], holding: Callable[[str, list[str]], list[str]]
-) -> pa.Table:
-    """``master`` with the datasets of the ``touched`` files (archive paths) computed again and every
-    other row as in ``old``: what an ingest of a few files costs, whatever the size of the lake. Only
-    the data files that may hold the datasets' files are read for their headers (``holding(table,
-    paths)``: those whose path range takes one of them)."""
+def touched_rows(
+    inputs: MasterInputs, touched: list[str], holding: Callable[[str, list[str]], list[str]]
+) -> tuple[pa.Table, list[str]]:
+    """The ``master`` rows of the datasets of the ``touched`` files (archive paths) computed again, and
+    those datasets' rootnames (a dataset whose last file went has a rootname and no row): what an ingest
+    of a few files costs, whatever the size of the lake. Only the data files that may hold the touched
+    files are read for their rootnames, and for the datasets' headers those that may hold the datasets'
+    files (``holding(table, paths)``: those whose path range takes one of them)."""
     con = _input_views({"files": inputs["files"]}, threads=2)
     try:
-        con.register("touched_paths", pa.table({"path": pa.array(sorted(set(touched)), pa.string())}))
-        con.execute(view_sql("touched_files", holding("files", touched), sch.arrow_schema("files")))
+        files_schema = sch.arrow_schema("files")
+        con.execute(
+            view_sql("touched_files", holding("files", touched), files_schema, sql_in("path", touched))
+        )
         rootnames = [
             r[0]
             for r in con.execute(
-                "SELECT DISTINCT rootname FROM touched_files WHERE rootname IS NOT NULL "
-                "AND path IN (SELECT path FROM touched_paths)"
+                "SELECT DISTINCT rootname FROM touched_files WHERE rootname IS NOT NULL ORDER BY rootname"
             ).fetchall()
         ]
         con.register("touched", pa.table({"rootname": pa.array(rootnames, pa.string())}))
-        rows = con.execute(
-            "SELECT path, tables FROM files WHERE rootname IN (SELECT rootname FROM touched)"
-        ).fetchall()
+        # the datasets' files, read once; build_master reads them from here
+        where = sql_in("rootname", rootnames)
+        con.execute(f"CREATE TEMP TABLE touched_rows AS SELECT * FROM files WHERE {where}")
+        con.execute("CREATE OR REPLACE VIEW files AS SELECT * FROM touched_rows")
+        rows = con.execute("SELECT path, tables FROM touched_rows").fetchall()
         paths = [r[0] for r in rows]
         used = {t for r in rows for t in (r[1] or "").split(",") if t}  # header tables holding them
         headers = {t: v for t, v in inputs.items() if t in used and sch.is_header_table(t)}
@@ -156,6 +160,15 @@ def update_master(
         fresh = build_master(con, {t: s.names for t, (_, s) in headers.items()}, only="touched")
     finally:
         con.close()
+    return fresh, rootnames
+
+
+def update_master(
+    old: pa.Table, inputs: MasterInputs, touched: list[str], holding: Callable[[str, list[str]], list[str]]
+) -> pa.Table:
+    """``master`` with the datasets of the ``touched`` files computed again (:func:`touched_rows`) and
+    every other row as in ``old``."""
+    fresh, rootnames = touched_rows(inputs, touched, holding)
     # every touched dataset's old row goes: recomputed in ``fresh``, or gone with its last file
     keep = old.filter(pc.invert(pc.is_in(old.column("rootname"), pa.array(rootnames, pa.string()))))
     merged = pa.concat_tables([keep.select(fresh.schema.names).cast(fresh.schema), fresh])

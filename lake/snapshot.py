@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import bisect
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +48,7 @@ class TableFiles:
     hdu_columns: dict[int, list[str]]
     rows: tuple[int | None, ...] = ()
     bounds: tuple[tuple[str | None, str | None], ...] = ()
+    hdu_rows: tuple[dict[int, int] | None, ...] = ()  # per data file, its rows per HDU (wide tables)
 
     def holding(self, paths: list[str]) -> tuple[str, ...]:
         """The data files that may hold rows of ``paths``: those whose path bounds take one of them
@@ -61,6 +63,16 @@ class TableFiles:
         if any(r is None for r in self.rows) or len(self.rows) != len(self.files):
             return None
         return sum(int(r or 0) for r in self.rows)
+
+    def rows_per_hdu(self) -> dict[int, int] | None:
+        """Rows of each HDU, from the record (None if one file's are not recorded)."""
+        if len(self.hdu_rows) != len(self.files) or any(h is None for h in self.hdu_rows):
+            return None
+        out: dict[int, int] = {}
+        for per_file in self.hdu_rows:
+            for h, n in (per_file or {}).items():
+                out[h] = out.get(h, 0) + n
+        return out
 
 
 @dataclass(frozen=True)
@@ -87,15 +99,24 @@ class Snapshot:
         return sorted({*self.tables, *self.hdu_views(), *STATE_TABLES})
 
     def rows(self, name: str, paths: list[str], columns: list[str]) -> pa.Table:
-        """``columns`` of the rows of archive files ``paths`` in physical table ``name``, read with
-        pyarrow from the data files that hold them: what a point lookup (``ql header``) needs, without
-        importing Polars (a quarter of a ``ql`` process's start)."""
+        """``columns`` of the rows of archive files ``paths`` in physical table ``name``, read with DuckDB
+        from the data files that hold them (:meth:`TableFiles.holding`): what a point lookup (``ql
+        header``) needs, without importing Polars (a quarter of a ``ql`` process's start). DuckDB skips
+        the row groups whose ``path`` statistics or Bloom filter rule the paths out, so of the data files
+        of every year partition whose path range spans a path, only the row group holding it is read."""
         tf = self.tables.get(name)
         if tf is None:
             raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
         want = pa.schema([tf.schema.field(c) for c in columns])  # (Schema.empty_table imports pandas)
-        parts = [t for f in tf.holding(paths) for t in _row_groups(f, sorted(paths), want)]
-        return pa.concat_tables(parts) if parts else pa.Table.from_batches([], want)
+        files = list(tf.holding(paths))
+        if not files or not paths:
+            return pa.Table.from_batches([], want)
+        cols = ", ".join('"' + c.replace('"', '""') + '"' for c in want.names)
+        marks = ", ".join("?" for _ in paths)
+        sql = f"SELECT {cols} FROM read_parquet(?, union_by_name = true) WHERE path IN ({marks})"
+        with _reader() as con:
+            got = con.sql(sql, params=[files, *paths]).to_arrow_table()
+        return got.cast(want)
 
     def scan(self, name: str, *, paths: list[str] | None = None) -> pl.LazyFrame:
         """A lazy Polars frame over ``name`` (any of :meth:`names`); with ``paths``, only the rows of
@@ -122,25 +143,22 @@ class Snapshot:
         raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
 
 
-def _row_groups(file: str, paths: list[str], want: pa.Schema) -> list[pa.Table]:
-    """The rows of ``paths`` (sorted) in one data file, read from the row groups whose ``path``
-    statistics may hold one of them (pyarrow.dataset would do the same but imports pandas)."""
-    import pyarrow.compute as pc
-    import pyarrow.parquet as pq
+_READER: list[duckdb.DuckDBPyConnection] = []
 
-    pf = pq.ParquetFile(file)
-    at = pf.schema_arrow.get_field_index("path")
-    out = []
-    for i in range(pf.num_row_groups):
-        st = pf.metadata.row_group(i).column(at).statistics
-        if st is not None and st.has_min_max:
-            j = bisect.bisect_left(paths, st.min)
-            if j == len(paths) or paths[j] > st.max:
-                continue
-        t = pf.read_row_group(i, columns=list({*want.names, "path"}))
-        t = t.filter(pc.is_in(t["path"], pa.array(paths)))
-        out.append(t.select(want.names).cast(want))
-    return out
+
+@contextmanager
+def _reader() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A cursor of the process's DuckDB database for located reads: its Parquet footer cache spares a
+    process's repeated lookups the footers (data files never change once written)."""
+    if not _READER:
+        con = duckdb.connect(config={"threads": 2})
+        con.execute("SET parquet_metadata_cache = true")
+        _READER.append(con)
+    cur = _READER[0].cursor()
+    try:
+        yield cur
+    finally:
+        cur.close()
 
 
 def holding(
@@ -198,6 +216,7 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
             return None  # ran ahead of (or behind) the commit point
         recorded = {r[0] for r in con.execute(f"DESCRIBE {FILES_TABLE}").fetchall()}
         extra = "rows, min_path, max_path" if "rows" in recorded else "NULL, NULL, NULL"
+        extra += ", hdu_rows" if "hdu_rows" in recorded else ", NULL"
         files: dict[str, list[tuple[Any, ...]]] = {}
         for t, *row in con.execute(
             f"SELECT table_name, path, {extra} FROM {FILES_TABLE} ORDER BY table_name, seq"
@@ -213,10 +232,15 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
                 cols,
                 tuple(r[1] for r in rows),
                 tuple((r[2], r[3]) for r in rows),
+                tuple(_hdu_rows(r[4]) for r in rows),
             )
         return out
     finally:
         con.close()
+
+
+def _hdu_rows(text: str | None) -> dict[int, int] | None:
+    return {int(h): int(n) for h, n in json.loads(text).items()} if text else None
 
 
 def _planned(root: str, catalog_uri: str) -> dict[str, TableFiles]:

@@ -119,6 +119,17 @@ def _delete_filter(paths: list[str], years: Mapping[str, int | None] | None) -> 
     return reduce(lambda a, b: Or(a, b), parts)
 
 
+def _record_hdu_columns(tbl: Any, tx: Any, hdu_columns: dict[int, list[str]]) -> None:
+    """Add ``hdu_columns`` to the table's record of the keyword columns each HDU has (staged in ``tx``)."""
+    merged = hdu_columns_of(tbl)
+    for h, cols in hdu_columns.items():
+        have = merged.setdefault(int(h), [])
+        have.extend(c for c in cols if c not in set(have))
+    record = json.dumps({str(k): v for k, v in sorted(merged.items())})
+    if record != tbl.properties.get(HDU_COLUMNS):  # usually no new keyword
+        tx.set_properties({HDU_COLUMNS: record})
+
+
 def _path_in(values: list[str]) -> Any:
     from pyiceberg.expressions import In
 
@@ -126,11 +137,13 @@ def _path_in(values: list[str]) -> Any:
 
 
 class FileInfo(NamedTuple):
-    """A data file's rows and the smallest and largest ``path`` in it (None where not known)."""
+    """A data file's rows and the smallest and largest ``path`` in it (None where not known), and for a
+    wide header table its rows per HDU (None where not known)."""
 
     rows: int
     min_path: str | None
     max_path: str | None
+    hdu_rows: dict[int, int] | None = None
 
 
 @dataclass
@@ -485,31 +498,16 @@ class Lake:
         for attempt in range(5):
             tbl = self.table(pins, table)
             try:
-                with warnings.catch_warnings(), _transaction_class()(tbl) as tx:
-                    # deleting the rows of a file that never reached this table is not news
-                    warnings.filterwarnings("ignore", "Delete operation did not match any records")
+                with _transaction_class()(tbl) as tx:
                     if hdu_columns:
-                        merged = hdu_columns_of(tbl)
-                        for h, cols in hdu_columns.items():
-                            have = merged.setdefault(int(h), [])
-                            have.extend(c for c in cols if c not in set(have))
-                        record = json.dumps({str(k): v for k, v in sorted(merged.items())})
-                        if record != tbl.properties.get(HDU_COLUMNS):  # usually no new keyword
-                            tx.set_properties({HDU_COLUMNS: record})
+                        _record_hdu_columns(tbl, tx, hdu_columns)
+                    gone: list[Any] = []
+                    rewritten: list[str] = []
                     if delete_paths:
-                        tx.delete(_delete_filter(delete_paths, years if table in sch.FIXED_TABLES else None))
-                    if files:
-                        # what tx.add_files does, with the per-table work done once (see lake.datafile);
-                        # batch file names are unique (uuid), so no scan for files already referenced
-                        if tx.table_metadata.name_mapping() is None:
-                            mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
-                            tx.set_properties({"schema.name-mapping.default": mapping})
-                        describe = self._describer(pins, table, tx.table_metadata)
-                        data_files = [self._described(describe, f) or describe(f) for f in files]
-                        self._remember(tx.table_metadata.schema(), data_files)
-                        with tx.update_snapshot(snapshot_properties=properties or {}).fast_append() as snap:
-                            for df in data_files:
-                                snap.append_data_file(df)
+                        where = _delete_filter(delete_paths, years if table in sch.FIXED_TABLES else None)
+                        gone, rewritten = self._copy_on_write(pins, table, where, "path", delete_paths)
+                    if files or gone:
+                        self._add_files(pins, table, tx, [*files, *rewritten], gone, properties)
                     point("table.staged")
                 point("table.committed")
                 break
@@ -524,9 +522,58 @@ class Lake:
         self._unpublished = True
         ident = self.identifier(pins, table)
         old = [] if before is None else self._snapshot_files.get((ident, before))
-        if not delete_paths and old is not None and sid is not None:
-            # an append only: the new snapshot's files are known without reading its manifests
-            self._snapshot_files[(ident, sid)] = old + [f.removeprefix("file://") for f in files]
+        if old is not None and sid is not None:
+            # the new snapshot's files are known without reading its manifests: the pinned ones but
+            # those rewritten, and the new ones
+            dropped = {df.file_path.removeprefix("file://") for df in gone}
+            new = [f.removeprefix("file://") for f in [*files, *rewritten]]
+            self._snapshot_files[(ident, sid)] = [f for f in old if f not in dropped] + new
+
+    def _copy_on_write(
+        self, pins: Pins, table: str, where: Any, column: str, values: list[str]
+    ) -> tuple[list[Any], list[str]]:
+        """Delete the rows whose ``column`` is one of ``values`` (``where`` says the same to Iceberg): the
+        pinned DataFiles that may hold them (by partition and bounds) are each rewritten without those
+        rows (:func:`lake.datafile.rewrite_without`, which leaves a file holding none alone). Returns the
+        DataFiles that go and the files replacing them (none for a file whose every row goes)."""
+        from lake.datafile import rewrite_without
+
+        sid = pins.tables.get(table)
+        if sid is None:
+            return [], []
+        tasks = self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
+        gone, new = [], []
+        for task in tasks:
+            dropped, replacement = rewrite_without(task.file.file_path, table, column, sorted(set(values)))
+            if dropped:
+                gone.append(task.file)
+                new += [replacement] if replacement else []
+        return gone, new
+
+    def _add_files(
+        self,
+        pins: Pins,
+        table: str,
+        tx: Any,
+        files: list[str],
+        gone: list[Any],
+        properties: dict[str, str] | None,
+    ) -> None:
+        """Stage one snapshot in ``tx`` that registers ``files`` and drops the DataFiles ``gone``: what
+        tx.add_files does, with the per-table work done once (see lake.datafile); file names are unique
+        (uuid), so no scan for files already referenced."""
+        if tx.table_metadata.name_mapping() is None:
+            mapping = tx.table_metadata.schema().name_mapping.model_dump_json()
+            tx.set_properties({"schema.name-mapping.default": mapping})
+        describe = self._describer(pins, table, tx.table_metadata)
+        data_files = [self._described(describe, f) or describe(f) for f in files]
+        self._remember(tx.table_metadata.schema(), data_files)
+        producer = tx.update_snapshot(snapshot_properties=properties or {})
+        with producer.overwrite() if gone else producer.fast_append() as snap:
+            for df in gone:
+                snap.delete_data_file(df)
+            for df in data_files:
+                snap.append_data_file(df)
 
     def replace_files(
         self,
@@ -572,6 +619,27 @@ class Lake:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", "Delete operation did not match any records")
             tbl.overwrite(data, overwrite_filter=_path_in(sorted(set(paths))))
+        point("table.committed")
+        pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
+        self._unpublished = True
+
+    def replace_datasets(self, pins: Pins, table: str, data: pa.Table, rootnames: list[str]) -> None:
+        """Delete the rows of the datasets ``rootnames`` and append ``data`` (one commit): the delete
+        rewrites only the data files holding those rows (the others are ruled out by their ``rootname``
+        Bloom filters, see :meth:`_copy_on_write`), not the table: ``master`` at a cron ingest."""
+        from pyiceberg.expressions import In
+
+        self.evolve(pins, table, data.schema)
+        tbl = self.table(pins, table)
+        with _transaction_class()(tbl) as tx:
+            if rootnames:
+                where = In("rootname", rootnames)  # type: ignore[call-arg,arg-type]
+                gone, rewritten = self._copy_on_write(pins, table, where, "rootname", rootnames)
+                if gone:
+                    self._add_files(pins, table, tx, rewritten, gone, None)
+            if data.num_rows:
+                tx.append(data)
+            point("table.staged")
         point("table.committed")
         pins.tables[table] = self.table(pins, table).metadata.current_snapshot_id
         self._unpublished = True
@@ -790,6 +858,20 @@ class Lake:
             got = FileInfo(pq.read_metadata(path).num_rows, None, None)  # not seen in this process
         return got
 
+    def hdu_rows(self, path: str) -> dict[int, int]:
+        """Rows per HDU of a wide table's data file: known from the record, else counted from its ``hdu``
+        column (one narrow column of one file, read once per new file)."""
+        info = self.file_info(path)
+        if info.hdu_rows is None:
+            import pyarrow.compute as pc
+            import pyarrow.parquet as pq
+
+            counts = pc.value_counts(pq.read_table(path, columns=["hdu"]).column("hdu").combine_chunks())
+            hdus, ns = (a.to_pylist() for a in counts.flatten())
+            got = {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
+            info = self._file_info[path] = info._replace(hdu_rows=got)
+        return dict(info.hdu_rows or {})
+
     def _seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
@@ -803,8 +885,9 @@ class Lake:
             if sid is None or tf.num_rows() is None:
                 continue
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
-            for f, rows, (lo, hi) in zip(tf.files, tf.rows, tf.bounds, strict=True):
-                self._file_info[f] = FileInfo(int(rows or 0), lo, hi)
+            per_hdu = tf.hdu_rows or (None,) * len(tf.files)
+            for f, rows, (lo, hi), hdus in zip(tf.files, tf.rows, tf.bounds, per_hdu, strict=True):
+                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus)
         return got is not None
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:

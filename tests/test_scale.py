@@ -52,6 +52,42 @@ def test_every_data_file_has_its_path_range_recorded(batch_lake: Path) -> None:
         assert tf.bounds[0] == (first.min(), first.max())
 
 
+def test_rows_per_hdu_are_recorded_and_counted_without_reading_a_file(
+    batch_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    snap = lake.snapshot(batch_lake)
+    flt = snap.tables["uvisflt"]
+    assert len(flt.files) > 1 and flt.rows_per_hdu() is not None
+    want = {n: lake.read(n, batch_lake).height for n in ("uvisflt", "uvisflt_0", "uvisflt_1", "irraw_0")}
+    import duckdb
+
+    from lake import access
+
+    def no_reads(*_a: object, **_k: object) -> None:
+        raise AssertionError("ql tables read a data file")
+
+    connect = duckdb.connect
+    monkeypatch.setattr(access.duckdb, "connect", lambda *a, **k: _NoParquet(connect(*a, **k)))
+    monkeypatch.setattr("pyarrow.parquet.read_table", no_reads)
+    t = access.row_counts(batch_lake)
+    got = dict(zip(t.column("table").to_pylist(), t.column("rows").to_pylist(), strict=True))
+    assert {n: got[n] for n in want} == want
+
+
+class _NoParquet:
+    """A DuckDB connection that fails any query reading Parquet."""
+
+    def __init__(self, con: object) -> None:
+        self.con = con
+
+    def execute(self, sql: str, *args: object) -> object:
+        assert "parquet" not in sql.lower(), sql
+        return self.con.execute(sql, *args)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.con, name)
+
+
 def test_a_located_read_is_the_full_read_from_a_few_files(batch_lake: Path) -> None:
     small_lake = batch_lake
     snap = lake.snapshot(small_lake)

@@ -181,14 +181,16 @@ def files(scope: Scope, rootname: str) -> pa.Table:
 def hdus(scope: Scope, path: str) -> pa.Table:
     """Per HDU of a file: index, XTENSION, EXTNAME, EXTVER and image size, from the ``cards`` table."""
     scope.require_file(path)
-    return scope.sql(
+    return scope.file_sql(
+        "cards",
+        [path],
         "SELECT hdu, max(CASE WHEN keyword = 'XTENSION' THEN value_str END) AS xtension, "
         "max(CASE WHEN keyword = 'EXTNAME' THEN value_str END) AS extname, "
         "max(CASE WHEN keyword = 'EXTVER' THEN value_int END) AS extver, "
         "max(CASE WHEN keyword = 'NAXIS' THEN value_int END) AS naxis, "
         "max(CASE WHEN keyword = 'NAXIS1' THEN value_int END) AS naxis1, "
         "max(CASE WHEN keyword = 'NAXIS2' THEN value_int END) AS naxis2, count(*) AS cards "
-        "FROM cards WHERE path = ? GROUP BY hdu ORDER BY hdu",
+        "FROM {rows} WHERE path = ? GROUP BY hdu ORDER BY hdu",
         [path],
     )
 

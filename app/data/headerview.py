@@ -42,9 +42,11 @@ def cards(
     if repeated_only:
         outer.append("repeats > 1 AND keyword NOT IN ('', 'HISTORY', 'COMMENT')")
     # repeats count the whole HDU, so the filters apply outside the window
-    return scope.sql(
+    return scope.file_sql(
+        "cards",
+        [path],
         "SELECT * FROM (SELECT hdu, position, keyword, value_type, image, comment, "
-        "count(*) OVER (PARTITION BY hdu, keyword) AS repeats FROM cards WHERE "
+        "count(*) OVER (PARTITION BY hdu, keyword) AS repeats FROM {rows} WHERE "
         + " AND ".join(conds)
         + ")"
         + (" WHERE " + " AND ".join(outer) if outer else "")
@@ -75,11 +77,13 @@ def keyword_diff(scope: Scope, path_a: str, hdu_a: int, path_b: str, hdu_b: int)
     """Keywords whose values differ, or that only one header has (commentary cards left out)."""
     scope.require_file(path_a)
     scope.require_file(path_b)
-    return scope.sql(
+    return scope.file_sql(
+        "cards",
+        [path_a, path_b],
         "WITH a AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
-        "FROM cards WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword), "
+        "FROM {rows} WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword), "
         "b AS (SELECT keyword, string_agg(trim(substr(image, 11, 70)), ' | ' ORDER BY position) AS v "
-        "FROM cards WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword) "
+        "FROM {rows} WHERE path = ? AND hdu = ? AND value_type != 'text' GROUP BY keyword) "
         "SELECT coalesce(a.keyword, b.keyword) AS keyword, a.v AS a, b.v AS b FROM a FULL JOIN b "
         "USING (keyword) WHERE a.v IS DISTINCT FROM b.v ORDER BY keyword",
         [path_a, hdu_a, path_b, hdu_b],

@@ -150,11 +150,12 @@ class Scope:
         self.committed_at = json.loads(self.pins_text).get("committed_at", "")
         self._lock = threading.RLock()
         if as_of is None:
-            snap = load_snapshot(self.lake.root, self.lake.catalog_uri).tables
+            self.snapshot = load_snapshot(self.lake.root, self.lake.catalog_uri)
         else:
             from lake.timetravel import snapshot_as_of
 
-            snap = snapshot_as_of(self.lake.root, self.lake.catalog_uri, as_of).tables
+            self.snapshot = snapshot_as_of(self.lake.root, self.lake.catalog_uri, as_of)
+        snap = self.snapshot.tables
         # spills of the site's own queries: a folder of this scope's, gone with it
         self._own = _Private(tempfile.mkdtemp(prefix="quicklake-scope-"))
         self._con = duckdb.connect(config={**LOCKED, "temp_directory": self._own.tmp})
@@ -302,6 +303,33 @@ class Scope:
                 return self._con.sql(query, params=list(params or []) or None).to_arrow_table()
             except duckdb.Error as e:
                 raise QueryError(f"{e}") from None
+
+    def file_sql(
+        self, table: str, paths: Sequence[str], query: str, params: Sequence[Any] | None = None
+    ) -> pa.Table:
+        """Run a query of the site's own over the rows of the archive files ``paths`` in physical table
+        ``table``, named ``{rows}`` in ``query``: read from the data files that hold them, one row group
+        each by ``path`` statistics and Bloom filters (:meth:`lake.snapshot.Snapshot.rows`), instead of
+        scanning every data file of the table. Callers check that the files are visible
+        (:meth:`require_file`); a guest gets no row of a hidden dataset all the same."""
+        import pyarrow.compute as pc
+
+        tf = self.snapshot.tables.get(table)
+        if tf is None or table not in self.tables:
+            raise QueryError(f"no table {table!r} visible")
+        rows = self.snapshot.rows(table, list(paths), tf.schema.names)
+        if not self.viewer.team and "rootname" in rows.column_names:
+            hidden = pc.fill_null(pc.is_in(rows.column("rootname"), value_set=self._hidden), True)
+            rows = rows.filter(pc.invert(hidden))
+        with self._lock:
+            self._con.register("_file_rows", rows)
+            try:
+                sql = query.format(rows="_file_rows")
+                return self._con.sql(sql, params=list(params or []) or None).to_arrow_table()
+            except duckdb.Error as e:
+                raise QueryError(f"{e}") from None
+            finally:
+                self._con.unregister("_file_rows")
 
     def has(self, table: str) -> bool:
         return table in self.tables
