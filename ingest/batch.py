@@ -101,8 +101,8 @@ def _write(
     sort_by: list[str] | None = None,
 ) -> list[str]:
     """Write one Parquet file per year partition (or one file); returns their paths. The footers' counts go
-    to ``counts`` if given (wide tables keep counts only: the driver describes their files with them instead
-    of reading the footers back)."""
+    to ``counts`` if given, with every column's bounds for the partitioned (fixed) tables, which keep them:
+    the driver describes the files with them instead of reading the footers back."""
     written = []
     years = table.column("year")
     for y in pc.unique(years).to_pylist() if partitioned else ["all"]:
@@ -130,7 +130,7 @@ def _write(
         os.replace(tmp, path)
         written.append(str(path))
         if counts is not None:
-            counts[str(path)] = file_counts(footer[0])
+            counts[str(path)] = file_counts(footer[0], bounds=partitioned)
     return written
 
 
@@ -269,17 +269,18 @@ def _process_part(
     written: dict[str, list[str]] = {}
     card_tab = _cards_table(b)
     if card_tab.num_rows:
-        written["cards"] = _write(card_tab, out_root / "cards" / "data", batch_id)
+        written["cards"] = _write(card_tab, out_root / "cards" / "data", batch_id, result.counts)
     result.n_cards = card_tab.num_rows
     tables_of_file, conflict_rows = _write_wide_tables(task, batch_id, heads, b, result, written)
     _add_ok_rows(rows, heads, b, tables_of_file)
     files_tab = pa.table(rows.cols, schema=sch.arrow_schema("files"))
-    written["files"] = _write(files_tab, out_root / "files" / "data", batch_id)
+    written["files"] = _write(files_tab, out_root / "files" / "data", batch_id, result.counts)
     if conflict_rows["path"]:
         written["conflicts"] = _write(
             pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
             out_root / "conflicts" / "data",
             batch_id,
+            result.counts,
         )
     result.files = written
     result.n_files = len(jobs)

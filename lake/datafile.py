@@ -2,15 +2,17 @@
 
 pyiceberg's add_files redoes the table-level work for every file (the schema-compatibility check, the
 statistics plan, the column-id mapping), which for header tables of hundreds of columns was most of the
-driver's time at a commit. Here that is done once per table and schema version. For tables that keep
-only counts (the wide header tables), the writer hands over the counts from the footer it has just
-written (:class:`FileCounts`), so the driver neither reads the footer back nor walks pyiceberg's
-per-column statistics objects.
+driver's time at a commit. Here that is done once per table and schema version. The writer hands over
+what the footer it has just written says (:class:`FileCounts`: counts, and for the fixed tables every
+column's smallest and largest value), so the driver neither reads the footer back nor walks pyiceberg's
+per-column statistics objects; bounds and partition values are made from them with pyiceberg's own
+serialisation and truncation, set up once per column.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -23,18 +25,21 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class FileCounts:
-    """A Parquet footer's facts that Iceberg count metrics need: rows, split offsets, and per column its
-    name, Arrow type (as :func:`lake.schema.plain_type` text), compressed size, value count and null count
-    (None when the footer has none)."""
+    """A Parquet footer's facts that Iceberg metrics need: rows, split offsets, and per column its name,
+    Arrow type (as :func:`lake.schema.plain_type` text), compressed size, value count and null count (None
+    when the footer has none); with ``bounds``, per column its smallest and largest value as pyiceberg
+    takes them from the row groups' statistics (None where it keeps none)."""
 
     num_rows: int
     split_offsets: list[int]
     columns: list[tuple[str, str, int, int, int | None]]
     path_bounds: tuple[str, str] | None = None  # smallest and largest ``path`` (see PATH_METRICS)
+    bounds: list[tuple[Any, Any] | tuple[()] | None] | None = None  # per column (min, max), if taken
 
 
-def file_counts(meta: pq.FileMetaData) -> FileCounts:
-    """The counts of a footer, summed over its row groups as pyiceberg sums them."""
+def file_counts(meta: pq.FileMetaData, bounds: bool = False) -> FileCounts:
+    """The counts of a footer, summed over its row groups as pyiceberg sums them; with ``bounds``, every
+    column's smallest and largest value too (what a table that keeps bounds of all its columns needs)."""
     arrow = meta.schema.to_arrow_schema()
     n = meta.num_columns
     sizes, values = [0] * n, [0] * n
@@ -60,8 +65,28 @@ def file_counts(meta: pq.FileMetaData) -> FileCounts:
         (f.name, str(sch.plain_type(f.type)), sizes[i], values[i], None if invalid[i] else nulls[i])
         for i, f in enumerate(arrow)
     ]
-    bounds = _path_bounds(meta, arrow.names.index("path")) if "path" in arrow.names else None
-    return FileCounts(meta.num_rows, sorted(offsets), cols, bounds)
+    path = _path_bounds(meta, arrow.names.index("path")) if "path" in arrow.names else None
+    minmax = [None if invalid[i] else _min_max(meta, i) for i in range(n)] if bounds else None
+    return FileCounts(meta.num_rows, sorted(offsets), cols, path, minmax)
+
+
+UNREADABLE: tuple[()] = ()  # bounds pyarrow cannot give: the driver reads such a file's footer itself
+
+
+def _min_max(meta: pq.FileMetaData, i: int) -> tuple[Any, Any] | tuple[()]:
+    """Column ``i``'s smallest and largest value over the row groups, taken in the order and with the
+    comparisons of pyiceberg's StatsAggregator (a row group without them adds nothing; None where none
+    has them), or :data:`UNREADABLE`."""
+    lo = hi = None
+    for r in range(meta.num_row_groups):
+        try:
+            stats = meta.row_group(r).column(i).statistics
+            vmin, vmax = stats.min, stats.max
+        except NotImplementedError:  # pyarrow's ArrowNotImplementedError
+            return UNREADABLE
+        lo = vmin if lo is None else (min(vmin, lo) if vmin is not None else lo)
+        hi = vmax if hi is None else (max(vmax, hi) if vmax is not None else hi)
+    return lo, hi
 
 
 def _path_bounds(meta: pq.FileMetaData, i: int) -> tuple[str, str] | None:
@@ -177,6 +202,7 @@ class Describer:
 
         self.metadata, self.io = metadata, io
         self.schema = metadata.schema()
+        self.spec = metadata.spec()
         self.want = {f.name: sch.plain_type(f.type) for f in arrow_schema}
         self.want_text = {k: str(v) for k, v in self.want.items()}
         self.plan = compute_statistics_plan(self.schema, metadata.properties)
@@ -184,22 +210,25 @@ class Describer:
         self.key = describer_key(metadata)
         self.counted = {fid for fid, c in self.plan.items() if c.mode.type != MetricModeTypes.NONE}
         self.path_id = self.ids.get("path")
-        bounded = {
-            fid
+        self.bounds = {
+            fid: _bound_writers(c)
             for fid, c in self.plan.items()
             if c.mode.type not in (MetricModeTypes.NONE, MetricModeTypes.COUNTS)
         }
-        # the writer's counts are enough when no partition value is taken from bounds and no column keeps
-        # bounds but ``path`` in full (the writer hands its bounds over too)
+        self.sources = {f.source_id for f in self.spec.fields}  # columns partition values come from
+        # without the writer's bounds of every column, its counts are enough when no partition value is
+        # taken from bounds and no column keeps bounds but ``path`` in full (the writer hands those over)
         path_full = self.path_id is not None and self.plan[self.path_id].mode.type == MetricModeTypes.FULL
-        self.counts_only = not metadata.spec().fields and bounded <= ({self.path_id} if path_full else set())
-        self.path_bounded = bool(bounded)
+        self.counts_only = not self.sources and set(self.bounds) <= ({self.path_id} if path_full else set())
+        self.from_bounds = all(w is not None for w in self.bounds.values())  # else: from the footer
 
     def exact(self, path: str, counts: FileCounts | None = None) -> Any | None:
         """The DataFile of a file whose columns are all the table's, with the table's types; else None.
-        ``counts`` (from the writer) spares reading the footer where counts are all the table keeps."""
-        if counts is not None and self.counts_only:
-            return self._from_counts(path, counts)
+        ``counts`` (from the writer) spares reading the footer where they hold all the table keeps."""
+        if counts is not None and (self.counts_only or (counts.bounds is not None and self.from_bounds)):
+            got = self._from_counts(path, counts)
+            if got is not _FOOTER:
+                return got
         import pyarrow.parquet as pq
         from pyiceberg.io.pyarrow import data_file_statistics_from_parquet_metadata
 
@@ -209,9 +238,11 @@ class Describer:
         stats = data_file_statistics_from_parquet_metadata(
             parquet_metadata=meta, stats_columns=self.plan, parquet_column_mapping=self.ids
         )
-        return self._data_file(path, stats)
+        return self._data_file(path, stats.to_serialized_dict(), stats.partition(self.spec, self.schema))
 
-    def _from_counts(self, path: str, counts: FileCounts) -> Any | None:
+    def _from_counts(self, path: str, counts: FileCounts) -> Any:
+        """The DataFile from the writer's ``counts``; None if a column's type is not the table's,
+        :data:`_FOOTER` if the counts lack what the table keeps (then it is described from the file)."""
         from pyiceberg.io.fileformat import DataFileStatistics
 
         if any(self.want_text.get(name) != typ for name, typ, *_ in counts.columns):
@@ -224,37 +255,71 @@ class Describer:
                 values[fid] = n_values
                 if n_nulls is not None:
                     nulls[fid] = n_nulls
+        got = self._bounds(counts) if counts.bounds is not None else self._path_bounds(counts)
+        if got is None:
+            return _FOOTER
+        lower, upper, aggregates = got
         stats = DataFileStatistics(
             record_count=counts.num_rows,
             column_sizes=sizes,
             value_counts=values,
             null_value_counts=nulls,
             nan_value_counts={},
-            column_aggregates={},
+            column_aggregates=aggregates,
             split_offsets=list(counts.split_offsets),
         )
-        bounds = {}
-        if self.path_bounded:
-            if counts.path_bounds is None:
-                return None  # the footer has no statistics for path: described from the file
-            lo, hi = counts.path_bounds
-            bounds = {
-                "lower_bounds": {self.path_id: lo.encode()},
-                "upper_bounds": {self.path_id: hi.encode()},
-            }
-        return self._data_file(path, stats, bounds)
+        serialized = {
+            "record_count": counts.num_rows,
+            "column_sizes": sizes,
+            "value_counts": values,
+            "null_value_counts": nulls,
+            "nan_value_counts": {},
+            "lower_bounds": lower,
+            "upper_bounds": upper,
+            "split_offsets": stats.split_offsets,
+        }
+        return self._data_file(path, serialized, stats.partition(self.spec, self.schema))
 
-    def _data_file(self, path: str, stats: Any, bounds: dict[str, Any] | None = None) -> Any:
+    def _path_bounds(self, counts: FileCounts) -> Bounds | None:
+        """Bounds of a table that keeps them of ``path`` only (None if the footer had none)."""
+        if not self.bounds:
+            return {}, {}, {}
+        if counts.path_bounds is None or self.path_id is None:
+            return None
+        lo, hi = counts.path_bounds
+        return {self.path_id: lo.encode()}, {self.path_id: hi.encode()}, {}
+
+    def _bounds(self, counts: FileCounts) -> Bounds | None:
+        """Lower and upper bounds of the bounded columns and the partition columns' smallest and largest
+        values, as pyiceberg makes them from the footer (None if pyarrow could not give a column's)."""
+        lower: dict[int, bytes] = {}
+        upper: dict[int, bytes] = {}
+        aggregates: dict[int, Any] = {}
+        for (name, *_), minmax in zip(counts.columns, counts.bounds or [], strict=True):
+            fid = self.ids[name]
+            writers = self.bounds.get(fid)
+            if writers is None or minmax is None:  # not kept, or dropped (a row group had no statistics)
+                continue
+            if len(minmax) != 2:  # UNREADABLE
+                return None
+            lo, hi = minmax
+            if fid in self.sources:
+                aggregates[fid] = _Aggregate(lo, hi)
+            low, high = writers[0](lo), writers[1](hi)
+            if low is not None:
+                lower[fid] = low
+            if high is not None:
+                upper[fid] = high
+        return lower, upper, aggregates
+
+    def _data_file(self, path: str, serialized: dict[str, Any], partition: Any) -> Any:
         from pyiceberg.manifest import DataFile, DataFileContent, FileFormat
 
-        serialized = stats.to_serialized_dict()
-        for k, v in (bounds or {}).items():
-            serialized[k] = {**(serialized.get(k) or {}), **v}
         return DataFile.from_args(
             content=DataFileContent.DATA,
             file_path=path,
             file_format=FileFormat.PARQUET,
-            partition=stats.partition(self.metadata.spec(), self.schema),
+            partition=partition,
             file_size_in_bytes=os.path.getsize(path.removeprefix("file://")),
             sort_order_id=None,
             spec_id=self.metadata.default_spec_id,
@@ -267,6 +332,48 @@ class Describer:
         from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
         return self.exact(path) or parquet_file_to_data_file(self.io, self.metadata, path)
+
+
+_FOOTER = object()  # the writer's counts are not enough: describe from the footer
+# lower bounds, upper bounds (field id → serialised value) and the partition columns' smallest and largest
+Bounds = tuple[dict[int, bytes], dict[int, bytes], dict[int, Any]]
+
+
+@dataclass
+class _Aggregate:
+    """What pyiceberg's partition inference reads of a column's statistics."""
+
+    current_min: Any
+    current_max: Any
+
+
+BoundWriter = Callable[[Any], bytes | None]
+
+
+def _bound_writers(collector: Any) -> tuple[BoundWriter, BoundWriter] | None:
+    """A column's lower- and upper-bound serialisers, as pyiceberg's StatsAggregator serialises (its
+    truncation made once, not per file); None where pyiceberg would refuse the metrics mode."""
+    from pyiceberg.conversions import to_bytes
+    from pyiceberg.transforms import TruncateTransform
+    from pyiceberg.types import BinaryType, StringType
+    from pyiceberg.utils.truncate import truncate_upper_bound_binary_string, truncate_upper_bound_text_string
+
+    kind, width = collector.iceberg_type, collector.mode.length
+    string, binary = isinstance(kind, StringType), isinstance(kind, BinaryType)
+    if width is not None and not (string or binary):
+        return None  # pyiceberg raises: described from the footer, where it does so itself
+    cut = TruncateTransform(width=width).transform(kind) if width is not None else None
+    upper_cut = truncate_upper_bound_text_string if string else truncate_upper_bound_binary_string
+
+    def lower(v: Any) -> bytes | None:
+        bound = v if cut is None or v is None else cut(v)
+        return None if bound is None else to_bytes(kind, bound)
+
+    def upper(v: Any) -> bytes | None:
+        bound = upper_cut(v, width) if (string or binary) and v is not None else v
+        return None if bound is None else to_bytes(kind, bound)
+
+    return lower, upper
 
 
 def describer_key(metadata: Any) -> tuple[Any, ...]:

@@ -245,6 +245,9 @@ class Lake:
             self.warehouse.mkdir(exist_ok=True)
             from pyiceberg.catalog.sql import SqlCatalog
 
+            from lake import manifests
+
+            manifests.install()  # every commit writes manifests: encoded faster, the same bytes
             self._catalog = SqlCatalog("quicklake", uri=self.catalog_uri, warehouse=self.warehouse.as_uri())
             # a server's pooled connections are closed when this Lake goes (SQLite's hold no server)
             weakref.finalize(self, self._catalog.engine.dispose)

@@ -15,6 +15,8 @@ import polars as pl
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import lake
 from ingest.fitsheader import read_raw_headers
@@ -77,9 +79,11 @@ def _facts(df: Any) -> tuple[Any, ...]:
     )
 
 
-def test_data_files_are_described_as_pyiceberg_describes_them(small_lake: Path) -> None:
-    """The driver's own add_files (per-table work done once; for count-only tables, the counts the
-    workers took from the footers they wrote) gives pyiceberg's DataFiles exactly."""
+def test_data_files_are_described_as_pyiceberg_describes_them(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The driver's own add_files (per-table work done once; from the counts and bounds the workers took
+    from the footers they wrote) gives pyiceberg's DataFiles exactly, partition values included."""
     import pyarrow.parquet as pq
     from pyiceberg.io.pyarrow import parquet_file_to_data_file
 
@@ -88,22 +92,94 @@ def test_data_files_are_described_as_pyiceberg_describes_them(small_lake: Path) 
 
     lk = Lake(small_lake)
     pins = lk.pins()
-    n = counted = 0
+    n = counted = partitioned = 0
     for name in sorted(pins.tables):
         tbl = lk.table(pins, name)
         files = lk.data_files(pins, name)[:2]
         plan = tbl.scan(snapshot_id=pins.tables[name]).plan_files()
         committed = {t.file.file_path.removeprefix("file://"): t.file for t in plan}
         mine = data_files(tbl.metadata, tbl.io, files, tbl.schema().as_arrow())
-        counts = {f: file_counts(pq.read_metadata(f)) for f in files}
-        from_counts = data_files(tbl.metadata, tbl.io, files, tbl.schema().as_arrow(), counts)
+        counts = {f: file_counts(pq.read_metadata(f), bounds=True) for f in files}
+        with monkeypatch.context() as m:  # described without reading a footer
+            m.setattr(pq, "read_metadata", lambda *a, **k: pytest.fail("footer read"))
+            from_counts = data_files(tbl.metadata, tbl.io, files, tbl.schema().as_arrow(), counts)
         for path, got, got_c in zip(files, mine, from_counts, strict=True):
             want = parquet_file_to_data_file(tbl.io, tbl.metadata, path)
             assert repr(got) == repr(got_c) == repr(want) and got.partition == want.partition, (name, path)
+            assert got_c.partition == want.partition and _facts(got_c) == _facts(want), (name, path)
             assert _facts(committed[path]) == _facts(want), (name, path)  # described as the ingest ran
             n += 1
-        counted += Describer(tbl.metadata, tbl.io, tbl.schema().as_arrow()).counts_only and bool(files)
-    assert n > 20 and counted > 5  # the wide tables keep counts only
+        describer = Describer(tbl.metadata, tbl.io, tbl.schema().as_arrow())
+        counted += describer.counts_only and bool(files)
+        partitioned += bool(describer.sources) and bool(files)
+    assert n > 20 and counted > 5 and partitioned >= 3  # wide tables keep counts, fixed ones bounds
+
+
+def test_bounds_from_counts_are_pyiceberg_bounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bounds and partition values made from a writer's counts equal pyiceberg's from the footer, where
+    its rules bite: several row groups, truncated strings (upper bounds rounded up, none past the last code
+    point), all-null and long columns, signed zeros, timestamps, a null partition."""
+    from datetime import UTC, datetime
+
+    import pyarrow.parquet as pq
+    from pyiceberg.io.pyarrow import parquet_file_to_data_file
+    from pyiceberg.typedef import Record
+
+    from lake import schema as sch
+    from lake.datafile import data_files, file_counts
+    from lake.tables import Lake
+
+    lk = Lake(tmp_path / "lake")
+    with lk.writer():
+        pins = lk.init()
+        tbl = lk.table(pins, "files")
+        schema = sch.arrow_schema("files")
+        n = 6
+        rows = {f.name: pa.nulls(n, f.type) for f in schema}
+        rows["path"] = pa.array(["b/" + "é" * 20, "a/x", "\U0010ffff" * 17, "c", "a/" + "z" * 30, "d"])
+        rows["status"] = pa.array(["ok", "error", "ok", "ok", "ok", "missing"])
+        rows["tables"] = pa.array(["é" * 20, "a" * 16, "\U0010ffff" * 17, None, "uvisflt", "z" * 17])
+        rows["error"] = pa.array([None, "\U0010ffff" * 17, None, None, None, None])
+        rows["reader_version"] = pa.array(["é" * 20, "b", "aaa", None, "é" * 17, "c"])
+        rows["mtime"] = pa.array([0.0, -0.0, 1.5, -2.5, 0.0, 3.0])
+        rows["size"] = pa.array([5, -(2**62), 7, 2**62, 0, 1], pa.int64())
+        rows["ingested_at"] = pa.array([datetime(2024, 1, d, tzinfo=UTC) for d in range(1, n + 1)])
+        for year in (2016, None):
+            rows["year"] = pa.array([year] * n, pa.int32())
+            path = tmp_path / f"f{year}.parquet"
+            pq.write_table(pa.table(rows, schema), path, row_group_size=2, store_schema=False)
+            f = str(path)
+            counts = {f: file_counts(pq.read_metadata(f), bounds=True)}
+            with monkeypatch.context() as m:  # described without reading a footer
+                m.setattr(pq, "read_metadata", lambda *a, **k: pytest.fail("footer read"))
+                got = data_files(tbl.metadata, tbl.io, [f], schema, counts)[0]
+            want = parquet_file_to_data_file(tbl.io, tbl.metadata, f)
+            assert repr(got) == repr(want) and got.partition == want.partition == Record(year)
+            assert _facts(got) == _facts(want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.integers(1, 2**31 - 1), st.integers(-(2**63), 2**63 - 1), max_size=600))
+def test_manifest_maps_are_encoded_as_pyiceberg_encodes_them(counts: dict[int, int]) -> None:
+    """The faster encoding of manifests' count maps (lake.manifests) writes pyiceberg's bytes."""
+    import io
+
+    from pyiceberg.avro.encoder import BinaryEncoder
+    from pyiceberg.avro.writer import IntegerWriter, MapWriter
+    from pyiceberg.utils.lazydict import LazyDict
+
+    from lake import manifests
+
+    manifests.install()
+    writer = MapWriter(IntegerWriter(), IntegerWriter())
+    edges = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2**14, 2**31 - 1, 2**62, 2**63 - 1, -(2**63)]
+    wide = {i: edges[i % len(edges)] * (i % 3) // 2 for i in range(1, 442)} | dict(enumerate(edges, 500))
+    flat = [x for kv in counts.items() for x in kv]
+    for value in (counts, LazyDict([flat]), wide):  # built, read back from a manifest, a wide table's
+        want, got = io.BytesIO(), io.BytesIO()
+        manifests.ORIGINAL(writer, BinaryEncoder(want), value)
+        writer.write(BinaryEncoder(got), value)
+        assert got.getvalue() == want.getvalue()
 
 
 def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path) -> None:
