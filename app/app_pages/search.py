@@ -34,7 +34,8 @@ with ui.shown_errors():
             .rename(columns={"ra_targ": "ra", "dec_targ": "dec"})
         )
     st.caption(
-        f"{len(points):,} pointings (RA_TARG, DEC_TARG to 0.01°) of the datasets you may see, coloured by "
-        "detector; RA increases to the left. Search results are ringed."
+        f"Where the datasets you may see point (RA_TARG, DEC_TARG): {len(points):,} cells of "
+        f"{search.SKY_CELL:g}° with their number of datasets, coloured by detector; RA increases to the "
+        "left. Search results are ringed."
     )
     st.altair_chart(search.sky_map(points, hits), width="stretch")
