@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from app.data import anomaly
 from app.data.scope import Scope
@@ -282,3 +283,50 @@ def test_monitor_page_reads_as_an_analysts_page(server: dict[str, Any], browser:
         not pg.locator('[data-testid="stExpander"]').count()
         and not pg.locator('[data-testid="stJson"]').count()
     )
+
+
+def pick(pg: Any, label: str, text: str, option: Any = None) -> None:
+    """Pick, in selectbox ``label``, the option ``option`` (a name or pattern; default: ``text``) among
+    those that typing ``text`` leaves. The caller waits for the rerun the pick starts."""
+    pg.get_by_role("combobox", name=label).click()
+    pg.keyboard.type(text)
+    pg.get_by_role("option", name=option or text).first.click()
+
+
+def test_diff_picks_file_b_from_the_visit_and_by_search(server: dict[str, Any], browser: Any) -> None:
+    """The two-header diff: file B picked from a list of the visit's files (no typing), then from the
+    files a rootname prefix finds; the diff names both headers and is a link."""
+    visit = (
+        public(server)
+        .sql(
+            "SELECT f.path, f.rootname FROM files f JOIN master m USING (rootname) WHERE f.status = 'ok' "
+            "AND (m.proposid, m.visit) = (SELECT (proposid, visit) FROM master GROUP BY proposid, visit "
+            "HAVING count(*) BETWEEN 3 AND 20 ORDER BY proposid, visit LIMIT 1) ORDER BY f.path"
+        )
+        .to_pylist()
+    )
+    root = visit[0]["rootname"]
+    other = next(r["path"] for r in visit if r["rootname"] != root)
+    pg = new_page(browser)
+    goto(pg, f"{server['url']}/dataset?rootname={root}&ds_tab=Diff")
+    a = pg.get_by_role("combobox", name="File A").input_value()
+    name = other.rsplit("/", 1)[-1]
+    pick(pg, f"File B ({len(visit)} to pick from)", name, re.compile(re.escape(name) + " · this visit"))
+    pg.wait_for_url(re.compile("diff_b="), timeout=30_000)
+    settle(pg)
+    expect(pg.get_by_role("combobox", name=re.compile(r"^File B"))).to_have_value(
+        re.compile(re.escape(other.rsplit("/", 1)[-1]) + r" · this visit \("), timeout=30_000
+    )
+    pg.get_by_text(f"keywords differ between {a}[0] and {other}[0]").wait_for(timeout=30_000)
+    assert f"+++ {other}[0]" in pg.locator('[data-testid="stCode"]').last.inner_text()
+    # a search: a rootname's first letters list the files of every dataset starting with them
+    prefix = root[:6]
+    n = public(server).sql(
+        f"SELECT count(*) AS n FROM files WHERE status = 'ok' AND rootname LIKE '{prefix}%'"
+    )
+    box = pg.get_by_label(re.compile(r"^Find file B"))
+    box.fill(prefix)
+    box.press("Enter")
+    pg.wait_for_url(re.compile(f"diff_other={prefix}"), timeout=30_000)
+    settle(pg)
+    pg.get_by_text(f"File B ({n.column('n')[0].as_py()} to pick from)").wait_for(timeout=30_000)
