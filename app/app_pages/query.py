@@ -236,7 +236,9 @@ def _save_query() -> None:
     from lake.errors import QuicklakeError
 
     try:
-        name = saved.save(ui.scope(), st.session_state.get("saved_name", ""), st.query_params.to_dict())
+        # (every value of a parameter given twice: a date range's two dates)
+        params = {k: st.query_params.get_all(k) for k in st.query_params}
+        name = saved.save(ui.scope(), st.session_state.get("saved_name", ""), params)
     except QuicklakeError as e:
         st.session_state["saved_said"] = ("error", str(e))  # the name stays as typed
         return
@@ -276,7 +278,9 @@ def saved_section() -> None:
             key="saved_df",
         )
         with st.container(horizontal=True, vertical_alignment="bottom"):
-            st.selectbox("Saved query", list(mine["name"]), key="saved_pick")
+            pick = st.selectbox("Saved query", list(mine["name"]), key="saved_pick")
+            link = str(mine.set_index("name").loc[pick, "url"]) if pick else ""
+            st.link_button("Open", link, icon=":material/open_in_new:", disabled=not link)
             st.button("Delete", key="saved_delete", icon=":material/delete:", on_click=_delete_query)
 
 

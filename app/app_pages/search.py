@@ -24,6 +24,10 @@ with ui.shown_errors():
         st.caption(search.summary(res))
         df = res.to_pandas()
         ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
+        st.download_button(
+            "CSV", data=lambda: df.to_csv(index=False), file_name="search.csv", mime="text/csv",
+            icon=":material/download:", on_click="ignore", key="search_csv",
+        )  # fmt: skip
     st.subheader("Sky")
     points = search.pointings(scope).to_pandas()
     hits = None
