@@ -181,11 +181,14 @@ def test_association_members_both_ways_and_the_visit(server: dict[str, Any], bro
     assert [t.strip().split()[-1] for t in listed] == members
     # a member, and back to its association
     pg.locator(".st-key-ds_members button").first.click()
+    # (the click's rerun has run: on a loaded machine a settled page may still be the one before it)
+    pg.wait_for_url(f"**/dataset?rootname={members[0]}*", timeout=30_000)
     settle(pg)
-    assert members[0] in pg.locator("h3").first.inner_text() and f"rootname={members[0]}" in pg.url
+    expect(pg.locator("h3").first).to_contain_text(members[0], timeout=30_000)
     pg.get_by_role("button", name=f"Association {asn}").click()
+    pg.wait_for_url(f"**/dataset?rootname={asn}*", timeout=30_000)
     settle(pg)
-    assert asn in pg.locator("h3").first.inner_text()
+    expect(pg.locator("h3").first).to_contain_text(asn, timeout=30_000)
     # previous/next within the visit, in exposure order
     d = read_sql(f"SELECT proposid, visit FROM master WHERE rootname = '{asn}'", server["lake"]).to_pylist()[
         0
