@@ -160,8 +160,9 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     shown = page("dataset", rootname=root, ds_tab="Preview", file=raw)
     assert len(shown.selectbox(key="pv_hdu").options) == 2  # the raw's SCI extensions, one per chip
     assert shown.selectbox(key="pv_hdu").label == "Extension"  # (a UVIS file has no reads to pick)
-    at.text_input(key="diff_other").input(at.selectbox(key="diff_a").options[-1]).run()
-    assert not at.exception
+    diff = page("dataset", rootname=root, ds_tab="Diff")
+    diff.text_input(key="diff_other").input(diff.selectbox(key="diff_a").options[-1]).run()
+    assert not diff.exception and "keywords differ" in texts(diff)
 
 
 def test_dataset_preview_viewer(site_lake: dict[str, Any]) -> None:
@@ -547,3 +548,44 @@ def test_dataset_by_rootname_prefix_and_diff_by_file_name(site_lake: dict[str, A
     assert not at.exception and not at.error and "keywords differ" in texts(at)
     at.text_input(key="diff_other").input("nosuchfile_raw.fits").run()
     assert "'nosuchfile_raw.fits' is not in the lake" in texts(at)
+
+
+def test_diff_picks_file_b_from_the_visit_or_a_search(site_lake: dict[str, Any]) -> None:
+    """File B is picked from a list: this dataset's files, then its visit's (what SQL says they are), or
+    the files of the datasets a rootname prefix finds; the caption names both headers compared."""
+    lake = site_lake["lake"]
+    root = str(
+        read_sql(
+            "SELECT rootname FROM master WHERE (proposid, visit) IN (SELECT (proposid, visit) FROM master "
+            "GROUP BY ALL HAVING count(*) BETWEEN 3 AND 20) ORDER BY rootname LIMIT 1",
+            lake,
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    visit = read_sql(
+        "SELECT f.path, f.rootname FROM files f JOIN master m USING (rootname) WHERE f.status = 'ok' AND "
+        f"(m.proposid, m.visit) = (SELECT (proposid, visit) FROM master WHERE rootname = '{root}')",
+        lake,
+    ).to_pylist()
+    at = page("dataset", rootname=root, ds_tab="Diff")
+    picker = at.selectbox(key="diff_b")
+    names = [o.split(" · ")[0] for o in picker.options]  # (a label: name · whose (detector filter date))
+    assert sorted(names) == sorted(r["path"].rsplit("/", 1)[-1] for r in visit)
+    n_own = sum(r["rootname"] == root for r in visit)
+    assert {n.split("_")[0] for n in names[:n_own]} == {root}  # its own files first
+    other = next(r["path"] for r in visit if r["rootname"] != root)
+    assert " · this visit (" in picker.options[names.index(other.rsplit("/", 1)[-1])]
+    a = at.selectbox(key="diff_a").value
+    picker.set_value(other).run()
+    assert not at.exception and f"keywords differ between {a}[0] and {other}[0]" in texts(at)
+    # a search: the first letters of a rootname list every file of the datasets starting with them
+    prefix = root[:6]
+    want = read_sql(
+        f"SELECT path FROM files WHERE status = 'ok' AND rootname LIKE '{prefix}%' ORDER BY path", lake
+    )
+    at.text_input(key="diff_other").input(prefix).run()
+    found = [o.split(" · ")[0] for o in at.selectbox(key="diff_b").options]
+    assert sorted(found) == sorted(p.rsplit("/", 1)[-1] for p in want.column(0).to_pylist())
+    at.text_input(key="diff_other").input("zz9").run()
+    assert "no file of a dataset starting with 'zz9'" in texts(at)

@@ -6,12 +6,15 @@ The server, OIDC provider and browser are those of ``tests/test_browser.py`` (sa
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from app.data import anomaly
 from app.data.scope import Scope
@@ -178,11 +181,14 @@ def test_association_members_both_ways_and_the_visit(server: dict[str, Any], bro
     assert [t.strip().split()[-1] for t in listed] == members
     # a member, and back to its association
     pg.locator(".st-key-ds_members button").first.click()
+    # (the click's rerun has run: on a loaded machine a settled page may still be the one before it)
+    pg.wait_for_url(f"**/dataset?rootname={members[0]}*", timeout=30_000)
     settle(pg)
-    assert members[0] in pg.locator("h3").first.inner_text() and f"rootname={members[0]}" in pg.url
+    expect(pg.locator("h3").first).to_contain_text(members[0], timeout=30_000)
     pg.get_by_role("button", name=f"Association {asn}").click()
+    pg.wait_for_url(f"**/dataset?rootname={asn}*", timeout=30_000)
     settle(pg)
-    assert asn in pg.locator("h3").first.inner_text()
+    expect(pg.locator("h3").first).to_contain_text(asn, timeout=30_000)
     # previous/next within the visit, in exposure order
     d = read_sql(f"SELECT proposid, visit FROM master WHERE rootname = '{asn}'", server["lake"]).to_pylist()[
         0
@@ -282,3 +288,217 @@ def test_monitor_page_reads_as_an_analysts_page(server: dict[str, Any], browser:
         not pg.locator('[data-testid="stExpander"]').count()
         and not pg.locator('[data-testid="stJson"]').count()
     )
+
+
+def type_dates(pg: Any, label: str, start: str, end: str, scope: Any = None) -> None:
+    """Type a date range (YYYYMMDD each) into a ``st.date_input``'s year/month/day fields, as a user
+    does (the picker refuses a date outside its allowed range: #18's silently dropped 2015)."""
+    where = scope if scope is not None else pg
+    for which, ymd in (("start", start), ("end", end)):
+        where.get_by_role("spinbutton", name=f"year, {label} {which} date").click()
+        pg.keyboard.type(ymd)
+
+
+def test_a_2015_date_range_finds_what_sql_finds(server: dict[str, Any], browser: Any) -> None:
+    """Done when (#18): a 2015 date range typed in Chromium gives the count SQL gives, in the Query form
+    and in Browse."""
+    base = server["url"]
+    where = "targname ILIKE '%NGC%' AND date_obs BETWEEN '2015-01-01' AND '2015-12-31'"
+    want = public(server).sql(f"SELECT count(*) AS n FROM master WHERE {where}").column("n")[0].as_py()
+    every = public(server).sql("SELECT count(*) AS n FROM master WHERE targname ILIKE '%NGC%'")
+    assert 0 < want < every.column("n")[0].as_py()  # (the dates narrow the result)
+    pg = new_page(browser)
+    goto(pg, f"{base}/query")
+    type_dates(pg, "DATE-OBS between", "20150101", "20151231")
+    pg.get_by_label("Target contains").fill("NGC")
+    pg.get_by_role("button", name="Find datasets").click()
+    pg.wait_for_url(re.compile(r"q_dates=2015-01-01&q_dates=2015-12-31.*find=1"), timeout=30_000)
+    settle(pg)
+    said = f"{want:,} datasets · TARGNAME contains 'NGC', DATE-OBS 2015-01-01 to 2015-12-31"
+    pg.get_by_text(said).wait_for(timeout=30_000)
+    assert count_shown(pg) == want
+    rows = download(pg).splitlines()
+    assert len(rows) == want + 1 and all(",2015-" in r for r in rows[1:])
+    # Browse: the same range in its Filters
+    goto(pg, f"{base}/browse")
+    pg.get_by_text("Filters", exact=True).click()
+    pg.get_by_label("Target contains").fill("NGC")
+    pg.get_by_label("Target contains").press("Enter")
+    pg.wait_for_url(re.compile(r"browse_target=NGC"), timeout=30_000)
+    settle(pg)
+    type_dates(pg, "DATE-OBS between", "20150101", "20151231")
+    pg.get_by_label("Target contains").click()  # (leaving the date field commits it)
+    pg.wait_for_url(re.compile(r"browse_dates=2015-12-31"), timeout=30_000)
+    settle(pg)
+    pg.get_by_text(said).wait_for(timeout=30_000)
+    assert count_shown(pg) == want
+
+
+def _within(server: dict[str, Any], ra: float, dec: float, radius_deg: float) -> set[str]:
+    """The public datasets whose pointing is within the radius, by astropy's separation (not the lake's
+    SQL or HEALPix)."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    m = public(server).sql("SELECT rootname, ra_targ, dec_targ FROM master WHERE ra_targ IS NOT NULL")
+    m = m.to_pandas()
+    sep = SkyCoord(m.ra_targ.to_numpy() * u.deg, m.dec_targ.to_numpy() * u.deg).separation(
+        SkyCoord(ra * u.deg, dec * u.deg)
+    )
+    return set(m.rootname[sep.deg <= radius_deg])
+
+
+def _search(pg: Any, base: str, text: str, radius: str) -> set[str]:
+    """Search in the Search page's box; the rootnames of its CSV download."""
+    goto(pg, f"{base}/search")
+    pg.get_by_label("Target, rootname, proposal or position").fill(text)
+    pg.get_by_label("Radius").fill(radius)
+    pg.get_by_role("button", name="Search").click()
+    pg.wait_for_url(re.compile(r"search_text="), timeout=30_000)
+    settle(pg)
+    pg.get_by_text(re.compile(r"[\d,]+ datasets within")).first.wait_for(timeout=30_000)
+    return {r["rootname"] for r in csv.DictReader(io.StringIO(download(pg)))}
+
+
+def test_cone_search_by_coordinates_and_by_name(server: dict[str, Any], browser: Any) -> None:
+    """Done when (#18): a cone search by coordinates and by "NGC 4485" in Chromium returns the datasets
+    whose pointing is within the radius, checked against astropy's distances; the name resolves to the
+    median pointing of the target's datasets."""
+    import numpy as np
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    base = server["url"]
+    ngc = public(server).sql("SELECT ra_targ, dec_targ FROM master WHERE targname = 'NGC4485'").to_pandas()
+    assert len(ngc)
+    ra, dec = float(np.median(ngc.ra_targ)), float(np.median(ngc.dec_targ))
+    pg = new_page(browser)
+    want = _within(server, ra, dec, 0.5)
+    assert want and _search(pg, base, "NGC 4485", "30 arcmin") == want
+    pg.get_by_text("median pointing of target NGC4485").first.wait_for(timeout=30_000)
+    # by coordinates, sexagesimal, a wider cone (other targets too)
+    wide = _within(server, ra, dec, 20.0)
+    assert len(wide) > len(want)
+    centre = SkyCoord(ra * u.deg, dec * u.deg).to_string("hmsdms", precision=3)
+    assert _search(pg, base, centre, "20 deg") == wide
+
+
+def pick(pg: Any, label: str, text: str, option: Any = None) -> None:
+    """Pick, in selectbox ``label``, the option ``option`` (a name or pattern; default: ``text``) among
+    those that typing ``text`` leaves. The caller waits for the rerun the pick starts."""
+    pg.get_by_role("combobox", name=label).click()
+    pg.keyboard.type(text)
+    pg.get_by_role("option", name=option or text).first.click()
+
+
+def save_as(pg: Any, name: str) -> None:
+    pg.get_by_label("Name").fill(name)
+    pg.get_by_role("button", name="Save this query").click()
+    pg.get_by_text(f"Saved as “{name}”").wait_for(timeout=30_000)
+    settle(pg)
+
+
+def open_saved_queries(pg: Any) -> None:
+    pg.get_by_text("Saved queries", exact=True).click()
+    pg.get_by_label("Name").wait_for(timeout=30_000)
+
+
+def test_a_saved_query_is_listed_and_reruns_in_a_new_session(server: dict[str, Any], browser: Any) -> None:
+    """Save the Query form (a 2015 date range: both dates are kept), see it in the user's list, open it
+    from that list in a new session of the same user: the same result."""
+    base = server["url"]
+    stamp = time.monotonic_ns()  # (the lake's saved queries outlive a test)
+    decoy, name = f"A decoy {stamp}", f"NGC in 2015 {stamp}"  # (the decoy is listed, and picked, first)
+    pg = new_page(browser)
+    login(pg, base, "alice")
+    goto(pg, f"{base}/query?q_target=NGC&find=1")
+    open_saved_queries(pg)
+    save_as(pg, decoy)
+    type_dates(pg, "DATE-OBS between", "20150101", "20151231")
+    pg.get_by_role("button", name="Find datasets").click()
+    pg.wait_for_url(re.compile(r"q_dates=2015-12-31"), timeout=30_000)
+    settle(pg)
+    pg.get_by_text("DATE-OBS 2015-01-01 to 2015-12-31").first.wait_for(timeout=30_000)
+    n = count_shown(pg)
+    save_as(pg, name)
+
+    # another browser context: a new session, logged in again (tall: the list of saved queries opens
+    # below the picker, at the bottom of the page)
+    fresh = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+    login(fresh, base, "alice")
+    goto(fresh, f"{base}/query")
+    open_saved_queries(fresh)
+    pick(fresh, "Saved query", name, name)
+    # (the link is the picked query's once the rerun the pick started has drawn it)
+    expect(fresh.get_by_role("link", name="Open")).to_have_attribute(
+        "href", re.compile(r"q_dates=2015-01-01&q_dates=2015-12-31"), timeout=30_000
+    )
+    with fresh.context.expect_page() as opened:
+        fresh.get_by_role("link", name="Open").click()
+    again = opened.value
+    again.bring_to_front()
+    again.wait_for_url(re.compile(r"q_dates=2015-01-01&q_dates=2015-12-31"), timeout=30_000)
+    settle(again)
+    again.get_by_text(re.compile(r"[\d,]+ datasets · ")).first.wait_for(timeout=30_000)
+    assert count_shown(again) == n and "DATE-OBS 2015-01-01 to 2015-12-31" in again.content()
+    # (each user sees only their own: tests/test_app.py)
+
+
+def test_keyword_browser_shows_doc_and_unit(server: dict[str, Any], browser: Any) -> None:
+    """The Keywords page: a keyword's doc, unit and type from schemas/, and a search by description."""
+    from lake.keywords import keywords
+
+    top = keywords("EXPTIME").to_pylist()[0]
+    pg = new_page(browser)
+    goto(pg, f"{server['url']}/keywords")
+    box = pg.get_by_label("Keyword, or words of its description")
+    box.fill("exptime")
+    box.press("Enter")
+    pg.wait_for_url(re.compile(r"kw_text=exptime"), timeout=30_000)
+    settle(pg)
+    pg.get_by_text(f"EXPTIME: {top['doc']}").wait_for(timeout=30_000)
+    line = pg.get_by_text(f"EXPTIME: {top['doc']}").inner_text()
+    assert top["unit"] == "s" and "unit s" in line and f"type {top['type']}" in line
+    box.fill("temperature")
+    box.press("Enter")
+    n = keywords("temperature").num_rows
+    pg.get_by_text(f"{n:,} keywords matching “temperature”").wait_for(timeout=30_000)
+
+
+def test_diff_picks_file_b_from_the_visit_and_by_search(server: dict[str, Any], browser: Any) -> None:
+    """The two-header diff: file B picked from a list of the visit's files (no typing), then from the
+    files a rootname prefix finds; the diff names both headers and is a link."""
+    visit = (
+        public(server)
+        .sql(
+            "SELECT f.path, f.rootname FROM files f JOIN master m USING (rootname) WHERE f.status = 'ok' "
+            "AND (m.proposid, m.visit) = (SELECT (proposid, visit) FROM master GROUP BY proposid, visit "
+            "HAVING count(*) BETWEEN 3 AND 20 ORDER BY proposid, visit LIMIT 1) ORDER BY f.path"
+        )
+        .to_pylist()
+    )
+    root = visit[0]["rootname"]
+    other = next(r["path"] for r in visit if r["rootname"] != root)
+    pg = new_page(browser)
+    goto(pg, f"{server['url']}/dataset?rootname={root}&ds_tab=Diff")
+    a = pg.get_by_role("combobox", name="File A").input_value()
+    name = other.rsplit("/", 1)[-1]
+    pick(pg, f"File B ({len(visit)} to pick from)", name, re.compile(re.escape(name) + " · this visit"))
+    pg.wait_for_url(re.compile("diff_b="), timeout=30_000)
+    settle(pg)
+    expect(pg.get_by_role("combobox", name=re.compile(r"^File B"))).to_have_value(
+        re.compile(re.escape(other.rsplit("/", 1)[-1]) + r" · this visit \("), timeout=30_000
+    )
+    pg.get_by_text(f"keywords differ between {a}[0] and {other}[0]").wait_for(timeout=30_000)
+    assert f"+++ {other}[0]" in pg.locator('[data-testid="stCode"]').last.inner_text()
+    # a search: a rootname's first letters list the files of every dataset starting with them
+    prefix = root[:6]
+    n = public(server).sql(
+        f"SELECT count(*) AS n FROM files WHERE status = 'ok' AND rootname LIKE '{prefix}%'"
+    )
+    box = pg.get_by_label(re.compile(r"^Find file B"))
+    box.fill(prefix)
+    box.press("Enter")
+    pg.wait_for_url(re.compile(f"diff_other={prefix}"), timeout=30_000)
+    settle(pg)
+    pg.get_by_text(f"File B ({n.column('n')[0].as_py()} to pick from)").wait_for(timeout=30_000)

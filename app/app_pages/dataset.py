@@ -10,12 +10,15 @@ import ui
 from app.data import anomaly, browse, headerview, history, preview
 
 st.title("Dataset")
+DIFF_KEYS = ("diff_a", "diff_ha", "diff_other", "diff_b", "diff_hb")
 
 
 def go(rootname: str) -> None:
     """Show another dataset on this page (the rootname box is bound to ?rootname=)."""
     st.session_state["rootname"] = rootname
-    st.query_params.pop("file", None)
+    for k in ("file", *DIFF_KEYS):  # (another dataset's files)
+        st.query_params.pop(k, None)
+        st.session_state.pop(k, None)
 
 
 def heading(d: dict) -> None:
@@ -137,6 +140,53 @@ def previews(ok: list[str], first: int, shown: bool, detector: str) -> None:
         )
 
 
+def hdu_picker(label: str, path: str, key: str) -> int:
+    """An HDU of ``path`` to pick, by index, EXTNAME and EXTVER."""
+    hd = browse.hdus(scope, path).to_pylist()
+    names = {r["hdu"]: f"{r['hdu']}: {r['extname'] or 'PRIMARY'},{r['extver'] or 1}" for r in hd}
+    return int(
+        st.selectbox(
+            label, list(names) or [0], key=key, format_func=lambda h: names.get(h, str(h)), **ui.BOUND
+        )
+    )
+
+
+def diff_tab(d: dict, ok: list[str]) -> None:
+    """Two headers as a diff: A, a file of this dataset; B, picked from this dataset's and its visit's
+    files, or from the files a search finds (a name, a rootname or its first letters, a path). The
+    choices are in the URL (a diff is a link to share)."""
+    with st.container(horizontal=True):
+        a = st.selectbox("File A", ok, key="diff_a", **ui.BOUND)
+        ha = hdu_picker("HDU A", a, "diff_ha")
+    typed = st.text_input(
+        "Find file B: a file name (ib6v01ijq_raw.fits), a rootname or its first letters, or an archive "
+        "path; empty: this dataset's and its visit's files",
+        key="diff_other",
+        **ui.BOUND,
+    )
+    found = headerview.diff_candidates(scope, d["rootname"], typed)
+    where = {r["path"]: r for r in found.to_pylist()}
+    paths = list(where)
+    if not paths:
+        st.caption("No other readable file to compare with.")
+        return
+
+    def label(p: str) -> str:
+        r = where.get(p, {})
+        about = " ".join(str(r[k]) for k in ("detector", "filter", "date_obs") if r.get(k))
+        return f"{p.rsplit('/', 1)[-1]} · {r.get('whose', '')}" + (f" ({about})" if about else "")
+
+    default = next((i for i, p in enumerate(paths) if p != a), 0)
+    with st.container(horizontal=True):
+        b = st.selectbox(f"File B ({len(paths)} to pick from)", paths, index=default, key="diff_b",
+                         format_func=label, **ui.BOUND)  # fmt: skip
+        hb = hdu_picker("HDU B", b, "diff_hb")
+    kd = headerview.keyword_diff(scope, a, ha, b, hb)
+    st.caption(f"{kd.num_rows} keywords differ between {a}[{ha}] and {b}[{hb}]")
+    st.dataframe(kd.to_pandas(), hide_index=True, width="stretch")
+    st.code(headerview.diff(scope, a, ha, b, hb) or "(identical)", language="diff")
+
+
 def pick_dataset(typed: str) -> str:
     """The dataset ``typed`` names: itself, or the one rootname starting with it; several: a list of
     them to pick from (and the page stops there)."""
@@ -233,21 +283,11 @@ with ui.shown_errors():
             else:
                 st.caption("Flagging needs a logged-in WFC3 team member.")
     with tab_d:
-        others = st.text_input(
-            "Compare with (any file in the lake: its name, such as ib6v01ijq_raw.fits, or its path)",
-            key="diff_other",
-            value=(ok[1] if len(ok) > 1 else ok[0]).rsplit("/", 1)[-1],
-        )
-        others = headerview.resolve_file(scope, others)
-        with st.container(horizontal=True):
-            a = st.selectbox("File A", ok, key="diff_a")
-            ha = st.number_input("HDU A", 0, 100, 0, key="diff_ha")
-            hb = st.number_input("HDU B", 0, 100, 0, key="diff_hb")
-        kd = headerview.keyword_diff(scope, a, int(ha), others, int(hb))
-        st.caption(f"{kd.num_rows} keywords differ")
-        st.dataframe(kd.to_pandas(), hide_index=True, width="stretch")
-        st.code(headerview.diff(scope, a, int(ha), others, int(hb)) or "(identical)", language="diff")
+        if tab_d.open is not False:  # (its queries run only while it is open)
+            diff_tab(d, ok)
     with tab_v:
+        if tab_v.open is False:
+            st.stop()  # (the last tab: its query runs only while it is open)
         kw = st.text_input("Keyword", key="hist_kw", placeholder="CAL_VER, PFLTFILE, CRVAL1, …")
         hist = history.dataset_history(scope, root, kw).to_pandas()
         versions = hist[hist["kind"] == "file"] if len(hist) else hist

@@ -24,6 +24,10 @@ with ui.shown_errors():
         st.caption(search.summary(res))
         df = res.to_pandas()
         ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
+        st.download_button(
+            "CSV", data=lambda: df.to_csv(index=False), file_name="search.csv", mime="text/csv",
+            icon=":material/download:", on_click="ignore", key="search_csv",
+        )  # fmt: skip
     st.subheader("Sky")
     points = search.pointings(scope).to_pandas()
     hits = None
@@ -34,7 +38,8 @@ with ui.shown_errors():
             .rename(columns={"ra_targ": "ra", "dec_targ": "dec"})
         )
     st.caption(
-        f"{len(points):,} pointings (RA_TARG, DEC_TARG to 0.01°) of the datasets you may see, coloured by "
-        "detector; RA increases to the left. Search results are ringed."
+        f"Where the datasets you may see point (RA_TARG, DEC_TARG): {len(points):,} cells of "
+        f"{search.SKY_CELL:g}° with their number of datasets, coloured by detector; RA increases to the "
+        "left. Search results are ringed."
     )
     st.altair_chart(search.sky_map(points, hits), width="stretch")

@@ -79,10 +79,13 @@ def unflag(scope: Scope, rootname: str, anomaly: str, comment: str = "") -> None
 def _visible(scope: Scope, t: pa.Table) -> pa.Table:
     if scope.viewer.team:
         return t
-    import pyarrow.compute as pc
 
     t = t.drop_columns([c for c in ("user",) if c in t.column_names])
-    return t.filter(pc.is_in(t.column("rootname"), value_set=scope.public)) if t.num_rows else t
+    if not t.num_rows:
+        return t
+    # row by row against the scope's set: the flags are few, the public datasets a million (a hash set of
+    # those, built by is_in at every call, took 0.3 s per page)
+    return t.filter(pa.array([scope.visible(r) for r in t.column("rootname").to_pylist()], pa.bool_()))
 
 
 def history(

@@ -21,30 +21,33 @@ from lake.errors import QueryError
 
 def totals(scope: Scope) -> dict[str, Any]:
     """Files, datasets, proposals and bytes the viewer may see, plus the latest ingest time."""
-    row = scope.sql(
+    sql = (
         "SELECT count(*) AS files, count(DISTINCT rootname) AS datasets, count(DISTINCT proposid) AS "
         "proposals, coalesce(sum(size), 0)::BIGINT AS bytes, max(ingested_at) AS last_ingest, "
         "count(*) FILTER (WHERE status = 'error') AS errors FROM files WHERE status != 'missing'"
-    ).to_pylist()[0]
+    )
+    row = dict(scope.memo(("totals",), lambda: scope.sql(sql).to_pylist()[0]))
     row["snapshot_committed_at"] = scope.committed_at
     return row
 
 
 def by_detector_and_type(scope: Scope) -> pa.Table:
     """File counts and bytes per detector and file type."""
-    return scope.sql(
+    sql = (
         "SELECT coalesce(detector, '?') AS detector, filetype, count(*) AS files, sum(size)::BIGINT AS bytes "
         "FROM files WHERE status != 'missing' GROUP BY ALL ORDER BY detector, files DESC"
     )
+    return scope.memo(("by_detector_and_type",), lambda: scope.sql(sql))
 
 
 def proposals(scope: Scope) -> pa.Table:
     """One row per proposal: PI, datasets, visits, first and last observation."""
-    return scope.sql(
+    sql = (
         "SELECT proposid, any_value(pr_inv_l) AS pi, count(*) AS datasets, count(DISTINCT visit) AS visits, "
         "min(date_obs) AS first_obs, max(date_obs) AS last_obs, string_agg(DISTINCT detector, ',') AS "
         "detectors FROM master GROUP BY proposid ORDER BY proposid"
     )
+    return scope.memo(("proposals",), lambda: scope.sql(sql))
 
 
 def visits(scope: Scope, proposid: int) -> pa.Table:
@@ -150,15 +153,20 @@ def datasets(scope: Scope, f: DatasetFilter | None = None, limit: int = 1000, of
 
 def count_datasets(scope: Scope, f: DatasetFilter | None = None) -> int:
     where, args = (f or DatasetFilter()).where()
-    return int(scope.sql(f"SELECT count(*) AS n FROM master{where}", args).column("n")[0].as_py())
+    return scope.memo(
+        ("count_datasets", where, tuple(args)),
+        lambda: int(scope.sql(f"SELECT count(*) AS n FROM master{where}", args).column("n")[0].as_py()),
+    )
 
 
 def choices(scope: Scope, column: str) -> list[str]:
     """Distinct values of a master column (for filter drop-downs)."""
     if column not in {"detector", "filter", "obstype", "imagetyp", "targname", "aperture"}:
         raise QueryError(f"no filter on {column!r}")
-    t = scope.sql(f"SELECT DISTINCT {column} AS v FROM master WHERE {column} IS NOT NULL ORDER BY v")
-    return [str(v) for v in t.column("v").to_pylist()]
+    sql = f"SELECT DISTINCT {column} AS v FROM master WHERE {column} IS NOT NULL ORDER BY v"
+    return list(
+        scope.memo(("choices", column), lambda: [str(v) for v in scope.sql(sql).column("v").to_pylist()])
+    )
 
 
 def dataset(scope: Scope, rootname: str) -> dict[str, Any]:
@@ -213,13 +221,17 @@ def file_bytes(scope: Scope, path: str) -> bytes:
 
 def numeric_columns(scope: Scope, table: str) -> list[str]:
     """Columns of ``table`` that can go on a plot axis (numbers and dates)."""
-    t = scope.sql(f"DESCRIBE {_quote(table)}")
     keep = ("INT", "DOUBLE", "FLOAT", "DECIMAL", "BIGINT", "TIMESTAMP", "DATE", "VARCHAR")
-    return [
-        n
-        for n, ty in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True)
-        if ty.startswith(keep)
-    ]
+
+    def make() -> list[str]:
+        t = scope.sql(f"DESCRIBE {_quote(table)}")
+        return [
+            n
+            for n, ty in zip(t.column(0).to_pylist(), t.column(1).to_pylist(), strict=True)
+            if ty.startswith(keep)
+        ]
+
+    return list(scope.memo(("numeric_columns", table), make))
 
 
 def keyword_plot(

@@ -43,10 +43,15 @@ def counts(scope: Scope, f: DatasetFilter, top: int = TOP) -> dict[str, list[tup
         "SELECT facet, value, n FROM (SELECT *, row_number() OVER (PARTITION BY facet ORDER BY n DESC, "
         f"value) AS k FROM c) WHERE k <= {int(top)} ORDER BY facet, n DESC, value"
     )
-    out: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
-    for r in scope.sql(sql, args).to_pylist():
-        out[r["facet"]].append((r["value"], int(r["n"])))
-    return out
+
+    def make() -> dict[str, list[tuple[str, int]]]:
+        out: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+        for r in scope.sql(sql, args).to_pylist():
+            out[r["facet"]].append((r["value"], int(r["n"])))
+        return out
+
+    # (one scan of the result per filter and snapshot: Browse and Query ask again at every rerun)
+    return {k: list(v) for k, v in scope.memo(("facets", sql, tuple(args)), make).items()}
 
 
 def narrowed(f: DatasetFilter, picked: Mapping[str, str | None]) -> DatasetFilter:

@@ -116,3 +116,49 @@ def resolve_file(scope: Scope, name: str) -> str:
         raise QueryError(f"{n}: ambiguous, matches {', '.join(found[:5])}; give the archive path")
     scope.require_file(n)  # (raises: not in the lake, or not for this viewer)
     return n
+
+
+CANDIDATES = 500  # files offered to compare with: a visit's, or those a search finds
+
+
+def diff_candidates(scope: Scope, rootname: str, typed: str = "", limit: int = CANDIDATES) -> pa.Table:
+    """Files to compare a header of dataset ``rootname`` with (path, rootname, filetype, detector,
+    filter, date_obs, whose: ``this dataset``, ``this visit`` or ``found``), for a picker.
+
+    ``typed`` empty: the readable files of the dataset, then of the other datasets of its visit (an
+    association's members are there too), in exposure order. Otherwise a search: the file it names
+    (:func:`resolve_file`: a bare name or a path), else the files of the datasets whose rootname starts
+    with it (``ib6v01``; a file name's rootname part counts); nothing found is an error saying so.
+    """
+    d = scope.sql("SELECT proposid, visit FROM master WHERE rootname = ?", [rootname]).to_pylist()
+    proposid, visit = (d[0]["proposid"], d[0]["visit"]) if d else (None, None)
+    cols = (
+        "f.path, f.rootname, f.filetype, m.detector, m.filter, m.date_obs, "
+        "CASE WHEN f.rootname = $1 THEN 'this dataset' WHEN m.proposid IS NOT DISTINCT FROM $2 "
+        "AND m.visit IS NOT DISTINCT FROM $3 THEN 'this visit' ELSE 'found' END AS whose"
+    )
+    order = f"ORDER BY f.rootname <> $1, m.date_obs, m.time_obs, f.rootname, f.filetype LIMIT {int(limit)}"
+    text = typed.strip()
+    if not text:
+        return scope.sql(
+            f"SELECT {cols} FROM files f JOIN master m USING (rootname) WHERE f.status = 'ok' "
+            f"AND m.proposid IS NOT DISTINCT FROM $2 AND m.visit IS NOT DISTINCT FROM $3 {order}",
+            [rootname, proposid, visit],
+        )
+    prefix = text.rsplit("/", 1)[-1].split("_", 1)[0].split(".", 1)[0].lower()
+    if "_" in text or "/" in text:  # a file's name or path: that file (errors say why not)
+        return scope.sql(
+            f"SELECT {cols} FROM files f LEFT JOIN master m USING (rootname) WHERE f.path = $4 {order}",
+            [rootname, proposid, visit, resolve_file(scope, text)],
+        )
+    found = scope.sql(
+        f"SELECT {cols} FROM files f LEFT JOIN master m USING (rootname) WHERE f.status = 'ok' "
+        f"AND $4 <> '' AND starts_with(f.rootname, $4) {order}",
+        [rootname, proposid, visit, prefix],
+    )
+    if not found.num_rows:
+        raise QueryError(
+            f"no file of a dataset starting with {text!r} that you may see; give a file name "
+            "(ib6v01ijq_raw.fits), a rootname or its first letters, or an archive path"
+        )
+    return found

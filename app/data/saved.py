@@ -41,11 +41,16 @@ def _name(name: str) -> str:
 
 
 def save(scope: Scope, name: str, params: dict[str, Any]) -> str:
-    """Save ``params`` (the Query page's URL parameters) under ``name`` for the viewer (a name already
-    used is replaced); returns the name as kept (spaces collapsed)."""
+    """Save ``params`` (the Query page's URL parameters: a value, or a list of them for a parameter
+    given more than once, such as a date range's two dates) under ``name`` for the viewer (a name
+    already used is replaced); returns the name as kept (spaces collapsed)."""
     n = _name(name)
     user = _user(scope, f"saving {n!r}")
-    keep = {str(k): str(v) for k, v in params.items() if v not in (None, "")}
+    keep: dict[str, str | list[str]] = {}
+    for k, v in params.items():
+        values = [str(x) for x in (v if isinstance(v, list | tuple) else [v]) if x not in (None, "")]
+        if values:
+            keep[str(k)] = values if len(values) > 1 else values[0]
     if not keep:
         raise QueryError(f"saving {n!r}: the page has nothing to save yet; fill the form, SQL or plot first")
     with state.connect(scope.lake_root) as con:
@@ -81,6 +86,7 @@ def mine(scope: Scope) -> pa.Table:
     )
 
 
-def url(params: dict[str, str]) -> str:
-    """The Query page's address with ``params`` (relative, as the site's links are)."""
-    return f"{PAGE}?{urlencode(params)}"
+def url(params: dict[str, str | list[str]]) -> str:
+    """The Query page's address with ``params`` (relative, as the site's links are; a list gives the
+    parameter once per value)."""
+    return f"{PAGE}?{urlencode(params, doseq=True)}"

@@ -43,15 +43,24 @@ def summary(result: pa.Table) -> str:
     return f"{n} {where}"
 
 
-def pointings(scope: Scope, limit: int = 20000) -> pa.Table:
-    """Distinct pointings (to 0.01°) of the datasets the viewer may see, per detector, for the sky map;
-    internal exposures (darks, biases, flats: RA = Dec = 0) are left out."""
-    return scope.sql(
-        "SELECT round(ra_targ, 2) AS ra, round(dec_targ, 2) AS dec, detector, count(*) AS datasets, "
+SKY_CELL = 2.0  # degrees: the map (420 px high) shows about 2 px per degree; finer cells only add data
+
+
+def pointings(scope: Scope, limit: int = 2000) -> pa.Table:
+    """Where the datasets the viewer may see point, per detector, for the sky map: the pointings
+    (RA_TARG, DEC_TARG) grouped in cells of :data:`SKY_CELL` degrees, each at its datasets' mean
+    position, the ``limit`` cells with the most datasets; internal exposures (darks, biases, flats:
+    RA = Dec = 0) are left out.
+
+    Cells rather than every pointing: the browser draws the map from this table, and tens of thousands
+    of points take it seconds (a megabyte of chart data, #18)."""
+    sql = (
+        "SELECT avg(ra_targ) AS ra, avg(dec_targ) AS dec, detector, count(*) AS datasets, "
         "any_value(targname) AS targname FROM master WHERE ra_targ IS NOT NULL AND dec_targ IS NOT NULL "
-        "AND NOT (ra_targ = 0 AND dec_targ = 0) GROUP BY ALL ORDER BY datasets DESC LIMIT ?",
-        [limit],
+        "AND NOT (ra_targ = 0 AND dec_targ = 0) "
+        "GROUP BY floor(ra_targ / ?), floor(dec_targ / ?), detector ORDER BY datasets DESC LIMIT ?"
     )
+    return scope.memo(("pointings", limit), lambda: scope.sql(sql, [SKY_CELL, SKY_CELL, limit]))
 
 
 def sky_map(points: Any, highlight: Any = None) -> Any:
@@ -64,22 +73,32 @@ def sky_map(points: Any, highlight: Any = None) -> Any:
         return df.assign(lon=180.0 - df["ra"])
 
     tooltip = [
-        c for c in ("targname", "ra", "dec", "detector", "datasets", "rootname") if c in points.columns
+        alt.Tooltip(f"{c}:Q", format=".2f") if c in ("ra", "dec") else c
+        for c in ("targname", "ra", "dec", "detector", "datasets", "rootname")
+        if c in points.columns
     ]
+    size = (
+        {"size": alt.Size("datasets:Q", scale=alt.Scale(type="log", range=[12, 160]), title="Datasets")}
+        if "datasets" in points.columns
+        else {}
+    )
     layers = [
         alt.Chart(alt.graticule(step=[30, 30])).mark_geoshape(stroke="#bbb", strokeWidth=0.5, fill=None),
         alt.Chart(sky(points))
-        .mark_circle(size=30, opacity=0.7)
+        .mark_circle(opacity=0.7)
         .encode(
             longitude="lon:Q",
             latitude="dec:Q",
             color=alt.Color("detector:N", title="Detector"),
             tooltip=tooltip,
+            **size,
         ),
     ]
     if highlight is not None and len(highlight):
+        # one ring per 0.1° (a proposal's or a wide cone's thousands of datasets are a few places)
+        rings = highlight.round({"ra": 1, "dec": 1}).drop_duplicates().head(2000)
         layers.append(
-            alt.Chart(sky(highlight))
+            alt.Chart(sky(rings))
             .mark_point(size=300, shape="circle", color="black", filled=False, strokeWidth=2)
             .encode(longitude="lon:Q", latitude="dec:Q")
         )
