@@ -144,6 +144,7 @@ class FileInfo(NamedTuple):
     min_path: str | None
     max_path: str | None
     hdu_rows: dict[int, int] | None = None
+    columns: str | None = None  # its columns and their types, as a key (see Lake.columns_key)
 
 
 @dataclass
@@ -872,6 +873,19 @@ class Lake:
             info = self._file_info[path] = info._replace(hdu_rows=got)
         return dict(info.hdu_rows or {})
 
+    def columns_key(self, path: str) -> str:
+        """A key of a data file's column names and types (from the record, else from its footer): files
+        with the same key can be read as one scan, without DuckDB's union by name."""
+        info = self.file_info(path)
+        if info.columns is None:
+            import hashlib
+
+            import pyarrow.parquet as pq
+
+            text = ",".join(f"{f.name}:{f.type}" for f in pq.read_schema(path))
+            info = self._file_info[path] = info._replace(columns=hashlib.sha1(text.encode()).hexdigest()[:16])
+        return str(info.columns)
+
     def _seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
@@ -886,8 +900,9 @@ class Lake:
                 continue
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
             per_hdu = tf.hdu_rows or (None,) * len(tf.files)
-            for f, rows, (lo, hi), hdus in zip(tf.files, tf.rows, tf.bounds, per_hdu, strict=True):
-                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus)
+            keys = tf.column_keys or (None,) * len(tf.files)
+            for f, rows, (lo, hi), hdus, key in zip(tf.files, tf.rows, tf.bounds, per_hdu, keys, strict=True):
+                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus, key)
         return got is not None
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
