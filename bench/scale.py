@@ -41,8 +41,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _util import ROOT, best_of
 
-from lake.datafile import row_group_rows
-
 B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -85,6 +83,7 @@ class Rolling:
     Bloom filters: pyiceberg writes it)."""
 
     def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str) -> None:
+        from lake.datafile import row_group_rows
         from lake.maintenance import _sort_keys
 
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
@@ -226,8 +225,9 @@ def link_archive(base_arch: Path, arch: Path, ren: Renamer, replicas: range, onl
     return n
 
 
-def clone_lake(src: Path, dst: Path) -> None:
-    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied."""
+def clone_lake(src: Path, dst: Path, publish: bool = False) -> None:
+    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied; with ``publish``,
+    published again by the code measured (catalog.duckdb's views are then that code's)."""
     if dst.exists():
         shutil.rmtree(dst)
     for d, _dirs, names in os.walk(src):
@@ -239,6 +239,12 @@ def clone_lake(src: Path, dst: Path) -> None:
                 os.link(a, b)
             else:
                 shutil.copy2(a, b)
+    if publish:
+        from lake.tables import Lake
+
+        lk = Lake(dst)
+        with lk.transaction() as pins:
+            lk.publish(pins)
 
 
 def timed_process(args: list[str]) -> tuple[float, float]:
@@ -357,8 +363,9 @@ def main() -> int:
             ).read(columns=["path"])
             ren = Renamer(paths.column("path").to_pylist())
             k_total = max(1, round(n / paths.num_rows))
-        clone_lake(standin, lake_dir)
+        clone_lake(standin, lake_dir, publish=True)
         results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
+        print(f"  {n:,} files: {json.dumps(results[n])}", flush=True)
         if n == max(sizes) and args.rescan:
             reps = range(max(1, round(args.rescan / (n / k_total))))
             linked = link_archive(base_arch, arch, ren, reps)
