@@ -328,6 +328,7 @@ def main() -> int:
     ap.add_argument("--rescan", type=int, default=1_000_000)
     ap.add_argument("--work", default="")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
+    ap.add_argument("--build-only", action="store_true", help="build the stand-ins, measure nothing")
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
@@ -363,6 +364,8 @@ def main() -> int:
             ).read(columns=["path"])
             ren = Renamer(paths.column("path").to_pylist())
             k_total = max(1, round(n / paths.num_rows))
+        if args.build_only:
+            continue
         clone_lake(standin, lake_dir, publish=True)
         results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
         print(f"  {n:,} files: {json.dumps(results[n])}", flush=True)
@@ -376,6 +379,8 @@ def main() -> int:
         t, rss = timed_process(ql("maintain", "--lake", str(lake_dir)))
         results[n]["`ql maintain` after the cron ingests (s)"] = t
         results[n]["`ql maintain`: peak RSS (MB)"] = rss
+    if args.build_only:
+        return 0
     small, big = min(sizes), max(sizes)
     print(f"\n{'measure':<48} " + " ".join(f"{n:>12,}" for n in sizes) + f" {'growth':>8}")
     for key in results[big]:

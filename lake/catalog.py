@@ -18,7 +18,6 @@ import pyarrow as pa
 from lake.faults import point
 from lake.schema import WIDE_BASE
 from lake.snapshot import FILES_TABLE, PINS_TABLE, TABLES_TABLE
-from lake.tables import hdu_columns_of
 
 if TYPE_CHECKING:
     from lake.tables import Lake, Pins
@@ -122,10 +121,9 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
     table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
     for name in sorted(pins.tables):
         files = lake.data_files(pins, name)
-        schema = lake.iceberg_schema(pins, name)
+        schema, per_hdu = lake.table_facts(pins, name)
         keys = [lake.columns_key(f) for f in files]
         con.execute(view_sql(name, files, schema, keys=keys))
-        per_hdu = hdu_columns_of(lake.table(pins, name))
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
         infos = [lake.file_info(f) for f in files]

@@ -207,6 +207,8 @@ class Lake:
         self._tables: dict[str, Any] = {}
         self._writing = False
         self._snapshot_files: dict[tuple[str, int], list[str]] = {}  # a snapshot's files never change
+        # what catalog.duckdb recorded of a pinned snapshot (schema, per-HDU columns): never changes either
+        self._recorded: dict[tuple[str, int], Any] = {}
         self._arrow_schemas: dict[tuple[Any, int], pa.Schema] = {}
         self._describers: dict[tuple[Any, ...], Describer] = {}
         self._descriptions: dict[str, tuple[Any, tuple[int, int], Any]] = {}  # path → (key, stamp, DataFile)
@@ -502,6 +504,8 @@ class Lake:
                 with _transaction_class()(tbl) as tx:
                     if hdu_columns:
                         _record_hdu_columns(tbl, tx, hdu_columns)
+                        ident = self.identifier(pins, table)  # (the record's per-HDU columns may be stale)
+                        self._recorded = {k: v for k, v in self._recorded.items() if k[0] != ident}
                     gone: list[Any] = []
                     rewritten: list[str] = []
                     if delete_paths:
@@ -542,14 +546,13 @@ class Lake:
         sid = pins.tables.get(table)
         if sid is None:
             return [], []
-        tasks = self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
-        gone, new = [], []
-        for task in tasks:
-            dropped, replacement = rewrite_without(task.file.file_path, table, column, sorted(set(values)))
-            if dropped:
-                gone.append(task.file)
-                new += [replacement] if replacement else []
-        return gone, new
+        tasks = {
+            t.file.file_path.removeprefix("file://"): t.file
+            for t in self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
+        }
+        done = rewrite_without(list(tasks), table, column, values)
+        gone = [tasks[f] for f in done]
+        return gone, [new for _, new in done.values() if new]
 
     def _add_files(
         self,
@@ -898,12 +901,23 @@ class Lake:
             sid = pins.tables.get(table)
             if sid is None or tf.num_rows() is None:
                 continue
+            self._recorded[(self.identifier(pins, table), sid)] = tf
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
             per_hdu = tf.hdu_rows or (None,) * len(tf.files)
             keys = tf.column_keys or (None,) * len(tf.files)
             for f, rows, (lo, hi), hdus, key in zip(tf.files, tf.rows, tf.bounds, per_hdu, keys, strict=True):
                 self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus, key)
         return got is not None
+
+    def table_facts(self, pins: Pins, table: str) -> tuple[pa.Schema, dict[int, list[str]]]:
+        """The Arrow schema of the table's pinned snapshot and its keyword columns per HDU: as
+        catalog.duckdb recorded them for that snapshot if it did (a publish after a cron ingest then
+        loads the metadata of the tables it changed only), else from the table."""
+        sid = pins.tables.get(table)
+        got = self._recorded.get((self.identifier(pins, table), sid)) if sid is not None else None
+        if got is not None:
+            return got.schema, dict(got.hdu_columns)
+        return self.iceberg_schema(pins, table), hdu_columns_of(self.table(pins, table))
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
         """The Arrow schema of the table's pinned snapshot (the current schema when nothing is pinned)."""
@@ -934,5 +948,7 @@ class Lake:
         return out
 
     def column_types(self, pins: Pins) -> dict[str, dict[str, pa.DataType]]:
-        """Current column types of every table (what workers must write)."""
-        return {name: {f.name: f.type for f in self.current_schema(pins, name)} for name in pins.tables}
+        """Column types of every table as pinned (what workers must write; a column a batch adds meanwhile
+        is reconciled at its commit): from catalog.duckdb's record where it has them, so that a cron
+        ingest does not load the metadata of every table."""
+        return {name: {f.name: f.type for f in self.table_facts(pins, name)[0]} for name in pins.tables}
