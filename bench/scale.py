@@ -41,8 +41,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _util import ROOT, best_of
 
-from lake.datafile import row_group_rows
-
 B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
 
@@ -85,6 +83,7 @@ class Rolling:
     Bloom filters: pyiceberg writes it)."""
 
     def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str) -> None:
+        from lake.datafile import row_group_rows
         from lake.maintenance import _sort_keys
 
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
@@ -226,8 +225,9 @@ def link_archive(base_arch: Path, arch: Path, ren: Renamer, replicas: range, onl
     return n
 
 
-def clone_lake(src: Path, dst: Path) -> None:
-    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied."""
+def clone_lake(src: Path, dst: Path, publish: bool = False) -> None:
+    """A fresh copy of a stand-in: Parquet data files hard-linked, all else copied; with ``publish``,
+    published again by the code measured (catalog.duckdb's views are then that code's)."""
     if dst.exists():
         shutil.rmtree(dst)
     for d, _dirs, names in os.walk(src):
@@ -239,6 +239,12 @@ def clone_lake(src: Path, dst: Path) -> None:
                 os.link(a, b)
             else:
                 shutil.copy2(a, b)
+    if publish:
+        from lake.tables import Lake
+
+        lk = Lake(dst)
+        with lk.transaction() as pins:
+            lk.publish(pins)
 
 
 def timed_process(args: list[str]) -> tuple[float, float]:
@@ -322,6 +328,7 @@ def main() -> int:
     ap.add_argument("--rescan", type=int, default=1_000_000)
     ap.add_argument("--work", default="")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
+    ap.add_argument("--build-only", action="store_true", help="build the stand-ins, measure nothing")
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
@@ -357,8 +364,11 @@ def main() -> int:
             ).read(columns=["path"])
             ren = Renamer(paths.column("path").to_pylist())
             k_total = max(1, round(n / paths.num_rows))
-        clone_lake(standin, lake_dir)
+        if args.build_only:
+            continue
+        clone_lake(standin, lake_dir, publish=True)
         results[n] = measure(lake_dir, arch, base_arch, ren, k_total)
+        print(f"  {n:,} files: {json.dumps(results[n])}", flush=True)
         if n == max(sizes) and args.rescan:
             reps = range(max(1, round(args.rescan / (n / k_total))))
             linked = link_archive(base_arch, arch, ren, reps)
@@ -369,6 +379,8 @@ def main() -> int:
         t, rss = timed_process(ql("maintain", "--lake", str(lake_dir)))
         results[n]["`ql maintain` after the cron ingests (s)"] = t
         results[n]["`ql maintain`: peak RSS (MB)"] = rss
+    if args.build_only:
+        return 0
     small, big = min(sizes), max(sizes)
     print(f"\n{'measure':<48} " + " ".join(f"{n:>12,}" for n in sizes) + f" {'growth':>8}")
     for key in results[big]:

@@ -551,7 +551,7 @@ def _master_inputs(lake: Lake, pins: Pins, pending: list[BatchResult] | None = N
     out: MasterInputs = {}
     for t in ["files", *(t for t in pins.tables if sch.is_header_table(t))]:
         files = lake.data_files(pins, t) + [f for r in pending or [] for f in r.files.get(t, [])]
-        out[t] = (files, lake.current_schema(pins, t) if pending else lake.iceberg_schema(pins, t))
+        out[t] = (files, lake.current_schema(pins, t) if pending else lake.table_facts(pins, t)[0])
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -18,7 +18,6 @@ import pyarrow as pa
 from lake.faults import point
 from lake.schema import WIDE_BASE
 from lake.snapshot import FILES_TABLE, PINS_TABLE, TABLES_TABLE
-from lake.tables import hdu_columns_of
 
 if TYPE_CHECKING:
     from lake.tables import Lake, Pins
@@ -61,17 +60,46 @@ def sql_in(column: str, values: Iterable[str]) -> str:
     return f"{_quote(column)} IN ({', '.join(_sql_str(v) for v in values)})" if values else "false"
 
 
-def view_sql(name: str, files: list[str], schema: pa.Schema, where: str = "") -> str:
+def view_sql(
+    name: str, files: list[str], schema: pa.Schema, where: str = "", *, keys: Sequence[str] | None = None
+) -> str:
     """CREATE VIEW over the given Parquet files (an empty typed relation when there are none), of the
-    rows ``where`` holds (e.g. :func:`sql_in`) if given."""
+    rows ``where`` holds (e.g. :func:`sql_in`) if given.
+
+    ``keys`` (one per file, :meth:`lake.tables.Lake.columns_key`): files of the same columns are read as
+    one scan, the groups joined by name. Without them, one scan of all files matches their columns by
+    name, which DuckDB does at every query's binding by merging every file's schema: 0.1 s for the 300
+    files of a wide table of 440 columns."""
     if files:
-        file_list = ", ".join(_sql_str(f) for f in files)
-        return (
-            f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT * FROM read_parquet([{file_list}], "
-            "union_by_name = true)" + (f" WHERE {where}" if where else "")
+        scans = [
+            f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in group)}]{option})"
+            for group, option in _scans(files, keys)
+        ]
+        body = scans[0] if len(scans) == 1 else f"SELECT * FROM ({' UNION ALL BY NAME '.join(scans)})"
+        return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS {body}" + (
+            f" WHERE {where}" if where else ""
         )
     cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
     return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT {cols} WHERE false"
+
+
+# At most this many groups of files with the same columns are separate scans; the rest are one scan
+# that matches columns by name
+MAX_SCANS = 8
+
+
+def _scans(files: list[str], keys: Sequence[str] | None) -> list[tuple[list[str], str]]:
+    """The scans of a view: groups of files and the option their read_parquet takes (see view_sql)."""
+    by_name = ", union_by_name = true"
+    if keys is None or len(keys) != len(files):
+        return [(files, by_name)]
+    groups: dict[str, list[str]] = {}
+    for f, k in zip(files, keys, strict=True):
+        groups.setdefault(k, []).append(f)
+    ordered = sorted(groups.values(), key=len, reverse=True)
+    out = [(g, "") for g in ordered[: MAX_SCANS - 1 if len(ordered) > MAX_SCANS else MAX_SCANS]]
+    rest = [f for g in ordered[len(out) :] for f in g]
+    return out + ([(rest, by_name)] if rest else [])
 
 
 def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
@@ -93,14 +121,15 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
     table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
     for name in sorted(pins.tables):
         files = lake.data_files(pins, name)
-        schema = lake.iceberg_schema(pins, name)
-        con.execute(view_sql(name, files, schema))
-        per_hdu = hdu_columns_of(lake.table(pins, name))
+        schema, per_hdu = lake.table_facts(pins, name)
+        keys = [lake.columns_key(f) for f in files]
+        con.execute(view_sql(name, files, schema, keys=keys))
         for hdu, cols in sorted(per_hdu.items()):
             con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
         infos = [lake.file_info(f) for f in files]
         # rows per HDU, so that 'ql tables' counts the per-HDU tables without reading a file
         files_rows["hdu_rows"] += [_hdu_json(lake.hdu_rows(f)) if per_hdu else None for f in files]
+        files_rows["columns_key"] += keys
         files_rows["table_name"] += [name] * len(files)
         files_rows["seq"] += list(range(len(files)))
         files_rows["path"] += files
@@ -126,6 +155,7 @@ _FILES_SCHEMA = pa.schema(
         ("min_path", pa.string()),
         ("max_path", pa.string()),
         ("hdu_rows", pa.string()),  # JSON {hdu: rows} (wide header tables)
+        ("columns_key", pa.string()),  # files of one key are read as one scan (see view_sql)
     ]
 )
 

@@ -144,43 +144,60 @@ def _sql_str(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def rewrite_without(path: str, table: str, column: str, values: list[str]) -> tuple[int, str | None]:
-    """Copy-on-write of one data file: a new file beside it with every row but those whose ``column`` is
-    one of ``values``, in the same order and with the same column types; returns (rows dropped, the new
-    file). No new file when no row goes (0, None) or every row goes (n, None).
+def rewrite_without(
+    paths: list[str], table: str, column: str, values: list[str]
+) -> dict[str, tuple[int, str | None]]:
+    """Copy-on-write of data files of ``table``: for each of ``paths`` holding rows whose ``column`` is one
+    of ``values``, a new file beside it with every other row, in the same order and with the same column
+    types. Returns, per file holding such rows, (rows dropped, the new file; None when every row goes).
 
-    DuckDB copies the file (several times faster than decoding and encoding it with pyarrow, in bounded
-    memory), in row groups of :func:`row_group_rows` rows with Bloom filters on its dictionary-encoded
-    columns (``path`` included; in ``files`` the dictionary may hold a row group's worth). The file is
-    written under a temporary name and renamed, so a half-written file is never mistaken for a finished
-    one (and one no snapshot refers to is deleted by ``ql maintain``)."""
-    import uuid
-
+    One DuckDB query finds the files holding the values (skipping row groups by statistics and Bloom
+    filters); DuckDB then copies each (several times faster than decoding and encoding it with pyarrow,
+    in bounded memory), in row groups of :func:`row_group_rows` rows with Bloom filters on its
+    dictionary-encoded columns (``path`` included; in ``files`` the dictionary may hold a row group's
+    worth). A file is written under a temporary name and renamed, so a half-written file is never
+    mistaken for a finished one (and one no snapshot refers to is deleted by ``ql maintain``)."""
     import duckdb
 
-    src = path.removeprefix("file://")
-    scan = f"read_parquet({_sql_str(src)}, hive_partitioning = false)"
+    srcs = [p.removeprefix("file://") for p in paths]
+    if not srcs or not values:
+        return {}
     col = '"' + column.replace('"', '""') + '"'
-    gone = f"{col} IN ({', '.join(_sql_str(v) for v in values)})" if values else "false"
+    gone = f"{col} IN ({', '.join(_sql_str(v) for v in sorted(set(values)))})"
+    files = f"[{', '.join(_sql_str(p) for p in srcs)}]"
     con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})  # (2: slower, more memory)
     try:
-        got = con.execute(f"SELECT count(*) FILTER (WHERE {gone}), count(*) FROM {scan}").fetchone()
-        dropped, rows = (int(got[0]), int(got[1])) if got else (0, 0)
-        if dropped == 0 or dropped == rows:
-            return dropped, None
-        d = os.path.dirname(src)
-        new = os.path.join(d, f"cow-{uuid.uuid4().hex[:16]}.parquet")
-        tmp = os.path.join(d, f".{os.path.basename(new)}.tmp")
-        keep = f"SELECT * FROM {scan} WHERE NOT coalesce({gone}, false)"
-        rg = row_group_rows(table)
-        opts = f"ROW_GROUP_SIZE {rg}"
-        if table == "files":  # one path per row: a dictionary (and Bloom filter) only if it may hold them all
-            opts += f", DICTIONARY_SIZE_LIMIT {rg}"  # (not for wide tables: gigabytes for 400 columns)
-        con.execute(f"COPY ({keep}) TO {_sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd, {opts})")
+        # (wide tables have a FILENAME keyword column)
+        scan = (
+            f"read_parquet({files}, filename = '_data_file', hive_partitioning = false, union_by_name = true)"
+        )
+        held = con.execute(f"SELECT _data_file, count(*) FROM {scan} WHERE {gone} GROUP BY 1").fetchall()
+        out: dict[str, tuple[int, str | None]] = {}
+        for src, dropped in held:
+            got = con.execute(f"SELECT num_rows FROM parquet_file_metadata({_sql_str(src)})").fetchone()
+            rows = int(got[0]) if got else 0
+            out[src] = (int(dropped), _copy_without(con, src, table, gone) if dropped < rows else None)
+        return out
     finally:
         con.close()
+
+
+def _copy_without(con: Any, src: str, table: str, gone: str) -> str:
+    """``src`` copied beside it without the rows ``gone`` holds (see :func:`rewrite_without`)."""
+    import uuid
+
+    d = os.path.dirname(src)
+    new = os.path.join(d, f"cow-{uuid.uuid4().hex[:16]}.parquet")
+    tmp = os.path.join(d, f".{os.path.basename(new)}.tmp")
+    scan = f"read_parquet({_sql_str(src)}, hive_partitioning = false)"
+    keep = f"SELECT * FROM {scan} WHERE NOT coalesce({gone}, false)"
+    rg = row_group_rows(table)
+    opts = f"ROW_GROUP_SIZE {rg}"
+    if table == "files":  # one path per row: a dictionary (and Bloom filter) only if it may hold them all
+        opts += f", DICTIONARY_SIZE_LIMIT {rg}"  # (not for wide tables: gigabytes for 400 columns)
+    con.execute(f"COPY ({keep}) TO {_sql_str(tmp)} (FORMAT parquet, COMPRESSION zstd, {opts})")
     os.replace(tmp, new)
-    return dropped, new
+    return new
 
 
 # Every table keeps full bounds of ``path`` (whatever its other columns keep): a copy-on-write delete of

@@ -49,6 +49,7 @@ class TableFiles:
     rows: tuple[int | None, ...] = ()
     bounds: tuple[tuple[str | None, str | None], ...] = ()
     hdu_rows: tuple[dict[int, int] | None, ...] = ()  # per data file, its rows per HDU (wide tables)
+    column_keys: tuple[str | None, ...] = ()  # per data file, a key of its columns (Lake.columns_key)
 
     def holding(self, paths: list[str]) -> tuple[str, ...]:
         """The data files that may hold rows of ``paths``: those whose path bounds take one of them
@@ -217,6 +218,7 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
         recorded = {r[0] for r in con.execute(f"DESCRIBE {FILES_TABLE}").fetchall()}
         extra = "rows, min_path, max_path" if "rows" in recorded else "NULL, NULL, NULL"
         extra += ", hdu_rows" if "hdu_rows" in recorded else ", NULL"
+        extra += ", columns_key" if "columns_key" in recorded else ", NULL"
         files: dict[str, list[tuple[Any, ...]]] = {}
         for t, *row in con.execute(
             f"SELECT table_name, path, {extra} FROM {FILES_TABLE} ORDER BY table_name, seq"
@@ -233,6 +235,7 @@ def _recorded(duck: Path, pins: dict[str, Any]) -> dict[str, TableFiles] | None:
                 tuple(r[1] for r in rows),
                 tuple((r[2], r[3]) for r in rows),
                 tuple(_hdu_rows(r[4]) for r in rows),
+                tuple(r[5] for r in rows),
             )
         return out
     finally:

@@ -144,6 +144,7 @@ class FileInfo(NamedTuple):
     min_path: str | None
     max_path: str | None
     hdu_rows: dict[int, int] | None = None
+    columns: str | None = None  # its columns and their types, as a key (see Lake.columns_key)
 
 
 @dataclass
@@ -206,6 +207,8 @@ class Lake:
         self._tables: dict[str, Any] = {}
         self._writing = False
         self._snapshot_files: dict[tuple[str, int], list[str]] = {}  # a snapshot's files never change
+        # what catalog.duckdb recorded of a pinned snapshot (schema, per-HDU columns): never changes either
+        self._recorded: dict[tuple[str, int], Any] = {}
         self._arrow_schemas: dict[tuple[Any, int], pa.Schema] = {}
         self._describers: dict[tuple[Any, ...], Describer] = {}
         self._descriptions: dict[str, tuple[Any, tuple[int, int], Any]] = {}  # path → (key, stamp, DataFile)
@@ -504,6 +507,8 @@ class Lake:
                 with _transaction_class()(tbl) as tx:
                     if hdu_columns:
                         _record_hdu_columns(tbl, tx, hdu_columns)
+                        ident = self.identifier(pins, table)  # (the record's per-HDU columns may be stale)
+                        self._recorded = {k: v for k, v in self._recorded.items() if k[0] != ident}
                     gone: list[Any] = []
                     rewritten: list[str] = []
                     if delete_paths:
@@ -544,14 +549,13 @@ class Lake:
         sid = pins.tables.get(table)
         if sid is None:
             return [], []
-        tasks = self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
-        gone, new = [], []
-        for task in tasks:
-            dropped, replacement = rewrite_without(task.file.file_path, table, column, sorted(set(values)))
-            if dropped:
-                gone.append(task.file)
-                new += [replacement] if replacement else []
-        return gone, new
+        tasks = {
+            t.file.file_path.removeprefix("file://"): t.file
+            for t in self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
+        }
+        done = rewrite_without(list(tasks), table, column, values)
+        gone = [tasks[f] for f in done]
+        return gone, [new for _, new in done.values() if new]
 
     def _add_files(
         self,
@@ -875,6 +879,19 @@ class Lake:
             info = self._file_info[path] = info._replace(hdu_rows=got)
         return dict(info.hdu_rows or {})
 
+    def columns_key(self, path: str) -> str:
+        """A key of a data file's column names and types (from the record, else from its footer): files
+        with the same key can be read as one scan, without DuckDB's union by name."""
+        info = self.file_info(path)
+        if info.columns is None:
+            import hashlib
+
+            import pyarrow.parquet as pq
+
+            text = ",".join(f"{f.name}:{f.type}" for f in pq.read_schema(path))
+            info = self._file_info[path] = info._replace(columns=hashlib.sha1(text.encode()).hexdigest()[:16])
+        return str(info.columns)
+
     def _seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
@@ -887,11 +904,23 @@ class Lake:
             sid = pins.tables.get(table)
             if sid is None or tf.num_rows() is None:
                 continue
+            self._recorded[(self.identifier(pins, table), sid)] = tf
             self._snapshot_files[(self.identifier(pins, table), sid)] = list(tf.files)
             per_hdu = tf.hdu_rows or (None,) * len(tf.files)
-            for f, rows, (lo, hi), hdus in zip(tf.files, tf.rows, tf.bounds, per_hdu, strict=True):
-                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus)
+            keys = tf.column_keys or (None,) * len(tf.files)
+            for f, rows, (lo, hi), hdus, key in zip(tf.files, tf.rows, tf.bounds, per_hdu, keys, strict=True):
+                self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus, key)
         return got is not None
+
+    def table_facts(self, pins: Pins, table: str) -> tuple[pa.Schema, dict[int, list[str]]]:
+        """The Arrow schema of the table's pinned snapshot and its keyword columns per HDU: as
+        catalog.duckdb recorded them for that snapshot if it did (a publish after a cron ingest then
+        loads the metadata of the tables it changed only), else from the table."""
+        sid = pins.tables.get(table)
+        got = self._recorded.get((self.identifier(pins, table), sid)) if sid is not None else None
+        if got is not None:
+            return got.schema, dict(got.hdu_columns)
+        return self.iceberg_schema(pins, table), hdu_columns_of(self.table(pins, table))
 
     def iceberg_schema(self, pins: Pins, table: str) -> pa.Schema:
         """The Arrow schema of the table's pinned snapshot (the current schema when nothing is pinned)."""
@@ -922,5 +951,7 @@ class Lake:
         return out
 
     def column_types(self, pins: Pins) -> dict[str, dict[str, pa.DataType]]:
-        """Current column types of every table (what workers must write)."""
-        return {name: {f.name: f.type for f in self.current_schema(pins, name)} for name in pins.tables}
+        """Column types of every table as pinned (what workers must write; a column a batch adds meanwhile
+        is reconciled at its commit): from catalog.duckdb's record where it has them, so that a cron
+        ingest does not load the metadata of every table."""
+        return {name: {f.name: f.type for f in self.table_facts(pins, name)[0]} for name in pins.tables}
