@@ -5,8 +5,9 @@
   per column, so three maps of some 400 entries for each file of a wide header table. pyiceberg's Avro
   writer encodes each of those numbers through a chain of Python calls (map writer, integer writer, a
   write per varint byte), which made encoding manifests the largest part of the driver's work per data
-  file. An int-to-int map's numbers are encoded together here (numpy), giving the same bytes
-  (tests/test_lake.py checks them against pyiceberg's own writer); any other map goes through pyiceberg.
+  file. A map from ints to ints or to bytes (the bounds) is encoded in one go here (numpy for large
+  maps), giving the same bytes (tests/test_lake.py checks them against pyiceberg's own writer); any other
+  map goes through pyiceberg.
 - **Deep copies of immutable objects.** pyiceberg deep-copies a table's metadata at every staged change
   and commit; for a wide table nearly all of that copy is its schema of hundreds of fields (2.7 ms of
   2.8), the rest its snapshots, one more at every commit. pyiceberg's pydantic models are immutable
@@ -15,7 +16,7 @@
 - **Table metadata read back at every commit.** pyiceberg's SQL catalog loads a table afresh to commit to
   it, parsing its metadata file (5 ms for a wide table, a third of its commit). A metadata file is never
   changed once written (each version has a new name), so :func:`sql_catalog` keeps the metadata it last
-  read or committed per file and parses a file only once.
+  read or wrote per file and parses a file only once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 _SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)  # the 7-bit groups of a 64-bit zigzag value
 _GROUP = np.arange(10)
 _LIMITS = np.array([1 << (7 * k) for k in range(1, 10)], dtype=np.uint64)  # k+1 groups below _LIMITS[k]
-SMALL = 32  # maps of fewer entries cost less through pyiceberg's writer than through numpy
+SMALL = 32  # maps of fewer entries are encoded faster by a Python loop than by numpy
 _installed = False
 ORIGINAL: Any = None  # pyiceberg's own MapWriter.write, once installed
 
@@ -70,27 +71,52 @@ def _share_frozen() -> None:
 
 
 def _install_maps() -> None:
-    """Have pyiceberg's Avro map writer encode int-to-int maps with :func:`varints`."""
+    """Have pyiceberg's Avro map writer encode maps from ints to ints (:func:`varints`) or to bytes
+    (the bounds) in one go."""
     global ORIGINAL
-    from pyiceberg.avro.writer import IntegerWriter, MapWriter
+    from pyiceberg.avro.writer import BinaryWriter, IntegerWriter, MapWriter
     from pyiceberg.utils.lazydict import LazyDict
 
     original = ORIGINAL = MapWriter.write
 
     def write(self: Any, encoder: Any, val: dict[Any, Any]) -> None:
-        if (
-            len(val) < SMALL
-            or type(self.key_writer) is not IntegerWriter
-            or type(self.value_writer) is not IntegerWriter
-        ):
+        if type(self.key_writer) is not IntegerWriter:
             return original(self, encoder, val)
         if isinstance(val, LazyDict):  # read from a manifest: its dict, not a lookup per key
             val = val.__dict__()
-        # a block count, the pairs, and (after a non-empty block) the zero count that ends the map
-        encoder.write(varints([len(val), *chain.from_iterable(val.items()), *([0] if val else [])]))
+        if type(self.value_writer) is BinaryWriter:
+            encoder.write(_bytes_map(val))
+        elif type(self.value_writer) is not IntegerWriter:
+            original(self, encoder, val)
+        else:  # a block count, the pairs, and (after a non-empty block) the zero count that ends the map
+            numbers = [len(val), *chain.from_iterable(val.items()), *([0] if val else [])]
+            encoder.write(varints(numbers) if len(val) >= SMALL else _varints_py(numbers))
         return None
 
     MapWriter.write = write  # type: ignore[method-assign]
+
+
+def _varints_py(values: list[int]) -> bytes:
+    """:func:`varints` for a few numbers (numpy's set-up costs more than a loop)."""
+    out = bytearray()
+    for v in values:
+        z = (v << 1) ^ (v >> 63)
+        while z > 0x7F:
+            out.append((z & 0x7F) | 0x80)
+            z >>= 7
+        out.append(z)
+    return bytes(out)
+
+
+def _bytes_map(val: dict[int, bytes]) -> bytes:
+    """An int-to-bytes map (bounds): the count, each key and its value's length and bytes, the end."""
+    out = bytearray(_varints_py([len(val)]))
+    for k, v in val.items():
+        out += _varints_py([k, len(v)])
+        out += v
+    if val:
+        out.append(0)
+    return bytes(out)
 
 
 KEEP_METADATA = 256  # metadata versions a catalog keeps parsed (the newest; some per table written)
@@ -134,9 +160,8 @@ def _catalog_class() -> type:
                 catalog=self,
             )
 
-        def commit_table(self, table: Any, requirements: Any, updates: Any) -> Any:
-            response = super().commit_table(table, requirements, updates)
-            self._keep(response.metadata_location, response.metadata)
-            return response
+        def _write_metadata(self, metadata: Any, io: Any, metadata_path: str) -> None:  # type: ignore[override]
+            super()._write_metadata(metadata, io, metadata_path)
+            self._keep(metadata_path, metadata)  # what a table made or committed reads back
 
     return _SqlCatalog

@@ -557,8 +557,15 @@ class Lake:
                     snap.append_data_file(df)
             point("table.staged")
         point("table.committed")
-        pins.tables[table] = tbl.metadata.current_snapshot_id
+        ident, before = self.identifier(pins, table), pins.tables.get(table)
+        pins.tables[table] = sid = tbl.metadata.current_snapshot_id
         self._unpublished = True
+        had = None if before is None else self._snapshot_files.get((ident, before))
+        if had is not None and sid is not None:  # the new snapshot's files, without reading its manifests
+            gone = {df.file_path.removeprefix("file://") for df in old}
+            self._snapshot_files[(ident, sid)] = [f for f in had if f not in gone] + [
+                f.removeprefix("file://") for f in files
+            ]
 
     def overwrite(self, pins: Pins, table: str, data: pa.Table) -> None:
         """Replace the table's rows with ``data`` (one snapshot); columns the table lacks are added
