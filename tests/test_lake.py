@@ -159,27 +159,89 @@ def test_bounds_from_counts_are_pyiceberg_bounds(tmp_path: Path, monkeypatch: py
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.dictionaries(st.integers(1, 2**31 - 1), st.integers(-(2**63), 2**63 - 1), max_size=600))
-def test_manifest_maps_are_encoded_as_pyiceberg_encodes_them(counts: dict[int, int]) -> None:
-    """The faster encoding of manifests' count maps (lake.manifests) writes pyiceberg's bytes."""
+@given(
+    st.dictionaries(st.integers(1, 2**31 - 1), st.integers(-(2**63), 2**63 - 1), max_size=600),
+    st.dictionaries(st.integers(1, 2**31 - 1), st.binary(max_size=300), max_size=40),
+)
+def test_manifest_maps_are_encoded_as_pyiceberg_encodes_them(
+    counts: dict[int, int], bounds: dict[int, bytes]
+) -> None:
+    """The faster encoding of manifests' count and bound maps (lake.fasticeberg) writes pyiceberg's
+    bytes."""
     import io
 
     from pyiceberg.avro.encoder import BinaryEncoder
-    from pyiceberg.avro.writer import IntegerWriter, MapWriter
+    from pyiceberg.avro.writer import BinaryWriter, IntegerWriter, MapWriter
     from pyiceberg.utils.lazydict import LazyDict
 
-    from lake import manifests
+    from lake import fasticeberg
 
-    manifests.install()
-    writer = MapWriter(IntegerWriter(), IntegerWriter())
+    fasticeberg.install()
     edges = [0, 1, -1, 63, 64, -64, -65, 127, 128, 2**14, 2**31 - 1, 2**62, 2**63 - 1, -(2**63)]
     wide = {i: edges[i % len(edges)] * (i % 3) // 2 for i in range(1, 442)} | dict(enumerate(edges, 500))
     flat = [x for kv in counts.items() for x in kv]
-    for value in (counts, LazyDict([flat]), wide):  # built, read back from a manifest, a wide table's
+    for writer, value in [
+        *((MapWriter(IntegerWriter(), IntegerWriter()), v) for v in (counts, LazyDict([flat]), wide)),
+        (MapWriter(IntegerWriter(), BinaryWriter()), bounds),
+    ]:  # built, read back from a manifest, a wide table's; bounds
         want, got = io.BytesIO(), io.BytesIO()
-        manifests.ORIGINAL(writer, BinaryEncoder(want), value)
+        fasticeberg.ORIGINAL(writer, BinaryEncoder(want), value)
         writer.write(BinaryEncoder(got), value)
         assert got.getvalue() == want.getvalue()
+
+
+def test_table_metadata_copies_share_the_immutable_parts(small_lake: Path) -> None:
+    """A deep copy of a table's metadata is a new object that shares its schemas and snapshots
+    (lake.fasticeberg), which are frozen: the copy equals the original, and they cannot be changed."""
+    import copy
+
+    import pydantic
+
+    from lake.tables import Lake
+
+    lk = Lake(small_lake)
+    md = lk.table(lk.pins(), "files").metadata  # the catalog puts the faster paths in place
+    dup = md.model_copy(deep=True)
+    assert dup == md and dup is not md and dup.snapshots is not md.snapshots
+    assert dup.schemas[0] is md.schemas[0] and dup.snapshots[0] is md.snapshots[0]
+    assert copy.deepcopy(md.schema()) is md.schema()
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        md.schema().schema_id = 99
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        md.snapshots[0].snapshot_id = 99
+
+
+def test_the_catalog_keeps_the_metadata_its_files_hold(small_lake: Path, tmp_path: Path) -> None:
+    """The table metadata the catalog keeps (what it read or committed, lake.fasticeberg) is what its
+    metadata file holds, as pyiceberg reads it; a file is parsed once."""
+    import pyarrow.parquet as pq
+    from pyiceberg.serializers import FromInputFile
+
+    from lake import schema as sch
+    from lake.tables import Lake
+
+    def on_disk(tbl: Any) -> Any:
+        return FromInputFile.table_metadata(tbl.io.new_input(tbl.metadata_location))
+
+    lk = Lake(small_lake)
+    pins = lk.pins()
+    for name in sorted(pins.tables):
+        tbl = lk.catalog.load_table(lk.identifier(pins, name))
+        again = lk.catalog.load_table(lk.identifier(pins, name))
+        assert again.metadata is tbl.metadata and on_disk(tbl) == tbl.metadata
+    new = Lake(tmp_path / "lake")
+    with new.writer():  # metadata made or committed, kept without being read back, is the file's
+        pins = new.init()
+        for name in pins.tables:
+            assert on_disk(new.table(pins, name)) == new.table(pins, name).metadata
+        rows = {f.name: pa.nulls(2, f.type) for f in sch.arrow_schema("files")}
+        rows["path"], rows["year"] = pa.array(["a", "b"]), pa.array([2020, 2020], pa.int32())
+        for i in range(2):
+            pq.write_table(pa.table(rows, sch.arrow_schema("files")), tmp_path / f"{i}.parquet")
+            new.commit_files(pins, "files", [str(tmp_path / f"{i}.parquet")])
+            kept = new.catalog.load_table(new.identifier(pins, "files"))
+            assert kept.metadata is new.table(pins, "files").metadata and on_disk(kept) == kept.metadata
+        assert len(kept.metadata.snapshots) == 2
 
 
 def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path) -> None:
@@ -212,6 +274,12 @@ def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path
         900.0,
         4,
     )
+    with lk.writer():  # a compaction's swap: the file list kept is again the one Iceberg plans
+        both = tmp_path / "both.parquet"
+        pq.write_table(pa.concat_tables([pq.read_table(data), pq.read_table(second)]), both)
+        lk.replace_files(pins, "uvisflt", [first[0]], [str(both)])
+        planned = lk._plan_files(pins, "uvisflt", pins.tables["uvisflt"])
+        assert sorted(lk.data_files(pins, "uvisflt")) == sorted(planned) == sorted([str(second), str(both)])
 
 
 def test_original_query_and_views(small_lake: Path) -> None:

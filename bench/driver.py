@@ -1,0 +1,137 @@
+"""The ingest driver's CPU per file (#16): this tree against a baseline revision, measured in one run.
+
+    python bench/driver.py [--datasets 2200] [--baseline main] [--repeat 2] [--workers 2] [--dir DIR]
+
+A generated headers-only archive (--datasets exposures, about 9 files each: 2,200 give some 20,000
+files) is ingested into a fresh lake on a LocalCluster of --workers workers, by this tree's code and by
+the --baseline revision's (exported with ``git archive`` into a temporary folder), the two taking turns
+--repeat times so that a slow spell of a shared machine hits both alike. Each run is a process of its own
+that imports the ingest code before the clock starts; measured in it over the ``ingest`` call: the CPU
+time of the driver process (every thread: the commits, the Dask scheduler the LocalCluster runs there,
+pyiceberg's and DuckDB's threads; the workers are other processes), of its main thread alone, of the
+thread running the Dask scheduler (whose periodic work follows the wall time more than the files), and
+the wall time. Printed per file (medians of the runs), with the ratios baseline / this tree.
+Target (issue #16: at 4M files the serial driver must not hold back 16 workers): the driver's CPU per
+file at most half the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from _util import ROOT, archive, report
+
+# One run: imports first (not measured), then the ingest of a fresh lake, measured. The CPU of the
+# thread running the Dask scheduler's event loop is read when the cluster closes.
+RUN = """
+import json, os, resource, sys, threading, time
+import ingest.batch, ingest.run, lake.executor, lake.tables, pyiceberg.table  # noqa: F401
+from ingest.run import ingest as run_ingest
+
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+def loop_cpu():
+    ids = [t.native_id for t in threading.enumerate() if t.name == "IO loop"]
+    fields = [open(f"/proc/self/task/{i}/stat").read().rsplit(")", 1)[1].split() for i in ids]
+    return sum(int(f[11]) + int(f[12]) for f in fields) / os.sysconf("SC_CLK_TCK")
+
+if __name__ == "__main__":
+    lake_dir, arch, workers, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    seen = {}
+    close = lake.executor.Executor.close
+    def closing(self):
+        seen["scheduler"] = loop_cpu()
+        close(self)
+    lake.executor.Executor.close = closing
+    t0, c0, m0, l0 = time.perf_counter(), cpu(), time.thread_time(), loop_cpu()
+    s = run_ingest(lake_dir, arch, scheduler="local", workers=workers, batch_files=batch)
+    out = {"files": s.ingested, "cpu": cpu() - c0, "main": time.thread_time() - m0,
+           "scheduler": seen.get("scheduler", l0) - l0, "wall": time.perf_counter() - t0}
+    print("RESULT " + json.dumps(out))
+"""
+
+
+def export(ref: str, dst: Path) -> Path:
+    """The tree of git revision ``ref`` of this repository, unpacked under ``dst``."""
+    dst.mkdir(parents=True)
+    tar = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dst)], input=tar, check=True)
+    return dst
+
+
+def run(tree: Path, lake: Path, arch: Path, workers: int, batch_files: int) -> dict[str, float]:
+    """One measured ingest by the code in ``tree`` (a fresh lake, deleted after)."""
+    shutil.rmtree(lake, ignore_errors=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN, str(lake), str(arch), str(workers), str(batch_files)],
+        cwd=tree,
+        env={**os.environ, "PYTHONPATH": str(tree)},
+        capture_output=True,
+        text=True,
+    )
+    shutil.rmtree(lake, ignore_errors=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"the ingest by {tree} failed:\n{proc.stderr[-3000:]}")
+    got: dict[str, float] = json.loads(lines[-1].removeprefix("RESULT "))
+    return got
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", type=int, default=2200, help="exposures to generate (~9 files each)")
+    ap.add_argument("--baseline", default="main", help="git revision to compare with")
+    ap.add_argument("--repeat", type=int, default=2, help="runs of each, taking turns")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-files", type=int, default=2000)
+    ap.add_argument("--dir", help="where to keep the archive (default: a temporary folder)")
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.dir or tmp)
+        arch = base / "archive"
+        n = len(archive(arch, args.datasets))
+        trees = {"baseline": export(args.baseline, Path(tmp) / "baseline"), "this tree": ROOT}
+        runs: dict[str, list[dict[str, float]]] = {k: [] for k in trees}
+        for i in range(args.repeat):
+            for name, tree in trees.items():
+                got = run(tree, base / "lake", arch, args.workers, args.batch_files)
+                runs[name].append(got)
+                print(f"run {i + 1} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in got.items()), flush=True)
+
+    def per_file(name: str, key: str) -> float:
+        return 1000 * statistics.median(r[key] / r["files"] for r in runs[name])
+
+    cpu = {k: per_file(k, "cpu") for k in trees}
+    own = {
+        k: 1000 * statistics.median((r["cpu"] - r["scheduler"]) / r["files"] for r in runs[k]) for k in runs
+    }
+    print(
+        f"{n:,} files, {args.workers} local workers, batches of {args.batch_files}; baseline {args.baseline}"
+    )
+    return report(
+        "ingest driver CPU (medians of the runs)",
+        [(f"{k}: driver CPU per file", cpu[k], "ms") for k in trees]
+        + [(f"{k}: main thread CPU per file", per_file(k, "main"), "ms") for k in trees]
+        + [(f"{k}: Dask scheduler's thread CPU per file", per_file(k, "scheduler"), "ms") for k in trees]
+        + [(f"{k}: driver CPU per file but the scheduler's", own[k], "ms") for k in trees]
+        + [(f"{k}: wall time per file", per_file(k, "wall"), "ms") for k in trees],
+        [
+            ("baseline / this tree, driver CPU per file", cpu["baseline"] / cpu["this tree"], 2, "x"),
+            ("the same but the scheduler's (reported)", own["baseline"] / own["this tree"], 0, "x"),
+        ],
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
