@@ -168,7 +168,7 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     headers = [check(m["abs_path"], UVIS_RAW, imagetyp={"FLAT"}, exptime=True) for m in members]
     got = pair(members)
     if got is None:
-        raise Refused(f"{path}: [0] visit {members[0]['rootname'][:6]} has no repeat flat (FILTER "
+        raise Refused(f"[0] visit {members[0]['rootname'][:6]} has no repeat flat (FILTER "
                       f"{members[0].get('filter')}, EXPTIME {members[0].get('exptime')}) after a longer, "
                       "saturating one: the bowtie is the ratio of the first flat to that repeat. If it is in "
                       "the archive under another visit, correct its header, ingest it and run the monitor "
@@ -177,9 +177,7 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     h1, h2 = headers[0], headers[next(i for i, m in enumerate(members) if m is ref)]
     per_chip, levels = {}, {}
     for ext, chip in ((1, 2), (4, 1)):
-        per_chip[chip], levels[chip] = _ratio_blocks(
-            path, ext, chip, (first["abs_path"], h1), (ref["abs_path"], h2)
-        )
+        per_chip[chip], levels[chip] = _ratio_blocks(ext, chip, (first, h1), (ref, h2))
     steps = fit(per_chip)
     return [
         {"rootname": first["rootname"], "expstart": float(first["expstart"]), "reference": ref["rootname"],
@@ -189,21 +187,24 @@ def measure(path: str, row: dict[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def _ratio_blocks(
-    path: str, ext: int, chip: int, first: tuple[str, dict[str, Any]], ref: tuple[str, dict[str, Any]]
-) -> tuple[np.ndarray, float]:
+Flat = tuple[dict[str, Any], dict[str, Any]]  # (input row, primary header)
+
+
+def _ratio_blocks(ext: int, chip: int, first: Flat, ref: Flat) -> tuple[np.ndarray, float]:
     """The blocks of log(first / repeat) of one chip, and the first flat's median level (e-)."""
-    rows1, e1 = _electrons(first[0], ext, chip, first[1])
-    rows2, e2 = _electrons(ref[0], ext, chip, ref[1])
+    (rows1, e1), (rows2, e2) = (_electrons(f[0]["abs_path"], ext, chip, f[1]) for f in (first, ref))
     if not np.array_equal(rows1, rows2):
-        raise Refused(f"{path}: [SCI,{ext}] the first and the repeat flat hold different rows: rebuild "
-                      "once both are the archive's original files")  # fmt: skip
-    level = float(np.median(e1))
-    if not min(level, float(np.median(e2))) > MIN_LEVEL_E:  # a headers-only or blank flat
-        raise Refused(f"{path}: [SCI,{ext}] has no lamp signal (median {level:.0f} e-); not a usable "
-                      "flat: put the archive's original file in its place and run with rebuild")  # fmt: skip
+        raise Refused(f"[SCI,{ext}] the first flat ({first[0]['rootname']}) and the repeat "
+                      f"({ref[0]['rootname']}) hold different rows: rebuild once both are the archive's "
+                      "original files")  # fmt: skip
+    for (f, _h), e in ((first, e1), (ref, e2)):
+        level = float(np.median(e))
+        if not level > MIN_LEVEL_E:  # a headers-only or blank flat
+            raise Refused(f"[SCI,{ext}] of {f['rootname']} has no lamp signal (median {level:.0f} e-): "
+                          "not a usable flat; put the archive's original file in its place and run with "
+                          "rebuild")  # fmt: skip
     ratio = np.log(np.clip(e1, 1.0, None) / np.clip(e2, 1.0, None))
-    return blocks(chip, rows1, ratio), level
+    return blocks(chip, rows1, ratio), float(np.median(e1))
 
 
 def trend(t: pa.Table) -> dict[str, Any]:
