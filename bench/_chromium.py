@@ -120,3 +120,31 @@ def timed(action: Callable[[], object], until: Callable[[], object]) -> float:
     action()
     until()
     return time.perf_counter() - t0
+
+
+class Meter:
+    """Times actions on a page: the wall time (:func:`timed`) and the time the page's main thread was
+    busy meanwhile (script, style, layout, paint: Chrome's ``TaskDuration`` metric), which tells the
+    browser's drawing from the wait for the server. Keeps both per label."""
+
+    def __init__(self, pg: Any) -> None:
+        self.pg = pg
+        self.cdp = pg.context.new_cdp_session(pg)
+        self.cdp.send("Performance.enable")
+        self.wall: dict[str, list[float]] = {}
+        self.busy: dict[str, list[float]] = {}
+
+    def _task(self) -> float:
+        metrics = self.cdp.send("Performance.getMetrics")["metrics"]
+        return float(next(m["value"] for m in metrics if m["name"] == "TaskDuration"))
+
+    def timed(self, label: str | None, action: Callable[[], object], until: Callable[[], object]) -> float:
+        """:func:`timed`, kept under ``label`` with the busy time (None: a warming run, not kept)."""
+        b0 = self._task()
+        t = timed(action, until)
+        b1 = self._task()
+        if label is not None:
+            self.wall.setdefault(label, []).append(t)
+            # (a navigation to a new renderer restarts the count)
+            self.busy.setdefault(label, []).append(b1 - b0 if b1 >= b0 else b1)
+        return t

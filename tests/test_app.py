@@ -53,6 +53,15 @@ def texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
+def pre(at: AppTest) -> list[str]:
+    """The text of each preformatted block (a header, a log: ui.preformatted) of the page."""
+    import html
+    import re
+
+    blocks = [h.value for h in at.get("html") if 'class="ql-text"' in h.value]
+    return [html.unescape(re.sub(r"^<pre[^>]*>|</pre>$", "", b)) for b in blocks]
+
+
 def secret_root(site_lake: dict[str, Any], detector: str = "UVIS") -> str:
     t = read_sql(
         f"SELECT rootname FROM master WHERE proposid = {site_lake['secret']} AND detector = '{detector}' "
@@ -150,10 +159,10 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     root = dark_root(site_lake)
     at = page("dataset", rootname=root)
     assert root in at.subheader[0].value
-    header = at.code[0].value
+    header = pre(at)[0]
     assert header.startswith("SIMPLE  =") and f"ROOTNAME= '{root}" in header
     at.text_input(key="hdr_search").input("EXPTIME").run()
-    assert all("EXPTIME" in ln for ln in at.code[0].value.splitlines())
+    assert all("EXPTIME" in ln for ln in pre(at)[0].splitlines())
     raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
     assert not at.image  # previews are drawn only while their tab is open
     assert not at.get("plotly_chart")
@@ -220,12 +229,12 @@ def test_dataset_preview_viewer(site_lake: dict[str, Any]) -> None:
 def test_dataset_proprietary_for_guest(site_lake: dict[str, Any]) -> None:
     root = secret_root(site_lake)
     guest = page("dataset", "guest", rootname=root)
-    assert "proprietary" in texts(guest) and not guest.code and not guest.image
+    assert "proprietary" in texts(guest) and not pre(guest) and not guest.image
     assert not page("dataset", "guest", rootname=root, ds_tab="Preview").get("plotly_chart")
     outsider = page("dataset", "outsider", rootname=root)
-    assert "proprietary" in texts(outsider) and not outsider.code
+    assert "proprietary" in texts(outsider) and not pre(outsider)
     team = page("dataset", "team", rootname=root)
-    assert team.code and "proprietary" not in texts(team)
+    assert pre(team) and "proprietary" not in texts(team)
 
 
 def test_query_console_form_and_plot(site_lake: dict[str, Any]) -> None:
@@ -352,7 +361,10 @@ def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) 
     at.button[0].click().run()
     assert not at.exception and "median pointing of target NGC4485" in texts(at)
     assert set(at.dataframe[0].value["dataset"].str.extract(r"rootname=(\w+)")[0]) == want
-    assert '"equalEarth"' in at.get("vega_lite_chart")[-1].proto.spec
+    assert not at.get("vega_lite_chart")  # (the sky map is drawn in its tab, only while it is open)
+    sky = page("search", search_text="ngc 4485", search_radius="30 deg", search_tab="Sky map")
+    assert '"equalEarth"' in sky.get("vega_lite_chart")[-1].proto.spec
+    assert "Search results are ringed" in texts(sky) and sky.dataframe  # (the result too, in its tab)
     # a position, then a bad one: an error, and no stale result
     at.text_input(key="search_text").input(centre.to_string("hmsdms"))
     at.button[0].click().run()
@@ -423,11 +435,11 @@ def test_monitor_page_chart_and_empty_monitor() -> None:
 
 def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
     at = page("jobs")
-    assert at.code and at.code[0].value.strip()
+    assert pre(at) and pre(at)[0].strip()
     at.text_input(key="jobs_search").input("inputs selected").run()
     assert not at.exception
     guest = page("jobs", "guest")
-    assert not guest.code and "for WFC3 team members" in texts(guest)
+    assert not pre(guest) and "for WFC3 team members" in texts(guest)
 
 
 def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -447,7 +459,7 @@ def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         home = page("home", who)
         assert int(next(m.value for m in home.metric if m.label == "Files")) >= 10
         at = page("dataset", who, rootname="ibxy01z8q", file="wfc3/ibxy01z8q_ima.fits", ds_tab="Preview")
-        assert "ROOTNAME= 'ibxy01z8q" in at.code[0].value
+        assert "ROOTNAME= 'ibxy01z8q" in pre(at)[0]
         if who == "team":  # (a guest sees the same public file)
             # an IR ima: one SCI extension per read, picked by EXTVER, in the file's BUNIT
             reads = at.selectbox(key="pv_hdu")

@@ -205,7 +205,7 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
     assert owner.column(0)[0].as_py() == int(server["secret"])
     goto(pg, f"{base}/dataset?rootname={secret}")
     assert secret in pg.locator("h3").first.inner_text()
-    header = pg.locator('[data-testid="stCode"]').first.inner_text()
+    header = pg.locator("pre.ql-text").first.inner_text()
     assert "SIMPLE  =" in header and f"ROOTNAME= '{secret}" in header
 
     # a preview of a dark's SCI extension (the dark has pixels in the sparse archive)
@@ -244,7 +244,7 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
 
     # open a job log
     goto(pg, f"{base}/jobs")
-    log = pg.locator('[data-testid="stCode"]').first.inner_text()
+    log = pg.locator("pre.ql-text").first.inner_text()
     assert "inputs selected" in log or "check-filesystem" in log or log.strip()
     pg.screenshot(path=str(tmp_path / "jobs.png"), full_page=True)
 
@@ -259,7 +259,7 @@ def test_guest_cannot_see_proprietary_data(server: dict[str, Any], browser: Any,
     pg = browser.new_context().new_page()
     goto(pg, f"{base}/dataset?rootname={secret}")
     assert "proprietary" in alert_text(pg, "Error")
-    assert pg.locator('[data-testid="stCode"]').count() == 0
+    assert pg.locator("pre.ql-text").count() == 0
     path = (
         read_sql(f"SELECT path FROM files WHERE rootname = '{secret}' LIMIT 1", server["lake"])
         .column(0)[0]

@@ -256,12 +256,11 @@ with ui.shown_errors():
             scope, path, int(hdu), search=search, commentary=commentary, repeated_only=repeated
         )
         st.caption(f"{cards.num_rows} cards")
-        st.code(
+        ui.preformatted(
             "\n".join(
                 img[i : i + 80] for img in cards.column("image").to_pylist() for i in range(0, len(img), 80)
             )
-            or "(no cards match)",
-            language=None,
+            or "(no cards match)"
         )
         st.download_button(
             f"Download {path.rsplit('/', 1)[-1]}",

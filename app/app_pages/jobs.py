@@ -108,7 +108,7 @@ with ui.shown_errors():
         needle = st.text_input("Search", key="jobs_search")
     text, n = jobs.log_text(root, run_id, int(tail), needle)
     st.caption(f"{n:,} lines" + (f" containing {needle!r}" if needle else ""))
-    st.code(text or "(empty)", language="log")
+    ui.preformatted(text or "(empty)")
     st.download_button(
         "Full log",
         data=lambda: jobs.log_text(root, run_id, None)[0],

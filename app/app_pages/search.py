@@ -1,4 +1,7 @@
-"""Search: one box for a target name, a rootname prefix, a proposal or a sky position, and a sky map."""
+"""Search: one box for a target name, a rootname prefix, a proposal or a sky position, and a sky map
+(in its own tab)."""
+
+from typing import Any
 
 import streamlit as st
 import ui
@@ -7,28 +10,9 @@ from app.data import search
 
 st.title("Search")
 
-with ui.shown_errors():
-    scope = ui.scope()
-    # the box and radius live in the URL (?search_text=NGC+4485): a search is a link to share
-    with st.form("search_form"), st.container(horizontal=True, vertical_alignment="bottom"):
-        text = st.text_input(
-            "Target, rootname, proposal or position",
-            placeholder="NGC 4485 · ib2c01 · 12345 · 12h30m49s +12d23m28s · 187.70 12.39",
-            key="search_text",
-            **ui.BOUND,
-        )
-        radius = st.text_input("Radius", value="180 arcsec", key="search_radius", width=160, **ui.BOUND)
-        st.form_submit_button("Search", type="primary", icon=":material/search:")
-    res = search.find(scope, text, radius) if text.strip() else None
-    if res is not None:
-        st.caption(search.summary(res))
-        df = res.to_pandas()
-        ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
-        st.download_button(
-            "CSV", data=lambda: df.to_csv(index=False), file_name="search.csv", mime="text/csv",
-            icon=":material/download:", on_click="ignore", key="search_csv",
-        )  # fmt: skip
-    st.subheader("Sky")
+
+def sky(res: Any) -> None:
+    """Where the datasets point, with the search result ringed."""
     points = search.pointings(scope).to_pandas()
     hits = None
     if res is not None and "ra_targ" in res.column_names and res.num_rows:
@@ -43,3 +27,35 @@ with ui.shown_errors():
         "left. Search results are ringed."
     )
     st.altair_chart(search.sky_map(points, hits), width="stretch")
+
+
+with ui.shown_errors():
+    scope = ui.scope()
+    # the box and radius live in the URL (?search_text=NGC+4485): a search is a link to share
+    with st.form("search_form"), st.container(horizontal=True, vertical_alignment="bottom"):
+        text = st.text_input(
+            "Target, rootname, proposal or position",
+            placeholder="NGC 4485 · ib2c01 · 12345 · 12h30m49s +12d23m28s · 187.70 12.39",
+            key="search_text",
+            **ui.BOUND,
+        )
+        radius = st.text_input("Radius", value="180 arcsec", key="search_radius", width=160, **ui.BOUND)
+        st.form_submit_button("Search", type="primary", icon=":material/search:")
+    res = search.find(scope, text, radius) if text.strip() else None
+    # the sky map in its own tab, drawn only while it is open (?search_tab=Sky+map): an all-sky chart
+    # of 2,000 cells took the browser ~0.5 s to draw again on every search (#18)
+    found_tab, sky_tab = st.tabs(["Results", "Sky map"], key="search_tab", **ui.BOUND)
+    with found_tab:
+        if res is None:
+            st.caption("Type a target name, a rootname or its first letters, a proposal or a position.")
+        else:
+            st.caption(search.summary(res))
+            df = res.to_pandas()
+            ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
+            st.download_button(
+                "CSV", data=lambda: df.to_csv(index=False), file_name="search.csv", mime="text/csv",
+                icon=":material/download:", on_click="ignore", key="search_csv",
+            )  # fmt: skip
+    with sky_tab:
+        if sky_tab.open is not False:
+            sky(res)
