@@ -1,0 +1,66 @@
+"""lake.executor: a LocalCluster whose scheduler runs in a process of its own (large ingests, #16)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from lake.executor import Executor
+
+
+def _pid_and(x: int) -> tuple[int, int]:
+    return os.getpid(), 2 * x
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _stealing() -> object:
+    import dask
+
+    return dask.config.get("distributed.scheduler.work-stealing")
+
+
+def test_scheduler_apart_runs_tasks_on_worker_processes_with_the_config() -> None:
+    with Executor("local", 2, scheduler_apart=True) as ex:
+        assert ex.workers == 2
+        got = [r for group in ex.map(_pid_and, [(i,) for i in range(6)]) for r in group]
+        scheduler = ex.client.run_on_scheduler(os.getpid)
+        assert _stealing() is True and ex.client.run_on_scheduler(_stealing) is False  # the ingest's config
+    assert sorted(v for _, v in got) == [0, 2, 4, 6, 8, 10]
+    workers = {pid for pid, _ in got}
+    assert len(workers) == 2 and os.getpid() not in workers and scheduler not in {os.getpid(), *workers}
+    assert not _alive(scheduler) and not any(_alive(w) for w in workers)
+
+
+DRIVER = """
+import json, os, sys, time
+import psutil
+from lake.executor import Executor
+ex = Executor("local", 2, scheduler_apart=True)
+print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
+time.sleep(120)
+"""
+
+
+def test_nothing_outlives_a_driver_killed_by_sigkill() -> None:
+    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    children = json.loads(proc.stdout.readline())
+    assert len(children) >= 3  # the scheduler and two workers
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(_alive(p) for p in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in children if _alive(p)]
