@@ -244,6 +244,35 @@ def test_the_catalog_keeps_the_metadata_its_files_hold(small_lake: Path, tmp_pat
         assert len(kept.metadata.snapshots) == 2
 
 
+def test_manifest_entries_kept_are_what_the_manifests_hold(small_lake: Path) -> None:
+    """Manifest entries handed out again (lake.fasticeberg) equal what pyiceberg decodes from the file,
+    in a new list each time, with deleted entries only when asked for."""
+    from pyiceberg.manifest import ManifestEntryStatus
+
+    from lake import fasticeberg
+    from lake.tables import Lake
+
+    lk = Lake(small_lake)
+    pins = lk.pins()
+    tbl = lk.table(pins, "files")  # the catalog puts the faster paths in place
+    fresh = fasticeberg.ORIGINAL_FETCH
+    seen = 0
+    for name in sorted(pins.tables):
+        tbl = lk.table(pins, name)
+        for snap in tbl.metadata.snapshots:
+            for m in snap.manifests(tbl.io):
+                for discard in (True, False):
+                    first = m.fetch_manifest_entry(tbl.io, discard_deleted=discard)
+                    again = m.fetch_manifest_entry(tbl.io, discard_deleted=discard)
+                    want = fresh(m, tbl.io, discard_deleted=discard)
+                    assert first == want and again == want and again is not first
+                    assert all(a is b for a, b in zip(first, again, strict=True))
+                    if discard:
+                        assert all(e.status != ManifestEntryStatus.DELETED for e in first)
+                    seen += len(first)
+    assert seen
+
+
 def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path) -> None:
     """Descriptions made as batches arrive are used at the commit only if the file is unchanged."""
     import pyarrow.parquet as pq
