@@ -8,8 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
+import pytest
 
 from lake.executor import Executor
 
@@ -46,6 +48,7 @@ def test_scheduler_apart_runs_tasks_on_worker_processes_with_the_config() -> Non
 DRIVER = """
 import json, os, sys, time
 import psutil
+import pytest
 from lake.executor import Executor
 ex = Executor("local", 2, scheduler_apart=True)
 print(json.dumps([p.pid for p in psutil.Process().children(recursive=True)]), flush=True)
@@ -64,3 +67,21 @@ def test_nothing_outlives_a_driver_killed_by_sigkill() -> None:
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in children if _alive(p)]
+
+
+@pytest.mark.slow
+def test_an_ingest_with_the_scheduler_apart_makes_the_same_lake(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lake
+    from ingest import run
+
+    monkeypatch.setattr(run, "SCHEDULER_APART", 1)  # (large ingests only, else)
+    s = run.ingest(tmp_path / "apart", str(archive_copy), scheduler="local", workers=2, batch_files=50)
+    t = run.ingest(tmp_path / "here", str(archive_copy), scheduler="synchronous", batch_files=50)
+    assert s.errors == t.errors == 0 and s.ingested == t.ingested > run.SMALL_INGEST and s.batches >= 2
+    sql = "SELECT count(*), sum(length(image)), count(DISTINCT path) FROM cards"
+    assert (
+        lake.connect(tmp_path / "apart").sql(sql).fetchall()
+        == lake.connect(tmp_path / "here").sql(sql).fetchall()
+    )
