@@ -498,10 +498,33 @@ def _run_batches(
                 opts.progress(summary.ingested, summary.errors)
         ahead = commits.last()
         if commits.compact:
+            master = _master_on_worker(lake, pins, plan, ex)
             _compact_new(lake, pins, ex, {t for r in commits.seen for t in r.files})
+            if master is not None:
+                ahead = (_master_inputs(lake, pins), _settled(master))
         return ahead
     finally:
         ex.close()
+
+
+def _master_on_worker(lake: Lake, pins: Pins, plan: IngestPlan, ex: Executor) -> Future[Any] | None:
+    """Start computing ``master`` of the committed tables on a worker, beside the compaction that
+    follows (one DuckDB pass over every header table: the largest serial step of a large ingest left in
+    the driver). The compaction swaps files for files of the same rows, so it is the master of the
+    compacted tables too; None when the ingest updates master for its datasets only."""
+    if plan.incremental:
+        return None
+    return ex.submit(compute_master, _master_inputs(lake, pins), key=f"master-{uuid.uuid4().hex[:16]}")
+
+
+def _settled(future: Future[Any]) -> Future[Any]:
+    """A finished future of ``future``'s result (or error), to be read after the executor closed."""
+    done: Future[Any] = Future()
+    try:
+        done.set_result(future.result())
+    except Exception as e:  # computed again in the driver (see _refresh_master)
+        done.set_exception(e)
+    return done
 
 
 def _compact_new(lake: Lake, pins: Pins, ex: Executor, tables: set[str]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -77,6 +78,19 @@ class Executor:
             return 1
         info = self.client.scheduler_info(n_workers=-1)["workers"].values()
         return max(1, sum(int(w.get("nthreads", 1)) for w in info))
+
+    def submit(self, fn: Callable[..., T], *args: Any, key: str) -> Future[T]:
+        """``fn(*args)`` as one task (Dask key ``key``), started now (in this process: computed here and
+        now); its ``result()`` must be asked for before the executor closes."""
+        if self.client is not None:
+            got: Future[T] = self.client.submit(fn, *args, pure=False, key=key)  # (Dask's, alike)
+            return got
+        done: Future[T] = Future()
+        try:
+            done.set_result(fn(*args))
+        except Exception as e:  # raised by result(), as Dask's future does
+            done.set_exception(e)
+        return done
 
     def map(
         self,
