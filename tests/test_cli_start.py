@@ -27,7 +27,7 @@ try:
     main({args!r})
 except SystemExit as e:
     assert not e.code, e.code
-print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & {[*HEAVY, "duckdb", "pyarrow"]!r})))
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set({[*HEAVY, "duckdb", "pyarrow"]!r}))))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return list(json.loads(out.stdout.splitlines()[-1]))

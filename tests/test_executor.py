@@ -16,10 +16,6 @@ import pytest
 from lake.executor import Executor
 
 
-def _pid_and(x: int) -> tuple[int, int]:
-    return os.getpid(), 2 * x
-
-
 def _alive(pid: int) -> bool:
     try:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
@@ -27,20 +23,20 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def _stealing() -> object:
+def test_scheduler_apart_runs_tasks_on_worker_processes_with_the_config() -> None:
     import dask
 
-    return dask.config.get("distributed.scheduler.work-stealing")
-
-
-def test_scheduler_apart_runs_tasks_on_worker_processes_with_the_config() -> None:
+    stealing = "distributed.scheduler.work-stealing"
     with Executor("local", 2, scheduler_apart=True) as ex:
         assert ex.workers == 2
-        got = [r for group in ex.map(_pid_and, [(i,) for i in range(6)]) for r in group]
+        tasks = [(2, i) for i in range(6)]
+        got = [r for group in ex.map(pow, tasks, key=lambda t: t[1]) for r in group]
+        assert ex.submit(pow, 3, 2, key="three-squared").result() == 9
+        workers = set(ex.client.run(os.getpid).values())
         scheduler = ex.client.run_on_scheduler(os.getpid)
-        assert _stealing() is True and ex.client.run_on_scheduler(_stealing) is False  # the ingest's config
-    assert sorted(v for _, v in got) == [0, 2, 4, 6, 8, 10]
-    workers = {pid for pid, _ in got}
+        assert dask.config.get(stealing) is True
+        assert ex.client.run_on_scheduler(dask.config.get, stealing) is False  # the ingest's config
+    assert sorted(got) == [1, 2, 4, 8, 16, 32]
     assert len(workers) == 2 and os.getpid() not in workers and scheduler not in {os.getpid(), *workers}
     assert not _alive(scheduler) and not any(_alive(w) for w in workers)
 
@@ -57,12 +53,12 @@ time.sleep(120)
 
 
 def test_nothing_outlives_a_driver_killed_by_sigkill() -> None:
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    children = json.loads(proc.stdout.readline())
-    assert len(children) >= 3  # the scheduler and two workers
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None
+        children = json.loads(proc.stdout.readline())
+        assert len(children) >= 3  # the scheduler and two workers
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     deadline = time.monotonic() + 30
     while any(_alive(p) for p in children) and time.monotonic() < deadline:
         time.sleep(0.2)
