@@ -33,6 +33,11 @@ LOCAL_CLUSTER_CONFIG = {
 }
 
 
+# Seconds between the cluster object's pushes of its description to the scheduler (1 by default: an RPC a
+# second from the driver's event loop, for dashboards, which ingest's clusters have none of)
+SYNC_INTERVAL = 10
+
+
 class Executor:
     """Runs batch tasks on Dask (a LocalCluster, a remote scheduler) or in this process.
 
@@ -66,6 +71,7 @@ class Executor:
                         dashboard_address=None,
                         silence_logs=40,
                         scheduler_kwargs={"dashboard_address": ":0"},
+                        scheduler_sync_interval=SYNC_INTERVAL,
                     )
                 self.client = Client(self.cluster)
         else:
@@ -165,7 +171,11 @@ def _cluster_with_scheduler_apart(n: int) -> Any:
     options = {"host": "127.0.0.1", "port": 0, "dashboard": False, "dashboard_address": ":0"}
     scheduler = {"cls": _scheduler_process_class(), "options": {"scheduler_kwargs": options}}
     return SpecCluster(
-        workers=dict.fromkeys(range(n), worker), scheduler=scheduler, worker=worker, silence_logs=40
+        workers=dict.fromkeys(range(n), worker),
+        scheduler=scheduler,
+        worker=worker,
+        silence_logs=40,
+        scheduler_sync_interval=SYNC_INTERVAL,
     )
 
 
