@@ -393,10 +393,17 @@ def test_master_computed_beside_the_last_commit(
         return compute_master(inputs)
 
     monkeypatch.setattr(run, "compute_master", counting)
+    # an ingest that compacts (8 batches or more) computes master beside the compaction, from the files
+    # as committed (the compacted ones hold the same rows), and uses it
+    compacted = tmp_path / "compacted"
+    s = ingest(compacted, str(archive_copy), scheduler="synchronous", batch_files=40, commit_interval=3600.0)
+    assert s.batches >= run.COMPACT_BATCHES and len(calls) == 1
+    assert not run._same_inputs(calls[0], run._master_inputs(Lake(compacted), Lake(compacted).pins()))
+    calls.clear()
     root = tmp_path / "lake"
     # no commit before the last (an earlier publish brings master up to date itself)
-    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=40, commit_interval=3600.0)
-    assert len(calls) == 1  # computed ahead, then used
+    s = ingest(root, str(archive_copy), scheduler="synchronous", batch_files=150, commit_interval=3600.0)
+    assert s.batches < run.COMPACT_BATCHES and len(calls) == 1  # computed ahead, then used
     lk = Lake(root)
     pins = lk.pins()
     inputs = run._master_inputs(lk, pins)
@@ -404,6 +411,7 @@ def test_master_computed_beside_the_last_commit(
     fresh = compute_master(inputs)
     want = pl.from_arrow(fresh).sort("rootname")
     assert_frame_equal(lake.read("master", path=root).sort("rootname"), want, check_dtypes=False)
+    assert_frame_equal(lake.read("master", path=compacted).sort("rootname"), want, check_dtypes=False)
     assert fresh.num_rows > 5
 
     stale: Future[pa.Table] = Future()
