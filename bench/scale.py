@@ -15,7 +15,8 @@ point lookup of one file's cards (in-process warm, and `ql header` as a process)
 query (warm, and `ql sql`), `ql tables`, the Dataset page's data (every query the page makes, for a team
 member), a one-file cron ingest of a changed UVIS file and of a new file (`ql ingest FOLDER`: wall time and
 the process's peak RSS), a no-op rescan of --rescan files, and `ql maintain`. Also printed: the base ingest's
-driver CPU per file and the projection of a 4M-file rebuild on 16 workers.
+driver CPU per file (bench/driver.py measures it against a baseline and projects a 4M-file rebuild on 16
+workers from it).
 
 Each stand-in is built once (in ``lake-N``, kept as ``standin-N``) and measured in a fresh clone of it put
 back in its place (the data files hard-linked, since a lake never changes a data file in place; everything

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from lake import settings
 from lake.errors import ConfigError, LakeError, QueryError
@@ -309,9 +308,11 @@ def read_header(
     snap = snapshot(path, as_of=as_of)
     rel = _relpath(snap, file)
     got = snap.rows("cards", [rel], ["hdu", "position", "image"])
-    if hdu is not None:
-        got = got.filter(pc.equal(got["hdu"], hdu))
-    images = got.sort_by([("hdu", "ascending"), ("position", "ascending")])["image"].to_pylist()
+    # a few hundred cards, put in order in Python: pyarrow.compute given a Python value imports pandas
+    # (a third of a `ql header` process)
+    hdus, positions = got["hdu"].to_pylist(), got["position"].to_pylist()
+    cards = sorted(zip(hdus, positions, got["image"].to_pylist(), strict=True))
+    images = [img for h, _, img in cards if hdu is None or h == hdu]
     if not images:
         raise LakeError(
             f"{file}: no header cards in the lake" + (f" for HDU {hdu}" if hdu is not None else "")
@@ -322,27 +323,46 @@ def read_header(
     return lines
 
 
-def _relpath(snap: Snapshot, file: str) -> str:
-    """The archive path of ``file`` as the ``files`` table has it (located first by its exact path;
-    a bare name or an absolute path is matched on the name, reading the ``path`` column alone)."""
-    found = snap.rows("files", [file], ["path", "status"])
-    exact = found.filter(pc.equal(found["status"], "ok"))
-    if exact.num_rows:
-        return str(exact["path"][0])
-    import polars as pl
+def _ok_paths(found: pa.Table) -> list[str]:
+    statuses = found["status"].to_pylist()
+    return [p for p, s in zip(found["path"].to_pylist(), statuses, strict=True) if s == "ok"]
 
-    ok = pl.col("status") == "ok"
+
+def _relpath(snap: Snapshot, file: str) -> str:
+    """The archive path of ``file`` as the ``files`` table has it: located by its exact path, else (a bare
+    name, an absolute path) by the rootname its name gives, through the ``rootname`` Bloom filters of
+    ``files`` (the cost of a lookup, whatever the size of the lake); a name whose rootname ``files`` does
+    not record so (HAP products, named from the header) is matched on the ``path`` column alone."""
+    exact = _ok_paths(snap.rows("files", [file], ["path", "status"]))
+    if exact:
+        return exact[0]
+    from lake.layout import split_filetype
+
     name = Path(file).name
-    found = (
-        snap.scan("files")
-        .select("path", "status")
-        .filter(ok & ((pl.col("path") == name) | pl.col("path").str.ends_with("/" + name)))
-        .collect()["path"]
-        .to_list()
-    )
-    matches = [p for p in found if str(file).endswith(p) or p.endswith(name)]
+    rootname = split_filetype(name.removesuffix(".fits"))[0].lower()
+    found = _ok_paths(snap.rows("files", [rootname], ["path", "status"], key="rootname"))
+    matches = [p for p in found if p == name or p.endswith("/" + name)]
+    if not matches:
+        matches = _named(snap, name)
     if len(matches) == 1:
         return str(matches[0])
     if len(matches) > 1:
         raise LakeError(f"{file}: ambiguous, matches {', '.join(matches[:5])}; give the archive path")
     raise LakeError(f"{file}: not in the lake (run 'ql ingest' or check 'ql errors')")
+
+
+def _named(snap: Snapshot, name: str) -> list[str]:
+    """The ``ok`` paths of ``files`` whose file name is ``name``, from the ``path`` column of every data
+    file (DuckDB; the rare lookup no rootname answers)."""
+    tf = snap.tables.get("files")
+    if tf is None or not tf.files:
+        return []
+    sql = (
+        "SELECT path FROM read_parquet(?, union_by_name = true) "
+        "WHERE status = 'ok' AND (path = ? OR suffix(path, ?))"
+    )
+    con = duckdb.connect()
+    try:
+        return [r[0] for r in con.execute(sql, [list(tf.files), name, "/" + name]).fetchall()]
+    finally:
+        con.close()

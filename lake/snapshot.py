@@ -99,22 +99,27 @@ class Snapshot:
 
         return sorted({*self.tables, *self.hdu_views(), *STATE_TABLES})
 
-    def rows(self, name: str, paths: list[str], columns: list[str]) -> pa.Table:
+    def rows(self, name: str, paths: list[str], columns: list[str], *, key: str = "path") -> pa.Table:
         """``columns`` of the rows of archive files ``paths`` in physical table ``name``, read with DuckDB
         from the data files that hold them (:meth:`TableFiles.holding`): what a point lookup (``ql
         header``) needs, without importing Polars (a quarter of a ``ql`` process's start). DuckDB skips
         the row groups whose ``path`` statistics or Bloom filter rule the paths out, so of the data files
-        of every year partition whose path range spans a path, only the row group holding it is read."""
+        of every year partition whose path range spans a path, only the row group holding it is read.
+
+        With ``key="rootname"``, ``paths`` are rootnames: the rows of those datasets' files, from the row
+        groups whose ``rootname`` Bloom filter (or statistics) may hold one (every data file is asked, no
+        row group but those is read)."""
         tf = self.tables.get(name)
         if tf is None:
             raise LakeError(f"no table {name!r} in {self.root}; 'ql tables' lists them")
         want = pa.schema([tf.schema.field(c) for c in columns])  # (Schema.empty_table imports pandas)
-        files = list(tf.holding(paths))
+        files = list(tf.holding(paths) if key == "path" else tf.files)
         if not files or not paths:
             return pa.Table.from_batches([], want)
         cols = ", ".join('"' + c.replace('"', '""') + '"' for c in want.names)
         marks = ", ".join("?" for _ in paths)
-        sql = f"SELECT {cols} FROM read_parquet(?, union_by_name = true) WHERE path IN ({marks})"
+        where = '"' + key.replace('"', '""') + '"'
+        sql = f"SELECT {cols} FROM read_parquet(?, union_by_name = true) WHERE {where} IN ({marks})"
         with _reader() as con:
             got = con.sql(sql, params=[files, *paths]).to_arrow_table()
         return got.cast(want)

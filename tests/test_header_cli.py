@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 import lake
@@ -35,3 +36,30 @@ def test_header_separates_hdus_and_raw_prints_cards(small_lake: Path) -> None:
     one = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "2"])
     assert one.output.splitlines()[0] == "# HDU 2 (ERR, ver 1)"
     assert one.output.splitlines()[1:] == lake.read_header(flt, 2, small_lake)
+
+
+def test_header_of_a_bare_name_is_located_by_its_rootname(
+    small_lake: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bare name or an absolute path is found through the rootname's Bloom filters of ``files``, without
+    reading every path (``_named``, the fallback for names whose rootname comes from the header)."""
+    from lake import access
+
+    flt = lake.read("files", small_lake, where="filetype = 'flt' AND status = 'ok'")["path"][0]
+    cards = lake.read_header(flt, path=small_lake)
+    name = Path(flt).name
+
+    def scanned(*_: object) -> list[str]:
+        raise AssertionError("every path read")
+
+    with monkeypatch.context() as m:
+        m.setattr(access, "_named", scanned)
+        assert lake.read_header(name, path=small_lake) == cards
+        assert lake.read_header(f"/somewhere/archive/{flt}", path=small_lake) == cards
+        r = CliRunner().invoke(main, ["header", name, "--lake", str(small_lake), "--raw"])
+        assert r.exit_code == 0 and r.output.splitlines() == cards
+    snap = lake.snapshot(small_lake)
+    assert access._named(snap, name) == [flt]  # the fallback finds it too
+    assert access._named(snap, "nothere_flt.fits") == []
+    r = CliRunner().invoke(main, ["header", "nothere_flt.fits", "--lake", str(small_lake)])
+    assert r.exit_code == 1 and "not in the lake" in r.output and "Traceback" not in r.output

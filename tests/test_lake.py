@@ -244,6 +244,35 @@ def test_the_catalog_keeps_the_metadata_its_files_hold(small_lake: Path, tmp_pat
         assert len(kept.metadata.snapshots) == 2
 
 
+def test_manifest_entries_kept_are_what_the_manifests_hold(small_lake: Path) -> None:
+    """Manifest entries handed out again (lake.fasticeberg) equal what pyiceberg decodes from the file,
+    in a new list each time, with deleted entries only when asked for."""
+    from pyiceberg.manifest import ManifestEntryStatus
+
+    from lake import fasticeberg
+    from lake.tables import Lake
+
+    lk = Lake(small_lake)
+    pins = lk.pins()
+    tbl = lk.table(pins, "files")  # the catalog puts the faster paths in place
+    fresh = fasticeberg.ORIGINAL_FETCH
+    seen = 0
+    for name in sorted(pins.tables):
+        tbl = lk.table(pins, name)
+        for snap in tbl.metadata.snapshots:
+            for m in snap.manifests(tbl.io):
+                for discard in (True, False):
+                    first = m.fetch_manifest_entry(tbl.io, discard_deleted=discard)
+                    again = m.fetch_manifest_entry(tbl.io, discard_deleted=discard)
+                    want = fresh(m, tbl.io, discard_deleted=discard)
+                    assert first == want and again == want and again is not first
+                    assert all(a is b for a, b in zip(first, again, strict=True))
+                    if discard:
+                        assert all(e.status != ManifestEntryStatus.DELETED for e in first)
+                    seen += len(first)
+    assert seen
+
+
 def test_a_file_described_early_then_rewritten_is_described_again(tmp_path: Path) -> None:
     """Descriptions made as batches arrive are used at the commit only if the file is unchanged."""
     import pyarrow.parquet as pq
@@ -364,10 +393,17 @@ def test_master_computed_beside_the_last_commit(
         return compute_master(inputs)
 
     monkeypatch.setattr(run, "compute_master", counting)
+    # an ingest that compacts (8 batches or more) computes master beside the compaction, from the files
+    # as committed (the compacted ones hold the same rows), and uses it
+    compacted = tmp_path / "compacted"
+    s = ingest(compacted, str(archive_copy), scheduler="synchronous", batch_files=40, commit_interval=3600.0)
+    assert s.batches >= run.COMPACT_BATCHES and len(calls) == 1
+    assert not run._same_inputs(calls[0], run._master_inputs(Lake(compacted), Lake(compacted).pins()))
+    calls.clear()
     root = tmp_path / "lake"
     # no commit before the last (an earlier publish brings master up to date itself)
-    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=40, commit_interval=3600.0)
-    assert len(calls) == 1  # computed ahead, then used
+    s = ingest(root, str(archive_copy), scheduler="synchronous", batch_files=150, commit_interval=3600.0)
+    assert s.batches < run.COMPACT_BATCHES and len(calls) == 1  # computed ahead, then used
     lk = Lake(root)
     pins = lk.pins()
     inputs = run._master_inputs(lk, pins)
@@ -375,6 +411,7 @@ def test_master_computed_beside_the_last_commit(
     fresh = compute_master(inputs)
     want = pl.from_arrow(fresh).sort("rootname")
     assert_frame_equal(lake.read("master", path=root).sort("rootname"), want, check_dtypes=False)
+    assert_frame_equal(lake.read("master", path=compacted).sort("rootname"), want, check_dtypes=False)
     assert fresh.num_rows > 5
 
     stale: Future[pa.Table] = Future()

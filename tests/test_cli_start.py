@@ -1,0 +1,74 @@
+"""``ql``'s start: ``ql --help`` imports neither DuckDB nor pyarrow, and ``ql header`` and ``ql sql`` do not
+import pandas (pyarrow imports it to convert Python values) or Polars (#16)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+import lake
+from lake.state import _column
+
+HEAVY = ("pandas", "polars", "pyiceberg", "astropy")
+
+
+def _modules_after(args: list[str]) -> list[str]:
+    """The top-level packages of HEAVY and DuckDB/pyarrow a ``ql`` process had imported when it ended."""
+    code = f"""
+import json, sys
+from lake.cli import main
+try:
+    main({args!r})
+except SystemExit as e:
+    assert not e.code, e.code
+print(json.dumps(sorted({{m.split(".")[0] for m in sys.modules}} & set({[*HEAVY, "duckdb", "pyarrow"]!r}))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return list(json.loads(out.stdout.splitlines()[-1]))
+
+
+def test_ql_processes_import_only_what_they_need(small_lake: Path) -> None:
+    assert _modules_after(["--help"]) == []
+    flt = lake.read("files", small_lake, where="filetype = 'flt' AND status = 'ok'")["path"][0]
+    for args in (
+        ["header", flt, "--lake", str(small_lake)],
+        ["header", Path(flt).name, "--lake", str(small_lake)],
+        ["sql", "SELECT count(*) FROM cards", "--lake", str(small_lake)],
+        ["sql", "SELECT count(*) FROM job_runs", "--lake", str(small_lake)],
+    ):
+        assert _modules_after(args) == ["duckdb", "pyarrow"], args
+
+
+def test_lake_functions_stay_functions_beside_submodules_of_their_names() -> None:
+    for name in ("tables", "snapshot"):
+        module = importlib.import_module(f"lake.{name}")  # sets nothing on the package
+        fn = getattr(lake, name)
+        assert callable(fn) and fn.__module__ == "lake.access", name
+        assert module.__name__ == f"lake.{name}" and sys.modules[f"lake.{name}"] is module
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [],
+        [None],
+        [None, None],
+        ["a", None, "é", ""],
+        [1, None, -(2**63), 2**63 - 1],
+        [1, 2.5, None],
+        [1.5],
+        [b"x", None],
+        [None] * 9 + ["z"],
+        ["x" * 1000] * 100,
+    ],
+)
+def test_state_columns_are_what_pyarrow_makes(values: list[object]) -> None:
+    got = _column(values)
+    got.validate(full=True)
+    assert got.equals(pa.array(values, pa.string() if not values else None))
