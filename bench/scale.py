@@ -313,14 +313,26 @@ def clone_lake(src: Path, dst: Path, publish: bool = False) -> None:
             lk.publish(pins)
 
 
-def timed_process(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a command (GNU time)."""
+def timed_process(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of a command (GNU time). The CPU time
+    is what the wall time would be on an idle core: on cores shared with other work, the wall time
+    follows their load."""
     t0 = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *args], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *args], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-    return wall, int(r.stderr.strip().splitlines()[-1]) / 1024
+    rss, user, system = r.stderr.strip().splitlines()[-1].split()
+    return wall, int(rss) / 1024, float(user) + float(system)
+
+
+def timed(out: dict[str, float], key: str, args: list[str], rss_key: str = "") -> None:
+    """``out[key]``: a command's wall seconds; beside it its CPU seconds (and its peak RSS)."""
+    wall, rss, cpu = timed_process(args)
+    out[key] = wall
+    out[key.replace(" (s)", ": CPU (s)")] = cpu
+    if rss_key:
+        out[rss_key] = rss
 
 
 def ql(*args: str) -> list[str]:
@@ -365,13 +377,11 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
     shutil.rmtree(arch / victim.rsplit("/", 1)[0], ignore_errors=True)  # a previous run's changed files
     link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
     out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
-    out["`ql header` process (s)"] = timed_process(ql("header", "--lake", str(lake_dir), victim))[0]
+    timed(out, "`ql header` process (s)", ql("header", "--lake", str(lake_dir), victim))
     con = ql_lake.connect(lake_dir)
     out["original query, warm (ms)"] = 1000 * best_of(lambda: con.execute(ORIGINAL_QUERY).fetchall())
-    out["`ql sql` original query process (s)"] = timed_process(
-        ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY)
-    )[0]
-    out["`ql tables` process (s)"] = timed_process(ql("tables", "--lake", str(lake_dir)))[0]
+    timed(out, "`ql sql` original query process (s)", ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY))
+    timed(out, "`ql tables` process (s)", ql("tables", "--lake", str(lake_dir)))
     out["Dataset page data, warm (ms)"] = 1000 * dataset_page(lake_dir, victim.rsplit("/", 1)[1][:9])
     # a changed UVIS file: its own inode (the hard link is shared with the base and every replica)
     vpath = arch / victim
@@ -384,14 +394,12 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
         h[0].header["TARGNAME"] = "BENCH-CHANGED"
     folder = str(vpath.parent)
     ingest = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), folder)
-    out["cron ingest, changed UVIS file (s)"], out["cron ingest, changed: peak RSS (MB)"] = timed_process(
-        ingest
-    )
+    timed(out, "cron ingest, changed UVIS file (s)", ingest, "cron ingest, changed: peak RSS (MB)")
     got = ql_lake.read("uvisflt_0", lake_dir, where=f"path = '{victim}'")["targname"].to_list()
     assert got == ["BENCH-CHANGED"], got
     new = vpath.parent / ("i" + "zzz" + vpath.name[4:])  # a rootname no replica uses
     shutil.copyfile(vpath, new)
-    out["cron ingest, new file (s)"], out["cron ingest, new: peak RSS (MB)"] = timed_process(ingest)
+    timed(out, "cron ingest, new file (s)", ingest, "cron ingest, new: peak RSS (MB)")
     return out
 
 
@@ -448,12 +456,12 @@ def main() -> int:
             reps = range(max(1, round(args.rescan / (n / k_total))))
             linked = link_archive(base_arch, arch, ren, reps)
             folders = sorted({ren.prop(k, p) for k in reps for p in ren.prop_rank})
-            t, rss = timed_process(ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders))
-            results[n][f"no-op rescan of {len(reps) * (n // k_total):,} files (s)"] = t
+            rescan = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders)
+            timed(results[n], f"no-op rescan of {len(reps) * (n // k_total):,} files (s)", rescan)
             print(f"  ({linked:,} links made)")
-        t, rss = timed_process(ql("maintain", "--lake", str(lake_dir)))
-        results[n]["`ql maintain` after the cron ingests (s)"] = t
-        results[n]["`ql maintain`: peak RSS (MB)"] = rss
+        maintain = ql("maintain", "--lake", str(lake_dir))
+        rss_key = "`ql maintain`: peak RSS (MB)"
+        timed(results[n], "`ql maintain` after the cron ingests (s)", maintain, rss_key)
         if args.json:  # after each size: a run cut short keeps what it measured
             Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
     if args.build_only:
