@@ -209,6 +209,7 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
         else:
             got = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
             counts[name] = int(got[0] or 0) if got else 0
+    from lake.pylist import column
     from lake.state import state_tables
 
     counts.update({n: t.num_rows for n, t in state_tables(snap.root).items()})
@@ -217,7 +218,7 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
         return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
     names = sorted(counts, key=natural)
-    return pa.table({"table": names, "rows": [counts[n] for n in names]})
+    return pa.table({"table": column(names), "rows": column([counts[n] for n in names])})
 
 
 def scan(
@@ -326,9 +327,12 @@ def _relpath(snap: Snapshot, file: str) -> str:
     """The archive path of ``file`` as the ``files`` table has it (located first by its exact path;
     a bare name or an absolute path is matched on the name, reading the ``path`` column alone)."""
     found = snap.rows("files", [file], ["path", "status"])
-    exact = found.filter(pc.equal(found["status"], "ok"))
-    if exact.num_rows:
-        return str(exact["path"][0])
+    # (in Python: a pyarrow compute call with a Python scalar imports pandas, a third of `ql header`)
+    exact = [
+        p for p, s in zip(found["path"].to_pylist(), found["status"].to_pylist(), strict=True) if s == "ok"
+    ]
+    if exact:
+        return str(exact[0])
     import polars as pl
 
     ok = pl.col("status") == "ok"

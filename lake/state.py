@@ -438,6 +438,6 @@ def _arrow(cur: Any) -> pa.Table:
         return pa.table({})
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
-    return pa.table(
-        {n: pa.array([r[i] for r in rows], pa.string() if not rows else None) for i, n in enumerate(names)}
-    )
+    from lake.pylist import column
+
+    return pa.table({n: column([r[i] for r in rows]) for i, n in enumerate(names)})
