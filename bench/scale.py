@@ -1,13 +1,14 @@
 """How the lake's costs grow with the archive (#16): one real lake and stand-ins of millions of files.
 
     python bench/scale.py [--base-datasets 300] [--sizes 70000,4000000] [--rescan 1000000] [--work DIR]
-                          [--json OUT]
+                          [--json OUT] [--build-only] [--jobs 2]
 
 A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
 stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
 rootnames (every path and rootname distinct, every table's rows N / base files times the base's), written as
 a compacted lake is (per table and year partition, in path order, files of at most MAX_CELLS cells) and
-committed to Iceberg with the lake's own code; and the archive files the measurements touch, as hard links
+committed to Iceberg with the lake's own code (the tables' and year partitions' files written by --jobs
+processes, the largest first, with progress); and the archive files the measurements touch, as hard links
 to the base files under the new names (for the largest size also the --rescan files of a no-op rescan).
 
 Measured in each, with the growth ratio between the largest and the smallest size:
@@ -21,7 +22,7 @@ workers from it).
 Each stand-in is built once (in ``lake-N``, kept as ``standin-N``) and measured in a fresh clone of it put
 back in its place (the data files hard-linked, since a lake never changes a data file in place; everything
 else copied), so runs before and after a change measure the same lake; the archive's measured folder is
-relinked for every run.
+relinked for every run. Each figure is printed as it is measured, in the order of #16's "done when" list.
 """
 
 from __future__ import annotations
@@ -83,14 +84,18 @@ class Rolling:
     table's files, with Bloom filters; ``master`` as an ingest writes it (sorted by HEALPix cell, no
     Bloom filters: pyiceberg writes it)."""
 
-    def __init__(self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str) -> None:
+    def __init__(
+        self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str, presorted: bool = False
+    ) -> None:
         from lake.datafile import row_group_rows
         from lake.maintenance import _sort_keys
 
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
         self.master = table == "master"
         keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
-        self.keys = [(c, "ascending") for c in keys]
+        # rows already in the order of the keys (cards, files: by path) are not sorted again (the same
+        # rows in the same order: most of the time of writing cards went to sorting sorted chunks)
+        self.keys = [] if presorted else [(c, "ascending") for c in keys]
         self.group = row_group_rows(table)
         self.files: list[str] = []
         self.writer: pq.ParquetWriter | None = None
@@ -160,10 +165,54 @@ def _replica(t: pa.Table, k: int, ren: Renamer, idx: dict[str, tuple[list[Any], 
     return t
 
 
-def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, Renamer]:
-    """A lake standing in for ``n_files`` archive files (see the module docstring); returns it, the number
-    of replicas and the renamer."""
+ORDER = ("path", "rootname", "hdu", "position")  # a base table's rows, as replicas are written
+
+
+def _presorted(table: str, names: list[str]) -> bool:
+    """Whether rows in :data:`ORDER` are in the order of ``table``'s sort keys (``rootname`` is the
+    path's: a key list starting with ``path`` needs no ``rootname``)."""
+    from lake.maintenance import _sort_keys
+
+    keys = _sort_keys(table, names)
+    order = [c for c in ORDER if c in names and c != "rootname"]
+    return table != "master" and bool(keys) and keys[0] == "path" and keys == order[: len(keys)]
+
+
+def _build_part(
+    name: str, year: int | None, files: list[str], plain: pa.Schema, sub: str, k_total: int, ren: Renamer
+) -> tuple[str, int | None, list[str], int, float]:
+    """One table's (year partition's) data files of a stand-in: its base rows, replicated ``k_total``
+    times; returns the table, the year, the files written, their rows and the seconds it took (run in a
+    worker process)."""
     from lake.maintenance import MAX_CELLS
+
+    t0 = time.perf_counter()
+    data = pq.ParquetDataset(
+        files, partitioning=None, filters=[("year", "=", year)] if year is not None else None
+    ).read()
+    data = data.select(plain.names).cast(plain)
+    sort = [c for c in ORDER if c in data.column_names]
+    data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
+    roll = Rolling(
+        Path(sub), plain, max(1, MAX_CELLS // len(plain)), f"standin-{year}", name, _presorted(name, sort)
+    )
+    idx = _lookups(data)
+    for k in range(k_total):
+        roll.write(_replica(data, k, ren, idx))
+    roll.close()
+    return name, year, roll.files, data.num_rows * k_total, time.perf_counter() - t0
+
+
+PARTITIONED = ("files", "cards", "master", "conflicts")  # by year, as in the lake
+
+
+def build_standin(base_lake: Path, out: Path, n_files: int, jobs: int = 2) -> tuple[Path, int, Renamer]:
+    """A lake standing in for ``n_files`` archive files (see the module docstring); returns it, the number
+    of replicas and the renamer. Each table (year partition, for the partitioned ones) is written by one
+    of ``jobs`` processes, the largest first; the tables are then committed in the lake's own way."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
     from lake.tables import Lake, hdu_columns_of
 
     src = Lake(base_lake)
@@ -175,34 +224,51 @@ def build_standin(base_lake: Path, out: Path, n_files: int) -> tuple[Path, int, 
     lk = Lake(out)
     with lk.writer():
         pins = lk.init()
+        work: list[tuple[int, tuple[Any, ...]]] = []  # (cells, task)
+        schemas: dict[str, pa.Schema] = {}
         for name in sorted(sp.tables):
             schema = src.iceberg_schema(sp, name)
-            data = pq.ParquetDataset(src.data_files(sp, name), partitioning=None).read()
-            if data.num_rows == 0:
+            files = src.data_files(sp, name)
+            if not files:
                 continue
             plain = pa.schema([pa.field(f.name, f.type) for f in schema])
-            data = data.select(plain.names).cast(plain)
+            if name in PARTITIONED:
+                years = pq.ParquetDataset(files, partitioning=None).read(columns=["year"])["year"]
+                counts = pc.value_counts(years).to_pylist()
+                parts = [(c["values"], c["counts"]) for c in counts if c["values"] is not None]
+            else:
+                parts = [(None, sum(pq.read_metadata(f).num_rows for f in files))]
+            parts = [(y, n) for y, n in parts if n]
+            if not parts:
+                continue
             lk.ensure_table(pins, name, plain)
-            sort = [c for c in ("path", "rootname", "hdu", "position") if c in data.column_names]
-            data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
-            parts = {None: data}
-            if name in ("files", "cards", "master", "conflicts"):  # partitioned by year, as in the lake
-                parts = {
-                    y: data.filter(pc.equal(data["year"], y)) for y in pc.unique(data["year"]).to_pylist()
-                }
-            max_rows = max(1, MAX_CELLS // len(plain))
-            files: list[str] = []
-            for y, part in sorted(parts.items(), key=lambda kv: str(kv[0])):
+            schemas[name] = plain
+            for y, n in parts:
                 sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
-                roll = Rolling(sub, plain, max_rows, f"standin-{y}", name)
-                idx = _lookups(part)
-                for k in range(k_total):
-                    roll.write(_replica(part, k, ren, idx))
-                roll.close()
-                files += roll.files
+                work.append((n * len(plain), (name, y, files, plain, str(sub), k_total, ren)))
+        work.sort(key=lambda w: -w[0])
+        done: dict[str, dict[Any, tuple[list[str], int]]] = {name: {} for name in schemas}
+        t0, total, so_far = time.perf_counter(), sum(w[0] for w in work), 0
+        ctx = multiprocessing.get_context("spawn")  # (no fork of a process whose pyarrow threads run)
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(_build_part, *task): cells for cells, task in work}
+            for f in as_completed(futures):
+                name, y, written, rows, took = f.result()
+                done[name][y] = (written, rows)
+                so_far += futures[f]
+                spent = time.perf_counter() - t0
+                print(
+                    f"    {name}{'' if y is None else f' year={y}'}: {rows:,} rows in {len(written)} files "
+                    f"({took:.0f} s); {100 * so_far / total:.0f} % of the cells after {spent:.0f} s",
+                    flush=True,
+                )
+        for name in sorted(done):
+            parts_done = sorted(done[name].items(), key=lambda kv: str(kv[0]))
+            written = [p for _, (fs, _) in parts_done for p in fs]
             cols = hdu_columns_of(src.table(sp, name))
-            lk.commit_files(pins, name, files, hdu_columns=cols or None)
-            print(f"  {name}: {data.num_rows * k_total:,} rows in {len(files)} files", flush=True)
+            lk.commit_files(pins, name, written, hdu_columns=cols or None)
+            rows = sum(r for _, (_, r) in parts_done)
+            print(f"  {name}: {rows:,} rows in {len(written)} files", flush=True)
         lk.publish(pins)
     return out, k_total, ren
 
@@ -248,14 +314,26 @@ def clone_lake(src: Path, dst: Path, publish: bool = False) -> None:
             lk.publish(pins)
 
 
-def timed_process(args: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of a command (GNU time)."""
+def timed_process(args: list[str]) -> tuple[float, float, float]:
+    """Wall seconds, peak RSS (MB) and CPU seconds (user + system) of a command (GNU time). The CPU time
+    is what the wall time would be on an idle core: on cores shared with other work, the wall time
+    follows their load."""
     t0 = time.perf_counter()
-    r = subprocess.run(["/usr/bin/time", "-f", "%M", *args], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(["/usr/bin/time", "-f", "%M %U %S", *args], capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-    return wall, int(r.stderr.strip().splitlines()[-1]) / 1024
+    rss, user, system = r.stderr.strip().splitlines()[-1].split()
+    return wall, int(rss) / 1024, float(user) + float(system)
+
+
+def timed(out: dict[str, float], key: str, args: list[str], rss_key: str = "") -> None:
+    """``out[key]``: a command's wall seconds; beside it its CPU seconds (and its peak RSS)."""
+    wall, rss, cpu = timed_process(args)
+    out[key] = wall
+    out[key.replace(" (s)", ": CPU (s)")] = cpu
+    if rss_key:
+        out[rss_key] = rss
 
 
 def ql(*args: str) -> list[str]:
@@ -280,11 +358,19 @@ def dataset_page(lake_dir: Path, rootname: str) -> float:
     return best_of(page, 3)
 
 
+class Shown(dict[str, float]):
+    """Results printed as they come (a run cut short still says what it measured)."""
+
+    def __setitem__(self, key: str, value: float) -> None:
+        print(f"    {key}: {value:.3f}", flush=True)
+        super().__setitem__(key, value)
+
+
 def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: int) -> dict[str, float]:
     import lake as ql_lake
     from lake.cli import ORIGINAL_QUERY
 
-    out: dict[str, float] = {}
+    out: dict[str, float] = Shown()
     k = k_total - 1  # the last replica: the victims sit at the end of the path range
     uvis = sorted(p.relative_to(base_arch).as_posix() for p in base_arch.rglob("*_flt.fits"))
     victim_base = next(p for p in uvis if "Visit" in p)
@@ -292,13 +378,11 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
     shutil.rmtree(arch / victim.rsplit("/", 1)[0], ignore_errors=True)  # a previous run's changed files
     link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
     out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
-    out["`ql header` process (s)"] = timed_process(ql("header", "--lake", str(lake_dir), victim))[0]
+    timed(out, "`ql header` process (s)", ql("header", "--lake", str(lake_dir), victim))
     con = ql_lake.connect(lake_dir)
     out["original query, warm (ms)"] = 1000 * best_of(lambda: con.execute(ORIGINAL_QUERY).fetchall())
-    out["`ql sql` original query process (s)"] = timed_process(
-        ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY)
-    )[0]
-    out["`ql tables` process (s)"] = timed_process(ql("tables", "--lake", str(lake_dir)))[0]
+    timed(out, "`ql sql` original query process (s)", ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY))
+    timed(out, "`ql tables` process (s)", ql("tables", "--lake", str(lake_dir)))
     out["Dataset page data, warm (ms)"] = 1000 * dataset_page(lake_dir, victim.rsplit("/", 1)[1][:9])
     # a changed UVIS file: its own inode (the hard link is shared with the base and every replica)
     vpath = arch / victim
@@ -311,14 +395,12 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
         h[0].header["TARGNAME"] = "BENCH-CHANGED"
     folder = str(vpath.parent)
     ingest = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), folder)
-    out["cron ingest, changed UVIS file (s)"], out["cron ingest, changed: peak RSS (MB)"] = timed_process(
-        ingest
-    )
+    timed(out, "cron ingest, changed UVIS file (s)", ingest, "cron ingest, changed: peak RSS (MB)")
     got = ql_lake.read("uvisflt_0", lake_dir, where=f"path = '{victim}'")["targname"].to_list()
     assert got == ["BENCH-CHANGED"], got
     new = vpath.parent / ("i" + "zzz" + vpath.name[4:])  # a rootname no replica uses
     shutil.copyfile(vpath, new)
-    out["cron ingest, new file (s)"], out["cron ingest, new: peak RSS (MB)"] = timed_process(ingest)
+    timed(out, "cron ingest, new file (s)", ingest, "cron ingest, new: peak RSS (MB)")
     return out
 
 
@@ -330,6 +412,7 @@ def main() -> int:
     ap.add_argument("--work", default="")
     ap.add_argument("--json", default="", help="also write the results to this JSON file")
     ap.add_argument("--build-only", action="store_true", help="build the stand-ins, measure nothing")
+    ap.add_argument("--jobs", type=int, default=2, help="processes writing a stand-in's data files")
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
@@ -355,7 +438,7 @@ def main() -> int:
         if not (standin / "pins.json").exists():
             shutil.rmtree(lake_dir, ignore_errors=True)
             t0 = time.perf_counter()
-            _, k_total, ren = build_standin(base_lake, lake_dir, n)
+            _, k_total, ren = build_standin(base_lake, lake_dir, n, args.jobs)
             clone_lake(lake_dir, standin)  # the lake records its place: built there, kept here
             print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
         else:
@@ -374,23 +457,42 @@ def main() -> int:
             reps = range(max(1, round(args.rescan / (n / k_total))))
             linked = link_archive(base_arch, arch, ren, reps)
             folders = sorted({ren.prop(k, p) for k in reps for p in ren.prop_rank})
-            t, rss = timed_process(ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders))
-            results[n][f"no-op rescan of {len(reps) * (n // k_total):,} files (s)"] = t
+            rescan = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders)
+            timed(results[n], f"no-op rescan of {len(reps) * (n // k_total):,} files (s)", rescan)
             print(f"  ({linked:,} links made)")
-        t, rss = timed_process(ql("maintain", "--lake", str(lake_dir)))
-        results[n]["`ql maintain` after the cron ingests (s)"] = t
-        results[n]["`ql maintain`: peak RSS (MB)"] = rss
+        maintain = ql("maintain", "--lake", str(lake_dir))
+        rss_key = "`ql maintain`: peak RSS (MB)"
+        timed(results[n], "`ql maintain` after the cron ingests (s)", maintain, rss_key)
+        if args.json:  # after each size: a run cut short keeps what it measured
+            Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
     if args.build_only:
         return 0
     small, big = min(sizes), max(sizes)
-    print(f"\n{'measure':<48} " + " ".join(f"{n:>12,}" for n in sizes) + f" {'growth':>8}")
+    print(f"\n{'measure':<48} " + " ".join(f"{n:>12,}" for n in sizes) + f" {'growth':>8}  target (#16)")
     for key in results[big]:
         vals = [results[n].get(key, float("nan")) for n in sizes]
         growth = results[big][key] / results[small][key] if key in results[small] else float("nan")
-        print(f"{key:<48} " + " ".join(f"{v:>12.3f}" for v in vals) + f" {growth:>7.2f}x")
-    if args.json:
-        Path(args.json).write_text(json.dumps({str(n): r for n, r in results.items()}, indent=1))
+        print(f"{key:<48} " + " ".join(f"{v:>12.3f}" for v in vals) + f" {growth:>7.2f}x  {_verdict(key)}")
     return 0
+
+
+# #16's "done when" limits at the largest size (each also at most 2x its value at the smallest)
+TARGETS = {
+    "point lookup, warm (ms)": 100,
+    "`ql header` process (s)": 0.5,
+    "original query, warm (ms)": 100,
+    "`ql sql` original query process (s)": 0.5,
+    "`ql tables` process (s)": 1,
+    "Dataset page data, warm (ms)": 1000,
+    "cron ingest, changed UVIS file (s)": 5,
+    "cron ingest, changed: peak RSS (MB)": 1024,
+    "no-op rescan": 60,  # of 1M files (s)
+}
+
+
+def _verdict(key: str) -> str:
+    limit = next((v for k, v in TARGETS.items() if key.startswith(k)), None)
+    return "" if limit is None else f"< {limit:g}, growth <= 2x"
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lake.errors import FitsError
+from lake.pylist import column
 
 READER_VERSION = "1"
 BLOCK = 2880
@@ -513,7 +514,7 @@ def _slow_columns(images: list[str]) -> dict[str, pa.Array]:
 
 _DICT_FIELDS = ("keyword", "value_type", "value_str", "comment")
 _FIELDS = ("keyword", "value_type", "value_str", "value_int", "value_float", "value_bool", "comment")
-_VT_DICT = pa.array([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT, INVALID], pa.string())
+_VT_DICT = column([BOOL, INT, FLOAT, COMPLEX, STRING, UNDEFINED, TEXT, INVALID])  # (no pandas import)
 _VT_CODE = {v: i for i, v in enumerate(_VT_DICT.to_pylist())}
 _VALUE_START = np.frombuffer(b"'TF+-.0123456789/\0", dtype=np.uint8)
 _NUM_START = np.frombuffer(b"+-.0123456789", dtype=np.uint8)

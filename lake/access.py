@@ -208,6 +208,7 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
         else:
             got = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
             counts[name] = int(got[0] or 0) if got else 0
+    from lake.pylist import column
     from lake.state import state_tables
 
     counts.update({n: t.num_rows for n, t in state_tables(snap.root).items()})
@@ -216,7 +217,7 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
         return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
     names = sorted(counts, key=natural)
-    return pa.table({"table": names, "rows": [counts[n] for n in names]})
+    return pa.table({"table": column(names), "rows": column([counts[n] for n in names])})
 
 
 def scan(

@@ -438,33 +438,6 @@ def _arrow(cur: Any) -> pa.Table:
         return pa.table({})
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
-    return pa.table({n: _column([r[i] for r in rows]) for i, n in enumerate(names)})
+    from lake.pylist import column
 
-
-def _column(values: list[Any]) -> pa.Array:
-    """``pa.array(values)`` (no values: strings) for what a database hands back (text, integers, floats,
-    nulls), built from its buffers: pyarrow's conversion of Python values imports pandas first, a third of
-    a `ql sql` process's start for these few small tables. Other values go to ``pa.array``."""
-    import numpy as np
-
-    kinds = {type(v) for v in values} - {type(None)}
-    valid = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
-    nulls = len(values) - int(valid.sum())
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
-    if values and not kinds:
-        return pa.nulls(len(values))
-    if kinds <= {str}:
-        data = [v.encode() if v is not None else b"" for v in values]
-        offsets = np.zeros(len(values) + 1, dtype=np.int64)
-        np.cumsum([len(d) for d in data], out=offsets[1:])
-        if offsets[-1] < 2**31:
-            buffers = [bitmap, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(b"".join(data))]
-            return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
-    elif kinds <= {int, float}:
-        kind, dtype = (pa.int64(), np.int64) if kinds == {int} else (pa.float64(), np.float64)
-        try:
-            numbers = np.array([0 if v is None else v for v in values], dtype=dtype)
-        except OverflowError:  # beyond int64: pyarrow says what it makes of it
-            return pa.array(values)
-        return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(numbers)], null_count=nulls)
-    return pa.array(values)
+    return pa.table({n: column([r[i] for r in rows]) for i, n in enumerate(names)})

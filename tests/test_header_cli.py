@@ -63,3 +63,48 @@ def test_header_of_a_bare_name_is_located_by_its_rootname(
     assert access._named(snap, "nothere_flt.fits") == []
     r = CliRunner().invoke(main, ["header", "nothere_flt.fits", "--lake", str(small_lake)])
     assert r.exit_code == 1 and "not in the lake" in r.output and "Traceback" not in r.output
+
+
+# A `ql` process that runs these, then says whether pandas was imported (pyarrow imports it at the first
+# pa.array call: a third of a reading command's time, and they have no use for it)
+_NO_PANDAS = """
+import runpy, sys
+sys.argv = ["ql", *sys.argv[1:]]
+try:
+    runpy.run_module("lake", run_name="__main__")
+except SystemExit as e:
+    assert not e.code, e.code
+assert "pandas" not in sys.modules, "pandas was imported"
+"""
+
+
+def test_reading_commands_import_no_pandas(small_lake: Path) -> None:
+    import subprocess
+    import sys
+
+    from lake.cli import ORIGINAL_QUERY
+
+    flt = lake.read("files", small_lake, where="filetype = 'flt' AND status = 'ok'")["path"][0]
+    state = "SELECT count(*) FROM job_runs"
+    for args in (["header", flt], ["sql", ORIGINAL_QUERY], ["sql", state], ["tables"]):
+        cmd = [sys.executable, "-c", _NO_PANDAS, *args, "--lake", str(small_lake)]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+
+
+def test_column_gives_what_pa_array_gives() -> None:
+    import pyarrow as pa
+    import pytest
+
+    from lake.pylist import column
+
+    for values in ([], ["a", None, "é"], [1, None, -3], [1, 2.5, None], [None, None], [2.5], [True, None]):
+        want = pa.array(values, pa.string() if not values else None)
+        got = column(values)
+        got.validate(full=True)
+        assert got.type == want.type and got.equals(want), values
+    for bad in ([2**70], [1, "a"]):
+        with pytest.raises((OverflowError, pa.ArrowInvalid)):
+            pa.array(bad)
+        with pytest.raises((OverflowError, pa.ArrowInvalid)):
+            column(bad)
