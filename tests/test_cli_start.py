@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 
 import lake
-from lake.state import _column
+from lake.pylist import column
 
 HEAVY = ("pandas", "polars", "pyiceberg", "astropy")
 
@@ -69,6 +69,6 @@ def test_lake_functions_stay_functions_beside_submodules_of_their_names() -> Non
     ],
 )
 def test_state_columns_are_what_pyarrow_makes(values: list[object]) -> None:
-    got = _column(values)
+    got = column(values)
     got.validate(full=True)
     assert got.equals(pa.array(values, pa.string() if not values else None))
