@@ -88,39 +88,72 @@ def register_macros(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) 
 # ---------------------------------------------------------------------------------------- HEALPix
 
 
+def _healpix_core() -> Any:
+    """cdshealpix's compiled core (``cdshealpix.cdshealpix``), loaded without the package's Python layer.
+
+    The package's ``__init__`` imports astropy.coordinates, astropy.units and astropy.io.votable (about
+    0.7 s of CPU in every process that computes a cell: a one-file cron ingest's master refresh, each
+    ``ql search``), for the Longitude/Latitude wrappers around the two core functions used here, which
+    take plain radians. Registered under its package name, so a later ``import cdshealpix`` uses it (the
+    core, a PyO3 module, can be initialised only once per process)."""
+    import importlib.util
+    import sys
+
+    name = "cdshealpix.cdshealpix"
+    if name in sys.modules:
+        return sys.modules[name]
+    pkg = importlib.util.find_spec("cdshealpix")  # (finds the package without importing it)
+    folders = list(pkg.submodule_search_locations or []) if pkg is not None else []
+    core = next((f for d in folders for f in sorted(os.listdir(d)) if f.startswith("cdshealpix.")), None)
+    if core is None:  # not laid out as 0.9 is: the package's own import
+        from cdshealpix import cdshealpix as mod
+
+        return mod
+    spec = importlib.util.spec_from_file_location(name, os.path.join(folders[0], core))
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def healpix29(ra: Any, dec: Any) -> pa.Array:
     """Nested order-29 HEALPix index (int64) of positions in degrees; null where either is null or
     out of range."""
-    import astropy.units as u
     import numpy as np
-    from astropy.coordinates import Latitude, Longitude
-    from cdshealpix.nested import lonlat_to_healpix
 
     ra_a = np.asarray(pa.array(ra, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     dec_a = np.asarray(pa.array(dec, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     ok = np.isfinite(ra_a) & np.isfinite(dec_a) & (np.abs(dec_a) <= 90)
     out = np.zeros(len(ra_a), dtype=np.int64)
     if ok.any():
-        lon = Longitude(np.mod(ra_a[ok], 360.0) * u.deg)
-        lat = Latitude(dec_a[ok] * u.deg)
-        out[ok] = lonlat_to_healpix(lon, lat, HEALPIX_ORDER).astype(np.int64)
+        lon = np.radians(np.mod(ra_a[ok], 360.0))
+        lat = np.radians(dec_a[ok])
+        n = len(lon)
+        ipix = np.empty(n, dtype=np.uint64)
+        dx, dy = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        depth = np.full(n, HEALPIX_ORDER, dtype=np.uint8)
+        _healpix_core().lonlat_to_healpix(depth, lon, lat, ipix, dx, dy, np.uint16(0))
+        out[ok] = ipix.astype(np.int64)
     return pa.array(out, pa.int64(), mask=~ok)
 
 
 def healpix_ranges(ra0: float, dec0: float, radius_arcsec: float) -> list[tuple[int, int]]:
     """Inclusive ranges of order-29 indices whose cells cover the cone (empty: no narrowing, for cones
     of tens of degrees). The cells are taken at the order where a cell is about the cone's size."""
-    import astropy.units as u
     import numpy as np
-    from astropy.coordinates import Latitude, Longitude
-    from cdshealpix.nested import cone_search
 
     radius_deg = radius_arcsec / 3600
     if radius_deg >= 30:
         return []
     order = int(min(HEALPIX_ORDER, max(0, math.floor(math.log2(58.6 / radius_deg)))))
-    cells, depths, _ = cone_search(
-        Longitude(ra0 * u.deg), Latitude(dec0 * u.deg), radius_arcsec * u.arcsec, depth=order
+    cells, depths, _ = _healpix_core().cone_search(
+        np.uint8(order),
+        np.uint8(2),  # cdshealpix's default depth_delta
+        np.float64(math.radians(ra0 % 360.0)),
+        np.float64(math.radians(dec0)),
+        np.float64(math.radians(radius_deg)),
+        False,
     )
     shifts = 2 * (HEALPIX_ORDER - np.asarray(depths, dtype=np.int64))
     lo = np.asarray(cells, dtype=np.int64) << shifts
