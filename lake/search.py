@@ -127,8 +127,9 @@ def healpix29(ra: Any, dec: Any) -> pa.Array:
     ok = np.isfinite(ra_a) & np.isfinite(dec_a) & (np.abs(dec_a) <= 90)
     out = np.zeros(len(ra_a), dtype=np.int64)
     if ok.any():
-        lon = np.radians(np.mod(ra_a[ok], 360.0))
-        lat = np.radians(dec_a[ok])
+        lon = np.mod(ra_a[ok], 360.0)
+        lon[lon >= 360.0] = 0.0  # (np.mod(-1e-17, 360) is 360.0; astropy's Longitude wraps it to 0)
+        lon, lat = np.radians(lon), np.radians(dec_a[ok])
         n = len(lon)
         ipix = np.empty(n, dtype=np.uint64)
         dx, dy = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
