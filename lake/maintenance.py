@@ -272,8 +272,13 @@ def _file_schema(table_schema: pa.Schema, example: str) -> pa.Schema:
     """The table's columns with the Parquet types the ingest wrote (e.g. ``year`` as int64 where the
     table says int): compacted files change no type a view over the files shows."""
     written = pq.read_schema(example)
+    # nullability is the table's: a file whose column happened to hold no nulls (a cron ingest's) may
+    # say "not null", and the files compacted with it may hold nulls
     return pa.schema(
-        [written.field(f.name) if f.name in written.names else f for f in table_schema],
+        [
+            written.field(f.name).with_nullable(f.nullable) if f.name in written.names else f
+            for f in table_schema
+        ],
     )
 
 

@@ -148,3 +148,17 @@ def test_maintain_deletes_old_leftovers_only(grown: dict[str, Any]) -> None:
     assert not old_stray.exists() and young_stray.exists()
     assert s.files_deleted >= 1
     assert rows(lk) == before
+
+
+def test_compacted_files_take_nullability_from_the_table(tmp_path: Path) -> None:
+    """A cron ingest's file whose column held no nulls says "not null"; compacted first in a bin with
+    files holding nulls there, the new file still takes them (the column is nullable in the table)."""
+    from lake.maintenance import _file_schema, _rewrite
+
+    strict = pa.schema([pa.field("path", pa.string()), pa.field("proposid", pa.int64(), nullable=False)])
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"path": ["1/a"], "proposid": [1]}, schema=strict), first)
+    pq.write_table(pa.table({"path": ["2/b"], "proposid": pa.array([None], pa.int64())}), second)
+    table = pa.schema([pa.field("path", pa.string()), pa.field("proposid", pa.int64())])
+    out = _rewrite([str(first), str(second)], _file_schema(table, str(first)), "files", tmp_path)
+    assert pq.read_table(out).column("proposid").to_pylist() == [1, None]
