@@ -81,16 +81,22 @@ class Renamer:
 class Rolling:
     """Parquet files of at most ``max_rows`` rows, written in order under ``out`` as compaction writes
     them (:func:`lake.maintenance._rewrite`): row groups of its table's size, each chunk sorted like the
-    table's files, with Bloom filters; ``master`` as an ingest writes it (sorted by HEALPix cell, no
+    table's files, with Bloom filters, a wide header table's primary headers in files of their own
+    (:data:`lake.maintenance.PRIMARY`); ``master`` as an ingest writes it (sorted by HEALPix cell, no
     Bloom filters: pyiceberg writes it)."""
 
     def __init__(
         self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str, presorted: bool = False
     ) -> None:
         from lake.datafile import row_group_rows
-        from lake.maintenance import _sort_keys
+        from lake.maintenance import _sort_keys, split_primary
 
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
+        self.primary = (
+            Rolling(out, schema, max_rows, f"{tag}-primary", table, presorted)
+            if split_primary(table, schema.names) and not tag.endswith("-primary")
+            else None
+        )
         self.master = table == "master"
         keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
         # rows already in the order of the keys (cards, files: by path) are not sorted again (the same
@@ -104,7 +110,12 @@ class Rolling:
         out.mkdir(parents=True, exist_ok=True)
 
     def write(self, t: pa.Table) -> None:
+        from lake.maintenance import EXTENSIONS, PRIMARY, part_rows
+
         t = t.cast(self.schema)
+        if self.primary is not None:
+            self.primary.write(part_rows(t, PRIMARY))
+            t = part_rows(t, EXTENSIONS)
         while t.num_rows:
             take = min(t.num_rows, self.max_rows - self.rows)
             self.pending.append(t.slice(0, take))
@@ -112,7 +123,7 @@ class Rolling:
             self.rows += take
             t = t.slice(take)
             if self.rows >= self.max_rows:
-                self.close()
+                self.roll()
             elif self.pending_rows >= self.group:
                 self.flush()
 
@@ -133,12 +144,20 @@ class Rolling:
         self.writer.write_table(chunk, row_group_size=self.group)
         self.pending, self.pending_rows = [], 0
 
-    def close(self) -> None:
+    def roll(self) -> None:
+        """Finish the file being written (the next rows go to a new one)."""
         self.flush()
         if self.writer is not None:
             self.writer.close()
             self.writer = None
         self.rows = 0
+
+    def close(self) -> None:
+        self.roll()
+        if self.primary is not None:
+            self.primary.close()
+            self.files += self.primary.files
+            self.primary = None
 
 
 def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:

@@ -542,10 +542,12 @@ def _compact_new(lake: Lake, pins: Pins, ex: Executor, tables: set[str]) -> None
     compact(lake, pins, sorted(tables), target_mb=COMPACT_TARGET_MB, rewrites=on_workers)
 
 
-def _rewrite_one(i: int, paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> tuple[int, str]:
+def _rewrite_one(
+    i: int, paths: list[str], schema: pa.Schema, table: str, out_dir: Path, part: str | None
+) -> tuple[int, str]:
     from lake.maintenance import _rewrite
 
-    return i, _rewrite(paths, schema, table, out_dir)
+    return i, _rewrite(paths, schema, table, out_dir, part)
 
 
 def split_batches(todo: list[FileJob], batch_files: int, workers: int) -> list[list[FileJob]]:

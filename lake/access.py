@@ -150,12 +150,14 @@ def _records_pins(con: duckdb.DuckDBPyConnection, pins: dict[str, Any]) -> bool:
 
 def _create_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
     """The views catalog.duckdb would hold for ``snap``, in the connection's current database."""
-    from lake.catalog import hdu_view_sql, view_sql
+    from lake.catalog import hdu_files, hdu_view_sql, view_sql
 
     for name, tf in sorted(snap.tables.items()):
         con.execute(view_sql(name, list(tf.files), tf.schema))
     for view, (table, hdu, cols) in sorted(snap.hdu_views().items()):
-        con.execute(hdu_view_sql(view, table, hdu, cols))
+        tf = snap.tables[table]
+        got = hdu_files(tf.files, tf.hdu_rows, tf.column_keys, hdu)
+        con.execute(hdu_view_sql(view, table, hdu, cols, got and (*got, tf.schema)))
 
 
 def snapshot(path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None) -> Snapshot:

@@ -71,16 +71,26 @@ def view_sql(
     name, which DuckDB does at every query's binding by merging every file's schema: 0.1 s for the 300
     files of a wide table of 440 columns."""
     if files:
-        scans = [
-            f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in group)}]{option})"
-            for group, option in _scans(files, keys)
-        ]
-        body = scans[0] if len(scans) == 1 else f"SELECT * FROM ({' UNION ALL BY NAME '.join(scans)})"
+        body = _scan_sql(files, keys)
         return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS {body}" + (
             f" WHERE {where}" if where else ""
         )
+    return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS {_empty_sql(schema)}"
+
+
+def _empty_sql(schema: pa.Schema) -> str:
+    """An empty relation of ``schema``'s columns and types."""
     cols = ", ".join(f"CAST(NULL AS {duck_type(f.type)}) AS {_quote(f.name)}" for f in schema)
-    return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS SELECT {cols} WHERE false"
+    return f"SELECT {cols} WHERE false"
+
+
+def _scan_sql(files: list[str], keys: Sequence[str] | None) -> str:
+    """One relation of the rows of ``files`` (see :func:`view_sql`)."""
+    scans = [
+        f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in group)}]{option})"
+        for group, option in _scans(files, keys)
+    ]
+    return scans[0] if len(scans) == 1 else f"SELECT * FROM ({' UNION ALL BY NAME '.join(scans)})"
 
 
 # At most this many groups of files with the same columns are separate scans; the rest are one scan
@@ -102,13 +112,39 @@ def _scans(files: list[str], keys: Sequence[str] | None) -> list[tuple[list[str]
     return out + ([(rest, by_name)] if rest else [])
 
 
-def hdu_view_sql(view: str, table: str, hdu: int, columns: list[str]) -> str:
-    """A per-HDU wide table (``uvisflt_1``): the HDU's rows of the physical table, with its own columns."""
+def hdu_view_sql(
+    view: str,
+    table: str,
+    hdu: int,
+    columns: list[str],
+    files: tuple[list[str], list[str] | None, pa.Schema] | None = None,
+) -> str:
+    """A per-HDU wide table (``uvisflt_1``): the HDU's rows of the physical table, with its own columns.
+
+    With ``files`` (the data files holding rows of the HDU, their column keys and the table's schema),
+    the view reads those files only: compaction writes the primary headers (HDU 0, where a query's
+    dates and targets are) apart from the extensions, so ``uvisflt_0`` opens some 1/20 of the table's
+    footers (DuckDB opens every file of a scan, whatever its statistics say). The table's empty typed
+    relation is joined by name, so every column is there with its type even where no such file has it."""
     cols = ", ".join(_quote(c) for c in [*WIDE_BASE.names, *columns])
-    return (
-        f"CREATE OR REPLACE VIEW {_quote(view)} {_DEFER} AS SELECT {cols} FROM {_quote(table)} "
-        f"WHERE hdu = {int(hdu)}"
-    )
+    source = _quote(table)
+    if files is not None and files[0]:
+        paths, keys, schema = files
+        source = f"(SELECT * FROM ({_scan_sql(paths, keys)} UNION ALL BY NAME {_empty_sql(schema)}))"
+    body = f"SELECT {cols} FROM {source} WHERE hdu = {int(hdu)}"
+    return f"CREATE OR REPLACE VIEW {_quote(view)} {_DEFER} AS {body}"
+
+
+def hdu_files(
+    files: Sequence[str], hdu_rows: Sequence[dict[int, int] | None], keys: Sequence[str | None], hdu: int
+) -> tuple[list[str], list[str] | None] | None:
+    """The data files holding rows of ``hdu`` and their column keys (None if one file's rows per HDU are
+    not known: then every file is read)."""
+    if len(hdu_rows) != len(files) or any(h is None for h in hdu_rows):
+        return None
+    picked = [i for i, h in enumerate(hdu_rows) if (h or {}).get(hdu)]
+    known = len(keys) == len(files) and all(k is not None for k in keys)
+    return [files[i] for i in picked], [str(keys[i]) for i in picked] if known else None
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
@@ -124,11 +160,13 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         schema, per_hdu = lake.table_facts(pins, name)
         keys = [lake.columns_key(f) for f in files]
         con.execute(view_sql(name, files, schema, keys=keys))
-        for hdu, cols in sorted(per_hdu.items()):
-            con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols))
         infos = [lake.file_info(f) for f in files]
         # rows per HDU, so that 'ql tables' counts the per-HDU tables without reading a file
-        files_rows["hdu_rows"] += [_hdu_json(lake.hdu_rows(f)) if per_hdu else None for f in files]
+        hdu_rows = [lake.hdu_rows(f) if per_hdu else None for f in files]
+        for hdu, cols in sorted(per_hdu.items()):
+            got = hdu_files(files, hdu_rows, keys, hdu)
+            con.execute(hdu_view_sql(f"{name}_{hdu}", name, hdu, cols, got and (*got, schema)))
+        files_rows["hdu_rows"] += [_hdu_json(h) if h is not None else None for h in hdu_rows]
         files_rows["columns_key"] += keys
         files_rows["table_name"] += [name] * len(files)
         files_rows["seq"] += list(range(len(files)))

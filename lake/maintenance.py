@@ -11,8 +11,11 @@ back, under the writer lock, as one published commit:
    :data:`MAX_CELLS` cells, so each new file holds a narrow range of archive paths (readers locate a
    file's rows by it, and a changed file rewrites one data file); rows are sorted within a file like the
    ingest sorts them (wide tables by HDU, date and path; ``cards`` by path, HDU and position), so Parquet
-   statistics keep pruning. The swap is one Iceberg snapshot per table and one pin update: readers see
-   the old files or the new ones, never both or neither.
+   statistics keep pruning. A wide header table's primary headers (HDU 0) go to files of their own, apart
+   from its extensions: a per-HDU table (``uvisflt_0``) reads only the files holding its HDU, so a query
+   of the primary headers opens some 1/20 of the table's files (a changed file rewrites two data files).
+   The swap is one Iceberg snapshot per table and one pin update: readers see the old files or the new
+   ones, never both or neither.
 2. **Expiry.** A snapshot that stopped being its table's current one more than ``keep_hours`` ago is
    expired (a DuckDB session or notebook opened before then may still read its files; the pinned
    snapshot is never expired).
@@ -185,11 +188,30 @@ def _sort_keys(table: str, names: list[str]) -> list[str]:
     return [c for c in wanted if c in names]
 
 
-Rewrites = Callable[[list[tuple[list[str], pa.Schema, str, Path]]], list[str]]
+# Parts of a wide header table's rows, written to separate files by compaction: the primary headers
+# (HDU 0: dates, targets, exposure times, what most queries filter on) and the extensions. A per-HDU
+# view reads the files holding its HDU only (lake.catalog.hdu_view_sql), so a query of ``uvisflt_0``
+# opens the primary files, about 1/20 of the table's, each in date order.
+PRIMARY, EXTENSIONS = "primary", "extensions"
+Task = tuple[list[str], pa.Schema, str, Path, str | None]  # files, schema, table, folder, part (None: all)
+Rewrites = Callable[[list[Task]], list[str]]
 
 
-def _here(tasks: list[tuple[list[str], pa.Schema, str, Path]]) -> list[str]:
+def _here(tasks: list[Task]) -> list[str]:
     return [_rewrite(*t) for t in tasks]
+
+
+def split_primary(table: str, names: list[str]) -> bool:
+    """Whether ``table``'s files hold the primary headers apart from the extensions."""
+    return sch.is_header_table(table) and "hdu" in names
+
+
+def part_rows(t: pa.Table, part: str | None) -> pa.Table:
+    """The rows of ``t`` in ``part`` (:data:`PRIMARY`, :data:`EXTENSIONS`; None: all)."""
+    if part is None:
+        return t
+    primary = pc.fill_null(pc.equal(t.column("hdu"), 0), False)
+    return t.filter(primary if part == PRIMARY else pc.invert(primary))
 
 
 def compact(lake: Lake, pins: Pins, tables: list[str], *, target_mb: float, rewrites: Rewrites) -> int:
@@ -220,15 +242,18 @@ def _compact(lake: Lake, pins: Pins, table: str, target: int, rewrites: Rewrites
     if not groups:
         return len(tasks), len(tasks)
     path_id = _path_field_id(lake.table(pins, table))
-    old, work = [], []
+    old: list[Any] = []
+    work: list[Task] = []
+    split = split_primary(table, schema.names)
     for files in groups.values():
         # beside the partition's files (``data/year=2016``): DuckDB reads the partition from the folder
         sub = Path(files[0].file_path.removeprefix("file://")).parent
         files.sort(key=lambda f: _lower_path(f, path_id))
-        for bin_ in _bins(files, target, max_rows):
+        bins = _split_bins(lake, files, max_rows) if split else _whole_bins(files, target, max_rows)
+        for bin_, part in bins:
             paths = [f.file_path.removeprefix("file://") for f in bin_]
-            work.append((paths, _file_schema(schema, paths[0]), table, sub))
-            old.extend(bin_)
+            work.append((paths, _file_schema(schema, paths[0]), table, sub, part))
+        old.extend({f.file_path: f for b, _ in bins for f in b}.values())
     new = rewrites(work) if work else []
     point("compact.written")
     if not old:  # every small file alone in its bin: nothing to swap (and nothing to publish)
@@ -247,8 +272,13 @@ def _file_schema(table_schema: pa.Schema, example: str) -> pa.Schema:
     """The table's columns with the Parquet types the ingest wrote (e.g. ``year`` as int64 where the
     table says int): compacted files change no type a view over the files shows."""
     written = pq.read_schema(example)
+    # nullability is the table's: a file whose column happened to hold no nulls (a cron ingest's) may
+    # say "not null", and the files compacted with it may hold nulls
     return pa.schema(
-        [written.field(f.name) if f.name in written.names else f for f in table_schema],
+        [
+            written.field(f.name).with_nullable(f.nullable) if f.name in written.names else f
+            for f in table_schema
+        ],
     )
 
 
@@ -281,6 +311,32 @@ def _bins(files: list[Any], target: int, max_rows: int) -> Iterator[list[Any]]:
         yield group
 
 
+def _whole_bins(files: list[Any], target: int, max_rows: int) -> list[tuple[list[Any], str | None]]:
+    return [(b, None) for b in _bins(files, target, max_rows)]
+
+
+def _split_bins(lake: Lake, files: list[Any], max_rows: int) -> list[tuple[list[Any], str | None]]:
+    """Every one of ``files`` (in path order) rewritten as primary files and extension files of at most
+    ``max_rows`` rows each (see :data:`PRIMARY`)."""
+    primary = [lake.hdu_rows(f.file_path.removeprefix("file://")).get(0, 0) for f in files]
+    out: list[tuple[list[Any], str | None]] = []
+    rest = [f.record_count - n for f, n in zip(files, primary, strict=True)]
+    for part, counts in ((PRIMARY, primary), (EXTENSIONS, rest)):
+        group: list[Any] = []
+        rows = 0
+        for f, n in zip(files, counts, strict=True):
+            if not n:
+                continue
+            if group and rows + n > max_rows:
+                out.append((group, part))
+                group, rows = [], 0
+            group.append(f)
+            rows += n
+        if group:
+            out.append((group, part))
+    return out
+
+
 def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     """A file's rows in the table's current columns: missing (newer) keywords as nulls."""
     cols = []
@@ -293,10 +349,11 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(cols, schema=schema)
 
 
-def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> str:
-    """One Parquet file of the rows of ``paths``, in sorted row groups (of the table's size, see
-    :func:`lake.datafile.row_group_rows`) with Bloom filters on the lookup columns; written under a
-    temporary name and renamed, so a half-written file is never mistaken for a finished one."""
+def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path, part: str | None = None) -> str:
+    """One Parquet file of the rows of ``paths`` (those of ``part``, see :func:`part_rows`), in sorted row
+    groups (of the table's size, see :func:`lake.datafile.row_group_rows`) with Bloom filters on the
+    lookup columns; written under a temporary name and renamed, so a half-written file is never mistaken
+    for a finished one."""
     name = f"compact-{uuid.uuid4().hex[:16]}.parquet"
     final, tmp = out_dir / name, out_dir / f".{name}.tmp"
     keys = [(c, "ascending") for c in _sort_keys(table, schema.names)]
@@ -317,7 +374,7 @@ def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path) -> 
 
     try:
         for p in paths:
-            pending.append(_conform(pq.read_table(p), schema))
+            pending.append(_conform(part_rows(pq.read_table(p), part), schema))
             rows += pending[-1].num_rows
             if rows >= group:
                 flush()

@@ -88,6 +88,17 @@ def test_maintain_compacts_expires_and_keeps_every_row(grown: dict[str, Any], tm
     assert new and all(Path(f).parent.name.startswith("year=") for f in new)
     t = pq.read_table(new[0], columns=["path", "hdu", "position"]).to_pylist()
     assert t == sorted(t, key=lambda r: (r["path"], r["hdu"], r["position"]))
+    # wide tables: primary headers (HDU 0) in files of their own, in date order; uvisflt_0 reads those
+    wide = [f for f in after_files["uvisflt"] if Path(f).name.startswith("compact-")]
+    hdus = [set(pq.read_table(f, columns=["hdu"]).column("hdu").to_pylist()) for f in wide]
+    primary = [f for f, h in zip(wide, hdus, strict=True) if h == {0}]
+    assert primary and all(h == {0} or 0 not in h for h in hdus), hdus
+    dates = pq.read_table(primary[0], columns=["date_obs"]).column("date_obs").to_pylist()
+    assert dates == sorted(dates, key=lambda d: (d is None, d))
+    con = duckdb.connect(str(lk / "catalog.duckdb"), read_only=True)
+    (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'uvisflt_0'").fetchone() or ("",)
+    con.close()
+    assert all(f in sql for f in primary) and not any(f in sql for f in set(wide) - set(primary)), sql
     # nothing was deleted yet that a reader of the old state needs
     assert s.files_deleted == 0 and s.snapshots_expired == 0
     old = duckdb.connect(str(reader_copy), read_only=True)
@@ -137,3 +148,17 @@ def test_maintain_deletes_old_leftovers_only(grown: dict[str, Any]) -> None:
     assert not old_stray.exists() and young_stray.exists()
     assert s.files_deleted >= 1
     assert rows(lk) == before
+
+
+def test_compacted_files_take_nullability_from_the_table(tmp_path: Path) -> None:
+    """A cron ingest's file whose column held no nulls says "not null"; compacted first in a bin with
+    files holding nulls there, the new file still takes them (the column is nullable in the table)."""
+    from lake.maintenance import _file_schema, _rewrite
+
+    strict = pa.schema([pa.field("path", pa.string()), pa.field("proposid", pa.int64(), nullable=False)])
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    pq.write_table(pa.table({"path": ["1/a"], "proposid": [1]}, schema=strict), first)
+    pq.write_table(pa.table({"path": ["2/b"], "proposid": pa.array([None], pa.int64())}), second)
+    table = pa.schema([pa.field("path", pa.string()), pa.field("proposid", pa.int64())])
+    out = _rewrite([str(first), str(second)], _file_schema(table, str(first)), "files", tmp_path)
+    assert pq.read_table(out).column("proposid").to_pylist() == [1, None]
