@@ -525,6 +525,10 @@ def browser_report(base_m: Meter, by_role: dict[str, Meter]) -> int:
     )
 
 
+def loadavg() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg()) + f" (1, 5, 15 min; {os.cpu_count()} cores)"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -561,7 +565,10 @@ def main() -> int:
             failed |= report(
                 f"server time (AppTest), best of 3 warm, {args.rows:,} header rows", rows, checks
             )
+        # (a shared machine: the times follow its load; the baseline of the same run does too)
+        print(f"load average before the browser runs: {loadavg()}", flush=True)
         base_m, by_role = browser_times(lake_dir, base, with_cards[1:], public, cones, args.repeat)
+        print(f"load average after the browser runs: {loadavg()}", flush=True)
         failed |= browser_report(base_m, by_role)
     if args.no_cone:
         return failed

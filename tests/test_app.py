@@ -128,6 +128,9 @@ def test_home_totals_depend_on_role() -> None:
     assert "Signed in as **alice@stsci.edu**" in "\n".join(m.value for m in team.sidebar.markdown)
     assert "for WFC3 team members" in texts(guest) and "for WFC3 team members" not in texts(team)
     assert any(df.value.shape[0] >= 11 for df in team.dataframe)  # the job board
+    # files by detector and type: a bar per detector, coloured by type (a Vega-Lite chart)
+    spec = json.loads(team.get("vega_lite_chart")[0].proto.spec)
+    assert spec["mark"] == "bar" and spec["encoding"]["color"]["field"] == "filetype"
 
 
 def test_browse_proposal_visit_datasets(site_lake: dict[str, Any]) -> None:
@@ -433,9 +436,33 @@ def test_monitor_page_chart_and_empty_monitor() -> None:
     assert "No results yet" in texts(empty)
 
 
+def test_monitor_page_thins_a_long_trend(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pyarrow as pa
+
+    from app.data import monitor_report as report
+
+    def drawn(at: AppTest) -> int:
+        c = at.get("vega_lite_chart")[0].proto
+        raw = c.datasets[0].data.data if c.datasets else c.data.data
+        return int(pa.ipc.open_stream(raw).read_all().num_rows)
+
+    full = page("monitors", monitor="uvis-darks")
+    n = drawn(full)
+    assert f"Results ({n:,} rows" in " ".join(h.value for h in full.subheader)
+    monkeypatch.setattr(report, "CHART_POINTS", max(1, n // 2))
+    at = page("monitors", monitor="uvis-darks")
+    assert drawn(at) < n and f"of {n:,}, over the whole time range" in texts(at)
+    # all of them when asked (and the choice is in the URL)
+    every = page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_all": "true"})
+    assert drawn(every) == n and "over the whole time range" not in texts(every)
+
+
 def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
     at = page("jobs")
     assert pre(at) and pre(at)[0].strip()
+    # durations and runs per day, over dates
+    specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
+    assert [s["encoding"]["x"]["type"] for s in specs] == ["temporal", "temporal"]
     at.text_input(key="jobs_search").input("inputs selected").run()
     assert not at.exception
     guest = page("jobs", "guest")

@@ -341,6 +341,31 @@ def test_monitor_report_scoped(scopes: dict[str, Scope]) -> None:
     assert report.results(scopes["team"], "ir-blobs").num_rows == 0  # never run here: empty, not an error
 
 
+def test_monitor_chart_thinned(scopes: dict[str, Scope]) -> None:
+    from app.data import monitor_report as report
+
+    team = report.report(scopes["team"], "uvis-darks")
+    t = team.results
+    series = ["chip", "amp"]
+
+    def by_series(tt: Any) -> dict[Any, list[float]]:
+        out: dict[Any, list[float]] = {}
+        for r in tt.select([*series, "expstart"]).to_pylist():
+            out.setdefault((r["chip"], r["amp"]), []).append(r["expstart"])
+        return out
+
+    full, step = by_series(t), 3
+    thin = report.thinned(t, series, -(-t.num_rows // step))
+    assert thin.num_rows < t.num_rows and report.thinned(t, series, t.num_rows) is t
+    # every series keeps every step-th of its rows, from its first (the newest): its share, its span
+    for key, kept in by_series(thin).items():
+        assert kept == full[key][::step]
+    assert set(by_series(thin)) == set(full)
+    spec = report.chart(team, max_points=thin.num_rows)
+    assert spec is not None and len(spec["data"]["values"]) == thin.num_rows
+    assert report.chart(team) is not None and len(report.chart(team)["data"]["values"]) == t.num_rows  # type: ignore[index]
+
+
 def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
     from click.testing import CliRunner
 
@@ -353,6 +378,9 @@ def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
     assert cmd[cmd.index("--server.address") + 1] == "127.0.0.1"
     assert cmd[cmd.index("--server.port") + 1] == "8765"
     assert cmd[cmd.index("--client.showErrorDetails") + 1] == "none"
+    # (a full GC after each run delayed every page; nothing on the site relies on magic)
+    assert cmd[cmd.index("--runner.postScriptGC") + 1] == "false"
+    assert cmd[cmd.index("--runner.magicEnabled") + 1] == "false"
     assert "--secrets.files" not in cmd
     secrets = tmp_path / "secrets.toml"
     secrets.write_text("[auth]\n")

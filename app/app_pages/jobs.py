@@ -1,6 +1,5 @@
 """Jobs: runs with status colours by age, durations and failures over time, and a log viewer."""
 
-import altair as alt
 import pandas as pd
 import streamlit as st
 import ui
@@ -47,15 +46,27 @@ with ui.shown_errors():
     left, right = st.columns(2)
     with left:
         st.caption("Duration of each run")
-        st.altair_chart(
-            alt.Chart(sel.dropna(subset=["duration_s"]))
-            .mark_circle(size=40)
-            .encode(
-                x=alt.X("started:T", title="started"),
-                y=alt.Y("duration_s:Q", title="seconds"),
-                color=alt.Color("job:N"),
-                tooltip=["job", "status", "started", "duration_s", "run_id"],
-            ),
+        # (Vega-Lite specs as they are: Altair validated each chart against the schema on every load)
+        st.vega_lite_chart(
+            sel.dropna(subset=["duration_s"])[["job", "status", "started", "duration_s", "run_id"]],
+            {
+                "mark": {"type": "circle", "size": 40},
+                "encoding": {
+                    "x": {"field": "started", "type": "temporal", "title": "started"},
+                    "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
+                    "color": {"field": "job", "type": "nominal"},
+                    "tooltip": [
+                        {"field": c, "type": t}
+                        for c, t in (
+                            ("job", "nominal"),
+                            ("status", "nominal"),
+                            ("started", "temporal"),
+                            ("duration_s", "quantitative"),
+                            ("run_id", "nominal"),
+                        )
+                    ],
+                },
+            },
             width="stretch",
         )
     with right:
@@ -66,20 +77,23 @@ with ui.shown_errors():
             .size()
             .reset_index(name="runs")
         )
-        st.altair_chart(
-            alt.Chart(daily)
-            .mark_bar()
-            .encode(
-                x=alt.X("day:T"),
-                y="runs:Q",
-                color=alt.Color(
-                    "status:N",
-                    scale=alt.Scale(
-                        domain=["success", "no-work", "failed", "skipped-locked", "running"],
-                        range=["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
-                    ),
-                ),
-            ),
+        st.vega_lite_chart(
+            daily,
+            {
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "day", "type": "temporal"},
+                    "y": {"field": "runs", "type": "quantitative"},
+                    "color": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": {
+                            "domain": ["success", "no-work", "failed", "skipped-locked", "running"],
+                            "range": ["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
+                        },
+                    },
+                },
+            },
             width="stretch",
         )
     shown = sel.head(500)

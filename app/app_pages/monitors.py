@@ -5,11 +5,13 @@ then the results."""
 from datetime import date
 from typing import Any
 
+import pyarrow.compute as pc
 import streamlit as st
 import ui
 
 from app.data import alerts
 from app.data import monitor_report as report
+from app.data.scope import Scope
 from monitors.registry import MODULES, get
 
 MISSION_START = date(2009, 1, 1)
@@ -19,8 +21,8 @@ def date_range(name: str, everything: Any) -> tuple[float, float]:
     """The dates picked (EXPSTART, whole days) as an MJD range; the whole mission when nothing is."""
     if "expstart" not in everything.column_names:
         return (0.0, 1e6)
-    mjds = [v for v in everything.column("expstart").to_pylist() if v is not None]
-    lo, hi = report.date_of(min(mjds)), report.date_of(max(mjds))
+    span = pc.min_max(everything.column("expstart")).as_py()
+    lo, hi = report.date_of(span["min"]), report.date_of(span["max"])
     picked = st.date_input(
         "Dates (EXPSTART, UTC)",
         (lo, hi),
@@ -34,9 +36,22 @@ def date_range(name: str, everything: Any) -> tuple[float, float]:
     return report.mjd_of(start), report.mjd_of(end) + 1.0
 
 
-def trend_plots(rep: report.Report) -> None:
-    spec = report.chart(rep)
+def trend_plots(scope: Scope, rep: report.Report, key: tuple[Any, ...]) -> None:
+    """The trend chart (of at most :data:`report.CHART_POINTS` points unless all are asked for), then
+    the last run's PNGs."""
+    n = rep.results.num_rows
+    every = n > report.CHART_POINTS and st.toggle(
+        f"Draw all {n:,} results", key=f"mon_{rep.monitor.name}_all", **ui.BOUND
+    )
+    limit = None if every or n <= report.CHART_POINTS else report.CHART_POINTS
+    spec = scope.memo(("monitor_chart", *key, limit), lambda: report.chart(rep, limit))
     if spec:
+        if limit:
+            shown = len(spec.get("data", {}).get("values", ())) or limit
+            st.caption(
+                f"One result in {-(-n // limit)} of each series drawn ({shown:,} of {n:,}, over the whole "
+                "time range); the table below has them all."
+            )
         st.vega_lite_chart(spec, width="stretch")
     if rep.pngs:  # (drawn from every input by the last run: team members only)
         st.caption("The last run's plots, from all inputs (not filtered); dates as decimal years.")
@@ -60,7 +75,7 @@ def trend_tables(rep: report.Report) -> None:
 
 def results_table(rep: report.Report) -> None:
     st.subheader(f"Results ({rep.results.num_rows:,} rows, newest first)")
-    df = report.shown(rep.results, first=rep.monitor.schema.names).to_pandas()
+    df = report.shown(rep.results.slice(0, 500), first=rep.monitor.schema.names).to_pandas()
     config: dict[str, Any] = {}
     units = rep.monitor.units
     for c in df.columns:
@@ -71,7 +86,7 @@ def results_table(rep: report.Report) -> None:
             config[c] = st.column_config.NumberColumn(label, format="%.6g")
         elif c in units:
             config[c] = st.column_config.Column(label)
-    ui.linked_table(df.head(500), label="input", column_config=config)
+    ui.linked_table(df, label="input", column_config=config)
 
 
 st.title("Monitors")
@@ -102,6 +117,6 @@ with ui.shown_errors():
         for col, values in report.group_columns(everything).items():
             where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}", **ui.BOUND)
     rep = report.report(scope, name, rng, where)
-    trend_plots(rep)
+    trend_plots(scope, rep, (name, rng, tuple(sorted((c, tuple(v)) for c, v in where.items() if v))))
     trend_tables(rep)
     results_table(rep)

@@ -25,6 +25,9 @@ GROUP_MAX = 24  # a string or integer column with at most this many values can b
 MJD_COLUMNS = ("expstart", "window_end", "anneal_mjd", "first_seen")  # shown as dates
 HIDDEN = ("hot_pixels", "inputs", "stimuli")  # long lists, left to SQL: not for a table cell
 COUNTS = ("n_", "npix", "nsamp", "area")  # integer columns that count things: no filter on them
+# points a trend chart draws by default: 17 years of a monitor are 6,000 results, whose chart took the
+# browser ~1 s to draw (Vega interprets its expressions point by point) on every view (#18)
+CHART_POINTS = 1500
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,13 @@ class Report:
 
 
 def results(scope: Scope, name: str) -> pa.Table:
-    """All result rows of monitor ``name`` the viewer may see (empty before its first run)."""
+    """All result rows of monitor ``name`` the viewer may see (empty before its first run); read once
+    per scope (a monitor run publishes a new lake snapshot, hence a new scope)."""
     m = get(name)
     table = table_name(m.name)
     if not scope.has(table):
         return m.schema.append(pa.field("path", pa.string())).empty_table()
-    return scope.sql(f'SELECT * FROM "{table}"')
+    return scope.memo(("monitor_results", table), lambda: scope.sql(f'SELECT * FROM "{table}"'))
 
 
 def group_columns(t: pa.Table) -> dict[str, list[Any]]:
@@ -75,7 +79,17 @@ def report(
     mjd_range: tuple[float, float] | None = None,
     where: dict[str, list[Any]] | None = None,
 ) -> Report:
-    """Results of ``name`` within ``mjd_range`` (EXPSTART) and with ``where`` column values, plus plots."""
+    """Results of ``name`` within ``mjd_range`` (EXPSTART) and with ``where`` column values, plus plots;
+    computed once per scope and choice (the trend fit is most of a Monitors page's server time)."""
+    key = tuple(sorted((c, tuple(v)) for c, v in (where or {}).items() if v))
+    return scope.memo(
+        ("monitor_report", name, mjd_range, key), lambda: _report(scope, name, mjd_range, where)
+    )
+
+
+def _report(
+    scope: Scope, name: str, mjd_range: tuple[float, float] | None, where: dict[str, list[Any]] | None
+) -> Report:
     m = get(name)
     t = results(scope, name)
     groups = group_columns(t)
@@ -125,9 +139,31 @@ def shown(t: pa.Table, first: list[str] | None = None) -> pa.Table:
     return pa.table(cols)
 
 
-def chart(rep: Report) -> dict[str, Any] | None:
-    """The monitor's Vega-Lite trend drawn from the (filtered) results."""
+def chart(rep: Report, max_points: int | None = None) -> dict[str, Any] | None:
+    """The monitor's Vega-Lite trend drawn from the (filtered) results; with ``max_points``, from
+    :func:`thinned` results."""
     if rep.monitor.vega is None or not rep.results.num_rows:
         return None
-    spec: dict[str, Any] = rep.monitor.vega(rep.results)
+    t = thinned(rep.results, list(rep.groups), max_points) if max_points else rep.results
+    spec: dict[str, Any] = rep.monitor.vega(t)
     return spec
+
+
+def thinned(t: pa.Table, series: list[str], max_points: int) -> pa.Table:
+    """About ``max_points`` rows of ``t``: every k-th row of each series (rows with the same values in
+    the ``series`` columns, e.g. a chip and amp: each keeps its share, in its order), the same k for
+    all, so that each series is drawn over its whole time range; ``t`` itself if it is small enough."""
+    if t.num_rows <= max_points:
+        return t
+    step = -(-t.num_rows // max_points)
+    keys = list(zip(*(t.column(c).to_pylist() for c in series if c in t.column_names), strict=True))
+    if not keys:
+        keys = [()] * t.num_rows
+    seen: dict[tuple[Any, ...], int] = {}
+    keep = []
+    for i, k in enumerate(keys):
+        n = seen.get(k, 0)
+        seen[k] = n + 1
+        if n % step == 0:
+            keep.append(i)
+    return t.take(pa.array(keep, pa.int64()))
