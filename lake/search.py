@@ -17,6 +17,7 @@ cannot compute HEALPix cells, so the macro narrows by the Dec band instead: a sc
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import math
 import os
@@ -24,6 +25,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -91,20 +93,44 @@ def register_macros(con: duckdb.DuckDBPyConnection, *, temporary: bool = False) 
 def healpix29(ra: Any, dec: Any) -> pa.Array:
     """Nested order-29 HEALPix index (int64) of positions in degrees; null where either is null or
     out of range."""
-    import astropy.units as u
     import numpy as np
-    from astropy.coordinates import Latitude, Longitude
-    from cdshealpix.nested import lonlat_to_healpix
 
     ra_a = np.asarray(pa.array(ra, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     dec_a = np.asarray(pa.array(dec, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     ok = np.isfinite(ra_a) & np.isfinite(dec_a) & (np.abs(dec_a) <= 90)
     out = np.zeros(len(ra_a), dtype=np.int64)
     if ok.any():
-        lon = Longitude(np.mod(ra_a[ok], 360.0) * u.deg)
-        lat = Latitude(dec_a[ok] * u.deg)
-        out[ok] = lonlat_to_healpix(lon, lat, HEALPIX_ORDER).astype(np.int64)
+        lon = np.mod(ra_a[ok], 360.0)
+        lon[lon >= 360.0] = 0.0  # (as astropy's Longitude wraps it)
+        lon, lat = np.deg2rad(lon), np.deg2rad(dec_a[ok])
+        n = len(lon)
+        ipix = np.empty(n, dtype=np.uint64)
+        offsets = np.empty(n, dtype=np.float64), np.empty(n, dtype=np.float64)
+        depth = np.full(n, HEALPIX_ORDER, dtype=np.uint8)
+        _healpix_core().lonlat_to_healpix(depth, lon, lat, ipix, *offsets, np.uint16(0))
+        out[ok] = ipix.astype(np.int64)
     return pa.array(out, pa.int64(), mask=~ok)
+
+
+@functools.cache
+def _healpix_core() -> Any:
+    """cdshealpix's compiled module, loaded without its package: ``import cdshealpix`` imports
+    astropy.coordinates (for the Longitude and Latitude its wrappers take), some 0.5 s of CPU in every
+    ingest that computes ``master``, where plain arrays in radians do. Its wrapper's own call, alike."""
+    import importlib.machinery
+    import importlib.util
+
+    spec = importlib.util.find_spec("cdshealpix")  # (finding runs nothing of the package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("cdshealpix is not installed")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    binary = next(iter(sorted(folder.glob("cdshealpix.*.so")) + sorted(folder.glob("cdshealpix*.pyd"))))
+    loader = importlib.machinery.ExtensionFileLoader("cdshealpix.cdshealpix", str(binary))
+    module_spec = importlib.util.spec_from_loader(loader.name, loader)
+    assert module_spec is not None
+    module = importlib.util.module_from_spec(module_spec)
+    loader.exec_module(module)
+    return module
 
 
 def healpix_ranges(ra0: float, dec0: float, radius_arcsec: float) -> list[tuple[int, int]]:
