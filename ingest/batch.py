@@ -7,6 +7,7 @@ rows; the rest of the batch goes on.
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 import re
@@ -234,6 +235,8 @@ class _Parsed:
     paths: pa.Array  # file index → path
     roots: pa.Array  # file index → rootname
     years: pa.Array  # file index → year
+    extname: pa.Array  # header → EXTNAME (PRIMARY for a primary header without one)
+    extver: pa.Array  # header → EXTVER, if an integer
 
 
 def process_batch(task: BatchTask) -> list[BatchResult]:
@@ -356,7 +359,20 @@ def _index(heads: _Headers, cards: pa.Table) -> _Parsed:
         paths=pa.array([heads.ok[k].job.relpath for k in range(len(heads.ok))], pa.string()),
         roots=pa.array([fi.rootname for fi in file_info], pa.string()),
         years=pa.array([fi.year for fi in file_info], pa.int32()),
+        **_extensions(info, heads.hdu),
     )
+
+
+def _extensions(info: dict[int, dict[str, Any]], hdus: list[int]) -> dict[str, pa.Array]:
+    """Every header's EXTNAME and EXTVER (the wide tables' ``extname`` and ``extver``)."""
+    names: list[str | None] = []
+    versions: list[Any] = []
+    for h, hdu in enumerate(hdus):
+        d = info.get(h) or {}
+        names.append(str(d.get("EXTNAME") or ("PRIMARY" if hdu == 0 else "")).strip() or None)
+        v = d.get("EXTVER")
+        versions.append(v if isinstance(v, int) else None)
+    return {"extname": pa.array(names, pa.string()), "extver": pa.array(versions, pa.int64())}
 
 
 def _identity_keywords(cards: pa.Table) -> dict[int, dict[str, Any]]:
@@ -415,12 +431,13 @@ def _write_wide_tables(
 ) -> tuple[dict[int, set[str]], dict[str, list[Any]]]:
     """Group the headers by wide table, write each table's file (its schema and per-HDU columns go to
     ``result``); returns the tables of each file and the ``conflicts`` rows."""
+    table_of_file = [
+        _table_name(fi.instrume, fi.detector, ok.ap.filetype or "unknown")
+        for fi, ok in zip(b.file_info, heads.ok, strict=True)
+    ]
     by_table: dict[str, list[int]] = {}
-    for h in range(len(heads.raw)):
-        k = int(b.hf[h])
-        ftype = heads.ok[k].ap.filetype or "unknown"
-        t = sch.physical_table_name(b.file_info[k].instrume, b.file_info[k].detector, ftype)
-        by_table.setdefault(t, []).append(h)
+    for h, k in enumerate(b.hf.tolist()):
+        by_table.setdefault(table_of_file[k], []).append(h)
     tables_of_file: dict[int, set[str]] = {}
     conflict_rows: dict[str, list[Any]] = {f.name: [] for f in sch.arrow_schema("conflicts")}
     order = np.argsort(b.card_header, kind="stable")  # cards are already in header order
@@ -444,6 +461,10 @@ def _write_wide_tables(
     return tables_of_file, conflict_rows
 
 
+# the cards' columns a wide table is made from (ingest.widetable.pivot)
+_PIVOT_COLUMNS = ("position", "keyword", "value_type", "value_str", "value_int", "value_float", "value_bool")
+
+
 def _wide_table(
     tname: str,
     hs_a: np.ndarray,
@@ -461,7 +482,7 @@ def _wide_table(
         if len(hs_a)
         else np.array([], int)
     )
-    sub = b.cards.take(pa.array(sel))
+    sub = b.cards.select(_PIVOT_COLUMNS).take(pa.array(sel))  # (not the card images and comments)
     row_of_header = np.full(n_headers, -1, dtype=np.int64)
     row_of_header[hs_a] = np.arange(len(hs_a))
     rows = row_of_header[b.card_header[sel]]
@@ -494,25 +515,15 @@ def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, p
         "rootname": b.roots.take(pa.array(files_k)),
         "path": b.paths.take(pa.array(files_k)),
         "hdu": pa.array(b.hh[hs_a], pa.int32()),
-        "extname": pa.array(
-            [
-                str(b.info.get(int(h), {}).get("EXTNAME") or ("PRIMARY" if b.hh[h] == 0 else "")).strip()
-                or None
-                for h in hs_a
-            ],
-            pa.string(),
-        ),
-        "extver": pa.array(
-            [
-                b.info.get(int(h), {}).get("EXTVER")
-                if isinstance(b.info.get(int(h), {}).get("EXTVER"), int)
-                else None
-                for h in hs_a
-            ],
-            pa.int64(),
-        ),
+        "extname": b.extname.take(pa.array(hs_a)),
+        "extver": b.extver.take(pa.array(hs_a)),
         "year": b.years.take(pa.array(files_k)),
     }
+
+
+@functools.lru_cache(maxsize=256)
+def _table_name(instrume: str | None, detector: str | None, filetype: str) -> str:
+    return sch.physical_table_name(instrume, detector, filetype)
 
 
 _IPPPSSOOT = re.compile(r"[a-z0-9]{9}")

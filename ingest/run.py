@@ -416,17 +416,39 @@ def _redo(k: KnownFile, rel: str, now: Stamp, problem: str | None, layout: Layou
 class _Commits:
     """The driver's commits of finished batches: every so often while they come in (published, but not
     in a rebuild), then the rest at the end, unpublished (published with the master table). With
-    ``compact``, the files are compacted after the last commit (and master is not computed ahead)."""
+    ``compact``, the files are compacted after the last commit (and master is not computed ahead).
 
-    def __init__(self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions, compact: bool) -> None:
-        self.lake, self.pins, self.plan, self.opts = lake, pins, plan, opts
+    The master table of a commit of many files is computed on a worker (``ex``), like the last one's:
+    the commit is published when it is back (readers never see files ahead of master), and batches that
+    finish meanwhile wait for the next commit, their tables untouched until then."""
+
+    def __init__(
+        self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions, compact: bool, ex: Executor
+    ) -> None:
+        self.lake, self.pins, self.plan, self.opts, self.ex = lake, pins, plan, opts, ex
         self.compact = compact
         self.seen: list[BatchResult] = []
         self.pending: list[BatchResult] = []
+        self.unprepared: list[BatchResult] = []  # arrived while a commit waited for its master
+        self.master: tuple[MasterInputs, Future[Any]] | None = None  # that master, computing
         self.last_commit, self.took = time.monotonic(), 0.0
 
+    def add(self, results: list[BatchResult]) -> None:
+        """Take finished batches; their tables are made ready now, or after the publish under way."""
+        self.pending += results
+        if self.master is not None:
+            self.unprepared += results
+            return
+        for res in results:
+            _prepare(self.lake, self.pins, res)
+
     def maybe(self) -> None:
-        """Commit what is pending if the last commit was long enough ago."""
+        """Publish the commit whose master is back, or commit what is pending if the last commit was
+        long enough ago."""
+        if self.master is not None:
+            if not self.master[1].done():
+                return
+            self._publish()
         if time.monotonic() - self.last_commit >= max(self.opts.commit_interval, COMMIT_SHARE * self.took):
             started = time.monotonic()
             self.seen += self.pending
@@ -436,14 +458,33 @@ class _Commits:
                 # readers never see files ahead of master: this commit's datasets are brought up to
                 # date in the same publish (a rebuild publishes only at its end)
                 touched = [p for r in self.pending for p in r.relpaths]
-                _refresh_master(
-                    self.lake, self.pins, None, touched if len(touched) <= INCREMENTAL_MASTER else None
-                )
+                if len(touched) <= INCREMENTAL_MASTER:
+                    _refresh_master(self.lake, self.pins, None, touched)
+                else:
+                    inputs = _master_inputs(self.lake, self.pins)
+                    key = f"master-{uuid.uuid4().hex[:16]}"
+                    self.master = (inputs, self.ex.submit(compute_master, inputs, key=key, first=True))
             self.pending, self.last_commit = [], time.monotonic()
             self.took = self.last_commit - started
 
+    def _publish(self) -> None:
+        """Publish the commit with its master (computed on a worker), then prepare what came meanwhile."""
+        assert self.master is not None
+        started = time.monotonic()
+        _refresh_master(self.lake, self.pins, self.master)
+        self.master = None
+        for res in self.unprepared:
+            _prepare(self.lake, self.pins, res)
+        self.unprepared = []
+        self.took += time.monotonic() - started  # (the next commit waits for both)
+
     def last(self) -> tuple[MasterInputs, Future[Any]] | None:
-        """Commit what is left (unpublished); returns the master computed beside it, if it can be."""
+        """Commit what is left (unpublished); returns the master computed beside it, if it can be (the
+        master of a commit not published yet is then not needed: the last publish has it all)."""
+        self.master = None
+        for res in self.unprepared:
+            _prepare(self.lake, self.pins, res)
+        self.unprepared = []
         if not self.pending:
             return None
         ahead = None
@@ -482,16 +523,15 @@ def _run_batches(
             )
             for b in batches
         ]
-        commits = _Commits(lake, pins, plan, opts, compact=len(tasks) >= COMPACT_BATCHES)
+        commits = _Commits(lake, pins, plan, opts, len(tasks) >= COMPACT_BATCHES, ex)
         done = 0
         for parts in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
             fault_point("batch.written")
             done += len(parts)
             group = [res for part in parts for res in part]
-            commits.pending += group
             for res in group:
                 summary.add(res)
-                _prepare(lake, pins, res)
+            commits.add(group)
             if done < len(tasks):
                 commits.maybe()
             if opts.progress:

@@ -37,6 +37,43 @@ class Conflict:
     value: str
 
 
+# the column types of wide tables (any other is a string column), and which value kinds each takes
+_TYPES = (pa.int64(), pa.float64(), pa.bool_(), pa.string())
+_TYPE_INDEX = {t: i for i, t in enumerate(_TYPES)}
+_STRING_INDEX = _TYPE_INDEX[pa.string()]
+# [column type, value kind code + 1] → the value fits the column (undefined values, code -1, fit any)
+_FITS_TABLE = np.array(
+    [[True] + [k in _FITS[t] for k in _KINDS] for t in _TYPES] + [[False] * (len(_KINDS) + 1)]
+)  # (the last row, index -1: keywords whose column is taken by another)
+
+
+def _columns_by_type(
+    sources: list[pa.Array],
+    cards: np.ndarray,
+    rows: np.ndarray,
+    groups: np.ndarray,
+    group_type: np.ndarray,
+    nrows: int,
+) -> dict[int, pa.Array]:
+    """Every keyword group's column (``nrows`` values): the value of card ``cards[i]`` at row ``rows[i]``
+    of group ``groups[i]``'s column, null elsewhere. One take per column type, sliced into columns (a take
+    per column cost more than the values it moved)."""
+    out: dict[int, pa.Array] = {}
+    for t, src in enumerate(sources):
+        members = np.flatnonzero(group_type == t)
+        if not len(members):
+            continue
+        slot = np.full(len(group_type), -1, dtype=np.int64)
+        slot[members] = np.arange(len(members))
+        idx = np.full(len(members) * nrows, -1, dtype=np.int64)
+        mine = group_type[groups] == t
+        idx[slot[groups[mine]] * nrows + rows[mine]] = cards[mine]
+        values = src.take(pa.array(idx, mask=idx < 0))
+        for j, g in enumerate(members.tolist()):
+            out[g] = values.slice(j * nrows, nrows)
+    return out
+
+
 def _a(x: pa.Array | pa.ChunkedArray) -> pa.Array:
     return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
 
@@ -134,12 +171,12 @@ def pivot(
     vt_np = np.asarray(vtype.to_numpy(zero_copy_only=False), dtype=object)
     is_int = vt_np == INT
     # one source array per column type, built once (not per keyword)
-    sources = {
-        pa.int64(): vi,
-        pa.float64(): pc.if_else(pa.array(is_int), pc.cast(vi, pa.float64()), vfloat),
-        pa.bool_(): _a(c.column("value_bool")),
-        pa.string(): vstr,
-    }
+    sources = [
+        vi,
+        pc.if_else(pa.array(is_int), pc.cast(vi, pa.float64()), vfloat),
+        _a(c.column("value_bool")),
+        vstr,
+    ]  # in the order of _TYPES
     kind_code = np.full(len(vt_np), -1, dtype=np.int8)
     for code, kind in enumerate(_KINDS):
         kind_code[vt_np == kind] = code
@@ -147,25 +184,30 @@ def pivot(
     codes = np.asarray(enc.indices.to_numpy(zero_copy_only=False))
     keywords = enc.dictionary.to_pylist()
     order, bounds = _first_per_keyword_and_row(codes, rows, np.asarray(c.column("position").to_numpy()))
-    columns: dict[str, pa.Array] = dict(base)
-    conflicts: list[Conflict] = []
+    starts = np.concatenate([[0], bounds]) if len(order) else np.array([], dtype=np.int64)
+    # each keyword's column and type (the first keyword of a column name wins), in one pass of Python
     base_names = set(WIDE_BASE.names)
-    for group in np.split(order, bounds):
-        if not len(group):
+    names: dict[str, pa.DataType] = {}  # column → its type
+    group_type = np.full(len(starts), -1, dtype=np.int8)  # index in _TYPES; -1: the column is taken
+    for g, start in enumerate(starts.tolist()):
+        col = column_name(keywords[codes[order[start]]])
+        if col in base_names or col in names:
             continue
-        keyword = keywords[codes[group[0]]]
-        col = column_name(keyword)
-        if col in base_names or col in columns:
-            continue
-        r = rows[group]
-        kc = kind_code[group]
-        ctype = _column_type(col, known, kc)
-        ok = np.isin(kc, [_KINDS.index(k) for k in _FITS.get(ctype, {STRING})])
-        for b in np.flatnonzero(~ok & (kc >= 0)):
-            conflicts.append(
-                Conflict(int(r[b]), keyword, str(ctype), _KINDS[kc[b]], _value_text(c, int(group[b])))
-            )
-        idx = np.full(nrows, -1, dtype=np.int64)
-        idx[r[ok]] = group[ok]
-        columns[col] = sources.get(ctype, vstr).take(pa.array(idx, mask=idx < 0))
+        end = bounds[g] if g < len(bounds) else len(order)
+        ctype = _column_type(col, known, kind_code[order[start:end]])
+        names[col] = ctype  # (a type other than _TYPES' takes strings, as a string column)
+        group_type[g] = _TYPE_INDEX.get(ctype, _STRING_INDEX)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(order))))
+    kc = kind_code[order]
+    ok = _FITS_TABLE[group_type[group], kc + 1]
+    column_types = dict(zip(np.flatnonzero(group_type >= 0).tolist(), names.values(), strict=True))
+    conflicts = [
+        Conflict(int(rows[order[i]]), keywords[codes[order[i]]], str(column_types[int(group[i])]),
+                 _KINDS[kc[i]], _value_text(c, int(order[i])))
+        for i in np.flatnonzero(~ok & (kc >= 0) & (group_type[group] >= 0)).tolist()
+    ]  # fmt: skip
+    taken = _columns_by_type(sources, order[ok], rows[order[ok]], group[ok], group_type, nrows)
+    columns: dict[str, pa.Array] = dict(base)
+    for col, g in zip(names, column_types, strict=True):
+        columns[col] = taken[g]
     return pa.table(columns), conflicts

@@ -85,11 +85,14 @@ class Executor:
         info = self.client.scheduler_info(n_workers=-1)["workers"].values()
         return max(1, sum(int(w.get("nthreads", 1)) for w in info))
 
-    def submit(self, fn: Callable[..., T], *args: Any, key: str) -> Future[T]:
+    def submit(self, fn: Callable[..., T], *args: Any, key: str, first: bool = False) -> Future[T]:
         """``fn(*args)`` as one task (Dask key ``key``), started now (in this process: computed here and
-        now); its ``result()`` must be asked for before the executor closes."""
+        now); its ``result()`` must be asked for before the executor closes. With ``first``, it runs
+        before the tasks of a :meth:`map` still waiting for a worker (else after them)."""
         if self.client is not None:
-            got: Future[T] = self.client.submit(fn, *args, pure=False, key=key)  # (Dask's, alike)
+            got: Future[T] = self.client.submit(
+                fn, *args, pure=False, key=key, priority=1 if first else 0
+            )  # (Dask's, alike)
             return got
         done: Future[T] = Future()
         try:
