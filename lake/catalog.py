@@ -126,11 +126,15 @@ def hdu_view_sql(
     dates and targets are) apart from the extensions, so ``uvisflt_0`` opens some 1/20 of the table's
     footers (DuckDB opens every file of a scan, whatever its statistics say). The table's empty typed
     relation is joined by name, so every column is there with its type even where no such file has it."""
-    cols = ", ".join(_quote(c) for c in [*WIDE_BASE.names, *columns])
+    names = [*WIDE_BASE.names, *columns]
+    cols = ", ".join(_quote(c) for c in names)
     source = _quote(table)
     if files is not None and files[0]:
         paths, keys, schema = files
-        source = f"(SELECT * FROM ({_scan_sql(paths, keys)} UNION ALL BY NAME {_empty_sql(schema)}))"
+        # (the empty relation of the view's own columns only: one of the table's 400-odd columns per
+        # view cost the writer a second at each publish, for hundreds of views)
+        empty = _empty_sql(pa.schema([schema.field(c) for c in names if c in schema.names]))
+        source = f"(SELECT * FROM ({_scan_sql(paths, keys)} UNION ALL BY NAME {empty}))"
     body = f"SELECT {cols} FROM {source} WHERE hdu = {int(hdu)}"
     return f"CREATE OR REPLACE VIEW {_quote(view)} {_DEFER} AS {body}"
 
@@ -139,8 +143,10 @@ def hdu_files(
     files: Sequence[str], hdu_rows: Sequence[dict[int, int] | None], keys: Sequence[str | None], hdu: int
 ) -> tuple[list[str], list[str] | None] | None:
     """The data files holding rows of ``hdu`` and their column keys (None if one file's rows per HDU are
-    not known: then every file is read)."""
-    if len(hdu_rows) != len(files) or any(h is None for h in hdu_rows):
+    not known, or for an extension: then every file is read). Only the primary HDU's view lists its own
+    files: compaction writes every extension to the same files, so a list per extension would spare few
+    footers and cost every view's creation and binding (a publish made hundreds of such views)."""
+    if hdu != 0 or len(hdu_rows) != len(files) or any(h is None for h in hdu_rows):
         return None
     picked = [i for i, h in enumerate(hdu_rows) if (h or {}).get(hdu)]
     known = len(keys) == len(files) and all(k is not None for k in keys)
