@@ -223,34 +223,50 @@ def anomaly_badges(rootnames: Any) -> dict[str, str]:
     return {k: "🚩 " + ", ".join(sorted(v)) for k, v in out.items()}
 
 
+# Facets with a dozen values are drop-downs: a pill per value was most of Browse's first paint (#18).
+PILL_FACETS = ("detector", "filetype", "year")
+
+
 def facet_bar(f: DatasetFilter, prefix: str) -> DatasetFilter:
-    """Facets with counts under a result: each value narrows the result to that count when clicked
-    (kept in the URL as ``?<prefix><facet>=<value>``; clicked again, it is dropped). Returns ``f``
-    narrowed by the facets picked."""
+    """Facets with counts under a result: each value narrows the result to that count when picked
+    (kept in the URL as ``?<prefix><facet>=<value>``; picked again or set to "any", it is dropped).
+    The facets of few values are pills, the others (filter, proposal, target) one drop-down each.
+    Returns ``f`` narrowed by the facets picked."""
     from app.data import facets
 
     picked = {name: st.query_params.get(prefix + name) for name in facets.FACETS}
     narrowed = facets.narrowed(f, picked)
     counts = facets.counts(scope(), narrowed)
-    for name, (label, _, _) in facets.FACETS.items():
-        if not counts[name]:
-            continue
-        n = dict(counts[name])
+    shown = {name: dict(counts[name]) for name in facets.FACETS if counts[name]}
+    for name in (n for n in PILL_FACETS if n in shown):
+        n = shown[name]
         with st.container():  # (a full-width row each: pills in narrow columns run off the edge)
             st.pills(
-                label,
+                facets.FACETS[name][0],
                 list(n),
                 default=picked[name] if picked[name] in n else None,
                 format_func=lambda v, n=n: f"{v} ({n[v]:,})",  # type: ignore[misc]
                 key=f"{prefix}pill_{name}",
                 on_change=_pick_facet,
-                args=(prefix, name),
+                args=(prefix, name, "pill"),
+            )
+    with st.container(horizontal=True):
+        for name in (n for n in facets.FACETS if n in shown and n not in PILL_FACETS):
+            n = shown[name]
+            st.selectbox(
+                facets.FACETS[name][0],
+                [None, *n],
+                index=[None, *n].index(picked[name]) if picked[name] in n else 0,
+                format_func=lambda v, n=n: "any" if v is None else f"{v} ({n[v]:,})",  # type: ignore[misc]
+                key=f"{prefix}pick_{name}",
+                on_change=_pick_facet,
+                args=(prefix, name, "pick"),
             )
     return narrowed
 
 
-def _pick_facet(prefix: str, name: str) -> None:
-    value = st.session_state.get(f"{prefix}pill_{name}")
+def _pick_facet(prefix: str, name: str, kind: str) -> None:
+    value = st.session_state.get(f"{prefix}{kind}_{name}")
     if value:
         st.query_params[prefix + name] = value
     else:

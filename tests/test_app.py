@@ -149,6 +149,29 @@ def test_browse_proposal_visit_datasets(site_lake: dict[str, Any]) -> None:
     assert prop not in guest.selectbox(key="browse_proposal").options
 
 
+def _shown_count(at: AppTest) -> int:
+    line = next(c.value for c in at.caption if " datasets · " in c.value)
+    return int(line.split()[0].replace(",", ""))
+
+
+def test_browse_facets_of_many_values_are_drop_downs() -> None:
+    """Filter, proposal and target facets are one drop-down each (values with counts): picking one
+    narrows the result to its count and puts it in the URL; a new session from the URL shows the same."""
+    at = page("browse")
+    assert {s.key for s in at.selectbox} >= {"bf_pick_filter", "bf_pick_proposal", "bf_pick_target"}
+    assert {p.key for p in at.get("button_group")} == {"bf_pill_detector", "bf_pill_filetype", "bf_pill_year"}
+    pick = at.selectbox(key="bf_pick_filter")
+    assert pick.options[0] == "any" and pick.value is None
+    label = pick.options[1]
+    value, n = label.rsplit(" (", 1)
+    pick.set_value(value).run()
+    assert not at.exception
+    assert _shown_count(at) == int(n.rstrip(")").replace(",", ""))
+    assert at.query_params["bf_filter"] == value
+    again = page("browse", bf_filter=value)
+    assert again.selectbox(key="bf_pick_filter").value == value and _shown_count(again) == _shown_count(at)
+
+
 def test_browse_thumbnails_for_darks() -> None:
     at = page("browse")
     at.selectbox(key="browse_detector").set_value("UVIS").run()

@@ -190,7 +190,7 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
 
     # browse: pick the proprietary proposal, then click one of its datasets (a team member sees them)
     goto(pg, f"{base}/browse")
-    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Proposal").click()
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Proposal").first.click()  # (not the facet)
     pg.get_by_role("option", name=str(server["secret"]), exact=False).first.click()
     pg.get_by_text(f"Proposal {server['secret']}: PI").wait_for(timeout=30_000)  # (the rerun is done)
     settle(pg)

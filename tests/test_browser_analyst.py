@@ -157,6 +157,16 @@ def test_facets_narrow_a_result_to_the_count_shown(server: dict[str, Any], brows
     # (wait for the click's rerun: a settled page can still show the count before it)
     assert count_after_rerun(pg, everything, ir.as_py()) == ir.as_py()
     pg.wait_for_url("**bf_detector=IR**", timeout=30_000)
+    # facets of many values (filter, proposal, target) are drop-downs of values with counts
+    # (the last "Filter" drop-down: the first is the form's, in the collapsed Filters section)
+    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Filter").last.click()
+    option = pg.get_by_role("option").nth(1)  # (the first is "any")
+    value, shown = re.fullmatch(r"(.+) \(([\d,]+)\)", option.inner_text()).groups()  # type: ignore[union-attr]
+    option.click()
+    settle(pg)
+    n = int(shown.replace(",", ""))
+    assert count_after_rerun(pg, ir.as_py(), n) == n
+    pg.wait_for_url(f"**bf_filter={value}**", timeout=30_000)
 
 
 def _association(server: dict[str, Any]) -> tuple[str, list[str]]:
