@@ -125,6 +125,12 @@ def preformatted(text: str) -> None:
     st.html(f'<pre class="ql-text" style="{PRE_STYLE}">{html.escape(text, quote=False)}</pre>')
 
 
+def tooltip(*fields: tuple[str, str]) -> list[dict[str, str]]:
+    """A Vega-Lite ``tooltip`` encoding of ``(column, type)`` pairs (the site's charts are plain specs:
+    Altair validated them on every load)."""
+    return [{"field": c, "type": t} for c, t in fields]
+
+
 def human_bytes(n: float | None) -> str:
     n = float(n or 0)
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):

@@ -40,15 +40,12 @@ with ui.shown_errors():
                         "x": {"field": "files", "type": "quantitative", "title": "files"},
                         "y": {"field": "detector", "type": "nominal", "title": None},
                         "color": {"field": "filetype", "type": "nominal", "title": "type"},
-                        "tooltip": [
-                            {"field": c, "type": t}
-                            for c, t in (
-                                ("detector", "nominal"),
-                                ("filetype", "nominal"),
-                                ("files", "quantitative"),
-                                ("bytes", "quantitative"),
-                            )
-                        ],
+                        "tooltip": ui.tooltip(
+                            ("detector", "nominal"),
+                            ("filetype", "nominal"),
+                            ("files", "quantitative"),
+                            ("bytes", "quantitative"),
+                        ),
                     },
                 },
                 width="stretch",

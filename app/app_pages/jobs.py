@@ -55,16 +55,13 @@ with ui.shown_errors():
                     "x": {"field": "started", "type": "temporal", "title": "started"},
                     "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
                     "color": {"field": "job", "type": "nominal"},
-                    "tooltip": [
-                        {"field": c, "type": t}
-                        for c, t in (
-                            ("job", "nominal"),
-                            ("status", "nominal"),
-                            ("started", "temporal"),
-                            ("duration_s", "quantitative"),
-                            ("run_id", "nominal"),
-                        )
-                    ],
+                    "tooltip": ui.tooltip(
+                        ("job", "nominal"),
+                        ("status", "nominal"),
+                        ("started", "temporal"),
+                        ("duration_s", "quantitative"),
+                        ("run_id", "nominal"),
+                    ),
                 },
             },
             width="stretch",
