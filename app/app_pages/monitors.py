@@ -117,6 +117,6 @@ with ui.shown_errors():
         for col, values in report.group_columns(everything).items():
             where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}", **ui.BOUND)
     rep = report.report(scope, name, rng, where)
-    trend_plots(scope, rep, (name, rng, tuple(sorted((c, tuple(v)) for c, v in where.items() if v))))
+    trend_plots(scope, rep, (name, rng, report.choice_key(where)))
     trend_tables(rep)
     results_table(rep)

@@ -81,10 +81,14 @@ def report(
 ) -> Report:
     """Results of ``name`` within ``mjd_range`` (EXPSTART) and with ``where`` column values, plus plots;
     computed once per scope and choice (the trend fit is most of a Monitors page's server time)."""
-    key = tuple(sorted((c, tuple(v)) for c, v in (where or {}).items() if v))
     return scope.memo(
-        ("monitor_report", name, mjd_range, key), lambda: _report(scope, name, mjd_range, where)
+        ("monitor_report", name, mjd_range, choice_key(where)), lambda: _report(scope, name, mjd_range, where)
     )
+
+
+def choice_key(where: dict[str, list[Any]] | None) -> tuple[Any, ...]:
+    """The column values picked (``where``) as a memo key: the same picks give the same key."""
+    return tuple(sorted((c, tuple(v)) for c, v in (where or {}).items() if v))
 
 
 def _report(
