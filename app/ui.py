@@ -125,6 +125,62 @@ def preformatted(text: str) -> None:
     st.html(f'<pre class="ql-text" style="{PRE_STYLE}">{html.escape(text, quote=False)}</pre>')
 
 
+# a row of facts (label above, value below) and small tables as plain HTML: one element each, where
+# st.metric per fact and st.dataframe (its grid script, an Arrow decode, a canvas) cost the browser
+# more than the few values they show (#18)
+FACTS_STYLE = (
+    "<style>.ql-facts-row { display: flex; flex-wrap: wrap; gap: 0.5rem 2.5rem; margin: 0.25rem 0; }"
+    ".ql-fact-label { font-size: 0.875rem; opacity: 0.8; }"
+    ".ql-fact-value { font-size: 2.25rem; line-height: 1.2; }"
+    ".ql-small { border-collapse: collapse; font-size: 0.875rem; width: 100%; }"
+    ".ql-small th, .ql-small td { border: 1px solid rgba(128, 128, 128, 0.25); padding: 0.3rem 0.6rem;"
+    " text-align: left; overflow-wrap: anywhere; }"
+    ".ql-small th { font-weight: 400; opacity: 0.8; }"
+    ".ql-small td.ql-num { text-align: right; font-variant-numeric: tabular-nums; }</style>"
+)
+
+
+def facts(values: dict[str, Any]) -> None:
+    """``{label: value}`` in a row, each label above its value (as ``st.metric`` draws one)."""
+    import html
+
+    cells = "".join(
+        f'<div><div class="ql-fact-label">{html.escape(str(k))}</div>'
+        f'<div class="ql-fact-value">{html.escape(str(v))}</div></div>'
+        for k, v in values.items()
+    )
+    st.html(f'{FACTS_STYLE}<div class="ql-facts-row">{cells}</div>')
+
+
+def small_table(df: Any) -> None:
+    """A frame of a few rows as an HTML table; each documented column's keyword help (``schemas/``) as
+    its header's tooltip, numbers to the right, missing values as "None"."""
+    import html
+
+    from lake.keywords import column_help
+
+    helps = column_help(df.columns)
+    head = "".join(
+        f'<th title="{html.escape(helps.get(c, ""))}">{html.escape(str(c))}</th>' for c in df.columns
+    )
+    numeric = {c for c in df.columns if str(df[c].dtype).startswith(("int", "Int", "float", "Float"))}
+
+    def cell(c: str, v: Any) -> str:
+        text = html.escape("None" if _missing(v) else str(v))
+        return f'<td class="ql-num">{text}</td>' if c in numeric else f"<td>{text}</td>"
+
+    rows = "".join(
+        "<tr>" + "".join(cell(c, v) for c, v in zip(df.columns, r, strict=True)) + "</tr>"
+        for r in df.itertuples(index=False)
+    )
+    table = f'<table class="ql-small"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    st.html(f'{FACTS_STYLE}<div style="overflow-x: auto">{table}</div>')
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and v != v)
+
+
 def tooltip(*fields: tuple[str, str]) -> list[dict[str, str]]:
     """A Vega-Lite ``tooltip`` encoding of ``(column, type)`` pairs (the site's charts are plain specs:
     Altair validated them on every load)."""

@@ -4,7 +4,8 @@ a navigation or a click to the moment it has settled and drawn.
 "Settled and drawn" is what a user sees as done: the page's own heading or text is there, the script
 has finished (``stApp``'s ``data-test-script-state`` is ``notRunning``; it goes ``initial`` → ``running``
 → ``notRunning``, see docs/background/streamlit-recipe.md §3b), nothing is stale or a skeleton, and
-every chart, table and image shown has drawn (a canvas or an SVG; an image that has loaded).
+every chart, table and image shown has drawn (a canvas or an SVG; an image that has loaded, in
+``st.image`` or in a block of HTML such as Browse's cards).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ DRAWN = """() => {
   return all('[data-testid="stVegaLiteChart"]').every((e) => e.querySelector('canvas, svg'))
     && all('[data-testid="stDataFrame"]').every((e) => e.querySelector('canvas'))
     && all('[data-testid="stPlotlyChart"]').every((e) => e.querySelector('.main-svg'))
-    && all('[data-testid="stImage"] img').every((i) => i.complete && i.naturalWidth > 0);
+    && all('[data-testid="stImage"] img, [data-testid="stHtml"] img')
+      .every((i) => i.complete && i.naturalWidth > 0);
 }"""
 TIMEOUT_MS = 120_000
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -177,8 +178,48 @@ def test_browse_thumbnails_for_darks() -> None:
     at.selectbox(key="browse_detector").set_value("UVIS").run()
     at.text_input(key="browse_target").input("DARK").run()
     assert not at.exception
-    assert all(c.value.startswith("UVIS") for c in at.caption if "·" in c.value and " s" in c.value)
-    assert len(at.image) >= 1  # darks have pixels in the sparse archive, so they get thumbnails
+    grid = cards(at)
+    facts = re.findall(r'<div class="ql-facts">([^<]*)</div>', grid)
+    assert facts and all(f.startswith("UVIS") for f in facts)
+    # darks have pixels in the sparse archive, so they get thumbnails, their size given (no reflow)
+    assert re.search(r'<img src="data:image/png;base64,[^"]+" width="\d+" height="\d+"', grid)
+    assert len(re.findall(r'class="ql-card"', grid)) == len(facts)
+
+
+def cards(at: AppTest) -> str:
+    """Browse's thumbnail cards (one block of HTML)."""
+    return next(h.value for h in at.get("html") if 'class="ql-cards"' in h.value)
+
+
+def test_browse_cards_say_why_there_is_no_picture_and_show_flags(site_lake: dict[str, Any]) -> None:
+    """A dataset without pixels says so in words (no broken image); a flagged one has its badge; each
+    card links to the Dataset page."""
+    from app.data import anomaly
+    from app.data.scope import Scope
+    from app.data.viewer import Viewer
+
+    blank = (
+        read_sql(
+            "SELECT rootname FROM files GROUP BY rootname HAVING count(*) FILTER (WHERE filetype IN "
+            "('flt', 'flc', 'raw', 'ima')) = 0 AND count(*) FILTER (WHERE filetype IN ('drz', 'drc')) > 0 "
+            "ORDER BY 1 LIMIT 1",
+            site_lake["lake"],
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    team = Scope(site_lake["lake"], Viewer("alice@stsci.edu", team=True))
+    anomaly.flag(team, blank, "ghost", "a ghost, in words")
+    try:
+        sql = read_sql(f"SELECT proposid, visit FROM master WHERE rootname = '{blank}'", site_lake["lake"])
+        d = sql.to_pylist()[0]
+        at = page("browse", browse_proposal=str(d["proposid"]), browse_visit=str(d["visit"]))
+        card = next(c for c in cards(at).split('<div class="ql-card">') if f">{blank}</a>" in c)
+        assert "no pixels to show" in card and "<img" not in card
+        assert "🚩 Ghost" in card and "alice" not in cards(at)
+        assert f'href="dataset?rootname={blank}"' in card
+    finally:
+        anomaly.unflag(team, blank, "ghost", "test over")
 
 
 def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
@@ -189,9 +230,13 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     assert header.startswith("SIMPLE  =") and f"ROOTNAME= '{root}" in header
     at.text_input(key="hdr_search").input("EXPTIME").run()
     assert all("EXPTIME" in ln for ln in pre(at)[0].splitlines())
-    raw = next(o for o in at.selectbox(key="pv_file").options if o.endswith("_raw.fits"))
+    raw = next(o for o in at.selectbox(key="hdr_file").options if o.endswith("_raw.fits"))
     assert not at.image  # previews are drawn only while their tab is open
     assert not at.get("plotly_chart")
+    assert not {"pv_file", "pv_hdu", "ds_flag_type"} & {s.key for s in at.selectbox}  # (nor its widgets)
+    # the files, and the five facts of the dataset, each as one block
+    assert any("<table" in h.value and "_raw.fits" in h.value for h in at.get("html"))
+    assert any("EXPTIME" in h.value and "IMAGETYP" in h.value for h in at.get("html"))
     shown = page("dataset", rootname=root, ds_tab="Preview", file=raw)
     assert len(shown.selectbox(key="pv_hdu").options) == 2  # the raw's SCI extensions, one per chip
     assert shown.selectbox(key="pv_hdu").label == "Extension"  # (a UVIS file has no reads to pick)

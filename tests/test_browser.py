@@ -194,7 +194,7 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
     pg.get_by_role("option", name=str(server["secret"]), exact=False).first.click()
     pg.get_by_text(f"Proposal {server['secret']}: PI").wait_for(timeout=30_000)  # (the rerun is done)
     settle(pg)
-    first = pg.locator('[data-testid="stPageLink"] a').first
+    first = pg.locator(".ql-card a").first  # (a card's link)
     first.wait_for(timeout=30_000)
     first.click()
     pg.wait_for_url("**/dataset?rootname=*", timeout=30_000)

@@ -272,10 +272,8 @@ def test_flag_beside_the_preview_and_the_badge_in_browse(server: dict[str, Any],
     # a guest sees the badge in Browse, and nowhere who flagged it
     guest = new_page(browser)
     goto(guest, f"{base}/browse?browse_proposal={d['proposid']}&browse_visit={d['visit']}")
-    badge = guest.locator('[data-testid="stVerticalBlock"]').filter(
-        has=guest.get_by_role("link", name=root, exact=True)
-    )
-    assert "🚩 Ghost" in badge.last.inner_text()
+    card = guest.locator(".ql-card").filter(has=guest.get_by_role("link", name=root, exact=True))
+    assert "🚩 Ghost" in card.inner_text()
     assert "alice" not in guest.content()
     goto(guest, f"{base}/anomalies")
     assert "alice" not in guest.content()

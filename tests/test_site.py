@@ -303,6 +303,49 @@ def test_preview_png_cached_and_blank(scopes: dict[str, Scope], site_lake: dict[
         preview.preview(s, blank, 1)
 
 
+def test_dataset_thumbnails_of_a_page(scopes: dict[str, Scope], site_lake: dict[str, Any]) -> None:
+    """A Browse page's thumbnails from one query of their files: the same image as a dataset's own, its
+    size read from the PNG; None for a dataset without pixels (only header-only drizzled products) and
+    for one the viewer may not see."""
+    from PIL import Image
+
+    team, guest = scopes["team"], scopes["guest"]
+    dark = (
+        team.sql(
+            "SELECT rootname FROM master WHERE detector = 'UVIS' AND imagetyp = 'DARK' ORDER BY 1 LIMIT 1"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    blank = (
+        team.sql(
+            "SELECT rootname FROM files GROUP BY rootname HAVING count(*) FILTER (WHERE filetype IN "
+            "('flt', 'flc', 'raw', 'ima')) = 0 AND count(*) FILTER (WHERE filetype IN ('drz', 'drc')) > 0 "
+            "ORDER BY 1 LIMIT 1"
+        )
+        .column(0)[0]
+        .as_py()
+    )
+    secret = sorted(secret_rootnames(team, site_lake["secret"]))[0]
+    got = preview.dataset_thumbnails(team, [dark, blank, secret])
+    assert list(got) == [dark, blank, secret]
+    png = got[dark]
+    assert png and png == preview.dataset_thumbnail(team, dark)
+    assert preview.png_size(png) == Image.open(io.BytesIO(png)).size
+    assert got[blank] is None and preview.dataset_thumbnail(team, blank) is None
+    assert (
+        got[secret] is not None
+        or not team.sql(
+            "SELECT 1 FROM files WHERE rootname = ? AND filetype IN ('flt', 'raw')", [secret]
+        ).num_rows
+    )
+    assert preview.dataset_thumbnails(guest, [secret]) == {secret: None}  # its files are not the guest's
+    with pytest.raises(AccessDenied):
+        preview.dataset_thumbnail(guest, secret)
+    with pytest.raises(ValueError, match="not a PNG"):
+        preview.png_size(b"GIF89a" + bytes(30))
+
+
 def test_jobs_history_and_log(site_lake: dict[str, Any]) -> None:
     lk = site_lake["lake"]
     h = jobs.history(lk).to_pylist()

@@ -28,12 +28,15 @@ def heading(d: dict) -> None:
         f"observed {d['date_obs']} {d['time_obs'] or ''} UT · PI {d['pr_inv_l'] or '?'} · "
         f"OBSTYPE {d['obstype'] or '?'} · association {d['asn_id'] or 'none'}"
     )
-    c = st.columns(5)
-    c[0].metric("Proposal", d["proposid"])
-    c[1].metric("Visit", d["visit"])
-    c[2].metric("EXPTIME", f"{d['exptime']:g} s" if d["exptime"] is not None else "?")
-    c[3].metric("IMAGETYP", d["imagetyp"] or "?")
-    c[4].metric("Aperture", d["aperture"] or "?")
+    ui.facts(
+        {
+            "Proposal": d["proposid"],
+            "Visit": d["visit"] or "—",
+            "EXPTIME": f"{d['exptime']:g} s" if d["exptime"] is not None else "?",
+            "IMAGETYP": d["imagetyp"] or "?",
+            "Aperture": d["aperture"] or "?",
+        }
+    )
     flags = anomaly.current(scope, rootname=root).to_pandas()
     if len(flags):
         st.warning(
@@ -103,7 +106,7 @@ def zoom_to_selection() -> None:
         st.session_state["pv_region"] = f"{round(min(xs))}:{round(max(xs))},{round(min(ys))}:{round(max(ys))}"
 
 
-def previews(ok: list[str], first: int, shown: bool, detector: str) -> None:
+def previews(ok: list[str], first: int, detector: str) -> None:
     with st.container(horizontal=True):
         ppath = st.selectbox("File", ok, index=first, key="pv_file")
         images = preview.image_hdus(scope, ppath)
@@ -119,8 +122,6 @@ def previews(ok: list[str], first: int, shown: bool, detector: str) -> None:
         "Full-resolution region x0:x1,y0:y1 (or draw a box with the box-select tool)",
         key="pv_region", placeholder="empty: the whole image, one pixel in k",
     )  # fmt: skip
-    if not shown:
-        return
     if hdu is None:
         st.caption("This file has no image extensions.")
         return
@@ -217,14 +218,11 @@ with ui.shown_errors():
     navigation(d)
 
     files = browse.files(scope, root).to_pandas()
-    st.dataframe(
+    ui.small_table(
         files.assign(
             size=[ui.human_bytes(s) for s in files["size"]],
             mtime=pd.to_datetime(files["mtime"], unit="s", utc=True).dt.strftime("%Y-%m-%d %H:%M"),
-        ),
-        hide_index=True,
-        width="stretch",
-        column_config=ui.keyword_help(files.columns),
+        )
     )
     ok = files[files["status"] == "ok"]["path"].tolist()
     if not ok:
@@ -272,15 +270,18 @@ with ui.shown_errors():
             on_click="ignore",
         )
     with tab_p:
-        pictures, flagging = st.columns([3, 1])
-        with pictures:
-            previews(ok, first, tab_p.open is not False, str(d["detector"]))
-        with flagging:
-            st.markdown("**Flag an anomaly**")
-            if scope.viewer.logged_in and scope.viewer.team:
-                ui.anomaly_form("ds_flag", rootname=root)
-            else:
-                st.caption("Flagging needs a logged-in WFC3 team member.")
+        # (its widgets, pixels and flag form only while it is open: hidden, they were a fifth of the
+        # browser's work on every Dataset page, #18)
+        if tab_p.open is not False:
+            pictures, flagging = st.columns([3, 1])
+            with pictures:
+                previews(ok, first, str(d["detector"]))
+            with flagging:
+                st.markdown("**Flag an anomaly**")
+                if scope.viewer.logged_in and scope.viewer.team:
+                    ui.anomaly_form("ds_flag", rootname=root)
+                else:
+                    st.caption("Flagging needs a logged-in WFC3 team member.")
     with tab_d:
         if tab_d.open is not False:  # (its queries run only while it is open)
             diff_tab(d, ok)
