@@ -49,23 +49,21 @@ with ui.shown_errors():
         # (Vega-Lite specs as they are: Altair validated each chart against the schema on every load)
         st.vega_lite_chart(
             sel.dropna(subset=["duration_s"])[["job", "status", "started", "duration_s", "run_id"]],
-            ui.canvas(
-                {
-                    "mark": {"type": "circle", "size": 40},
-                    "encoding": {
-                        "x": {"field": "started", "type": "temporal", "title": "started"},
-                        "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
-                        "color": {"field": "job", "type": "nominal"},
-                        "tooltip": ui.tooltip(
-                            ("job", "nominal"),
-                            ("status", "nominal"),
-                            ("started", "temporal"),
-                            ("duration_s", "quantitative"),
-                            ("run_id", "nominal"),
-                        ),
-                    },
-                }
-            ),
+            {
+                "mark": {"type": "circle", "size": 40},
+                "encoding": {
+                    "x": {"field": "started", "type": "temporal", "title": "started"},
+                    "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
+                    "color": {"field": "job", "type": "nominal"},
+                    "tooltip": ui.tooltip(
+                        ("job", "nominal"),
+                        ("status", "nominal"),
+                        ("started", "temporal"),
+                        ("duration_s", "quantitative"),
+                        ("run_id", "nominal"),
+                    ),
+                },
+            },
             width="stretch",
         )
     with right:
@@ -78,23 +76,21 @@ with ui.shown_errors():
         )
         st.vega_lite_chart(
             daily,
-            ui.canvas(
-                {
-                    "mark": "bar",
-                    "encoding": {
-                        "x": {"field": "day", "type": "temporal"},
-                        "y": {"field": "runs", "type": "quantitative"},
-                        "color": {
-                            "field": "status",
-                            "type": "nominal",
-                            "scale": {
-                                "domain": ["success", "no-work", "failed", "skipped-locked", "running"],
-                                "range": ["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
-                            },
+            {
+                "mark": "bar",
+                "encoding": {
+                    "x": {"field": "day", "type": "temporal"},
+                    "y": {"field": "runs", "type": "quantitative"},
+                    "color": {
+                        "field": "status",
+                        "type": "nominal",
+                        "scale": {
+                            "domain": ["success", "no-work", "failed", "skipped-locked", "running"],
+                            "range": ["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
                         },
                     },
-                }
-            ),
+                },
+            },
             width="stretch",
         )
     shown = sel.head(500)

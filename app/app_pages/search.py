@@ -29,15 +29,8 @@ def sky(res: Any) -> None:
     st.altair_chart(search.sky_map(points, hits), width="stretch")
 
 
-@st.fragment
-def search_box() -> None:
-    """The box, the result and the sky map: a fragment, so that a search or a tab opened reruns them
-    alone, not the page around them (the sidebar, the navigation), which the browser then redraws (#18)."""
-    with ui.shown_errors():  # (a fragment's rerun is outside the page's own)
-        _search()
-
-
-def _search() -> None:
+with ui.shown_errors():
+    scope = ui.scope()
     # the box and radius live in the URL (?search_text=NGC+4485): a search is a link to share
     with st.form("search_form"), st.container(horizontal=True, vertical_alignment="bottom"):
         text = st.text_input(
@@ -66,8 +59,3 @@ def _search() -> None:
     with sky_tab:
         if sky_tab.open is not False:
             sky(res)
-
-
-with ui.shown_errors():
-    scope = ui.scope()
-    search_box()
