@@ -525,6 +525,31 @@ def test_monitor_page_thins_a_long_trend(monkeypatch: pytest.MonkeyPatch) -> Non
     assert drawn(every) == n and "over the whole time range" not in texts(every)
 
 
+def test_monitor_results_newest_first_then_more(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The results table shows the newest few at first; more, or all, when asked (in the URL); the
+    trend chart is drawn on a canvas."""
+    import re
+
+    from app.data import monitor_report as report
+
+    def shown(at: AppTest) -> list[Any]:
+        return list(at.dataframe[-1].value["expstart"])
+
+    full = page("monitors", monitor="uvis-darks")
+    n = int(re.sub(r"\D", "", next(h.value for h in full.subheader if h.value.startswith("Results ("))))
+    every = shown(page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_rows": "all"}))
+    assert len(every) == n >= 3 and every == sorted(every, reverse=True)
+    assert shown(full) == every[: report.TABLE_ROWS]
+    spec = json.loads(full.get("vega_lite_chart")[0].proto.spec)
+    assert spec["usermeta"]["embedOptions"]["renderer"] == "canvas"
+    monkeypatch.setattr(report, "TABLE_ROWS", 2)
+    at = page("monitors", monitor="uvis-darks")
+    assert shown(at) == every[:2]  # the newest
+    assert at.get("button_group")[-1].value == "2"
+    if n > 20:
+        assert shown(page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_rows": "20"})) == every[:20]
+
+
 def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
     at = page("jobs")
     assert pre(at) and pre(at)[0].strip()

@@ -52,7 +52,7 @@ def trend_plots(scope: Scope, rep: report.Report, key: tuple[Any, ...]) -> None:
                 f"One result in {-(-n // limit)} of each series drawn ({shown:,} of {n:,}, over the whole "
                 "time range); the table below has them all."
             )
-        st.vega_lite_chart(spec, width="stretch")
+        st.vega_lite_chart(ui.canvas(spec), width="stretch")
     if rep.pngs:  # (drawn from every input by the last run: team members only)
         st.caption("The last run's plots, from all inputs (not filtered); dates as decimal years.")
         cols = st.columns(2)
@@ -74,8 +74,22 @@ def trend_tables(rep: report.Report) -> None:
 
 
 def results_table(rep: report.Report) -> None:
-    st.subheader(f"Results ({rep.results.num_rows:,} rows, newest first)")
-    df = report.shown(rep.results.slice(0, 500), first=rep.monitor.schema.names).to_pandas()
+    """The newest :data:`report.TABLE_ROWS` results, more or all when asked (in the URL)."""
+    n = rep.results.num_rows
+    st.subheader(f"Results ({n:,} rows, newest first)")
+    few = report.TABLE_ROWS
+    sizes = {str(k): k for k in (few, 10 * few) if k < n} | {"all": n}
+    limit = min(few, n)
+    if n > few:
+        kept = st.segmented_control(
+            "Rows shown (newest first)",  # (the options as they are: the URL holds the one shown)
+            list(sizes),
+            default=str(few),
+            key=f"mon_{rep.monitor.name}_rows",
+            **ui.BOUND,
+        )
+        limit = sizes.get(kept or "", few)
+    df = report.shown(rep.results.slice(0, limit), first=rep.monitor.schema.names).to_pandas()
     config: dict[str, Any] = {}
     units = rep.monitor.units
     for c in df.columns:

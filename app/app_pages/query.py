@@ -154,6 +154,14 @@ def sql_section(shown: bool) -> None:
     downloads(r.table, "query")
 
 
+@st.fragment
+def sql_fragment(shown: bool) -> None:
+    """:func:`sql_section` as a fragment: a Run reruns the console alone, not the whole page (the form's
+    and the plot's widgets, the sidebar), which the browser then redraws (#18)."""
+    with ui.shown_errors():  # (a fragment's rerun is outside the page's own)
+        sql_section(shown)
+
+
 CATEGORIES = 20  # a colour column with at most this many values is a category (one colour each)
 
 
@@ -289,7 +297,7 @@ with ui.shown_errors():
     # the open tab is in the URL too (?tab=SQL); every tab's fields are drawn (their values stay in the
     # URL) but only the open tab's result is computed
     form_tab, sql_tab, plot_tab = st.tabs(["Form", "SQL", "Plot"], key="tab", **ui.BOUND)
-    for tab, section in ((form_tab, form_section), (sql_tab, sql_section), (plot_tab, plot_section)):
+    for tab, section in ((form_tab, form_section), (sql_tab, sql_fragment), (plot_tab, plot_section)):
         with tab, ui.shown_errors():
             section(tab.open is not False)
     saved_section()

@@ -28,6 +28,9 @@ COUNTS = ("n_", "npix", "nsamp", "area")  # integer columns that count things: n
 # points a trend chart draws by default: 17 years of a monitor are 6,000 results, whose chart took the
 # browser ~1 s to draw (Vega interprets its expressions point by point) on every view (#18)
 CHART_POINTS = 1500
+# results a Monitors page's table shows at first (newest first; more when asked): 500 rows of every
+# column were ~0.1 s of the browser's time on every view of the page (#18)
+TABLE_ROWS = 50
 
 
 @dataclass(frozen=True)
