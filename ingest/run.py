@@ -22,6 +22,7 @@ from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
 from lake import schema as sch
 from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
 from lake.catalog import _sql_str, view_sql
+from lake.datafile import FileCounts, file_counts
 from lake.errors import LayoutError
 from lake.executor import Executor
 from lake.faults import point as fault_point
@@ -569,25 +570,33 @@ def _settled(future: Future[Any]) -> Future[Any]:
 
 def _compact_new(lake: Lake, pins: Pins, ex: Executor, tables: set[str]) -> None:
     """Compact the tables a large ingest wrote (their small files: the ingest's one file per batch), with
-    the rewrites on the ingest's workers: the lake it leaves is as fast to read as a maintained one."""
+    the rewrites on the ingest's workers: the lake it leaves is as fast to read as a maintained one. A
+    worker sends back its new file's footer counts (read there, where the file was just written), from
+    which the driver describes the file for its commit instead of reading the footer again."""
     from lake.maintenance import compact
 
     def on_workers(work: list[tuple[Any, ...]]) -> list[str]:
-        out: dict[int, str] = {}
+        out: dict[int, tuple[str, FileCounts]] = {}
         tagged = [(i, *w) for i, w in enumerate(work)]
         for group in ex.map(_rewrite_one, tagged, name="compact", key=lambda t: f"{t[3]}-{t[0]}"):
-            out.update(group)
-        return [out[i] for i in range(len(work))]
+            out.update((i, (path, counts)) for i, path, counts in group)
+        for table in {w[2] for w in work}:
+            mine = [out[i] for i, w in enumerate(work) if w[2] == table]
+            lake.describe_files(pins, table, [p for p, _ in mine], dict(mine))
+        return [out[i][0] for i in range(len(work))]
 
     compact(lake, pins, sorted(tables), target_mb=COMPACT_TARGET_MB, rewrites=on_workers)
 
 
 def _rewrite_one(
     i: int, paths: list[str], schema: pa.Schema, table: str, out_dir: Path, part: str | None
-) -> tuple[int, str]:
+) -> tuple[int, str, FileCounts]:
+    """One compaction rewrite (on a worker), with the counts of the file it wrote (bounds of every
+    column for the fixed tables, which keep them; see :func:`ingest.batch._write`)."""
     from lake.maintenance import _rewrite
 
-    return i, _rewrite(paths, schema, table, out_dir, part)
+    path = _rewrite(paths, schema, table, out_dir, part)
+    return i, path, file_counts(pq.read_metadata(path), bounds=table in sch.FIXED_TABLES)
 
 
 def split_batches(todo: list[FileJob], batch_files: int, workers: int) -> list[list[FileJob]]:

@@ -595,11 +595,12 @@ class Lake:
         properties: dict[str, str] | None = None,
     ) -> None:
         """One snapshot that swaps the DataFiles ``old`` for the Parquet ``files`` holding the same rows
-        (compaction: no row added or removed, so no file is read but the new ones' footers)."""
+        (compaction: no row added or removed, so no file is read but the new ones' footers, and not
+        those described ahead by :meth:`describe_files`)."""
         tbl = self.table(pins, table)
         with _transaction_class()(tbl) as tx:
             describe = self._describer(pins, table, tx.table_metadata)
-            data_files = [describe(f) for f in files]
+            data_files = [self._described(describe, f) or describe(f) for f in files]
             self._remember(tx.table_metadata.schema(), data_files)
             with tx.update_snapshot(snapshot_properties=properties or {}).overwrite() as snap:
                 for df in old:

@@ -282,3 +282,38 @@ def test_a_batch_over_its_cards_bound_is_written_in_parts_with_the_same_rows(
         b = lake.read(name, small_lake).drop(drop)
         key = [c for c in ("path", "hdu", "position", "rootname") if c in a.columns]
         assert_frame_equal(a.sort(key), b.sort(key), check_column_order=False)
+
+
+def test_compacted_files_described_from_the_workers_counts(archive_copy: Path, tmp_path: Path) -> None:
+    """A large ingest's compaction describes its new files from the counts its workers send back (no
+    footer read again in the driver): their Iceberg metrics are those a footer read gives."""
+    from ingest import run
+
+    root = tmp_path / "lake"
+    s = ingest(root, str(archive_copy), scheduler="synchronous", batch_files=10)
+    assert s.batches >= run.COMPACT_BATCHES
+    lk = Lake(root)
+    pins = lk.pins()
+    fields = (
+        "record_count",
+        "column_sizes",
+        "value_counts",
+        "null_value_counts",
+        "lower_bounds",
+        "upper_bounds",
+    )
+    checked = 0
+    for table in ("cards", "files", "uvisflt"):
+        tbl = lk.table(pins, table)
+        describe = lk._describer(pins, table, tbl.metadata)
+        for task in tbl.scan(snapshot_id=pins.tables[table]).plan_files():
+            path = task.file.file_path.removeprefix("file://")
+            if not Path(path).name.startswith("compact-"):
+                continue
+            footer = describe.exact(path)
+            assert footer is not None
+            for name in fields:
+                assert getattr(task.file, name) == getattr(footer, name), (table, name)
+            assert task.file.partition == footer.partition
+            checked += 1
+    assert checked >= 3
