@@ -189,6 +189,7 @@ def test_browse_facets_of_many_values_are_drop_downs() -> None:
 
 def test_browse_thumbnails_for_darks() -> None:
     at = page("browse")
+    at.toggle(key="browse_filters").set_value(True).run()
     at.selectbox(key="browse_detector").set_value("UVIS").run()
     at.text_input(key="browse_target").input("DARK").run()
     assert not at.exception
@@ -198,6 +199,23 @@ def test_browse_thumbnails_for_darks() -> None:
     # darks have pixels in the sparse archive, so they get thumbnails, their size given (no reflow)
     assert re.search(r'<img src="data:image/png;base64,[^"]+" width="\d+" height="\d+"', grid)
     assert len(re.findall(r'class="ql-card"', grid)) == len(facts)
+
+
+def test_browse_filters_drawn_on_demand_and_kept_from_the_url() -> None:
+    """The filter inputs are drawn only when asked for, or while one is set in the URL: closing them
+    keeps the filter, and a link with a filter shows and applies it."""
+    at = page("browse")
+    everything = _shown_count(at)
+    assert "browse_detector" not in {s.key for s in at.selectbox}
+    at.toggle(key="browse_filters").set_value(True).run()
+    at.selectbox(key="browse_detector").set_value("IR").run()
+    ir = _shown_count(at)
+    assert 0 < ir < everything
+    at.toggle(key="browse_filters").set_value(False).run()
+    assert _shown_count(at) == ir and at.selectbox(key="browse_detector").value == "IR"
+    shared = page("browse", browse_detector="IR")
+    assert _shown_count(shared) == ir and shared.selectbox(key="browse_detector").value == "IR"
+    assert "Filters (shown while one is set)" in texts(shared)
 
 
 def cards(at: AppTest) -> str:
@@ -421,6 +439,7 @@ def test_query_form_and_browse_search_a_2015_date_range(site_lake: dict[str, Any
     assert f"{want:,} datasets · TARGNAME contains 'NGC', DATE-OBS 2015-01-01 to 2015-12-31" in texts(at)
     assert at.dataframe[0].value["date_obs"].between("2015-01-01", "2015-12-31").all()
     browse_page = page("browse")
+    browse_page.toggle(key="browse_filters").set_value(True).run()
     picker = browse_page.date_input(key="browse_dates")
     assert picker.min == date(2009, 1, 1)
     picker.set_value(_in_range(picker, (jan, dec)))
