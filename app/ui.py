@@ -152,9 +152,10 @@ def facts(values: dict[str, Any]) -> None:
     st.html(f'{FACTS_STYLE}<div class="ql-facts-row">{cells}</div>')
 
 
-def small_table(df: Any) -> None:
+def small_table(df: Any, links: dict[str, Any] | None = None) -> None:
     """A frame of a few rows as an HTML table; each documented column's keyword help (``schemas/``) as
-    its header's tooltip, numbers to the right, missing values as "None"."""
+    its header's tooltip, numbers to the right, missing values as "None". ``links``: ``{column:
+    value -> URL}``, that column's values as links (e.g. :func:`dataset_url`, :func:`browse_url`)."""
     import html
 
     from lake.keywords import column_help
@@ -167,6 +168,8 @@ def small_table(df: Any) -> None:
 
     def cell(c: str, v: Any) -> str:
         text = html.escape("None" if _missing(v) else str(v))
+        if links and c in links and not _missing(v):
+            text = f'<a href="{html.escape(links[c](v))}">{text}</a>'
         return f'<td class="ql-num">{text}</td>' if c in numeric else f"<td>{text}</td>"
 
     rows = "".join(

@@ -137,17 +137,31 @@ def test_home_totals_depend_on_role() -> None:
 def test_browse_proposal_visit_datasets(site_lake: dict[str, Any]) -> None:
     at = page("browse")
     prop = site_lake["secret"]
-    at.selectbox(key="browse_proposal").set_value(prop).run()
+    # proposals: a page of links to each one's Browse (most datasets first), as HTML, not a grid
+    listed = small_tables(at)[0]
+    assert "browse?browse_proposal=" in listed and not at.dataframe
+    at.text_input(key="browse_proposal").input(str(prop)).run()
     visit = at.selectbox(key="browse_visit").options[1]
     at.selectbox(key="browse_visit").set_value(visit).run()
     assert not at.exception
-    table = at.dataframe[-1].value
-    # (proposals are links to their Browse page)
-    assert len(table) >= 1 and set(table["visit"]) == {visit}
-    assert set(table["proposid"]) == {f"browse?browse_proposal={prop}"}
-    # a guest cannot even pick the proprietary proposal
-    guest = page("browse", "guest")
-    assert prop not in guest.selectbox(key="browse_proposal").options
+    table = small_tables(at)[-1]
+    # (each dataset links to its page, its proposal to its Browse)
+    rows = re.findall(r'<a href="dataset\?rootname=(\w+)">', table)
+    assert rows and len(rows) == len(re.findall(r"<tr>", table)) - 1
+    assert set(re.findall(r'href="(browse\?[^"]+)"', table)) == {f"browse?browse_proposal={prop}"}
+    want = read_sql(
+        f"SELECT rootname FROM master WHERE proposid = {prop} AND visit = '{visit}'", site_lake["lake"]
+    )
+    assert set(rows) <= set(want.column(0).to_pylist())
+    # a guest cannot pick the proprietary proposal: told so, shown every proposal they may see
+    guest = page("browse", "guest", browse_proposal=str(prop))
+    assert not guest.exception and f"No proposal '{prop}'" in guest.warning[0].value
+    assert f'browse_proposal={prop}"' not in "".join(small_tables(guest))
+
+
+def small_tables(at: AppTest) -> list[str]:
+    """The page's small HTML tables (``ui.small_table``), in order."""
+    return [h.value for h in at.get("html") if 'class="ql-small"' in h.value]
 
 
 def _shown_count(at: AppTest) -> int:
@@ -175,6 +189,7 @@ def test_browse_facets_of_many_values_are_drop_downs() -> None:
 
 def test_browse_thumbnails_for_darks() -> None:
     at = page("browse")
+    at.toggle(key="browse_filters").set_value(True).run()
     at.selectbox(key="browse_detector").set_value("UVIS").run()
     at.text_input(key="browse_target").input("DARK").run()
     assert not at.exception
@@ -184,6 +199,23 @@ def test_browse_thumbnails_for_darks() -> None:
     # darks have pixels in the sparse archive, so they get thumbnails, their size given (no reflow)
     assert re.search(r'<img src="data:image/png;base64,[^"]+" width="\d+" height="\d+"', grid)
     assert len(re.findall(r'class="ql-card"', grid)) == len(facts)
+
+
+def test_browse_filters_drawn_on_demand_and_kept_from_the_url() -> None:
+    """The filter inputs are drawn only when asked for, or while one is set in the URL: closing them
+    keeps the filter, and a link with a filter shows and applies it."""
+    at = page("browse")
+    everything = _shown_count(at)
+    assert "browse_detector" not in {s.key for s in at.selectbox}
+    at.toggle(key="browse_filters").set_value(True).run()
+    at.selectbox(key="browse_detector").set_value("IR").run()
+    ir = _shown_count(at)
+    assert 0 < ir < everything
+    at.toggle(key="browse_filters").set_value(False).run()
+    assert _shown_count(at) == ir and at.selectbox(key="browse_detector").value == "IR"
+    shared = page("browse", browse_detector="IR")
+    assert _shown_count(shared) == ir and shared.selectbox(key="browse_detector").value == "IR"
+    assert "Filters (shown while one is set)" in texts(shared)
 
 
 def cards(at: AppTest) -> str:
@@ -371,7 +403,7 @@ def test_keyword_browser_and_column_help() -> None:
     assert helps["exptime"] == "EXPTIME · exposure duration (seconds)--calculated · s · double"
     assert "DATE-OBS" in helps["date_obs"]
     b = page("browse", browse_detector="UVIS")
-    assert column_help(result_table(b))["targname"].startswith("TARGNAME · ")
+    assert re.search(r'<th title="TARGNAME · [^"]+">targname</th>', small_tables(b)[-1])
 
 
 def _in_range(widget: Any, value: tuple[date, date]) -> tuple[date, date]:
@@ -407,6 +439,7 @@ def test_query_form_and_browse_search_a_2015_date_range(site_lake: dict[str, Any
     assert f"{want:,} datasets · TARGNAME contains 'NGC', DATE-OBS 2015-01-01 to 2015-12-31" in texts(at)
     assert at.dataframe[0].value["date_obs"].between("2015-01-01", "2015-12-31").all()
     browse_page = page("browse")
+    browse_page.toggle(key="browse_filters").set_value(True).run()
     picker = browse_page.date_input(key="browse_dates")
     assert picker.min == date(2009, 1, 1)
     picker.set_value(_in_range(picker, (jan, dec)))

@@ -190,8 +190,9 @@ def test_team_member_journey(server: dict[str, Any], browser: Any, tmp_path: Pat
 
     # browse: pick the proprietary proposal, then click one of its datasets (a team member sees them)
     goto(pg, f"{base}/browse")
-    pg.locator('[data-testid="stSelectbox"]').filter(has_text="Proposal").first.click()  # (not the facet)
-    pg.get_by_role("option", name=str(server["secret"]), exact=False).first.click()
+    box = pg.get_by_role("textbox", name="Proposal", exact=True)  # (a box: not the facet's drop-down)
+    box.fill(str(server["secret"]))
+    box.press("Enter")
     pg.get_by_text(f"Proposal {server['secret']}: PI").wait_for(timeout=30_000)  # (the rerun is done)
     settle(pg)
     first = pg.locator(".ql-card a").first  # (a card's link)
