@@ -57,6 +57,7 @@ class BatchResult:
     errors: list[tuple[str, str]] = field(default_factory=list)
     relpaths: list[str] = field(default_factory=list)
     counts: dict[str, FileCounts] = field(default_factory=dict)  # Parquet file → its footer's counts
+    hdu_rows: dict[str, dict[int, int]] = field(default_factory=dict)  # wide table's file → rows per HDU
 
 
 def _year_from(date_obs: Any, expstart: Any) -> int | None:
@@ -456,9 +457,17 @@ def _write_wide_tables(
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         result.hdu_columns[tname] = _columns_per_hdu(wide)
+        result.hdu_rows.update(dict.fromkeys(written[tname], _rows_per_hdu(wide)))
         for k in set(b.hf[hs_a].tolist()):
             tables_of_file.setdefault(int(k), set()).add(tname)
     return tables_of_file, conflict_rows
+
+
+def _rows_per_hdu(wide: pa.Table) -> dict[int, int]:
+    """A wide table's rows per HDU (sent to the driver, which splits primary headers from extensions by
+    them without reading the file)."""
+    hdus, ns = (a.to_pylist() for a in pc.value_counts(wide.column("hdu").combine_chunks()).flatten())
+    return {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
 
 
 # the cards' columns a wide table is made from (ingest.widetable.pivot)

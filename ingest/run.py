@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 
 from ingest import history
 from ingest.batch import BatchResult, BatchTask, FileJob, process_batch
+from ingest.compacting import Compacted, Compactor
 from lake import schema as sch
 from lake.archive import Stamp, changed, changed_sql, scan_archive, scope
 from lake.catalog import _sql_str, view_sql
@@ -179,15 +180,16 @@ def _reconcile(
     return files
 
 
-def _prepare(lake: Lake, pins: Pins, res: BatchResult) -> None:
+def _prepare(lake: Lake, pins: Pins, res: BatchResult, *, describe: bool = True) -> None:
     """Get the tables ready for a finished batch (create them, add its new keyword columns) and describe
-    its files, as soon as it arrives: the workers are still busy then, and the commit that follows the
-    last batch has that much less to do. Nothing here is visible to readers before the commit."""
+    its files (unless they are compacted before their commit), as soon as it arrives: the workers are
+    still busy then, and the commit that follows the last batch has that much less to do. Nothing here
+    is visible to readers before the commit."""
     for table, cols in res.schemas.items():
         if table not in pins.tables:
             lake.ensure_table(pins, table, _schema_of(cols))
         lake.evolve(pins, table, _schema_of(cols))
-    for table, files in res.files.items():
+    for table, files in res.files.items() if describe else ():
         lake.describe_files(pins, table, files, res.counts)
 
 
@@ -240,6 +242,26 @@ def _commit(
         lake.publish(pins)
 
 
+def _commit_compacted(lake: Lake, pins: Pins, stream: Compactor, done: list[Compacted]) -> None:
+    """Commit compacted files (one snapshot per table, unpublished), with the per-HDU columns of the
+    batches fed so far; then their batch files go."""
+    by_table: dict[str, list[Compacted]] = {}
+    for c in done:
+        by_table.setdefault(c.table, []).append(c)
+    for table in sorted(by_table):
+        got = by_table[table]
+        paths = [c.path for c in got]
+        lake.describe_files(pins, table, paths, {c.path: c.counts for c in got})
+        hdu_columns = stream.hdu_columns.pop(table, None)
+        lake.commit_files(
+            pins, table, paths, properties={"quicklake.operation": "ingest"}, hdu_columns=hdu_columns
+        )
+        for c in got:
+            if c.hdu_rows is not None:
+                lake.know_hdu_rows(c.path, c.hdu_rows)
+    stream.retire(done)
+
+
 def _schema_of(cols: list[tuple[str, str]]) -> pa.Schema:
     return pa.schema([(c, sch.ARROW_TYPES[t]) for c, t in cols])
 
@@ -287,6 +309,7 @@ class IngestPlan:
     replaced: dict[str, str]
     years: dict[str, int | None] = field(default_factory=dict)  # year partition of each replaced file
     incremental: bool = False  # master updated for the touched datasets only (see _refresh_master)
+    fresh: bool = False  # a new lake (or a rebuild's): published once, when whole
 
     def touched(self) -> list[str]:
         return [j.relpath for j in self.todo] + self.removed
@@ -345,6 +368,7 @@ def ingest(
         listing = scan_archive(archive, where)
         known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing, where)
         plan = _plan(known, new, listing, Layout(template), summary)
+        plan.fresh = rebuild or not lake.data_files(pins, "files")
         plan.incremental = (
             not rebuild
             and pins.tables.get("master") is not None
@@ -424,10 +448,18 @@ class _Commits:
     finish meanwhile wait for the next commit, their tables untouched until then."""
 
     def __init__(
-        self, lake: Lake, pins: Pins, plan: IngestPlan, opts: IngestOptions, compact: bool, ex: Executor
+        self,
+        lake: Lake,
+        pins: Pins,
+        plan: IngestPlan,
+        opts: IngestOptions,
+        compact: bool,
+        ex: Executor,
+        stream: Compactor | None = None,
     ) -> None:
         self.lake, self.pins, self.plan, self.opts, self.ex = lake, pins, plan, opts, ex
         self.compact = compact
+        self.stream = stream  # batch files compacted before their commit (ingest.compacting)
         self.seen: list[BatchResult] = []
         self.pending: list[BatchResult] = []
         self.unprepared: list[BatchResult] = []  # arrived while a commit waited for its master
@@ -436,6 +468,14 @@ class _Commits:
 
     def add(self, results: list[BatchResult]) -> None:
         """Take finished batches; their tables are made ready now, or after the publish under way."""
+        if self.stream is not None:
+            self.seen += results
+            for res in results:
+                _prepare(self.lake, self.pins, res, describe=False)
+                for table, cols in res.schemas.items():
+                    res.files[table] = _reconcile(self.lake, self.pins, table, res.files[table], cols)
+            self.stream.add(results)
+            return
         self.pending += results
         if self.master is not None:
             self.unprepared += results
@@ -450,23 +490,30 @@ class _Commits:
             if not self.master[1].done():
                 return
             self._publish()
-        if time.monotonic() - self.last_commit >= max(self.opts.commit_interval, COMMIT_SHARE * self.took):
+        if time.monotonic() - self.last_commit < max(self.opts.commit_interval, COMMIT_SHARE * self.took):
+            return
+        if self.stream is not None:  # (a new lake: nothing is published before the end)
             started = time.monotonic()
-            self.seen += self.pending
-            plan = self.plan
-            _commit(self.lake, self.pins, self.pending, plan.replaced, False, plan.years)
-            if not self.opts.rebuild:
-                # readers never see files ahead of master: this commit's datasets are brought up to
-                # date in the same publish (a rebuild publishes only at its end)
-                touched = [p for r in self.pending for p in r.relpaths]
-                if len(touched) <= INCREMENTAL_MASTER:
-                    _refresh_master(self.lake, self.pins, None, touched)
-                else:
-                    inputs = _master_inputs(self.lake, self.pins)
-                    key = f"master-{uuid.uuid4().hex[:16]}"
-                    self.master = (inputs, self.ex.submit(compute_master, inputs, key=key, first=True))
-            self.pending, self.last_commit = [], time.monotonic()
+            _commit_compacted(self.lake, self.pins, self.stream, self.stream.done())
+            self.last_commit = time.monotonic()
             self.took = self.last_commit - started
+            return
+        started = time.monotonic()
+        self.seen += self.pending
+        plan = self.plan
+        _commit(self.lake, self.pins, self.pending, plan.replaced, False, plan.years)
+        if not self.opts.rebuild:
+            # readers never see files ahead of master: this commit's datasets are brought up to
+            # date in the same publish (a rebuild publishes only at its end)
+            touched = [p for r in self.pending for p in r.relpaths]
+            if len(touched) <= INCREMENTAL_MASTER:
+                _refresh_master(self.lake, self.pins, None, touched)
+            else:
+                inputs = _master_inputs(self.lake, self.pins)
+                key = f"master-{uuid.uuid4().hex[:16]}"
+                self.master = (inputs, self.ex.submit(compute_master, inputs, key=key, first=True))
+        self.pending, self.last_commit = [], time.monotonic()
+        self.took = self.last_commit - started
 
     def _publish(self) -> None:
         """Publish the commit with its master (computed on a worker), then prepare what came meanwhile."""
@@ -483,6 +530,12 @@ class _Commits:
         """Commit what is left (unpublished); returns the master computed beside it, if it can be (the
         master of a commit not published yet is then not needed: the last publish has it all)."""
         self.master = None
+        if self.stream is not None:
+            _commit_compacted(self.lake, self.pins, self.stream, self.stream.finish())
+            for table, hdu_columns in sorted(self.stream.hdu_columns.items()):  # (no file left to commit)
+                self.lake.commit_files(self.pins, table, [], hdu_columns=hdu_columns)
+            self.stream.hdu_columns.clear()
+            return None
         for res in self.unprepared:
             _prepare(self.lake, self.pins, res)
         self.unprepared = []
@@ -524,7 +577,12 @@ def _run_batches(
             )
             for b in batches
         ]
-        commits = _Commits(lake, pins, plan, opts, len(tasks) >= COMPACT_BATCHES, ex)
+        compact = len(tasks) >= COMPACT_BATCHES
+        stream = None
+        if compact and plan.fresh:
+            order = [t.batch_id for t in tasks]
+            stream = Compactor(lake, pins, ex, order, target_mb=COMPACT_TARGET_MB)
+        commits = _Commits(lake, pins, plan, opts, compact, ex, stream)
         done = 0
         for parts in ex.map(process_batch, [(t,) for t in tasks], key=lambda t: t[0].batch_id):
             fault_point("batch.written")
@@ -538,7 +596,11 @@ def _run_batches(
             if opts.progress:
                 opts.progress(summary.ingested, summary.errors)
         ahead = commits.last()
-        if commits.compact:
+        if stream is not None:  # compacted as they came: master of the committed files, on a worker
+            master = _master_on_worker(lake, pins, plan, ex)
+            if master is not None:
+                ahead = (_master_inputs(lake, pins), _settled(master))
+        elif commits.compact:
             master = _master_on_worker(lake, pins, plan, ex)
             _compact_new(lake, pins, ex, {t for r in commits.seen for t in r.files})
             if master is not None:

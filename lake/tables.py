@@ -891,6 +891,10 @@ class Lake:
             info = self._file_info[path] = info._replace(hdu_rows=got)
         return dict(info.hdu_rows or {})
 
+    def know_hdu_rows(self, path: str, rows: dict[int, int]) -> None:
+        """Record a data file's rows per HDU as its writer counted them (see :meth:`hdu_rows`)."""
+        self._file_info[path] = self.file_info(path)._replace(hdu_rows=dict(rows))
+
     def columns_key(self, path: str) -> str:
         """A key of a data file's column names and types (from the record, else from its footer): files
         with the same key can be read as one scan, without DuckDB's union by name."""

@@ -264,8 +264,11 @@ def test_master_is_in_step_with_files_at_every_publish(
         return out
 
     monkeypatch.setattr(Lake, "publish", checked)
+    # (a new lake is published once, when whole: a first proposal makes it a lake with rows)
+    first = sorted(p.name for p in archive_copy.iterdir() if p.name.isdigit())[0]
+    ingest(root, str(archive_copy), scheduler="synchronous", under=[first])
     ingest(root, str(archive_copy), scheduler=scheduler, workers=2, batch_files=25, commit_interval=0.0)
-    assert len(seen) >= 3 and seen == sorted(seen) and 0 < seen[-2] < seen[-1], seen
+    assert len(seen) >= 4 and seen == sorted(seen) and 0 < seen[-3] < seen[-2] < seen[-1], seen
 
 
 def test_a_batch_over_its_cards_bound_is_written_in_parts_with_the_same_rows(
@@ -282,6 +285,43 @@ def test_a_batch_over_its_cards_bound_is_written_in_parts_with_the_same_rows(
         b = lake.read(name, small_lake).drop(drop)
         key = [c for c in ("path", "hdu", "position", "rootname") if c in a.columns]
         assert_frame_equal(a.sort(key), b.sort(key), check_column_order=False)
+
+
+def test_a_new_lake_is_compacted_as_it_is_written_and_published_once(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large ingest into a new lake compacts the batch files while the batches are parsed and commits
+    only the compacted files (no batch file is ever in a snapshot, and none is left on disk); it is
+    published once, when whole, with every card there."""
+    from ingest import run
+
+    root = tmp_path / "lake"
+    published: list[int] = []
+    publish = Lake.publish
+
+    def counted(self: Lake, pins: Any, *a: Any, **kw: Any) -> Any:
+        published.append(sum(1 for t in pins.tables.values() if t is not None))
+        return publish(self, pins, *a, **kw)
+
+    monkeypatch.setattr(Lake, "publish", counted)
+    s = ingest(root, str(archive_copy), scheduler="synchronous", batch_files=10, commit_interval=0.0)
+    assert s.batches >= run.COMPACT_BATCHES
+    assert len(published) == 2  # the new lake's empty tables, then the whole lake
+    lk = Lake(root)
+    pins = lk.pins()
+    for table in ("cards", "files", "uvisflt"):
+        tbl = lk.table(pins, table)
+        for snap in tbl.metadata.snapshots:
+            for m in snap.manifests(tbl.io):
+                for e in m.fetch_manifest_entry(tbl.io, discard_deleted=False):
+                    assert Path(e.data_file.file_path).name.startswith("compact-"), (table, e.data_file.file_path)
+    left = [p for p in (root / "warehouse").rglob("*.parquet") if not p.name.startswith("compact-")]
+    assert not [p for p in left if "/cards/" in str(p) or "/uvisflt/" in str(p)], left[:3]
+    assert lake.read("files", root).height == s.ingested
+    some = sorted(archive_copy.rglob("*_flt.fits"))[3]
+    from tests.test_lake import header_lines
+
+    assert lake.read_header(some.relative_to(archive_copy).as_posix(), path=root) == header_lines(some)
 
 
 def test_compacted_files_described_from_the_workers_counts(archive_copy: Path, tmp_path: Path) -> None:
