@@ -343,8 +343,10 @@ def ingest(
     seconds (one Iceberg snapshot per table, then the pins, which is what readers see) and at the end,
     with the master table, so a slow driver never holds back its workers; when a commit takes long, the
     next waits longer, so that committing takes at most 1/COMMIT_SHARE of the time (the driver shares the
-    cores with the workers). ``rebuild`` writes a complete new set of tables in a fresh namespace and
-    swaps it in with one pin update at the end, so readers see the old lake until the new one is whole.
+    cores with the workers). A new lake is published once, at the end: an ingest of many batches into
+    it commits only the files compacted from its batches' (:mod:`ingest.compacting`). ``rebuild``
+    writes a complete new set of tables in a fresh namespace and swaps it in with one pin update at the
+    end, so readers see the old lake until the new one is whole.
     ``progress(files_done, errors)`` is called after each batch.
     """
     t0 = time.monotonic()

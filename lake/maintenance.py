@@ -340,9 +340,11 @@ def _split_bins(lake: Lake, files: list[Any], max_rows: int) -> list[tuple[list[
 def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     """A file's rows in the table's current columns: missing (newer) keywords as nulls."""
     cols = []
+    have = {name: i for i, name in enumerate(t.column_names)}  # (a name lookup per column was O(n²))
     for f in schema:
-        if f.name in t.column_names:
-            col = t.column(f.name)
+        i = have.get(f.name)
+        if i is not None:
+            col = t.column(i)
             cols.append(col if col.type == f.type else pc.cast(col, f.type, safe=True))
         else:
             cols.append(pa.nulls(len(t), f.type))

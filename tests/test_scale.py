@@ -314,7 +314,10 @@ def test_a_new_lake_is_compacted_as_it_is_written_and_published_once(
         for snap in tbl.metadata.snapshots:
             for m in snap.manifests(tbl.io):
                 for e in m.fetch_manifest_entry(tbl.io, discard_deleted=False):
-                    assert Path(e.data_file.file_path).name.startswith("compact-"), (table, e.data_file.file_path)
+                    assert Path(e.data_file.file_path).name.startswith("compact-"), (
+                        table,
+                        e.data_file.file_path,
+                    )
     left = [p for p in (root / "warehouse").rglob("*.parquet") if not p.name.startswith("compact-")]
     assert not [p for p in left if "/cards/" in str(p) or "/uvisflt/" in str(p)], left[:3]
     assert lake.read("files", root).height == s.ingested
