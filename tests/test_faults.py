@@ -40,7 +40,7 @@ from lake.maintenance import _referenced, maintain
 from lake.tables import Lake
 
 ROOT = Path(__file__).resolve().parent.parent
-SCENARIOS = ("new", "changed", "removed", "rebuild", "maintain", "monitor", "job")
+SCENARIOS = ("new", "changed", "removed", "rebuild", "rebuild-many", "maintain", "monitor", "job")
 MONITOR, JOB = "uvis-bowtie", "check-lake2fsys"  # a calibration monitor and a job with findings
 # the columns that say what a table holds (not when it was written)
 STABLE = {
@@ -224,6 +224,8 @@ def _setup(kind: str, base: Path) -> tuple[Path, Path, str, list[str]]:
         sample = fits[1:3]
     elif kind == "rebuild":
         code = _ingest_code(lk, archive, rebuild=True)
+    elif kind == "rebuild-many":  # batch files compacted as they come (ingest.compacting)
+        code = _ingest_code(lk, archive, rebuild=True, batch_files=3)
     elif kind == "maintain":
         ingest(lk, str(archive), scheduler="synchronous", rebuild=True)  # a retired namespace to drop
         for p in later:
@@ -272,6 +274,7 @@ FAST = [
     ("removed", "table.staged", -1),
     ("rebuild", "publish.catalog", 1),
     ("rebuild", "rebuild.retired", 1),
+    ("rebuild-many", "table.committed", 0),
     ("maintain", "table.committed", 1),
     ("monitor", "table.committed", 1),
     ("monitor", "publish.catalog", 1),
@@ -293,6 +296,8 @@ SLOW = [
     ("rebuild", "table.committed", 0),
     ("rebuild", "catalog.written", 1),
     ("rebuild", "publish.done", 1),
+    ("rebuild-many", "batch.written", 0),
+    ("rebuild-many", "publish.catalog", 1),
     ("maintain", "compact.written", 1),
     ("maintain", "table.staged", -1),
     ("maintain", "publish.catalog", 1),
