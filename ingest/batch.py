@@ -57,6 +57,7 @@ class BatchResult:
     errors: list[tuple[str, str]] = field(default_factory=list)
     relpaths: list[str] = field(default_factory=list)
     counts: dict[str, FileCounts] = field(default_factory=dict)  # Parquet file → its footer's counts
+    hdu_rows: dict[str, dict[int, int]] = field(default_factory=dict)  # wide table's file → rows per HDU
 
 
 def _year_from(date_obs: Any, expstart: Any) -> int | None:
@@ -93,6 +94,11 @@ def _headers_or_error(archive: str, relpath: str) -> list[RawHeader] | str:
         return f"{relpath}: the header reader failed ({type(e).__name__}: {e}); report this with the file"
 
 
+# An interim file (see BatchTask.interim) keeps statistics of these columns only: ``path`` (the file's
+# path range), ``year`` (its partition) and ``hdu`` (which row groups hold primary headers)
+INTERIM_STATISTICS = ("path", "year", "hdu")
+
+
 def _write(
     table: pa.Table,
     out_dir: Path,
@@ -100,16 +106,21 @@ def _write(
     counts: dict[str, FileCounts] | None = None,
     partitioned: bool = True,
     sort_by: list[str] | None = None,
+    interim: bool = False,
+    hdu_rows: dict[str, dict[int, int]] | None = None,
 ) -> list[str]:
     """Write one Parquet file per year partition (or one file); returns their paths. The footers' counts go
     to ``counts`` if given, with every column's bounds for the partitioned (fixed) tables, which keep them:
-    the driver describes the files with them instead of reading the footers back."""
+    the driver describes the files with them instead of reading the footers back. With ``hdu_rows``, each
+    file's rows per HDU go there.
+
+    An ``interim`` file (read once by compaction, never by readers) is written for speed: LZ4, no Bloom
+    filters, statistics of :data:`INTERIM_STATISTICS` only (so its bounds are those columns'), and a wide
+    table's primary headers (HDU 0) in row groups of their own, which compaction reads apart from the
+    extensions' (:func:`lake.maintenance.read_part`)."""
     written = []
     years = table.column("year")
-    for y in pc.unique(years).to_pylist() if partitioned else ["all"]:
-        part = (
-            table if not partitioned else table.filter(pc.is_null(years) if y is None else pc.equal(years, y))
-        )
+    for y, part in _year_parts(table, years) if partitioned else [("all", table)]:
         if sort_by:
             part = part.sort_by([(c, "ascending") for c in sort_by])
         d = out_dir / f"year={'null' if y is None else y}" if partitioned else out_dir
@@ -119,20 +130,77 @@ def _write(
         # no stored Arrow schema: the dictionary-encoded strings are plain strings to Iceberg and readers
         footer: list[pq.FileMetaData] = []
         group = row_group_rows(out_dir.parent.name)  # (``<table>/data``)
-        pq.write_table(
-            part,
-            tmp,
-            compression="zstd",
-            row_group_size=group,
-            store_schema=False,
-            metadata_collector=footer,
-            bloom_filter_options=bloom_filters(part, group),
-        )
+        per_hdu = _rows_per_hdu(part) if hdu_rows is not None or (interim and sort_by) else None
+        if interim:
+            stats = [c for c in INTERIM_STATISTICS if c in part.column_names]
+            with pq.ParquetWriter(
+                tmp, part.schema, compression="lz4", store_schema=False, write_statistics=stats,
+                metadata_collector=footer,
+            ) as writer:  # fmt: skip
+                # (sorted by HDU first: the primary headers lead)
+                first = per_hdu.get(0, 0) if per_hdu is not None and sort_by and sort_by[0] == "hdu" else 0
+                pieces = [p for p in (part.slice(0, first), part.slice(first)) if p.num_rows] or [part]
+                for piece in pieces:
+                    writer.write_table(piece, row_group_size=group)
+        else:
+            pq.write_table(
+                part,
+                tmp,
+                compression="zstd",
+                row_group_size=group,
+                store_schema=False,
+                metadata_collector=footer,
+                bloom_filter_options=bloom_filters(part, group),
+            )
         os.replace(tmp, path)
         written.append(str(path))
         if counts is not None:
             counts[str(path)] = file_counts(footer[0], bounds=partitioned)
+        if hdu_rows is not None and per_hdu is not None:
+            hdu_rows[str(path)] = per_hdu
     return written
+
+
+def _year_parts(table: pa.Table, years: pa.ChunkedArray) -> list[tuple[int | None, pa.Table]]:
+    """The rows of each year (None: no year), in their order, in the order the years first appear: one
+    take of the table by runs of rows of one year (a file's rows are one run), sliced per year (not a
+    filter of the whole table per year)."""
+    n = len(years)
+    if n == 0:
+        return []
+    y = np.asarray(years.to_numpy(), dtype=np.float64) if years.null_count else np.asarray(years.to_numpy())
+    if y.dtype.kind == "f":
+        y = np.where(np.isnan(y), np.inf, y)  # (the year-less rows)
+    starts = np.concatenate([[0], np.flatnonzero(y[1:] != y[:-1]) + 1])
+    if len(starts) == 1:
+        return [(_year_of(y[0]), table)]
+    lengths = np.diff(np.append(starts, n))
+    run_year = y[starts]
+    order = np.argsort(run_year, kind="stable")  # (runs, not rows: a few thousand)
+    length = lengths[order]
+    out_start = np.cumsum(length) - length
+    ordered = table.take(pa.array(np.repeat(starts[order] - out_start, length) + np.arange(n)))
+    years_sorted = run_year[order]
+    uniq, first_run = np.unique(run_year, return_index=True)
+    lo = np.searchsorted(years_sorted, uniq, side="left")
+    hi = np.searchsorted(years_sorted, uniq, side="right")
+    begin = out_start[lo]
+    end = out_start[hi - 1] + length[hi - 1]
+    return [
+        (_year_of(uniq[i]), ordered.slice(int(begin[i]), int(end[i] - begin[i]))) for i in np.argsort(first_run)
+    ]
+
+
+def _year_of(v: Any) -> int | None:
+    return None if v == np.inf else int(v)
+
+
+def _rows_per_hdu(t: pa.Table) -> dict[int, int]:
+    """Rows per HDU of a wide table (none for other tables)."""
+    if "hdu" not in t.column_names:
+        return {}
+    hdus, n = np.unique(np.asarray(t.column("hdu").to_numpy(), dtype=np.int64), return_counts=True)
+    return {int(h): int(k) for h, k in zip(hdus.tolist(), n.tolist(), strict=True)}
 
 
 @dataclass
@@ -148,6 +216,7 @@ class BatchTask:
     template: str | Sequence[str]
     types: dict[str, dict[str, str]]
     max_cards: int = 1_000_000
+    interim: bool = False
 
 
 class _OkFile(NamedTuple):
@@ -272,18 +341,23 @@ def _process_part(
     written: dict[str, list[str]] = {}
     card_tab = _cards_table(b)
     if card_tab.num_rows:
-        written["cards"] = _write(card_tab, out_root / "cards" / "data", batch_id, result.counts)
+        written["cards"] = _write(
+            card_tab, out_root / "cards" / "data", batch_id, result.counts, interim=task.interim
+        )
     result.n_cards = card_tab.num_rows
     tables_of_file, conflict_rows = _write_wide_tables(task, batch_id, heads, b, result, written)
     _add_ok_rows(rows, heads, b, tables_of_file)
     files_tab = pa.table(rows.cols, schema=sch.arrow_schema("files"))
-    written["files"] = _write(files_tab, out_root / "files" / "data", batch_id, result.counts)
+    written["files"] = _write(
+        files_tab, out_root / "files" / "data", batch_id, result.counts, interim=task.interim
+    )
     if conflict_rows["path"]:
         written["conflicts"] = _write(
             pa.table(conflict_rows, schema=sch.arrow_schema("conflicts")),
             out_root / "conflicts" / "data",
             batch_id,
             result.counts,
+            interim=task.interim,
         )
     result.files = written
     result.n_files = len(jobs)
@@ -453,6 +527,8 @@ def _write_wide_tables(
             result.counts,
             partitioned=False,
             sort_by=sort_cols,
+            interim=task.interim,
+            hdu_rows=result.hdu_rows,
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         result.hdu_columns[tname] = _columns_per_hdu(wide)
