@@ -187,7 +187,8 @@ def _year_parts(table: pa.Table, years: pa.ChunkedArray) -> list[tuple[int | Non
     begin = out_start[lo]
     end = out_start[hi - 1] + length[hi - 1]
     return [
-        (_year_of(uniq[i]), ordered.slice(int(begin[i]), int(end[i] - begin[i]))) for i in np.argsort(first_run)
+        (_year_of(uniq[i]), ordered.slice(int(begin[i]), int(end[i] - begin[i])))
+        for i in np.argsort(first_run)
     ]
 
 

@@ -520,7 +520,13 @@ def _run_batches(
         batches = split_batches(plan.todo, opts.batch_files, ex.workers)
         tasks = [
             BatchTask(
-                uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types, opts.batch_cards,
+                uuid.uuid4().hex[:16],
+                opts.archive,
+                b,
+                data_root,
+                opts.template,
+                types,
+                opts.batch_cards,
                 interim=len(batches) >= COMPACT_BATCHES,
             )
             for b in batches

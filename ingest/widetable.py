@@ -183,7 +183,9 @@ def _card_values(cards: pa.Table) -> _Cards:
     vt_same = pc.dictionary_encode(vt_text)  # (a handful of type names)
     vt_code = np.array([_KINDS.index(v) if v in _KINDS else -2 if v == TEXT else -1
                         for v in vt_same.dictionary.to_pylist()] + [-1], dtype=np.int8)  # fmt: skip
-    vt_kind = np.append(vt_code[np.asarray(vt_same.indices.to_numpy(zero_copy_only=False), dtype=np.int64)], -1)
+    vt_kind = np.append(
+        vt_code[np.asarray(vt_same.indices.to_numpy(zero_copy_only=False), dtype=np.int64)], -1
+    )
     kind_code = vt_kind[vt_at]  # (index -1: a null type)
     kept = np.flatnonzero(kind_code != -2)
     kind_code[kind_code == -2] = -1

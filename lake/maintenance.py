@@ -398,8 +398,14 @@ def in_order(t: pa.Table, keys: list[str]) -> bool:
     for c in reversed(keys):
         col = t.column(c)
         kind = col.type
-        if not (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
-                or pa.types.is_timestamp(kind) or pa.types.is_date(kind) or pa.types.is_boolean(kind)):
+        if not (
+            pa.types.is_integer(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_timestamp(kind)
+            or pa.types.is_date(kind)
+            or pa.types.is_boolean(kind)
+        ):
             return False  # (NaN's place, dictionaries: left to sort_by)
         a, b = col.slice(0, n - 1), col.slice(1)
         if col.null_count:
