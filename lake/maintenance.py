@@ -418,6 +418,26 @@ def in_order(t: pa.Table, keys: list[str]) -> bool:
     return bool(pc.all(le).as_py())
 
 
+def _by_path(paths: list[str]) -> list[str]:
+    """``paths`` in the order of their smallest ``path`` (from their footers' statistics; as given if one
+    has none). Files of ranges that do not overlap (an ingest's batches) then follow one another in
+    sorted order, whatever order they came in, and their rows need no sort (see :func:`in_order`)."""
+    first: list[str] = []
+    for p in paths:
+        meta = pq.read_metadata(p)
+        names = meta.schema.names
+        lo = []
+        for r in range(meta.num_row_groups) if "path" in names else ():
+            stats = meta.row_group(r).column(names.index("path")).statistics
+            if stats is None or not stats.has_min_max:
+                return paths
+            lo.append(stats.min)
+        if not lo:
+            return paths
+        first.append(min(lo))
+    return [p for _, p in sorted(zip(first, paths, strict=True), key=lambda fp: fp[0])]
+
+
 def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path, part: str | None = None) -> str:
     """One Parquet file of the rows of ``paths`` (those of ``part``, see :func:`part_rows`), in sorted row
     groups (of the table's size, see :func:`lake.datafile.row_group_rows`) with Bloom filters on the
@@ -444,7 +464,7 @@ def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path, par
         writer.write_table(chunk, row_group_size=group)
 
     try:
-        for p in paths:
+        for p in _by_path(paths) if keys and keys[0][0] == "path" else paths:
             pending.append(_conform(read_part(p, part), schema))
             rows += pending[-1].num_rows
             if rows >= group:
