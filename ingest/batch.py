@@ -162,8 +162,8 @@ def _write(
 
 
 def _year_parts(table: pa.Table, years: pa.ChunkedArray) -> list[tuple[int | None, pa.Table]]:
-    """The rows of each year (None: no year), in their order, in the order the years first appear: one
-    take of the table by runs of rows of one year (a file's rows are one run), sliced per year (not a
+    """The rows of each year (None: no year), in their order, in the order the years first appear: the
+    table's runs of rows of one year (a file's rows are one run), put together without a copy (not a
     filter of the whole table per year)."""
     n = len(years)
     if n == 0:
@@ -174,22 +174,10 @@ def _year_parts(table: pa.Table, years: pa.ChunkedArray) -> list[tuple[int | Non
     starts = np.concatenate([[0], np.flatnonzero(y[1:] != y[:-1]) + 1])
     if len(starts) == 1:
         return [(_year_of(y[0]), table)]
-    lengths = np.diff(np.append(starts, n))
-    run_year = y[starts]
-    order = np.argsort(run_year, kind="stable")  # (runs, not rows: a few thousand)
-    length = lengths[order]
-    out_start = np.cumsum(length) - length
-    ordered = table.take(pa.array(np.repeat(starts[order] - out_start, length) + np.arange(n)))
-    years_sorted = run_year[order]
-    uniq, first_run = np.unique(run_year, return_index=True)
-    lo = np.searchsorted(years_sorted, uniq, side="left")
-    hi = np.searchsorted(years_sorted, uniq, side="right")
-    begin = out_start[lo]
-    end = out_start[hi - 1] + length[hi - 1]
-    return [
-        (_year_of(uniq[i]), ordered.slice(int(begin[i]), int(end[i] - begin[i])))
-        for i in np.argsort(first_run)
-    ]
+    runs: dict[int | None, list[pa.Table]] = {}
+    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True):
+        runs.setdefault(_year_of(y[start]), []).append(table.slice(start, end - start))
+    return [(year, pa.concat_tables(parts) if len(parts) > 1 else parts[0]) for year, parts in runs.items()]
 
 
 def _year_of(v: Any) -> int | None:
@@ -554,11 +542,7 @@ def _wide_table(
 ) -> pa.Table:
     """The wide table ``tname`` of the headers ``hs_a`` (one row each); its type conflicts are added to
     ``conflict_rows``."""
-    sel = (
-        np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a])
-        if len(hs_a)
-        else np.array([], int)
-    )
+    sel = _ranges(card_start[hs_a], card_start[hs_a + 1])  # the headers' cards
     sub = b.cards.select(_PIVOT_COLUMNS).take(pa.array(sel))  # (not the card images and comments)
     row_of_header = np.full(n_headers, -1, dtype=np.int64)
     row_of_header[hs_a] = np.arange(len(hs_a))
@@ -584,6 +568,16 @@ def _wide_table(
         ):
             conflict_rows[name].append(v)
     return wide
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices start..end-1 of every (start, end), one range after the other."""
+    n = ends - starts
+    total = int(n.sum())
+    if not total:
+        return np.array([], dtype=np.int64)
+    shift = np.repeat(starts - (np.cumsum(n) - n), n)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, pa.Array]:
