@@ -94,6 +94,11 @@ def _headers_or_error(archive: str, relpath: str) -> list[RawHeader] | str:
         return f"{relpath}: the header reader failed ({type(e).__name__}: {e}); report this with the file"
 
 
+# An interim file (see BatchTask.interim) keeps statistics of these columns only: ``path`` (the file's
+# path range), ``year`` (its partition) and ``hdu`` (which row groups hold primary headers)
+INTERIM_STATISTICS = ("path", "year", "hdu")
+
+
 def _write(
     table: pa.Table,
     out_dir: Path,
@@ -101,16 +106,21 @@ def _write(
     counts: dict[str, FileCounts] | None = None,
     partitioned: bool = True,
     sort_by: list[str] | None = None,
+    interim: bool = False,
+    hdu_rows: dict[str, dict[int, int]] | None = None,
 ) -> list[str]:
     """Write one Parquet file per year partition (or one file); returns their paths. The footers' counts go
     to ``counts`` if given, with every column's bounds for the partitioned (fixed) tables, which keep them:
-    the driver describes the files with them instead of reading the footers back."""
+    the driver describes the files with them instead of reading the footers back. With ``hdu_rows``, each
+    file's rows per HDU go there.
+
+    An ``interim`` file (read once by compaction, never by readers) is written for speed: LZ4, no Bloom
+    filters, statistics of :data:`INTERIM_STATISTICS` only (so its bounds are those columns'), and a wide
+    table's primary headers (HDU 0) in row groups of their own, which compaction reads apart from the
+    extensions' (:func:`lake.maintenance.read_part`)."""
     written = []
     years = table.column("year")
-    for y in pc.unique(years).to_pylist() if partitioned else ["all"]:
-        part = (
-            table if not partitioned else table.filter(pc.is_null(years) if y is None else pc.equal(years, y))
-        )
+    for y, part in _year_parts(table, years) if partitioned else [("all", table)]:
         if sort_by:
             part = part.sort_by([(c, "ascending") for c in sort_by])
         d = out_dir / f"year={'null' if y is None else y}" if partitioned else out_dir
@@ -120,20 +130,66 @@ def _write(
         # no stored Arrow schema: the dictionary-encoded strings are plain strings to Iceberg and readers
         footer: list[pq.FileMetaData] = []
         group = row_group_rows(out_dir.parent.name)  # (``<table>/data``)
-        pq.write_table(
-            part,
-            tmp,
-            compression="zstd",
-            row_group_size=group,
-            store_schema=False,
-            metadata_collector=footer,
-            bloom_filter_options=bloom_filters(part, group),
-        )
+        per_hdu = _rows_per_hdu(part) if hdu_rows is not None or (interim and sort_by) else None
+        if interim:
+            stats = [c for c in INTERIM_STATISTICS if c in part.column_names]
+            with pq.ParquetWriter(
+                tmp, part.schema, compression="lz4", store_schema=False, write_statistics=stats,
+                metadata_collector=footer,
+            ) as writer:  # fmt: skip
+                # (sorted by HDU first: the primary headers lead)
+                first = per_hdu.get(0, 0) if per_hdu is not None and sort_by and sort_by[0] == "hdu" else 0
+                pieces = [p for p in (part.slice(0, first), part.slice(first)) if p.num_rows] or [part]
+                for piece in pieces:
+                    writer.write_table(piece, row_group_size=group)
+        else:
+            pq.write_table(
+                part,
+                tmp,
+                compression="zstd",
+                row_group_size=group,
+                store_schema=False,
+                metadata_collector=footer,
+                bloom_filter_options=bloom_filters(part, group),
+            )
         os.replace(tmp, path)
         written.append(str(path))
         if counts is not None:
             counts[str(path)] = file_counts(footer[0], bounds=partitioned)
+        if hdu_rows is not None and per_hdu is not None:
+            hdu_rows[str(path)] = per_hdu
     return written
+
+
+def _year_parts(table: pa.Table, years: pa.ChunkedArray) -> list[tuple[int | None, pa.Table]]:
+    """The rows of each year (None: no year), in their order, in the order the years first appear: the
+    table's runs of rows of one year (a file's rows are one run), put together without a copy (not a
+    filter of the whole table per year)."""
+    n = len(years)
+    if n == 0:
+        return []
+    y = np.asarray(years.to_numpy(), dtype=np.float64) if years.null_count else np.asarray(years.to_numpy())
+    if y.dtype.kind == "f":
+        y = np.where(np.isnan(y), np.inf, y)  # (the year-less rows)
+    starts = np.concatenate([[0], np.flatnonzero(y[1:] != y[:-1]) + 1])
+    if len(starts) == 1:
+        return [(_year_of(y[0]), table)]
+    runs: dict[int | None, list[pa.Table]] = {}
+    for start, end in zip(starts.tolist(), [*starts[1:].tolist(), n], strict=True):
+        runs.setdefault(_year_of(y[start]), []).append(table.slice(start, end - start))
+    return [(year, pa.concat_tables(parts) if len(parts) > 1 else parts[0]) for year, parts in runs.items()]
+
+
+def _year_of(v: Any) -> int | None:
+    return None if v == np.inf else int(v)
+
+
+def _rows_per_hdu(t: pa.Table) -> dict[int, int]:
+    """Rows per HDU of a wide table (none for other tables)."""
+    if "hdu" not in t.column_names:
+        return {}
+    hdus, n = np.unique(np.asarray(t.column("hdu").to_numpy(), dtype=np.int64), return_counts=True)
+    return {int(h): int(k) for h, k in zip(hdus.tolist(), n.tolist(), strict=True)}
 
 
 @dataclass
@@ -149,6 +205,8 @@ class BatchTask:
     template: str | Sequence[str]
     types: dict[str, dict[str, str]]
     max_cards: int = 1_000_000
+    # wide tables' files are interim (see _write): ingest.compacting rewrites every one of them
+    interim: bool = False
 
 
 class _OkFile(NamedTuple):
@@ -454,20 +512,14 @@ def _write_wide_tables(
             result.counts,
             partitioned=False,
             sort_by=sort_cols,
+            interim=task.interim,
+            hdu_rows=result.hdu_rows,
         )
         result.schemas[tname] = [(f.name, sch.TYPE_NAMES.get(f.type, "string")) for f in wide.schema]
         result.hdu_columns[tname] = _columns_per_hdu(wide)
-        result.hdu_rows.update(dict.fromkeys(written[tname], _rows_per_hdu(wide)))
         for k in set(b.hf[hs_a].tolist()):
             tables_of_file.setdefault(int(k), set()).add(tname)
     return tables_of_file, conflict_rows
-
-
-def _rows_per_hdu(wide: pa.Table) -> dict[int, int]:
-    """A wide table's rows per HDU (sent to the driver, which splits primary headers from extensions by
-    them without reading the file)."""
-    hdus, ns = (a.to_pylist() for a in pc.value_counts(wide.column("hdu").combine_chunks()).flatten())
-    return {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
 
 
 # the cards' columns a wide table is made from (ingest.widetable.pivot)
@@ -486,11 +538,7 @@ def _wide_table(
 ) -> pa.Table:
     """The wide table ``tname`` of the headers ``hs_a`` (one row each); its type conflicts are added to
     ``conflict_rows``."""
-    sel = (
-        np.concatenate([np.arange(card_start[h], card_start[h + 1]) for h in hs_a])
-        if len(hs_a)
-        else np.array([], int)
-    )
+    sel = _ranges(card_start[hs_a], card_start[hs_a + 1])  # the headers' cards
     sub = b.cards.select(_PIVOT_COLUMNS).take(pa.array(sel))  # (not the card images and comments)
     row_of_header = np.full(n_headers, -1, dtype=np.int64)
     row_of_header[hs_a] = np.arange(len(hs_a))
@@ -516,6 +564,16 @@ def _wide_table(
         ):
             conflict_rows[name].append(v)
     return wide
+
+
+def _ranges(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The indices start..end-1 of every (start, end), one range after the other."""
+    n = ends - starts
+    total = int(n.sum())
+    if not total:
+        return np.array([], dtype=np.int64)
+    shift = np.repeat(starts - (np.cumsum(n) - n), n)
+    return np.arange(total, dtype=np.int64) + shift
 
 
 def _wide_base(hs_a: np.ndarray, files_k: np.ndarray, b: _Parsed) -> dict[str, pa.Array]:

@@ -575,7 +575,15 @@ def _run_batches(
         batches = split_batches(plan.todo, opts.batch_files, ex.workers)
         tasks = [
             BatchTask(
-                uuid.uuid4().hex[:16], opts.archive, b, data_root, opts.template, types, opts.batch_cards
+                uuid.uuid4().hex[:16],
+                opts.archive,
+                b,
+                data_root,
+                opts.template,
+                types,
+                opts.batch_cards,
+                # (a new lake's wide-table batch files are all rewritten before their commit)
+                interim=len(batches) >= COMPACT_BATCHES and plan.fresh,
             )
             for b in batches
         ]

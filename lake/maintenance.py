@@ -337,10 +337,45 @@ def _split_bins(lake: Lake, files: list[Any], max_rows: int) -> list[tuple[list[
     return out
 
 
+def read_part(path: str, part: str | None) -> pa.Table:
+    """The rows of the Parquet file ``path`` in ``part`` (see :func:`part_rows`), reading only the row
+    groups that may hold them by their ``hdu`` statistics (an ingest's interim files keep the primary
+    headers in row groups of their own: each of a primary and an extension rewrite then reads its own),
+    decoded in this thread (Arrow's thread pool cost more CPU than it saved on these files)."""
+    f = pq.ParquetFile(path)
+    if part is None:
+        return f.read(use_threads=False)
+    meta = f.metadata
+    i = f.schema_arrow.get_field_index("hdu")
+    if i >= 0 and meta.num_row_groups and meta.row_group(0).column(i).path_in_schema != "hdu":
+        i = -1  # (a nested column before it: not the leaf index)
+    groups: list[int] = []
+    mixed = i < 0
+    for r in range(meta.num_row_groups):
+        stats = meta.row_group(r).column(i).statistics if i >= 0 else None
+        if stats is None or not stats.has_min_max or not stats.has_null_count:
+            groups.append(r)
+            mixed = True
+            continue
+        only_primary = stats.min == 0 and stats.max == 0 and stats.null_count == 0
+        no_primary = stats.min > 0 or stats.max < 0
+        if (only_primary and part == EXTENSIONS) or (no_primary and part == PRIMARY):
+            continue
+        groups.append(r)
+        mixed = mixed or not (only_primary or no_primary)
+    if len(groups) == meta.num_row_groups:
+        t = f.read(use_threads=False)
+    elif groups:
+        t = f.read_row_groups(groups, use_threads=False)
+    else:
+        t = f.schema_arrow.empty_table()
+    return part_rows(t, part) if mixed else t
+
+
 def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
     """A file's rows in the table's current columns: missing (newer) keywords as nulls."""
     cols = []
-    have = {name: i for i, name in enumerate(t.column_names)}  # (a name lookup per column was O(n²))
+    have = {n: i for i, n in enumerate(t.column_names)}  # (``column_names`` is a new list per call)
     for f in schema:
         i = have.get(f.name)
         if i is not None:
@@ -349,6 +384,58 @@ def _conform(t: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             cols.append(pa.nulls(len(t), f.type))
     return pa.Table.from_arrays(cols, schema=schema)
+
+
+def in_order(t: pa.Table, keys: list[str]) -> bool:
+    """Whether the rows of ``t`` are already in the order ``t.sort_by`` puts them in by ``keys`` (each
+    ascending, nulls last); False where that is not checked (floating-point or nested keys). A few
+    vectorised comparisons of each row with the next, much cheaper than sorting: the files compaction
+    reads are mostly sorted already (an ingest's ``cards`` in path order), and then need no sort."""
+    n = t.num_rows
+    if n < 2:
+        return True
+    le: Any = None  # row i <= row i + 1 by the keys compared so far (from the last key back)
+    for c in reversed(keys):
+        col = t.column(c)
+        kind = col.type
+        if not (
+            pa.types.is_integer(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+            or pa.types.is_timestamp(kind)
+            or pa.types.is_date(kind)
+            or pa.types.is_boolean(kind)
+        ):
+            return False  # (NaN's place, dictionaries: left to sort_by)
+        a, b = col.slice(0, n - 1), col.slice(1)
+        if col.null_count:
+            a_ok, b_ok = pc.is_valid(a), pc.is_valid(b)
+            lt = pc.or_(pc.fill_null(pc.less(a, b), False), pc.and_(a_ok, pc.invert(b_ok)))
+            eq = pc.or_(pc.fill_null(pc.equal(a, b), False), pc.invert(pc.or_(a_ok, b_ok)))
+        else:
+            lt, eq = pc.less(a, b), pc.equal(a, b)
+        le = pc.or_(lt, eq) if le is None else pc.or_(lt, pc.and_(eq, le))
+    return bool(pc.all(le).as_py())
+
+
+def _by_path(paths: list[str]) -> list[str]:
+    """``paths`` in the order of their smallest ``path`` (from their footers' statistics; as given if one
+    has none). Files of ranges that do not overlap (an ingest's batches) then follow one another in
+    sorted order, whatever order they came in, and their rows need no sort (see :func:`in_order`)."""
+    first: list[str] = []
+    for p in paths:
+        meta = pq.read_metadata(p)
+        names = meta.schema.names
+        lo = []
+        for r in range(meta.num_row_groups) if "path" in names else ():
+            stats = meta.row_group(r).column(names.index("path")).statistics
+            if stats is None or not stats.has_min_max:
+                return paths
+            lo.append(stats.min)
+        if not lo:
+            return paths
+        first.append(min(lo))
+    return [p for _, p in sorted(zip(first, paths, strict=True), key=lambda fp: fp[0])]
 
 
 def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path, part: str | None = None) -> str:
@@ -372,11 +459,13 @@ def _rewrite(paths: list[str], schema: pa.Schema, table: str, out_dir: Path, par
             writer = pq.ParquetWriter(
                 tmp, schema, compression="zstd", store_schema=False, bloom_filter_options=blooms
             )
-        writer.write_table(chunk.sort_by(keys) if keys else chunk, row_group_size=group)
+        if keys and not in_order(chunk, [c for c, _ in keys]):
+            chunk = chunk.sort_by(keys)
+        writer.write_table(chunk, row_group_size=group)
 
     try:
-        for p in paths:
-            pending.append(_conform(part_rows(pq.read_table(p), part), schema))
+        for p in _by_path(paths) if keys and keys[0][0] == "path" else paths:
+            pending.append(_conform(read_part(p, part), schema))
             rows += pending[-1].num_rows
             if rows >= group:
                 flush()
