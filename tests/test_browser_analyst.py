@@ -397,9 +397,19 @@ def test_cone_search_by_coordinates_and_by_name(server: dict[str, Any], browser:
 def pick(pg: Any, label: str, text: str, option: Any = None) -> None:
     """Pick, in selectbox ``label``, the option ``option`` (a name or pattern; default: ``text``) among
     those that typing ``text`` leaves. The caller waits for the rerun the pick starts."""
-    pg.get_by_role("combobox", name=label).click()
-    pg.keyboard.type(text)
-    pg.get_by_role("option", name=option or text).first.click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        settle(pg)  # (a rerun under way redraws the box and closes its list under the click)
+        pg.get_by_role("combobox", name=label).click()
+        pg.keyboard.type(text)
+        try:
+            pg.get_by_role("option", name=option or text).first.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            pg.keyboard.press("Escape")
 
 
 def save_as(pg: Any, name: str) -> None:
