@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -20,7 +20,7 @@ from lake.schema import WIDE_BASE
 from lake.snapshot import FILES_TABLE, PINS_TABLE, TABLES_TABLE
 
 if TYPE_CHECKING:
-    from lake.tables import Lake, Pins
+    from lake.tables import FileInfo, Lake, Pins
 
 STORAGE_VERSION = "v1.5.0"
 # Views are bound when first queried, not when created: binding reads the footers of every file of the
@@ -153,6 +153,26 @@ def hdu_files(
     return [files[i] for i in picked], [str(keys[i]) for i in picked] if known else None
 
 
+def scan_order(files: Sequence[str], info: Callable[[str], FileInfo]) -> list[str]:
+    """``files`` in the order a view lists them: the file whose rows are nearest the mean first, the rest
+    in path order.
+
+    DuckDB estimates a scan's rows as its first file's times the number of files. Iceberg lists the
+    newest files first, often a cron ingest's file of one row: DuckDB then took ``master``'s 814k rows
+    at 4M files for 20, built a join's hash table on them and never pushed the join's filter into its
+    scan (the original query's join took 106 ms of CPU instead of 29). Path order for the rest keeps an
+    unordered query's rows in archive order."""
+    infos = [info(f) for f in files]
+    if len(files) < 2:
+        return list(files)
+    mean = sum(i.rows for i in infos) / len(files)
+    first = min(range(len(files)), key=lambda k: (abs(infos[k].rows - mean), k))
+    rest = sorted(
+        (k for k in range(len(files)) if k != first), key=lambda k: (infos[k].min_path or "", files[k])
+    )
+    return [files[first], *(files[k] for k in rest)]
+
+
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
     """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction, and record what
     :class:`lake.snapshot.Snapshot` reads (files, schema and per-HDU columns of every table)."""
@@ -162,7 +182,7 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
     files_rows: dict[str, list[object]] = {k: [] for k in _FILES_SCHEMA.names}
     table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
     for name in sorted(pins.tables):
-        files = lake.data_files(pins, name)
+        files = scan_order(lake.data_files(pins, name), lake.file_info)
         schema, per_hdu = lake.table_facts(pins, name)
         keys = [lake.columns_key(f) for f in files]
         con.execute(view_sql(name, files, schema, keys=keys))
