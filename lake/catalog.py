@@ -148,7 +148,9 @@ def hdu_files(
     footers and cost every view's creation and binding (a publish made hundreds of such views)."""
     if hdu != 0 or len(hdu_rows) != len(files) or any(h is None for h in hdu_rows):
         return None
-    picked = [i for i, h in enumerate(hdu_rows) if (h or {}).get(hdu)]
+    # (the HDU's view scans whole files: the one of about their mean rows first, as scan_order does)
+    totals = [sum((h or {}).values()) for h in hdu_rows]
+    picked = mean_first([i for i, h in enumerate(hdu_rows) if (h or {}).get(hdu)], totals)
     known = len(keys) == len(files) and all(k is not None for k in keys)
     return [files[i] for i in picked], [str(keys[i]) for i in picked] if known else None
 
@@ -163,14 +165,18 @@ def scan_order(files: Sequence[str], info: Callable[[str], FileInfo]) -> list[st
     scan (the original query's join took 106 ms of CPU instead of 29). Path order for the rest keeps an
     unordered query's rows in archive order."""
     infos = [info(f) for f in files]
-    if len(files) < 2:
-        return list(files)
-    mean = sum(i.rows for i in infos) / len(files)
-    first = min(range(len(files)), key=lambda k: (abs(infos[k].rows - mean), k))
-    rest = sorted(
-        (k for k in range(len(files)) if k != first), key=lambda k: (infos[k].min_path or "", files[k])
-    )
-    return [files[first], *(files[k] for k in rest)]
+    rest = sorted(range(len(files)), key=lambda k: (infos[k].min_path or "", files[k]))
+    return [files[k] for k in mean_first(rest, [i.rows for i in infos])]
+
+
+def mean_first(order: list[int], rows: Sequence[int]) -> list[int]:
+    """``order`` (indices into ``rows``) with the one whose rows are nearest their mean moved first (see
+    :func:`scan_order`)."""
+    if len(order) < 2:
+        return order
+    mean = sum(rows[k] for k in order) / len(order)
+    first = min(order, key=lambda k: (abs(rows[k] - mean), k))
+    return [first, *(k for k in order if k != first)]
 
 
 def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
