@@ -23,12 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult
 from lake import schema as sch
-from lake.datafile import FileCounts, file_counts
+from lake.datafile import FileCounts, file_counts, hdu_counts
 from lake.executor import Executor
 from lake.maintenance import EXTENSIONS, MAX_CELLS, PRIMARY, _file_schema, _plain_schema, _rewrite
 from lake.tables import Lake, Pins
@@ -182,7 +181,5 @@ def rewrite_bin(
     if part == PRIMARY:
         hdu_rows = {0: counts.num_rows}
     elif part is not None:
-        got = pc.value_counts(pq.read_table(path, columns=["hdu"]).column("hdu").combine_chunks())
-        hdus, ns = (a.to_pylist() for a in got.flatten())
-        hdu_rows = {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
+        hdu_rows = hdu_counts(path)
     return path, counts, hdu_rows, paths

@@ -462,7 +462,7 @@ class _Commits:
         self.lake, self.pins, self.plan, self.opts, self.ex = lake, pins, plan, opts, ex
         self.compact = compact
         self.stream = stream  # batch files compacted before their commit (ingest.compacting)
-        self.seen: list[BatchResult] = []
+        self.tables: set[str] = set()  # that batches wrote to (compacted at the end, if compact)
         self.pending: list[BatchResult] = []
         self.unprepared: list[BatchResult] = []  # arrived while a commit waited for its master
         self.master: tuple[MasterInputs, Future[Any]] | None = None  # that master, computing
@@ -471,7 +471,6 @@ class _Commits:
     def add(self, results: list[BatchResult]) -> None:
         """Take finished batches; their tables are made ready now, or after the publish under way."""
         if self.stream is not None:
-            self.seen += results
             for res in results:
                 _prepare(self.lake, self.pins, res, describe=False)
                 for table, cols in res.schemas.items():
@@ -501,7 +500,7 @@ class _Commits:
             self.took = self.last_commit - started
             return
         started = time.monotonic()
-        self.seen += self.pending
+        self.tables.update(t for r in self.pending for t in r.files)
         plan = self.plan
         _commit(self.lake, self.pins, self.pending, plan.replaced, False, plan.years)
         if not self.opts.rebuild:
@@ -545,7 +544,7 @@ class _Commits:
             return None
         ahead = None
         plan = self.plan
-        self.seen += self.pending
+        self.tables.update(t for r in self.pending for t in r.files)
         if (
             not self.compact
             and not plan.incremental
@@ -612,7 +611,7 @@ def _run_batches(
                 ahead = (_master_inputs(lake, pins), _settled(master))
         elif commits.compact:
             master = _master_on_worker(lake, pins, plan, ex)
-            _compact_new(lake, pins, ex, {t for r in commits.seen for t in r.files})
+            _compact_new(lake, pins, ex, commits.tables)
             if master is not None:
                 ahead = (_master_inputs(lake, pins), _settled(master))
         return ahead

@@ -73,6 +73,17 @@ def file_counts(meta: pq.FileMetaData, bounds: bool = False) -> FileCounts:
 UNREADABLE: tuple[()] = ()  # bounds pyarrow cannot give: the driver reads such a file's footer itself
 
 
+def hdu_counts(path: str) -> dict[int, int]:
+    """Rows per HDU of a wide header table's data file, counted from its ``hdu`` column (one narrow
+    column of one file)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    counts = pc.value_counts(pq.read_table(path, columns=["hdu"]).column("hdu").combine_chunks())
+    hdus, ns = (a.to_pylist() for a in counts.flatten())
+    return {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
+
+
 def _min_max(meta: pq.FileMetaData, i: int) -> tuple[Any, Any] | tuple[()]:
     """Column ``i``'s smallest and largest value over the row groups, taken in the order and with the
     comparisons of pyiceberg's StatsAggregator (a row group without them adds nothing; None where none

@@ -882,13 +882,9 @@ class Lake:
         column (one narrow column of one file, read once per new file)."""
         info = self.file_info(path)
         if info.hdu_rows is None:
-            import pyarrow.compute as pc
-            import pyarrow.parquet as pq
+            from lake.datafile import hdu_counts
 
-            counts = pc.value_counts(pq.read_table(path, columns=["hdu"]).column("hdu").combine_chunks())
-            hdus, ns = (a.to_pylist() for a in counts.flatten())
-            got = {int(h): int(n) for h, n in zip(hdus, ns, strict=True) if h is not None}
-            info = self._file_info[path] = info._replace(hdu_rows=got)
+            info = self._file_info[path] = info._replace(hdu_rows=hdu_counts(path))
         return dict(info.hdu_rows or {})
 
     def know_hdu_rows(self, path: str, rows: dict[int, int]) -> None:
