@@ -624,3 +624,40 @@ def test_every_listed_name_reads_as_its_scan(small_lake: Path) -> None:
         assert df.columns == lake.scan(name, small_lake).collect_schema().names()
     ir = lake.read("master", small_lake, columns=["rootname"], where="detector = 'IR'")
     assert ir.columns == ["rootname"] and 0 < ir.height < lake.read("master", small_lake).height
+
+
+def test_a_per_hdu_view_gives_a_typed_null_where_its_files_lack_a_column(tmp_path: Path) -> None:
+    """An older data file lacks a keyword a later one brought (a new column): the per-HDU view still has
+    the column, of the table's type, NULL in that file's rows, whichever scan holds the files."""
+    import pyarrow.parquet as pq
+
+    from lake.catalog import hdu_view_sql
+    from lake.schema import WIDE_BASE
+
+    def rows(n: int, hdus: list[int], **extra: pa.Array) -> pa.Table:
+        base = {
+            "rootname": [f"iab{n}"] * len(hdus),
+            "path": [f"p/{n}"] * len(hdus),
+            "hdu": pa.array(hdus, pa.int32()),
+            "extname": [None] * len(hdus),
+            "extver": pa.array([None] * len(hdus), pa.int64()),
+            "year": pa.array([2015] * len(hdus), pa.int32()),
+        }
+        return pa.table({**base, **extra})
+
+    old = rows(1, [0, 1], exptime=pa.array([1.5, None]))
+    new = rows(2, [0], exptime=pa.array([2.5]), newkey=pa.array(["yes"]), bunit=pa.array(["e"]))
+    paths = [str(tmp_path / "old.parquet"), str(tmp_path / "new.parquet")]
+    pq.write_table(old, paths[0])
+    pq.write_table(new, paths[1])
+    schema = pa.schema(
+        [*WIDE_BASE, ("exptime", pa.float64()), ("newkey", pa.string()), ("nextend", pa.int64())]
+    )
+    con = duckdb.connect()
+    for keys in (["k-old", "k-new"], None):  # two scans by key; one scan matching columns by name
+        con.execute(hdu_view_sql("t_0", "t", 0, ["exptime", "newkey", "nextend"], (paths, keys, schema)))
+        got = con.execute("SELECT rootname, exptime, newkey, nextend FROM t_0 ORDER BY rootname").fetchall()
+        assert got == [("iab1", 1.5, None, None), ("iab2", 2.5, "yes", None)]
+        types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE t_0)").fetchall())
+        assert (types["newkey"], types["nextend"], types["hdu"]) == ("VARCHAR", "BIGINT", "INTEGER")
+        assert "bunit" not in types  # not one of the view's columns
