@@ -161,18 +161,50 @@ class Rolling:
 
 
 def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
-    """Per renamed column: its distinct values and each row's position among them."""
+    """Per renamed (or re-dated) column: its distinct values and each row's position among them."""
     out = {}
-    for col in ("path", "rootname"):
+    for col in ("path", "rootname", "date_obs"):
         if col in t.column_names:
             uniq = pc.unique(t.column(col)).to_pylist()
-            out[col] = (uniq, pc.index_in(t.column(col), pa.array(uniq, pa.string())))
+            out[col] = (uniq, pc.index_in(t.column(col), pa.array(uniq, t.schema.field(col).type)))
     return out
 
 
+def moved(date: str, k: int) -> tuple[str, int]:
+    """``date`` (YYYY-MM-DD) moved ``k`` months on within its own year (day kept, at most 28) and the
+    days it moved: replica ``k``'s exposures fall in other months of the same years as the base's, so a
+    month of the stand-in holds about as many exposures as any other month of its year instead of the
+    base archive's one crowded January 2015 times every replica."""
+    import datetime as dt
+
+    try:
+        old = dt.date.fromisoformat(date)
+    except ValueError:
+        return date, 0
+    new = dt.date(old.year, (old.month - 1 + k) % 12 + 1, min(old.day, 28))
+    return new.isoformat(), (new - old).days
+
+
+def _redate(t: pa.Table, k: int, uniq: list[Any], where: pa.Array) -> pa.Table:
+    """Replica ``k``'s ``date_obs`` moved by :func:`moved`, and its MJD columns by as many days."""
+    pairs = [moved(u, k) if isinstance(u, str) else (u, 0) for u in uniq]
+    dates = pa.array([d for d, _ in pairs], pa.string()).take(where)
+    t = t.set_column(t.schema.get_field_index("date_obs"), "date_obs", dates)
+    shift = pa.array([float(n) for _, n in pairs], pa.float64()).take(where)
+    for col in ("expstart", "expend"):
+        i = t.schema.get_field_index(col)
+        if i >= 0 and pa.types.is_floating(t.schema.field(col).type):
+            t = t.set_column(i, col, pc.add(t.column(col), pc.cast(shift, t.schema.field(col).type)))
+    return t
+
+
 def _replica(t: pa.Table, k: int, ren: Renamer, idx: dict[str, tuple[list[Any], pa.Array]]) -> pa.Table:
-    """Rows of replica ``k`` of a base table: path, rootname and proposid renamed through lookup tables."""
+    """Rows of replica ``k`` of a base table: path, rootname and proposid renamed through lookup tables,
+    dates moved within their years (:func:`moved`)."""
     for col, (uniq, where) in idx.items():
+        if col == "date_obs":
+            t = _redate(t, k, uniq, where)
+            continue
         fn = ren.path if col == "path" else ren.rootname
         new = pa.array([fn(k, u) if u is not None else None for u in uniq], pa.string())
         t = t.set_column(t.schema.get_field_index(col), col, new.take(where))
