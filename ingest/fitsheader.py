@@ -564,8 +564,11 @@ def _match_values(V: np.ndarray, fv_idx: np.ndarray) -> tuple[np.ndarray, pa.Str
     ok = _bool_np(m.is_valid())
     num = m.field("n")
     # An empty string followed by a comment holding a quote ('' / it's) is ambiguous: astropy's string
-    # rule then reads past the '' to a later quote. Such cards go to astropy, like embedded quotes.
-    empty_str = pc.equal(m.field("s"), "").fill_null(False)
+    # rule then reads past the '' to a later quote. Such cards go to astropy, like embedded quotes. (RE2
+    # gives "" for a group that took no part: a number or a boolean is not an empty string. WFC3's
+    # "Earth's limb" and "detector's" comments follow numbers in every exposure's headers.)
+    no_value = pc.and_(pc.equal(m.field("n"), ""), pc.equal(m.field("b"), ""))
+    empty_str = pc.and_(pc.equal(m.field("s"), ""), no_value).fill_null(False)
     quote_in_comment = pc.match_substring(m.field("c"), "'").fill_null(False)
     ok &= ~_bool_np(pc.and_(empty_str, quote_in_comment))
     # Integers too long for int64 keep Python's exact value: astropy handles them.
@@ -624,10 +627,12 @@ def _commentary_columns(A: np.ndarray, fc_idx: np.ndarray) -> dict[str, pa.Array
     }
 
 
-def _parse_single(A: np.ndarray, printable: np.ndarray) -> dict[str, pa.Array]:
+def _parse_single(A: np.ndarray, printable: np.ndarray, needed: np.ndarray) -> dict[str, pa.Array]:
     """Parse distinct single (not CONTINUE-joined) 80-byte cards (``printable``: only bytes 32..126);
-    columns :data:`_FIELDS`."""
+    columns :data:`_FIELDS`. A card not ``needed`` (only ever a part of a CONTINUE-joined card, parsed
+    whole elsewhere) gets the columns of commentary text, never read: astropy is not asked."""
     ch, fast_comm, fast_val = _classify_cards(A, printable)
+    fast_comm |= ~needed & printable & ~fast_val
     fv_idx, m, fits64 = _match_values(A[:, 10:], np.flatnonzero(fast_val))
     fast = _value_columns(A[fv_idx, :8], ch[fv_idx], m, fits64)
     fc_idx = np.flatnonzero(fast_comm)
@@ -695,8 +700,10 @@ def parse_headers(headers: Sequence[bytes], odd_bytes: list[tuple[int, int, str]
     distinct = np.frombuffer(enc.dictionary.buffers()[1], dtype=np.uint8)[: len(enc.dictionary) * CARD]
     D = distinct.reshape(-1, CARD)
     printable = (D.min(axis=1) >= 32) & (D.max(axis=1) <= 126)
-    uniq = _parse_single(D, printable)
     index = np.asarray(enc.indices.to_numpy(), dtype=np.int64)
+    needed = np.zeros(len(D), dtype=bool)
+    needed[index[kept]] = True
+    uniq = _parse_single(D, printable, needed)
     if odd_bytes is not None and not printable.all():  # rare: found among the distinct cards
         for i in np.flatnonzero(np.isin(index, np.flatnonzero(~printable))):
             hi = int(header_of[i])
