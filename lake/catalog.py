@@ -7,9 +7,12 @@ reader holding the old file keeps a consistent view (``docs/background/lake-form
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -218,15 +221,21 @@ def mean_first(order: list[int], rows: Sequence[int]) -> list[int]:
     return [first, *(k for k in order if k != first)]
 
 
-def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
+def create_views(
+    con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins, replacing: Sequence[str] | None = None
+) -> None:
     """Create the lake's views (pinned to ``pins``) in ``con``, in one transaction, and record what
-    :class:`lake.snapshot.Snapshot` reads (files, schema and per-HDU columns of every table)."""
+    :class:`lake.snapshot.Snapshot` reads (files, schema and per-HDU columns of every table). With
+    ``replacing``, the views and records of those tables (those still pinned) take the place of theirs
+    in ``con`` (see :func:`write_duckdb_catalog`); the other tables' are kept."""
     # a query binds a table's view once per use, and the per-HDU views bind it again: cache the footers
     con.execute("SET parquet_metadata_cache = true")
     con.execute("BEGIN")  # DDL in autocommit mode pays a commit per view
     files_rows: dict[str, list[object]] = {k: [] for k in _FILES_SCHEMA.names}
     table_rows: dict[str, list[object]] = {"table_name": [], "arrow_schema": [], "hdu_columns": []}
-    for name in sorted(pins.tables):
+    if replacing is not None:
+        _drop_views(con, replacing)
+    for name in sorted(pins.tables if replacing is None else set(replacing) & set(pins.tables)):
         files = scan_order(lake.data_files(pins, name), lake.file_info)
         schema, per_hdu = lake.table_facts(pins, name)
         keys = [lake.columns_key(f) for f in files]
@@ -248,9 +257,25 @@ def create_views(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None
         table_rows["table_name"].append(name)
         table_rows["arrow_schema"].append(schema.serialize().to_pybytes())
         table_rows["hdu_columns"].append(json.dumps({str(k): v for k, v in sorted(per_hdu.items())}))
-    _record(con, FILES_TABLE, pa.table(files_rows, schema=_FILES_SCHEMA))
-    _record(con, TABLES_TABLE, pa.table(table_rows, schema=_TABLES_SCHEMA))
+    _record(con, FILES_TABLE, pa.table(files_rows, schema=_FILES_SCHEMA), replacing=replacing)
+    _record(con, TABLES_TABLE, pa.table(table_rows, schema=_TABLES_SCHEMA), replacing=replacing)
     con.execute("COMMIT")
+
+
+def _drop_views(con: duckdb.DuckDBPyConnection, tables: Iterable[str]) -> None:
+    """Drop the views of ``tables`` (their per-HDU views as the record names them)."""
+    tables = sorted(tables)
+    if not tables:
+        return
+    marks = ", ".join("?" for _ in tables)
+    got = con.execute(
+        f"SELECT table_name, hdu_columns FROM {TABLES_TABLE} WHERE table_name IN ({marks})", tables
+    ).fetchall()
+    for name, hdus in got:
+        for hdu in json.loads(hdus):
+            con.execute(f"DROP VIEW IF EXISTS {_quote(f'{name}_{hdu}')}")
+    for name in tables:
+        con.execute(f"DROP VIEW IF EXISTS {_quote(name)}")
 
 
 # a data file's rows and path bounds let readers count without scanning and find a file's rows in the
@@ -278,40 +303,130 @@ def _hdu_json(rows: dict[int, int]) -> str:
     return json.dumps({str(h): n for h, n in sorted(rows.items())})
 
 
-def _record(con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table) -> None:
+def _record(
+    con: duckdb.DuckDBPyConnection, name: str, rows: pa.Table, *, replacing: Sequence[str] | None = None
+) -> None:
+    """The record table ``name`` made of ``rows``; with ``replacing``, of its rows of other tables than
+    those and ``rows`` (made anew rather than deleted from: DuckDB reuses a dropped table's blocks, so an
+    incremental publish's catalog keeps its size)."""
     con.register("_rows", rows)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM _rows")
+    rest = ""
+    if replacing is not None:
+        marks = ", ".join(_sql_str(t) for t in replacing) or "NULL"
+        rest = f"SELECT * FROM {name} WHERE table_name NOT IN ({marks}) UNION ALL BY NAME "
+    con.execute(f"CREATE OR REPLACE TABLE {name} AS {rest}SELECT * FROM _rows")
     con.unregister("_rows")
 
 
+# the catalog's own record of how it was written: an incremental publish reuses the views of a catalog
+# written by the same code, for the same namespace and root, whose file has not grown past GROWTH times
+# its size when last written whole
+FORMAT_TABLE = "_quicklake_catalog"
+# (a catalog rewritten in place settles at 3-4 times its whole size: DuckDB writes new blocks before it
+# frees the old ones)
+GROWTH = 5.0
+
+
 def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
+    """Write ``catalog.duckdb`` for ``pins`` and put it in place with an atomic rename.
+
+    The previous catalog is copied and only the tables whose pinned snapshot changed get new views (a
+    cron ingest touches four of several hundred tables; creating every view parses megabytes of file
+    lists at 4 million files). A catalog of other code, another namespace or root, or grown past
+    :data:`GROWTH` times its size when last written whole is written whole again."""
     tmp = lake.duckdb_path.with_name(f".catalog.{os.getpid()}.duckdb")
     for p in (tmp, tmp.with_name(tmp.name + ".wal")):
         if p.exists():
             p.unlink()
-    con = duckdb.connect(str(tmp), config={"storage_compatibility_version": STORAGE_VERSION})
+    con, before = _reusable(lake.duckdb_path, tmp, pins)
     try:
-        create_views(con, lake, pins)
-        con.execute(
-            f"CREATE TABLE {PINS_TABLE} (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
-            "committed_at VARCHAR)"
-        )
-        con.executemany(
-            f"INSERT INTO {PINS_TABLE} VALUES (?, ?, ?, ?)",
-            [(k, pins.namespace, v, pins.committed_at) for k, v in sorted(pins.tables.items())],
-        )
-        # the state tables as of this commit; lake.connect() shows them live
-        from lake.state import state_tables
-
-        for name, t in state_tables(lake.root).items():
-            con.register("_state", t)
-            con.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM _state")
-            con.unregister("_state")
-        from lake.search import register_macros
-
-        register_macros(con)  # cone(), cone_search(): stored, so the duckdb CLI has them too
+        if before is None:
+            create_views(con, lake, pins)
+        else:
+            changed = {t for t in {*pins.tables, *before} if before.get(t) != pins.tables.get(t)}
+            create_views(con, lake, pins, replacing=sorted(changed))
+        _write_pins_and_state(con, lake, pins)
         con.execute("CHECKPOINT")
     finally:
         con.close()
+    if before is None:  # the size this catalog has when written whole
+        _stamp_format(tmp, pins, tmp.stat().st_size)
     point("catalog.written")
     os.replace(tmp, lake.duckdb_path)
+
+
+def _write_pins_and_state(con: duckdb.DuckDBPyConnection, lake: Lake, pins: Pins) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TABLE {PINS_TABLE} (table_name VARCHAR, namespace VARCHAR, snapshot_id BIGINT, "
+        "committed_at VARCHAR)"
+    )
+    con.executemany(
+        f"INSERT INTO {PINS_TABLE} VALUES (?, ?, ?, ?)",
+        [(k, pins.namespace, v, pins.committed_at) for k, v in sorted(pins.tables.items())],
+    )
+    # the state tables as of this commit; lake.connect() shows them live
+    from lake.state import state_tables
+
+    for name, t in state_tables(lake.root).items():
+        con.register("_state", t)
+        con.execute(f"CREATE OR REPLACE TABLE {_quote(name)} AS SELECT * FROM _state")
+        con.unregister("_state")
+    from lake.search import register_macros
+
+    register_macros(con)  # cone(), cone_search(): stored, so the duckdb CLI has them too
+
+
+def _reusable(
+    old: Path, tmp: Path, pins: Pins
+) -> tuple[duckdb.DuckDBPyConnection, dict[str, int | None] | None]:
+    """A connection to the new catalog ``tmp``: a copy of ``old`` and the snapshots its views are of, if
+    its views can be kept (see :data:`FORMAT_TABLE`); else an empty database and None."""
+    import shutil
+
+    config = {"storage_compatibility_version": STORAGE_VERSION}
+    if old.exists():
+        shutil.copyfile(old, tmp)
+        con = duckdb.connect(str(tmp), config=config)
+        try:
+            got = con.execute(f"SELECT format, namespace, root, whole_size FROM {FORMAT_TABLE}").fetchone()
+            same = got is not None and tuple(got[:3]) == (_format(), pins.namespace, pins.root)
+            if same and got is not None and tmp.stat().st_size <= GROWTH * got[3]:
+                rows = con.execute(f"SELECT table_name, snapshot_id FROM {PINS_TABLE}").fetchall()
+                return con, {t: sid for t, sid in rows}
+        except duckdb.Error:
+            pass  # written before the format record, or damaged: written whole
+        con.close()
+        tmp.unlink()
+    return duckdb.connect(str(tmp), config=config), None
+
+
+def _stamp_format(path: Path, pins: Pins, whole_size: int) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {FORMAT_TABLE} (format VARCHAR, namespace VARCHAR, root VARCHAR, "
+            "whole_size BIGINT)"
+        )
+        con.execute(
+            f"INSERT INTO {FORMAT_TABLE} VALUES (?, ?, ?, ?)",
+            [_format(), pins.namespace, pins.root, whole_size],
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+
+
+@functools.cache
+def _format() -> str:
+    """A digest of the code that writes views (this module, the schema's names, the search macros): a
+    catalog written by other code is written whole."""
+    import hashlib
+
+    from lake import schema, search
+
+    h = hashlib.sha256()
+    for module in (__name__, schema.__name__, search.__name__):
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.origin:
+            h.update(Path(spec.origin).read_bytes())
+    return h.hexdigest()[:16]

@@ -391,3 +391,55 @@ def test_compacted_files_described_from_the_workers_counts(archive_copy: Path, t
             assert task.file.partition == footer.partition
             checked += 1
     assert checked >= 3
+
+
+def _catalog_content(path: Path) -> tuple[list[Any], ...]:
+    """What catalog.duckdb holds for readers: its views' SQL and its records, in a fixed order."""
+    import duckdb
+
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        views = "SELECT view_name, sql FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+        return tuple(
+            con.execute(q).fetchall()
+            for q in (
+                views,
+                "SELECT * FROM _quicklake_files ORDER BY table_name, seq",
+                "SELECT * FROM _quicklake_tables ORDER BY table_name",
+                "SELECT * FROM _quicklake_pins ORDER BY table_name",
+            )
+        )
+    finally:
+        con.close()
+
+
+def test_a_publish_writes_the_views_of_changed_tables_only_and_the_same_catalog(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cron ingest copies catalog.duckdb and replaces the views of the tables it changed (creating
+    them all parsed megabytes of file lists at 4M files); the result is the catalog written whole."""
+    from lake import catalog
+
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous")
+    made: list[str] = []
+    real = catalog.view_sql
+    monkeypatch.setattr(catalog, "view_sql", lambda name, *a, **k: made.append(name) or real(name, *a, **k))
+    before = Lake(root).pins().tables
+    _edit(sorted(archive_copy.rglob("*_flt.fits"))[0], TARGNAME="RENAMED")
+    assert ingest(root, str(archive_copy), scheduler="synchronous").changed == 1
+    after = Lake(root).pins().tables
+    changed = sorted(t for t in after if after[t] != before.get(t))
+    assert {"cards", "files", "master"} <= set(changed) and len(changed) < len(after) / 3
+    assert sorted(set(made)) == changed
+    kept = _catalog_content(root / "catalog.duckdb")
+    renamed = "SELECT path FROM cards WHERE keyword = 'TARGNAME' AND value_str = 'RENAMED'"
+    assert lake.read_sql(renamed, root).num_rows == 1
+
+    made.clear()
+    lk = Lake(root)
+    monkeypatch.setattr(catalog, "_format", lambda: "other code")  # written whole
+    with lk.writer():
+        catalog.write_duckdb_catalog(lk, lk.pins())
+    assert sorted(made) == sorted(after)
+    assert _catalog_content(root / "catalog.duckdb") == kept
