@@ -183,14 +183,38 @@ def rewrite_without(
             f"read_parquet({files}, filename = '_data_file', hive_partitioning = false, union_by_name = true)"
         )
         held = con.execute(f"SELECT _data_file, count(*) FROM {scan} WHERE {gone} GROUP BY 1").fetchall()
+        copies: list[str] = []
         out: dict[str, tuple[int, str | None]] = {}
         for src, dropped in held:
             got = con.execute(f"SELECT num_rows FROM parquet_file_metadata({_sql_str(src)})").fetchone()
-            rows = int(got[0]) if got else 0
-            out[src] = (int(dropped), _copy_without(con, src, table, gone) if dropped < rows else None)
-        return out
+            out[src] = (int(dropped), None)
+            if dropped < (int(got[0]) if got else 0):
+                copies.append(src)
     finally:
         con.close()
+    for src, new in zip(copies, _copy_all(copies, table, gone), strict=True):
+        out[src] = (out[src][0], new)
+    return out
+
+
+def _copy_all(srcs: list[str], table: str, gone: str) -> list[str]:
+    """:func:`_copy_without` of each of ``srcs``, side by side (a changed UVIS file's rows are in two
+    files of its wide table: one thread each, on a connection of its own)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import duckdb
+
+    def one(src: str) -> str:
+        con = duckdb.connect(config={"threads": 1, "preserve_insertion_order": True})
+        try:
+            return _copy_without(con, src, table, gone)
+        finally:
+            con.close()
+
+    if len(srcs) < 2:
+        return [one(s) for s in srcs]
+    with ThreadPoolExecutor(max_workers=min(len(srcs), os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, srcs))
 
 
 def _copy_without(con: Any, src: str, table: str, gone: str) -> str:
