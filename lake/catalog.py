@@ -383,7 +383,9 @@ def _reusable(
     its views can be kept (see :data:`FORMAT_TABLE`); else an empty database and None."""
     import shutil
 
-    config = {"storage_compatibility_version": STORAGE_VERSION}
+    config: dict[str, str | bool | int | float | list[str]] = {
+        "storage_compatibility_version": STORAGE_VERSION
+    }
     if old.exists():
         shutil.copyfile(old, tmp)
         con = duckdb.connect(str(tmp), config=config)
