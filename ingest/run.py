@@ -214,6 +214,7 @@ def _commit(
     )
     old_tables = {t for p in deletes for t in replaced[p].split(",") if t}
     touched = {t for r in results for t in r.files} | old_tables | ({"files", "cards"} if deletes else set())
+    lake.rewrite_ahead(pins, sorted(touched), deletes, years)
     for table in sorted(touched):
         files: list[str] = []
         hdu_columns: dict[int, list[str]] = {}

@@ -220,6 +220,8 @@ class Lake:
         # data file → (rows, smallest path, largest path), from the DataFiles this process has seen: what
         # catalog.duckdb records for readers to locate a file's rows (lake.snapshot)
         self._file_info: dict[str, FileInfo] = {}
+        # (table, pinned snapshot, deleted paths) → the copy-on-write done ahead (rewrite_ahead)
+        self._ahead: dict[tuple[str, int | None, tuple[str, ...]], tuple[dict[str, Any], dict[str, Any]]] = {}
         self.relocating = False  # set by lake.relocate: the pins name another place, on purpose
 
     # ---------------------------------------------------------------- existence and catalog
@@ -553,13 +555,48 @@ class Lake:
         sid = pins.tables.get(table)
         if sid is None:
             return [], []
-        tasks = {
-            t.file.file_path.removeprefix("file://"): t.file
-            for t in self.table(pins, table).scan(row_filter=where, snapshot_id=sid).plan_files()
-        }
-        done = rewrite_without(list(tasks), table, column, values)
+        ahead = self._ahead.pop((table, sid, tuple(values)), None) if column == "path" else None
+        if ahead is not None:
+            tasks, done = ahead
+        else:
+            tasks = self._holding(pins, table, where)
+            done = rewrite_without(list(tasks), table, column, values)
         gone = [tasks[f] for f in done]
         return gone, [new for _, new in done.values() if new]
+
+    def _holding(self, pins: Pins, table: str, where: Any) -> dict[str, Any]:
+        """The pinned DataFiles of ``table`` that may hold rows ``where`` takes (partition and bounds)."""
+        scan = self.table(pins, table).scan(row_filter=where, snapshot_id=pins.tables[table])
+        return {t.file.file_path.removeprefix("file://"): t.file for t in scan.plan_files()}
+
+    def rewrite_ahead(
+        self,
+        pins: Pins,
+        tables: Iterable[str],
+        delete_paths: list[str],
+        years: Mapping[str, int | None] | None = None,
+    ) -> None:
+        """The copy-on-write deletes of ``delete_paths`` in each of ``tables``, side by side (one thread
+        each: DuckDB copies without the GIL), for :meth:`commit_files` to take up: a changed file's rows
+        are in four tables, whose copies one after the other were a quarter of a cron ingest."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lake.datafile import rewrite_without
+
+        plans = {}
+        for table in tables:
+            if pins.tables.get(table) is not None and delete_paths:  # (pyiceberg planning: this thread)
+                where = _delete_filter(delete_paths, years if table in sch.FIXED_TABLES else None)
+                plans[table] = self._holding(pins, table, where)
+        if len(plans) < 2:
+            return  # nothing to do side by side
+        with ThreadPoolExecutor(max_workers=min(len(plans), os.cpu_count() or 1)) as pool:
+            futures = {
+                t: pool.submit(rewrite_without, list(f), t, "path", delete_paths) for t, f in plans.items()
+            }
+            for table, tasks in plans.items():
+                key = (table, pins.tables[table], tuple(delete_paths))
+                self._ahead[key] = (tasks, futures[table].result())
 
     def _add_files(
         self,
@@ -699,6 +736,7 @@ class Lake:
         in (``tables_of``: path → comma-separated table names, as in ``files.tables``), and set their
         ``files`` rows to status ``missing``. One snapshot per table; nothing is published."""
         tables = {t for p in removed_paths for t in tables_of[p].split(",") if t}
+        self.rewrite_ahead(pins, sorted(tables | {"cards"}), removed_paths, years)
         for t in sorted(tables | {"cards"}):
             self.commit_files(pins, t, [], delete_paths=removed_paths, years=years)
         old = (

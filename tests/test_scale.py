@@ -130,8 +130,22 @@ def test_a_changed_file_rewrites_only_the_data_files_holding_it(
     if lake.read("files", root, where=f"path = '{rel}'")["tables"][0] != "uvisflt":
         pytest.skip("first flt is not a UVIS file in this archive")
     _edit(victim, TARGNAME="MOVED-TARGET")
+    import threading
+
+    from lake import datafile
+
+    copied: list[tuple[str, bool]] = []  # (the tables' copies are made side by side, ahead of commits)
+    real = datafile.rewrite_without
+
+    def spy(paths: list[str], table: str, *args: Any) -> Any:
+        copied.append((table, threading.current_thread() is threading.main_thread()))
+        return real(paths, table, *args)
+
+    monkeypatch.setattr(datafile, "rewrite_without", spy)
     s = ingest(root, str(archive_copy), scheduler="synchronous")
     assert (s.changed, s.new) == (1, 0)
+    # each once, the three a changed file's rows are in side by side (master's: its refresh, after)
+    assert sorted(copied) == [("cards", False), ("files", False), ("master", True), ("uvisflt", False)]
     for table in ("cards", "uvisflt"):
         summary = _summary(root, table)
         assert int(summary.get("deleted-data-files", 0)) <= 2 < before[table]
