@@ -5,11 +5,13 @@
 
 A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
 stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
-rootnames (every path and rootname distinct, every table's rows N / base files times the base's), written as
-a compacted lake is (per table and year partition, in path order, files of at most MAX_CELLS cells) and
-committed to Iceberg with the lake's own code (the tables' and year partitions' files written by --jobs
-processes, the largest first, with progress); and the archive files the measurements touch, as hard links
-to the base files under the new names (for the largest size also the --rescan files of a no-op rescan).
+rootnames (every path and rootname distinct, every table's rows N / base files times the base's) and their
+dates moved within their year (replica k by k months: a month holds a month's share of the exposures, not
+the base's densest month times every replica), written as a compacted lake is (per table and year
+partition, in path order, files of at most MAX_CELLS cells) and committed to Iceberg with the lake's own
+code (the tables' and year partitions' files written by --jobs processes, the largest first, with
+progress); and the archive files the measurements touch, as hard links to the base files under the new
+names (for the largest size also the --rescan files of a no-op rescan).
 
 Measured in each, with the growth ratio between the largest and the smallest size:
 point lookup of one file's cards (in-process warm, and `ql header` as a process), the original Quicklook
