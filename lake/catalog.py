@@ -217,8 +217,9 @@ def mean_first(order: list[int], rows: Sequence[int]) -> list[int]:
     if len(order) < 2:
         return order
     mean = sum(rows[k] for k in order) / len(order)
-    first = min(order, key=lambda k: (abs(rows[k] - mean), k))
-    return [first, *(k for k in order if k != first)]
+    # of files as near, the first in ``order``: the view is the same whatever order the files came in
+    i = min(range(len(order)), key=lambda i: (abs(rows[order[i]] - mean), i))
+    return [order[i], *order[:i], *order[i + 1 :]]
 
 
 def create_views(

@@ -457,3 +457,14 @@ def test_a_publish_writes_the_views_of_changed_tables_only_and_the_same_catalog(
         catalog.write_duckdb_catalog(lk, lk.pins())
     assert sorted(made) == sorted(after)
     assert _catalog_content(root / "catalog.duckdb") == kept
+
+
+def test_a_views_first_file_is_the_same_whatever_order_the_files_come_in() -> None:
+    """Of files as near the mean, the first in path order leads: an ingest's writer (files known as it
+    went) and a fresh reader of the manifests (Iceberg's order) then write the same view."""
+    from lake.catalog import mean_first
+
+    rows = [59, 59, 70, 48]  # mean 59: files 0 and 1 as near
+    assert mean_first([1, 0, 2, 3], rows) == [1, 0, 2, 3]
+    assert mean_first([0, 1, 2, 3], rows) == [0, 1, 2, 3]
+    assert mean_first([2, 3, 1, 0], rows) == [1, 2, 3, 0]
