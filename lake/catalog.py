@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import json
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -216,9 +217,15 @@ def mean_first(order: list[int], rows: Sequence[int]) -> list[int]:
     :func:`scan_order`)."""
     if len(order) < 2:
         return order
-    mean = sum(rows[k] for k in order) / len(order)
-    # of files as near, the first in ``order``: the view is the same whatever order the files came in
-    i = min(range(len(order)), key=lambda i: (abs(rows[order[i]] - mean), i))
+    mean = max(sum(rows[k] for k in order) / len(order), 1.0)
+
+    # DuckDB's error is a factor, so nearest in ratio: of a table's primary-header file of 134 rows and
+    # its extensions' of 3,070, the first made 3,204 rows look like 268, the second like 6,140. Of files
+    # as near, the larger, then the first in ``order``: the view is the same whatever order they came in
+    def far(i: int) -> tuple[float, int, int]:
+        return abs(math.log(max(rows[order[i]], 1) / mean)), -rows[order[i]], i
+
+    i = min(range(len(order)), key=far)
     return [order[i], *order[:i], *order[i + 1 :]]
 
 

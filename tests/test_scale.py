@@ -468,3 +468,14 @@ def test_a_views_first_file_is_the_same_whatever_order_the_files_come_in() -> No
     assert mean_first([1, 0, 2, 3], rows) == [1, 0, 2, 3]
     assert mean_first([0, 1, 2, 3], rows) == [0, 1, 2, 3]
     assert mean_first([2, 3, 1, 0], rows) == [1, 2, 3, 0]
+
+
+def test_a_views_first_file_is_nearest_the_mean_in_ratio() -> None:
+    """DuckDB's estimate is the first file's rows times their number, so its error is a factor: of a
+    primary-header file of 134 rows and an extensions' file of 3,070 (mean 1,602, as near in rows), the
+    larger leads, which the estimate misses by 1.9x rather than 12x."""
+    from lake.catalog import mean_first
+
+    assert mean_first([0, 1], [134, 3070]) == [1, 0]
+    assert mean_first([1, 0], [134, 3070]) == [1, 0]
+    assert mean_first([0, 1, 2], [0, 0, 30]) == [2, 0, 1]  # empty files: no log of zero
