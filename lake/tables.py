@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pyarrow as pa
 
+from lake import manifests
 from lake import schema as sch
 from lake.datafile import PATH_METRICS, Describer, FileCounts, describer_key, file_stamp
 from lake.errors import LakeError, LakeLocked, LakeNotFound
@@ -616,8 +617,7 @@ class Lake:
         describe = self._describer(pins, table, tx.table_metadata)
         data_files = [self._described(describe, f) or describe(f) for f in files]
         self._remember(tx.table_metadata.schema(), data_files)
-        producer = tx.update_snapshot(snapshot_properties=properties or {})
-        with producer.overwrite() if gone else producer.fast_append() as snap:
+        with manifests.overwrite(tx, properties) if gone else manifests.append(tx, properties) as snap:
             for df in gone:
                 snap.delete_data_file(df)
             for df in data_files:
@@ -639,7 +639,7 @@ class Lake:
             describe = self._describer(pins, table, tx.table_metadata)
             data_files = [self._described(describe, f) or describe(f) for f in files]
             self._remember(tx.table_metadata.schema(), data_files)
-            with tx.update_snapshot(snapshot_properties=properties or {}).overwrite() as snap:
+            with manifests.overwrite(tx, properties) as snap:
                 for df in old:
                     snap.delete_data_file(df)
                 for df in data_files:

@@ -661,3 +661,49 @@ def test_a_per_hdu_view_gives_a_typed_null_where_its_files_lack_a_column(tmp_pat
         types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE t_0)").fetchall())
         assert (types["newkey"], types["nextend"], types["hdu"]) == ("VARCHAR", "BIGINT", "INTEGER")
         assert "bunit" not in types  # not one of the view's columns
+
+
+def test_a_commit_writes_manifests_of_bounded_files_by_path_range(tmp_path: Path, monkeypatch: Any) -> None:
+    """A commit of many files writes them in manifests of at most MANIFEST_FILES, each a path range, so a
+    later copy-on-write delete of one path rewrites one small manifest, not one listing every file."""
+    import duckdb
+    import pyarrow.parquet as pq
+    from pyiceberg.manifest import ManifestEntryStatus
+
+    from lake import manifests
+    from lake.tables import Lake
+
+    monkeypatch.setattr(manifests, "MANIFEST_FILES", 10)
+    lk = Lake(tmp_path / "lake")
+    schema = pa.schema([("path", pa.string()), ("hdu", pa.int64()), ("exptime", pa.float64())])
+    names = [f"p/{i:03d}.fits" for i in range(45)]
+    files = []
+    for i in (7, *range(45)):  # (a file out of order first: pieces follow paths, not the files' order)
+        files.append(str(tmp_path / f"d{len(files):03d}.parquet"))
+        pq.write_table(pa.table({"path": [names[i]], "hdu": [0], "exptime": [float(i)]}, schema), files[-1])
+    with lk.writer():
+        pins = lk.init()
+        lk.ensure_table(pins, "uvisflt", schema)
+        lk.commit_files(pins, "uvisflt", files)
+        tbl = lk.table(pins, "uvisflt")
+
+        def pieces(sid: int) -> list[list[str]]:
+            got = []
+            for m in tbl.metadata.snapshot_by_id(sid).manifests(tbl.io):
+                entries = m.fetch_manifest_entry(tbl.io, discard_deleted=False)
+                live = [e for e in entries if e.status != ManifestEntryStatus.DELETED]
+                cells = [pq.read_table(e.data_file.file_path)["path"][0].as_py() for e in live]
+                got.append(sorted(cells))
+            return sorted(got)
+
+        first = pieces(pins.tables["uvisflt"])
+        assert [len(p) for p in first] == [9, 9, 9, 9, 10] and sum(first, []) == sorted([names[7], *names])
+        assert all(a[-1] <= b[0] for a, b in zip(first, first[1:]))  # path ranges apart
+        lk.commit_files(pins, "uvisflt", [], delete_paths=[names[20]])
+        lk.publish(pins)
+        after = pieces(pins.tables["uvisflt"])
+        assert names[20] not in sum(after, []) and len(sum(after, [])) == 45
+        # the one piece that held it, rewritten (and pyiceberg's manifest of the deleted entry)
+        assert [p for p in after if p and p not in first] == [[n for n in first[2] if n != names[20]]]
+    con = duckdb.connect(str(tmp_path / "lake" / "catalog.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM uvisflt").fetchone()[0] == 45
