@@ -327,11 +327,12 @@ def _record(
 
 
 # the catalog's own record of how it was written: an incremental publish reuses the views of a catalog
-# written by the same code, for the same namespace and root, whose file has not grown past GROWTH times
-# its size when last written whole
+# written by the same code, for the same namespace and root, whose file is not mostly free blocks
 FORMAT_TABLE = "_quicklake_catalog"
 # (a catalog rewritten in place settles at 3-4 times its whole size: DuckDB writes new blocks before it
-# frees the old ones)
+# frees the old ones. Its size when last written whole is no measure: the catalog of a lake built by
+# many commits grows with its files, and a 4M stand-in's, first written whole at 0.8 MB, passed 5x that
+# at 3.7 MB of views it needed, so a cron ingest wrote it whole: 15 s)
 GROWTH = 5.0
 
 
@@ -340,8 +341,8 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
 
     The previous catalog is copied and only the tables whose pinned snapshot changed get new views (a
     cron ingest touches four of several hundred tables; creating every view parses megabytes of file
-    lists at 4 million files). A catalog of other code, another namespace or root, or grown past
-    :data:`GROWTH` times its size when last written whole is written whole again."""
+    lists at 4 million files). A catalog of other code, another namespace or root, or more than
+    :data:`GROWTH` times the size of the blocks it uses, is written whole again."""
     tmp = lake.duckdb_path.with_name(f".catalog.{os.getpid()}.duckdb")
     for p in (tmp, tmp.with_name(tmp.name + ".wal")):
         if p.exists():
@@ -357,8 +358,8 @@ def write_duckdb_catalog(lake: Lake, pins: Pins) -> None:
         con.execute("CHECKPOINT")
     finally:
         con.close()
-    if before is None:  # the size this catalog has when written whole
-        _stamp_format(tmp, pins, tmp.stat().st_size)
+    if before is None:
+        _stamp_format(tmp, pins)
     point("catalog.written")
     os.replace(tmp, lake.duckdb_path)
 
@@ -398,9 +399,13 @@ def _reusable(
         shutil.copyfile(old, tmp)
         con = duckdb.connect(str(tmp), config=config)
         try:
-            got = con.execute(f"SELECT format, namespace, root, whole_size FROM {FORMAT_TABLE}").fetchone()
-            same = got is not None and tuple(got[:3]) == (_format(), pins.namespace, pins.root)
-            if same and got is not None and tmp.stat().st_size <= GROWTH * got[3]:
+            got = con.execute(f"SELECT format, namespace, root FROM {FORMAT_TABLE}").fetchone()
+            same = got is not None and tuple(got) == (_format(), pins.namespace, pins.root)
+            blocks = con.execute(
+                "SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                "WHERE database_name = current_database()"
+            ).fetchone()
+            if same and blocks is not None and blocks[0] - blocks[1] >= blocks[0] / GROWTH:
                 rows = con.execute(f"SELECT table_name, snapshot_id FROM {PINS_TABLE}").fetchall()
                 return con, {t: sid for t, sid in rows}
         except duckdb.Error:
@@ -410,17 +415,13 @@ def _reusable(
     return duckdb.connect(str(tmp), config=config), None
 
 
-def _stamp_format(path: Path, pins: Pins, whole_size: int) -> None:
+def _stamp_format(path: Path, pins: Pins) -> None:
     con = duckdb.connect(str(path))
     try:
         con.execute(
-            f"CREATE OR REPLACE TABLE {FORMAT_TABLE} (format VARCHAR, namespace VARCHAR, root VARCHAR, "
-            "whole_size BIGINT)"
+            f"CREATE OR REPLACE TABLE {FORMAT_TABLE} (format VARCHAR, namespace VARCHAR, root VARCHAR)"
         )
-        con.execute(
-            f"INSERT INTO {FORMAT_TABLE} VALUES (?, ?, ?, ?)",
-            [_format(), pins.namespace, pins.root, whole_size],
-        )
+        con.execute(f"INSERT INTO {FORMAT_TABLE} VALUES (?, ?, ?)", [_format(), pins.namespace, pins.root])
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -479,3 +479,38 @@ def test_a_views_first_file_is_nearest_the_mean_in_ratio() -> None:
     assert mean_first([0, 1], [134, 3070]) == [1, 0]
     assert mean_first([1, 0], [134, 3070]) == [1, 0]
     assert mean_first([0, 1, 2], [0, 0, 30]) == [2, 0, 1]  # empty files: no log of zero
+
+
+def test_a_catalog_is_written_whole_when_mostly_free_blocks_not_when_grown(
+    small_lake: Path, tmp_path: Path
+) -> None:
+    """An incremental publish keeps a catalog that grew with its lake (a 4M stand-in's grew 4.6x from
+    its first whole write, all of it views it needed, and its next publish took 15 s rewriting them all),
+    and writes whole one whose file is mostly blocks DuckDB freed."""
+    import shutil
+
+    import duckdb
+
+    from lake import catalog
+
+    pins = Lake(small_lake).pins()
+    old, tmp = tmp_path / "old.duckdb", tmp_path / "new.duckdb"
+
+    def reused() -> bool:
+        con, before = catalog._reusable(old, tmp, pins)
+        con.close()
+        tmp.unlink()
+        return before is not None
+
+    shutil.copyfile(small_lake / "catalog.duckdb", old)
+    assert reused()
+    con = duckdb.connect(str(old))
+    con.execute("CREATE TABLE grown AS SELECT range AS i, range::VARCHAR AS s FROM range(3000000)")
+    con.execute("CHECKPOINT")
+    con.close()
+    assert old.stat().st_size > 5 * (small_lake / "catalog.duckdb").stat().st_size and reused()
+    con = duckdb.connect(str(old))
+    con.execute("DROP TABLE grown")
+    con.execute("CHECKPOINT")
+    con.close()
+    assert not reused()
