@@ -16,6 +16,7 @@ lake.tables.Lake.commit_files : the commits that use these snapshots.
 from __future__ import annotations
 
 from functools import cache
+from itertools import pairwise
 from typing import Any
 
 MANIFEST_FILES = 100  # data files per manifest a commit writes (the others are left as they are)
@@ -64,7 +65,7 @@ def _pieces(producer: Any, manifest: Any) -> list[Any]:
     k = -(-len(entries) // MANIFEST_FILES)
     cuts = [len(entries) * i // k for i in range(k + 1)]  # pieces of even sizes
     out = []
-    for lo, hi in zip(cuts, cuts[1:]):
+    for lo, hi in pairwise(cuts):
         with producer.new_manifest_writer(producer.spec(manifest.partition_spec_id)) as writer:
             for e in entries[lo:hi]:
                 mine = e.snapshot_id == producer.snapshot_id
