@@ -43,22 +43,28 @@ def test_every_file_opens_in_astropy_and_fitsio_without_warnings(pixel_archive: 
     files = _files(pixel_archive)
     # 110 exposures x 5 files (raw, flt/ima, flc/flt, spt, trl) plus each association's products
     assert len(files) > 110 * 5 and any(f.name.endswith("_asn.fits") for f in files)
+    read: set[str] = set()  # the pixels of the first file of each type (all of them: a third of the test)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         for f in files:
             with fits.open(f) as hl:
                 hl.verify("exception")
+                kind = f.name.rsplit("_", 1)[-1]
                 for h in hl:
-                    if h.header.get("QLROWS"):
+                    if h.header.get("QLROWS") and kind not in read:
                         assert h.data is not None
+                if any(h.header.get("QLROWS") for h in hl):
+                    read.add(kind)
             with fitsio.FITS(str(f)) as ff:
                 for h in ff:
                     h.read_header()
+    assert {"raw.fits", "flt.fits"} <= read
 
 
 def test_same_seed_same_bytes(tmp_path: Path) -> None:
     generate(tmp_path / "a", 14, seed=3, pixels="sparse")
-    generate(tmp_path / "b", 14, seed=3, pixels="sparse")
+    # the bytes do not depend on where or in which order the chunks run: here, or on two Dask workers
+    generate(tmp_path / "b", 14, seed=3, pixels="sparse", scheduler="local", workers=2)
     fa = [p.relative_to(tmp_path / "a") for p in _files(tmp_path / "a")]
     assert fa == [p.relative_to(tmp_path / "b") for p in _files(tmp_path / "b")]
     for rel in fa:

@@ -48,7 +48,8 @@ def read_rows(
             blocks.append(np.asarray(hdu[a:b, :], dtype=dtype))
             rows.append(np.arange(a, b))
         header = as_dict(hdr)
-    return np.concatenate(rows), np.vstack(blocks), header
+    # one block (every row of a real file) is returned as read: a stack of one would copy the frame
+    return np.concatenate(rows), blocks[0] if len(blocks) == 1 else np.vstack(blocks), header
 
 
 def primary(path: str) -> dict[str, Any]:
