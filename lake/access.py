@@ -11,18 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from lake import settings
 from lake.errors import ConfigError, LakeError, QueryError
 from lake.snapshot import Snapshot
 from lake.snapshot import load as load_snapshot
-from lake.tables import Lake
 
 if TYPE_CHECKING:
     import polars as pl
+    import pyarrow as pa
 
+    from lake.tables import Lake
     from lake.timetravel import AsOf
+
+# pyarrow and pyiceberg (lake.tables) are imported where they are used: a point lookup's process (`ql
+# header`) needs neither, and they are a quarter of its start
 
 
 def reader_settings(
@@ -80,6 +83,8 @@ def _lake_from_toml(toml: Path, default_lake: str, catalog_uri: str | None) -> d
 def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | None = None) -> Lake:
     """The lake at ``path`` (default: the ``lake`` setting, found as :func:`reader_settings` says)."""
     cfg = reader_settings(path, catalog_uri)
+    from lake.tables import Lake
+
     lake = Lake(cfg["lake"], cfg["catalog_uri"])
     lake.require()
     return lake
@@ -189,6 +194,8 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
     (per HDU from the ``hdu`` column alone). See Also: :func:`tables`.
     """
     import re
+
+    import pyarrow as pa
 
     snap = snapshot(path)
     counts: dict[str, int] = {}
@@ -310,11 +317,7 @@ def read_header(
     """
     snap = snapshot(path, as_of=as_of)
     rel = _relpath(snap, file)
-    got = snap.rows("cards", [rel], ["hdu", "position", "image"])
-    # a few hundred cards, put in order in Python: pyarrow.compute given a Python value imports pandas
-    # (a third of a `ql header` process)
-    hdus, positions = got["hdu"].to_pylist(), got["position"].to_pylist()
-    cards = sorted(zip(hdus, positions, got["image"].to_pylist(), strict=True))
+    cards = sorted(snap.tuples("cards", [rel], ["hdu", "position", "image"]))  # a few hundred
     images = [img for h, _, img in cards if hdu is None or h == hdu]
     if not images:
         raise LakeError(
@@ -326,9 +329,8 @@ def read_header(
     return lines
 
 
-def _ok_paths(found: pa.Table) -> list[str]:
-    statuses = found["status"].to_pylist()
-    return [p for p, s in zip(found["path"].to_pylist(), statuses, strict=True) if s == "ok"]
+def _ok_paths(found: list[tuple[Any, ...]]) -> list[str]:
+    return [p for p, s in found if s == "ok"]
 
 
 def _relpath(snap: Snapshot, file: str) -> str:
@@ -336,14 +338,14 @@ def _relpath(snap: Snapshot, file: str) -> str:
     name, an absolute path) by the rootname its name gives, through the ``rootname`` Bloom filters of
     ``files`` (the cost of a lookup, whatever the size of the lake); a name whose rootname ``files`` does
     not record so (HAP products, named from the header) is matched on the ``path`` column alone."""
-    exact = _ok_paths(snap.rows("files", [file], ["path", "status"]))
+    exact = _ok_paths(snap.tuples("files", [file], ["path", "status"]))
     if exact:
         return exact[0]
     from lake.layout import split_filetype
 
     name = Path(file).name
     rootname = split_filetype(name.removesuffix(".fits"))[0].lower()
-    found = _ok_paths(snap.rows("files", [rootname], ["path", "status"], key="rootname"))
+    found = _ok_paths(snap.tuples("files", [rootname], ["path", "status"], key="rootname"))
     matches = [p for p in found if p == name or p.endswith("/" + name)]
     if not matches:
         matches = _named(snap, name)
