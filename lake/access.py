@@ -14,7 +14,7 @@ import duckdb
 
 from lake import settings
 from lake.errors import ConfigError, LakeError, QueryError
-from lake.snapshot import Snapshot
+from lake.snapshot import Snapshot, TableFiles
 from lake.snapshot import load as load_snapshot
 
 if TYPE_CHECKING:
@@ -191,42 +191,56 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
 
     Counted from what ``catalog.duckdb`` records of the pinned files (rows, and rows per HDU of the wide
     tables), so no data file is read; a lake published before the record counts from the Parquet footers
-    (per HDU from the ``hdu`` column alone). See Also: :func:`tables`.
-    """
-    import re
+    (per HDU from the ``hdu`` column alone).
 
+    See Also
+    --------
+    tables : the names alone.
+    counts : the same as a dict, without pyarrow (``ql tables``).
+    """
     import pyarrow as pa
 
-    snap = snapshot(path)
-    counts: dict[str, int] = {}
-    con = duckdb.connect()
-    for name, tf in snap.tables.items():
-        files = list(tf.files)
-        if not files:
-            counts[name] = 0
-            continue
-        if tf.hdu_columns:
-            per_hdu = tf.rows_per_hdu()  # recorded at the commit: no file read
-            if per_hdu is None:
-                sql = "SELECT hdu, count(*) FROM read_parquet(?) GROUP BY hdu"
-                per_hdu = {int(h): int(n) for h, n in con.execute(sql, [files]).fetchall()}
-            counts[name] = sum(per_hdu.values())
-            counts.update({f"{name}_{h}": per_hdu.get(h, 0) for h in tf.hdu_columns})
-        elif tf.num_rows() is not None:
-            counts[name] = int(tf.num_rows() or 0)  # recorded at the commit: no footer opened
-        else:
-            got = con.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
-            counts[name] = int(got[0] or 0) if got else 0
     from lake.pylist import column
-    from lake.state import state_tables
 
-    counts.update({n: t.num_rows for n, t in state_tables(snap.root).items()})
+    got = counts(path)
+    return pa.table({"table": column(list(got)), "rows": column(list(got.values()))})
+
+
+def counts(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
+    """:func:`row_counts` as a dict of name to rows, in the same order."""
+    import re
+
+    from lake.state import state_counts
+
+    snap = snapshot(path)
+    found: dict[str, int] = {}
+    for name, tf in snap.tables.items():
+        found.update(_table_counts(name, tf))
+    found.update(state_counts(snap.root))
 
     def natural(name: str) -> list[object]:
         return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
-    names = sorted(counts, key=natural)
-    return pa.table({"table": column(names), "rows": column([counts[n] for n in names])})
+    return {n: found[n] for n in sorted(found, key=natural)}
+
+
+def _table_counts(name: str, tf: TableFiles) -> dict[str, int]:
+    """Rows of a physical table and of its per-HDU tables: as recorded at the commit, else (a lake
+    published before the record) from the Parquet footers, or the ``hdu`` column alone."""
+    files = list(tf.files)
+    if not files:
+        return {name: 0}
+    if tf.hdu_columns:
+        per_hdu = tf.rows_per_hdu()
+        if per_hdu is None:
+            sql = "SELECT hdu, count(*) FROM read_parquet(?) GROUP BY hdu"
+            per_hdu = {int(h): int(n) for h, n in duckdb.execute(sql, [files]).fetchall()}
+        return {name: sum(per_hdu.values()), **{f"{name}_{h}": per_hdu.get(h, 0) for h in tf.hdu_columns}}
+    rows = tf.num_rows()
+    if rows is not None:
+        return {name: rows}
+    got = duckdb.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
+    return {name: int(got[0] or 0) if got else 0}
 
 
 def scan(

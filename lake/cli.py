@@ -540,10 +540,9 @@ def cron_line_cmd(lake: str | None, every: int) -> None:
 @handle_errors
 def tables_cmd(lake: str | None) -> None:
     """List the lake's tables and views with their row counts."""
-    from lake.access import row_counts
+    from lake.access import counts
 
-    t = row_counts(lake)
-    for name, n in zip(t.column("table").to_pylist(), t.column("rows").to_pylist(), strict=True):
+    for name, n in counts(lake).items():
         click.echo(f"{name:24} {n:>12}")
 
 

@@ -22,12 +22,13 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
+if TYPE_CHECKING:
+    import pyarrow as pa  # imported where used: `ql tables` needs no pyarrow
 
 # The tables, written once for both engines: {id} is an auto-numbered key, {real} a double.
 TABLES = """
@@ -292,11 +293,21 @@ def connect(lake_root: str | Path) -> Iterator[Connection]:
 def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.Table:
     """Run a read query on the state database and return Arrow: read-only, so a user who may only read
     the lake can run it (nothing is created or migrated); no database yet reads as empty tables."""
+    return _read(lake_root, sql, args, _arrow)
+
+
+def count(lake_root: str | Path, sql: str) -> int:
+    """Rows of a read query on the state database (as :func:`query` reads it), without pyarrow."""
+    got = _read(lake_root, f"SELECT count(*) FROM ({sql}) AS counted", (), lambda cur: cur.fetchone())
+    return int(got[0])
+
+
+def _read(lake_root: str | Path, sql: str, args: tuple[object, ...], fetch: Callable[[Any], Any]) -> Any:
     url = url_of(lake_root)
     if _is_postgres(url):
         raw = _pg_connect(url, create=True)
         try:
-            return _arrow(Connection(raw, True).execute(sql, args))
+            return fetch(Connection(raw, True).execute(sql, args))
         finally:
             raw.close()
     p = path_of(lake_root)
@@ -307,7 +318,7 @@ def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.
         con = _read_only(p)
     try:
         try:
-            return _arrow(con.execute(sql, args))
+            return fetch(con.execute(sql, args))
         except sqlite3.OperationalError as e:
             if "no such table" not in str(e):
                 raise
@@ -316,7 +327,7 @@ def query(lake_root: str | Path, sql: str, args: tuple[object, ...] = ()) -> pa.
         con.close()
         con = sqlite3.connect(":memory:")
         con.executescript(SQLITE_SCHEMA)
-        return _arrow(con.execute(sql, args))
+        return fetch(con.execute(sql, args))
     finally:
         con.close()
 
@@ -417,10 +428,7 @@ STATE_TABLES = (
 )  # fmt: skip
 
 
-def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
-    """The state tables for DuckDB and Polars: job, anomaly and alert events, the ``job_runs``,
-    ``anomalies`` and ``alerts`` views, and alert deliveries (empty, with their columns, before the first
-    run, flag or alert)."""
+def _state_sql() -> dict[str, str]:
     sqls = (
         "SELECT * FROM job_events ORDER BY ts",
         RUNS_SQL + " ORDER BY started",
@@ -430,10 +438,24 @@ def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
         ALERTS_SQL + " ORDER BY opened_at",
         "SELECT * FROM alert_deliveries ORDER BY delivery_id",
     )
-    return {name: query(lake_root, sql) for name, sql in zip(STATE_TABLES, sqls, strict=True)}
+    return dict(zip(STATE_TABLES, sqls, strict=True))
+
+
+def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
+    """The state tables for DuckDB and Polars: job, anomaly and alert events, the ``job_runs``,
+    ``anomalies`` and ``alerts`` views, and alert deliveries (empty, with their columns, before the first
+    run, flag or alert)."""
+    return {name: query(lake_root, sql) for name, sql in _state_sql().items()}
+
+
+def state_counts(lake_root: str | Path) -> dict[str, int]:
+    """Rows of each of :func:`state_tables`, counted by the state database (``ql tables``)."""
+    return {name: count(lake_root, sql) for name, sql in _state_sql().items()}
 
 
 def _arrow(cur: Any) -> pa.Table:
+    import pyarrow as pa
+
     if cur.description is None:
         return pa.table({})
     names = [d[0] for d in cur.description]

@@ -1,6 +1,7 @@
-"""``ql``'s start: ``ql --help`` imports neither DuckDB nor pyarrow, ``ql header`` no pyarrow, and
-``ql sql`` neither pandas (pyarrow imports it to convert Python values) nor Polars, nor pyarrow's compute
-functions or the plugins (finding their entry points reads every installed package's metadata) (#16)."""
+"""``ql``'s start: ``ql --help`` imports neither DuckDB nor pyarrow; ``ql header`` and ``ql tables``
+no pyarrow; ``ql sql`` neither pandas (pyarrow imports it to convert Python values) nor Polars, nor
+pyarrow's compute functions or the plugins (finding their entry points reads every installed package's
+metadata) (#16)."""
 
 from __future__ import annotations
 
@@ -40,9 +41,10 @@ print(json.dumps(sorted(tops | (set(sys.modules) & set({list(SLOW_START)!r})))))
 def test_ql_processes_import_only_what_they_need(small_lake: Path) -> None:
     assert _modules_after(["--help"]) == ["lake.plugins"]  # (it lists the plugins' commands)
     flt = lake.read("files", small_lake, where="filetype = 'flt' AND status = 'ok'")["path"][0]
-    for args in (  # a point lookup needs no pyarrow either (a quarter of its process's start)
+    for args in (  # a point lookup and the list of tables need no pyarrow (a quarter of a process's start)
         ["header", flt, "--lake", str(small_lake)],
         ["header", Path(flt).name, "--lake", str(small_lake)],
+        ["tables", "--lake", str(small_lake)],
     ):
         assert _modules_after(args) == ["duckdb"], args
     for args in (
