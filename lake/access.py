@@ -14,7 +14,7 @@ import duckdb
 
 from lake import settings
 from lake.errors import ConfigError, LakeError, QueryError
-from lake.snapshot import Snapshot, TableFiles
+from lake.snapshot import Snapshot, TableFiles, read_pins
 from lake.snapshot import load as load_snapshot
 
 if TYPE_CHECKING:
@@ -91,42 +91,78 @@ def open_lake(path: str | os.PathLike[str] | None = None, catalog_uri: str | Non
 
 
 def connect(
-    path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None
+    path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None, query: str | None = None
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with every lake table as a view (``catalog.duckdb`` attached) and
     the search macros ``ang_sep``, ``cone`` and ``cone_search`` (:func:`lake.search.register_macros`).
 
     ``as_of`` (a time, naive = UTC, or a snapshot id): the lake tables as they were then
-    (:mod:`lake.timetravel`); the state tables (job runs, flags, alerts) are always today's.
+    (:mod:`lake.timetravel`); the state tables (job runs, flags, alerts) are always today's. ``query``:
+    the one query the connection is for; only the state tables it names are loaded (``ql sql``).
 
     See Also
     --------
     lake.search.search : datasets by position, target, rootname or proposal.
     """
-    lake = open_lake(path)
+    cfg = reader_settings(path)
+    root = Path(cfg["lake"]).resolve()
+    pins = json.loads(read_pins(root))
+    from lake.relocate import check_place
+
+    check_place(root, pins)  # a moved or copied lake would read the original's files
     con = duckdb.connect()
     con.execute("SET parquet_metadata_cache = true")  # a session's repeated queries skip the footers
     if as_of is not None:
         _create_views(con, snapshot(path, as_of=as_of))
     else:
-        pins = json.loads(lake.pins_path.read_text())
-        con.execute(f"ATTACH '{lake.duckdb_path}' AS lake (READ_ONLY)")
+        duck = str(root / "catalog.duckdb").replace("'", "''")
+        con.execute(f"ATTACH '{duck}' AS lake (READ_ONLY)")
         if not _records_pins(con, pins):
             # catalog.duckdb ran ahead of pins.json (a writer died between the two renames) or predates
             # the record: the views are made from the commit point instead, as every other reader reads it
             con.execute("DETACH lake")
             con.execute("ATTACH ':memory:' AS lake")
             con.execute("USE lake")
-            _create_views(con, load_snapshot(lake.root, lake.catalog_uri))
+            _create_views(con, load_snapshot(root, cfg["catalog_uri"]))
         con.execute("USE lake")
-    from lake.state import state_tables
-
-    for name, t in state_tables(lake.root).items():  # live, shadowing the copies in catalog.duckdb
-        con.register(name, t)
     from lake.search import register_macros
 
     register_macros(con, temporary=True)  # also for a catalog.duckdb published before they were stored
+    _register_state(con, root, query)
     return con
+
+
+def _register_state(con: duckdb.DuckDBPyConnection, root: Path, query: str | None) -> None:
+    """The state tables, live, shadowing their copies in catalog.duckdb: those ``query`` names, or all of
+    them (without a query, or one DuckDB cannot parse). A query of lake tables alone needs no pyarrow."""
+    from lake.state import STATE_TABLES, state_tables
+
+    named = _named_tables(con, query) if query is not None else None
+    names = set(STATE_TABLES) if named is None else set(STATE_TABLES) & named
+    if names:
+        for name, t in state_tables(root, names).items():
+            con.register(name, t)
+
+
+def _named_tables(con: duckdb.DuckDBPyConnection, query: str) -> set[str] | None:
+    """Every table name ``query`` mentions, lower case, from DuckDB's parse of it (nothing bound: a view's
+    or macro's own tables are not named); None where DuckDB cannot parse it."""
+    got = con.execute("SELECT json_serialize_sql(?)", [query]).fetchall()  # (all: the result is finished)
+    tree = json.loads(got[0][0]) if got else {"error": True}
+    if tree.get("error"):
+        return None
+    names: set[str] = set()
+    stack: list[Any] = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            name = node.get("table_name")
+            if isinstance(name, str) and name:
+                names.add(name.lower())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return names
 
 
 def catalog_in_step(lake: Lake) -> bool:
@@ -239,8 +275,8 @@ def _table_counts(name: str, tf: TableFiles) -> dict[str, int]:
     rows = tf.num_rows()
     if rows is not None:
         return {name: rows}
-    got = duckdb.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchone()
-    return {name: int(got[0] or 0) if got else 0}
+    got = duckdb.execute("SELECT sum(num_rows) FROM parquet_file_metadata(?)", [files]).fetchall()
+    return {name: int(got[0][0] or 0) if got else 0}
 
 
 def scan(
@@ -305,7 +341,7 @@ def read(
 
 def read_sql(sql: str, path: str | os.PathLike[str] | None = None, *, as_of: AsOf | None = None) -> pa.Table:
     """Run one SQL query on the lake, now (on the lake as of ``as_of``, if given)."""
-    con = connect(path, as_of=as_of)
+    con = connect(path, as_of=as_of, query=sql)
     try:
         return con.sql(sql).to_arrow_table()
     except duckdb.Error as e:

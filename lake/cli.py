@@ -171,7 +171,7 @@ def sql_cmd(
         from lake.errors import QueryError
 
         try:
-            rel = connect(lake, as_of=as_of).sql(query)
+            rel = connect(lake, as_of=as_of, query=query).sql(query)
             text = str(rel) if rel is not None else "ok"
         except duckdb.Error as e:  # a typo is the user's: one message, no traceback
             raise QueryError(str(e).strip()) from None

@@ -24,12 +24,14 @@ import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import pyarrow as pa
 
 from lake.errors import QueryError
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # imported where used: registering the macros (`ql sql`) needs none
 
 HEALPIX_ORDER = 29
 HEALPIX_COLUMN = "_healpix_29"
@@ -43,7 +45,7 @@ SHOWN = (
 META_KEY = b"quicklake.search"
 
 # A function that runs one query with parameters and returns Arrow: lake.connect()'s, or a site Scope's.
-Runner = Callable[[str, Sequence[Any]], pa.Table]
+Runner = Callable[[str, Sequence[Any]], "pa.Table"]
 
 
 # ---------------------------------------------------------------------------------------- SQL
@@ -121,6 +123,7 @@ def healpix29(ra: Any, dec: Any) -> pa.Array:
     """Nested order-29 HEALPix index (int64) of positions in degrees; null where either is null or
     out of range."""
     import numpy as np
+    import pyarrow as pa
 
     ra_a = np.asarray(pa.array(ra, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     dec_a = np.asarray(pa.array(dec, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)

@@ -228,15 +228,22 @@ def holding(
 def load(root: str | Path, catalog_uri: str = "") -> Snapshot:
     """The lake's current snapshot (cached per commit)."""
     root = Path(root).resolve()
-    pins_path, duck = root / "pins.json", root / "catalog.duckdb"
+    pins_text = read_pins(root)
     try:
-        pins_text = pins_path.read_text()
-        stamp = duck.stat().st_mtime_ns
+        stamp = (root / "catalog.duckdb").stat().st_mtime_ns
+    except FileNotFoundError:
+        raise LakeNotFound(f"no lake at {root} (no catalog.duckdb); run 'ql ingest --lake {root}'") from None
+    return _load(str(root), catalog_uri, pins_text, stamp)
+
+
+def read_pins(root: Path) -> str:
+    """The text of the lake's commit point, ``pins.json`` (:class:`LakeNotFound` if there is none)."""
+    try:
+        return (root / "pins.json").read_text()
     except FileNotFoundError:
         raise LakeNotFound(
             f"no lake at {root} (no pins.json); run 'ql ingest --lake {root}' or 'ql demo' to create one"
         ) from None
-    return _load(str(root), catalog_uri, pins_text, stamp)
 
 
 @lru_cache(maxsize=8)

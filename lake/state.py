@@ -22,7 +22,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -441,11 +441,11 @@ def _state_sql() -> dict[str, str]:
     return dict(zip(STATE_TABLES, sqls, strict=True))
 
 
-def state_tables(lake_root: str | Path) -> dict[str, pa.Table]:
-    """The state tables for DuckDB and Polars: job, anomaly and alert events, the ``job_runs``,
-    ``anomalies`` and ``alerts`` views, and alert deliveries (empty, with their columns, before the first
-    run, flag or alert)."""
-    return {name: query(lake_root, sql) for name, sql in _state_sql().items()}
+def state_tables(lake_root: str | Path, names: Collection[str] = STATE_TABLES) -> dict[str, pa.Table]:
+    """The state tables for DuckDB and Polars (or those of ``names``): job, anomaly and alert events, the
+    ``job_runs``, ``anomalies`` and ``alerts`` views, and alert deliveries (empty, with their columns,
+    before the first run, flag or alert)."""
+    return {name: query(lake_root, sql) for name, sql in _state_sql().items() if name in names}
 
 
 def state_counts(lake_root: str | Path) -> dict[str, int]:

@@ -1,7 +1,7 @@
-"""``ql``'s start: ``ql --help`` imports neither DuckDB nor pyarrow; ``ql header`` and ``ql tables``
-no pyarrow; ``ql sql`` neither pandas (pyarrow imports it to convert Python values) nor Polars, nor
-pyarrow's compute functions or the plugins (finding their entry points reads every installed package's
-metadata) (#16)."""
+"""``ql``'s start: ``ql --help`` imports neither DuckDB nor pyarrow; ``ql header``, ``ql tables`` and ``ql
+sql`` on lake tables no pyarrow; ``ql sql`` on state tables neither pandas (pyarrow imports it to convert
+Python values) nor Polars, nor pyarrow's compute functions or the plugins (finding their entry points
+reads every installed package's metadata) (#16)."""
 
 from __future__ import annotations
 
@@ -45,13 +45,12 @@ def test_ql_processes_import_only_what_they_need(small_lake: Path) -> None:
         ["header", flt, "--lake", str(small_lake)],
         ["header", Path(flt).name, "--lake", str(small_lake)],
         ["tables", "--lake", str(small_lake)],
+        ["sql", "SELECT count(*) FROM cards", "--lake", str(small_lake)],
     ):
         assert _modules_after(args) == ["duckdb"], args
-    for args in (
-        ["sql", "SELECT count(*) FROM cards", "--lake", str(small_lake)],
-        ["sql", "SELECT count(*) FROM job_runs", "--lake", str(small_lake)],
-    ):
-        assert _modules_after(args) == ["duckdb", "pyarrow"], args
+    # a query of a state table loads it (live, from the state database) as Arrow
+    args = ["sql", "SELECT count(*) FROM job_runs", "--lake", str(small_lake)]
+    assert _modules_after(args) == ["duckdb", "pyarrow"], args
 
 
 def test_lake_functions_stay_functions_beside_submodules_of_their_names() -> None:
@@ -81,3 +80,22 @@ def test_state_columns_are_what_pyarrow_makes(values: list[object]) -> None:
     got = column(values)
     got.validate(full=True)
     assert got.equals(pa.array(values, pa.string() if not values else None))
+
+
+def test_a_query_loads_the_state_tables_it_names() -> None:
+    """``connect(query=...)`` registers only the state tables the query names, from DuckDB's parse of it;
+    a query it cannot parse gets them all."""
+    import duckdb
+
+    from lake.access import _named_tables
+
+    con = duckdb.connect()
+    assert _named_tables(con, 'SELECT * FROM "Job_Runs" j JOIN master USING (rootname)') == {
+        "job_runs",
+        "master",
+    }
+    assert {"alerts"} <= (_named_tables(con, "WITH x AS (SELECT * FROM alerts) SELECT * FROM x") or set())
+    assert _named_tables(con, "SELECT (SELECT count(*) FROM anomalies) AS n") == {"anomalies"}
+    assert _named_tables(con, "DESCRIBE job_events") == {"job_events"}
+    assert _named_tables(con, "SELECT 1; SELECT * FROM alert_deliveries") == {"alert_deliveries"}
+    assert _named_tables(con, "SELEC nonsense") is None
