@@ -1,5 +1,5 @@
 """``python -m lake`` runs the ``ql`` command line."""
 
-from lake.cli import main
+from lake.cli import run
 
-main()
+run()
