@@ -360,16 +360,17 @@ def ingest(
         from lake.errors import ConfigError
 
         raise ConfigError(f"archive {archive} is not a directory; set --archive or QUICKLAKE_ARCHIVE")
+    where = scope(archive, under or []) if not rebuild else []
+    early: list[_Compared] = []
     # every publish is explicit below (the transaction has nothing left to publish at its end)
-    with lake.transaction() as pins:
+    with lake.transaction(early=_early(lake, archive, where, template, early) if where else None) as pins:
         old_namespace = None
         if rebuild:  # a new namespace, published only at the end (by _refresh_master)
             old_namespace, pins = pins.namespace, lake.begin_rebuild(pins)
         lake.evolve(pins, "files", sch.arrow_schema("files"))  # a lake made before files.problems
         lake.ensure_table(pins, history.TABLE, sch.arrow_schema(history.TABLE))  # a lake made before it
-        where = scope(archive, under or []) if not rebuild else []
-        listing = scan_archive(archive, where)
-        known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing, where)
+        got = early[0] if early and early[0].pins == (pins.namespace, pins.tables) else None
+        listing, known, new = got.found if got else _compare(lake, pins, archive, where, rebuild)
         plan = _plan(known, new, listing, Layout(template), summary)
         plan.fresh = rebuild or not lake.data_files(pins, "files")
         plan.incremental = (
@@ -387,6 +388,45 @@ def ingest(
             lake.finish_rebuild(old_namespace)
     summary.seconds = time.monotonic() - t0
     return summary
+
+
+@dataclass
+class _Compared:
+    """The archive's listing compared with the lake as of ``pins`` (namespace, tables): listing, the
+    known files that may need work, the new paths (see :func:`_known_files`)."""
+
+    pins: tuple[str, dict[str, int | None]]
+    found: tuple[dict[str, Stamp], dict[str, KnownFile], list[str]]
+
+
+def _compare(
+    lake: Lake, pins: Pins, archive: str, where: list[str], rebuild: bool = False
+) -> tuple[dict[str, Stamp], dict[str, KnownFile], list[str]]:
+    listing = scan_archive(archive, where)
+    known, new = ({}, list(listing)) if rebuild else _known_files(lake, pins, listing, where)
+    return listing, known, new
+
+
+def _early(
+    lake: Lake, archive: str, where: list[str], template: str | Sequence[str], out: list[_Compared]
+) -> Callable[[Pins], None]:
+    """The start of a scoped ingest (a cron's) given the published pins, before the catalog is opened
+    (:meth:`Lake.transaction`): the archive compared with the lake from what catalog.duckdb records, and
+    the copy-on-write deletes of the changed files' rows started (:meth:`Lake.rewrite_early`), so that
+    they run while pyiceberg loads. The ingest takes the comparison if recovery left the pins as they
+    were."""
+
+    def start(published: Pins) -> None:
+        if not lake.seed_from_record(published):
+            return
+        found = _compare(lake, published, archive, where)
+        out.append(_Compared((published.namespace, dict(published.tables)), found))
+        plan = _plan(found[1], found[2], found[0], Layout(template), IngestSummary())
+        changed = [j.relpath for j in plan.todo if j.relpath in plan.replaced]
+        tables = {t for p in changed for t in plan.replaced[p].split(",") if t} | {"files", "cards"}
+        lake.rewrite_early(published, sorted(tables), changed)
+
+    return start
 
 
 def _remove(lake: Lake, pins: Pins, removed: list[str], known: dict[str, KnownFile]) -> None:

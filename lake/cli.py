@@ -7,6 +7,7 @@ The core commands are defined here; ``ingest``, ``monitors`` and ``app`` add the
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import json
 import os
@@ -121,10 +122,9 @@ def _leave() -> None:
     if not _EXIT:
         return
     for stream in (sys.stdout, sys.stderr):
-        try:
+        # (a closed pipe, ``ql sql | head``, or a stream the command closed)
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe (``ql sql | head``), or closed by the command
-            pass
     os._exit(_EXIT[0])
 
 

@@ -17,12 +17,13 @@ next writer rolls them back before it starts (:meth:`Lake.recover`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import warnings
 import weakref
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,8 @@ from lake.errors import LakeError, LakeLocked, LakeNotFound
 from lake.faults import point
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from pyiceberg.catalog import Catalog
 
 # pyiceberg (and SQLAlchemy under it) is imported on first use: readers going through catalog.duckdb
@@ -178,6 +181,18 @@ class Pins:
         )
 
 
+# At most this many data files of a table may hold a cron ingest's paths for their copies to start early
+# (Lake.rewrite_early): files written in path order hold one path in one or two
+EARLY_FILES = 4
+
+
+def _drop_copies(done: Mapping[str, tuple[int, str | None]]) -> None:
+    """Delete the files :func:`lake.datafile.rewrite_without` wrote (copies no snapshot will take)."""
+    for _, new in done.values():
+        if new:
+            Path(new).unlink(missing_ok=True)
+
+
 def _namespace_number(namespace: str) -> int | None:
     """``n`` of a Quicklake namespace ``lake_<n>`` (None for any other name)."""
     head, _, tail = namespace.rpartition("_")
@@ -223,6 +238,9 @@ class Lake:
         self._file_info: dict[str, FileInfo] = {}
         # (table, pinned snapshot, deleted paths) → the copy-on-write done ahead (rewrite_ahead)
         self._ahead: dict[tuple[str, int | None, tuple[str, ...]], tuple[dict[str, Any], dict[str, Any]]] = {}
+        self._early: dict[tuple[str, int, tuple[str, ...]], tuple[frozenset[str], Future[Any]]] = {}
+        self._early_pool: ThreadPoolExecutor | None = None
+        self._seeded: tuple[str, dict[str, int | None]] | None = None  # the pins seed_from_record took
         self.relocating = False  # set by lake.relocate: the pins name another place, on purpose
 
     # ---------------------------------------------------------------- existence and catalog
@@ -298,6 +316,7 @@ class Lake:
             try:
                 yield
             finally:
+                self._end_early()
                 self._writing = False
                 self._tables.clear()
 
@@ -309,7 +328,9 @@ class Lake:
                 p.unlink(missing_ok=True)
 
     @contextmanager
-    def transaction(self, *, wait: float = 0.0) -> Iterator[Pins]:
+    def transaction(
+        self, *, wait: float = 0.0, early: Callable[[Pins], None] | None = None
+    ) -> Iterator[Pins]:
         """One writer's session: hold the writer lock (waiting up to ``wait`` seconds for it), roll back
         what a dead writer left (:meth:`recover`), create the lake if it is new, and yield the pins.
 
@@ -318,13 +339,18 @@ class Lake:
         namespace in and then drops the old one) or changed nothing leaves nothing to publish. On an
         exception nothing is published: the tables are ahead of their pins, and the next writer's
         :meth:`recover` rolls them back. Callers may :meth:`publish` inside as often as they need.
+
+        ``early(pins)``, once the lock is held and before the catalog is opened, is given the published
+        pins (what every reader sees) to start work that needs nothing else (:meth:`rewrite_early`).
         """
         with self.writer(wait):
+            if early is not None and self.exists():
+                early(self.pins())
             self.recover()
             pins = self.init()
             if not pins.locations:  # published by a version before path bounds (see _path_metrics)
                 self._path_metrics(pins)
-            if not self._seed_from_record(pins):
+            if not self.seed_from_record(pins):
                 # catalog.duckdb ran ahead of pins.json (a writer died between the two renames): write it
                 # again for the pins, so that what reads it directly (the duckdb CLI) sees the commit
                 from lake.catalog import write_duckdb_catalog
@@ -589,6 +615,8 @@ class Lake:
             if pins.tables.get(table) is not None and delete_paths:  # (pyiceberg planning: this thread)
                 where = _delete_filter(delete_paths, years if table in sch.FIXED_TABLES else None)
                 plans[table] = self._holding(pins, table, where)
+        for table in self._take_early(pins, plans, delete_paths):
+            del plans[table]
         if len(plans) < 2:
             return  # nothing to do side by side
         with ThreadPoolExecutor(max_workers=min(len(plans), os.cpu_count() or 1)) as pool:
@@ -598,6 +626,62 @@ class Lake:
             for table, tasks in plans.items():
                 key = (table, pins.tables[table], tuple(delete_paths))
                 self._ahead[key] = (tasks, futures[table].result())
+
+    def rewrite_early(self, pins: Pins, tables: Iterable[str], delete_paths: list[str]) -> None:
+        """Start the copy-on-write deletes of ``delete_paths`` in ``tables`` from what catalog.duckdb
+        records of the pinned files (their ``path`` bounds), before pyiceberg is even imported: the
+        copies (DuckDB's, without the GIL) run while it loads, which is most of a one-file cron ingest's
+        start. :meth:`rewrite_ahead` takes a table's copies if pyiceberg's plan of the delete agrees;
+        copies not taken are deleted. Tables whose files are not recorded, or where more than
+        :data:`EARLY_FILES` may hold the paths, are left to :meth:`rewrite_ahead`."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from lake.datafile import rewrite_without
+
+        if not delete_paths or not self.seed_from_record(pins):
+            return
+        key = tuple(sorted(set(delete_paths)))
+        todo = {}
+        for table in tables:
+            sid = pins.tables.get(table)
+            if sid is not None and (self.identifier(pins, table), sid) in self._recorded:
+                files = self.holding(pins, table, delete_paths)
+                if 0 < len(files) <= EARLY_FILES:
+                    todo[(table, sid, key)] = files
+        if todo:
+            self._early_pool = ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1))
+            for k, files in todo.items():
+                job = self._early_pool.submit(rewrite_without, files, k[0], "path", list(key))
+                self._early[k] = (frozenset(files), job)
+
+    def _take_early(self, pins: Pins, plans: dict[str, dict[str, Any]], delete_paths: list[str]) -> list[str]:
+        """The tables of ``plans`` whose early copies (:meth:`rewrite_early`) stand: pyiceberg planned no
+        file they did not consider, and every file they copied is one it planned."""
+        key = tuple(sorted(set(delete_paths)))
+        taken = []
+        for table, tasks in plans.items():
+            got = self._early.pop((table, pins.tables[table] or 0, key), None)
+            if got is None:
+                continue
+            considered, job = got
+            done = job.result()
+            if set(tasks) <= considered and set(done) <= set(tasks):
+                self._ahead[(table, pins.tables[table], tuple(delete_paths))] = (tasks, done)
+                taken.append(table)
+            else:
+                _drop_copies(done)
+        return taken
+
+    def _end_early(self) -> None:
+        """Wait for the early copies nobody took, and delete them (the writer is done)."""
+        for _, job in self._early.values():
+            # (a failed copy left nothing to delete but its temporary, which ``ql maintain`` deletes)
+            with contextlib.suppress(Exception):
+                _drop_copies(job.result())
+        self._early.clear()
+        pool, self._early_pool = self._early_pool, None
+        if pool is not None:
+            pool.shutdown()
 
     def _add_files(
         self,
@@ -942,13 +1026,15 @@ class Lake:
             info = self._file_info[path] = info._replace(columns=hashlib.sha1(text.encode()).hexdigest()[:16])
         return str(info.columns)
 
-    def _seed_from_record(self, pins: Pins) -> bool:
+    def seed_from_record(self, pins: Pins) -> bool:
         """Take the file lists of the pinned snapshots from what catalog.duckdb records of them (when it
         records exactly these pins), so that a writer does not read every table's manifests: a cron
         ingest of one file then costs the same in a lake of a thousand files or of millions. Returns
         whether catalog.duckdb records exactly these pins."""
         from lake.snapshot import recorded
 
+        if self._seeded == (pins.namespace, pins.tables):
+            return True  # (the early start of a transaction read them: Lake.rewrite_early)
         got = recorded(self.root, {"namespace": pins.namespace, "tables": pins.tables})
         for table, tf in (got or {}).items():
             sid = pins.tables.get(table)
@@ -960,6 +1046,7 @@ class Lake:
             keys = tf.column_keys or (None,) * len(tf.files)
             for f, rows, (lo, hi), hdus, key in zip(tf.files, tf.rows, tf.bounds, per_hdu, keys, strict=True):
                 self._file_info[f] = FileInfo(int(rows or 0), lo, hi, hdus, key)
+        self._seeded = (pins.namespace, dict(pins.tables)) if got is not None else None
         return got is not None
 
     def table_facts(self, pins: Pins, table: str) -> tuple[pa.Schema, dict[int, list[str]]]:

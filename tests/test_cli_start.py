@@ -99,3 +99,22 @@ def test_a_query_loads_the_state_tables_it_names() -> None:
     assert _named_tables(con, "DESCRIBE job_events") == {"job_events"}
     assert _named_tables(con, "SELECT 1; SELECT * FROM alert_deliveries") == {"alert_deliveries"}
     assert _named_tables(con, "SELEC nonsense") is None
+
+
+def _ql(*args: str, code: str = "") -> subprocess.CompletedProcess[str]:
+    run = f"import sys, atexit, lake.cli as c\n{code}\nsys.argv = ['ql', *sys.argv[1:]]\nc.run()"
+    return subprocess.run([sys.executable, "-c", run, *args], capture_output=True, text=True)
+
+
+def test_a_ql_process_leaves_with_all_it_wrote_its_exit_code_and_exit_handlers(small_lake: Path) -> None:
+    """``ql`` leaves without the interpreter's teardown (``lake.cli.run``, ``os._exit``): what it wrote,
+    its exit code and the exit handlers registered while it ran are all still there."""
+    got = _ql("sql", "--lake", str(small_lake), "--format", "csv", "SELECT range AS n FROM range(50000)")
+    assert got.returncode == 0 and got.stdout.split() == ['"n"', *map(str, range(50000))]
+    bad = _ql("sql", "--lake", str(small_lake), "SELECT * FROM no_such_table")
+    assert bad.returncode == 1 and "no_such_table" in bad.stderr and "Traceback" not in bad.stderr
+    assert _ql("no-such-command").returncode == 2
+    handler = "real = c.main\nc.main = lambda: atexit.register(print, 'handler ran') and real()"
+    got = _ql("--help", code=handler)
+    assert got.returncode == 0 and got.stdout.rstrip().endswith("handler ran")
+    assert _ql("run", "no-such-job", "--lake", str(small_lake), code=handler).stdout.endswith("handler ran\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,82 @@ def test_a_changed_file_rewrites_only_the_data_files_holding_it(
         assert int(summary.get("deleted-data-files", 0)) <= 2 < before[table]
     assert lake.read("uvisflt_0", root, where=f"path = '{rel}'")["targname"].to_list() == ["MOVED-TARGET"]
     assert any("MOVED-TARGET" in line for line in lake.read_header(rel, path=root))
+
+
+def _changed_uvis_file(archive: Path, root: Path) -> str:
+    victim = sorted(archive.rglob("*_flt.fits"))[0]
+    rel = victim.relative_to(archive).as_posix()
+    if lake.read("files", root, where=f"path = '{rel}'")["tables"][0] != "uvisflt":
+        pytest.skip("first flt is not a UVIS file in this archive")
+    _edit(victim, TARGNAME="EARLY-TARGET")
+    return rel
+
+
+def _copies_taken(root: Path) -> None:
+    """Every copy-on-write file in the warehouse is a data file of a current snapshot (none left over)."""
+    current = {f for t in lake.snapshot(root).tables.values() for f in t.files}
+    cows = {str(p) for p in (root / "warehouse").rglob("cow-*.parquet")}
+    assert cows and cows <= current
+
+
+def test_a_cron_ingest_copies_a_changed_files_tables_before_opening_the_catalog(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from lake import datafile
+
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous")
+    rel = _changed_uvis_file(archive_copy, root)
+    events: list[str] = []
+    real_copy, real_recover = datafile.rewrite_without, Lake.recover
+    monkeypatch.setattr(datafile, "rewrite_without", lambda p, t, *a: events.append(t) or real_copy(p, t, *a))
+    started: list[list[str]] = []  # the copies under way when the catalog is opened
+
+    def recover(self: Lake) -> Any:
+        started.append(sorted(table for table, *_ in self._early))
+        return real_recover(self)
+
+    monkeypatch.setattr(Lake, "recover", recover)
+    s = ingest(root, str(archive_copy), scheduler="synchronous", under=[rel.rsplit("/", 1)[0]])
+    assert (s.changed, s.new) == (1, 0)
+    # the changed file's three tables copied once each, started before the catalog was opened
+    assert started == [["cards", "files", "uvisflt"]]
+    assert sorted(events) == ["cards", "files", "master", "uvisflt"]
+    _copies_taken(root)
+    assert lake.read("uvisflt_0", root, where=f"path = '{rel}'")["targname"].to_list() == ["EARLY-TARGET"]
+    assert len(lake.read("cards", root, where=f"path = '{rel}' AND keyword = 'TARGNAME'")) == 1
+
+
+def test_early_copies_pyiceberg_does_not_plan_alike_are_made_again_and_deleted(
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ingest import run
+
+    monkeypatch.setattr(run, "COMPACT_BATCHES", 10**9)  # many data files per table
+    root = tmp_path / "lake"
+    ingest(root, str(archive_copy), scheduler="synchronous", batch_files=30)
+    rel = _changed_uvis_file(archive_copy, root)
+    real = Lake._holding
+
+    def more(self: Lake, pins: Any, table: str, where: Any) -> dict[str, Any]:
+        got = real(self, pins, table, where)
+        if table != "cards":
+            return got
+        every = real(self, pins, table, "True")  # a file the early copies did not consider
+        extra = next(f for f in every if f not in got)
+        return {**got, extra: every[extra]}
+
+    tables = sys.modules["lake.tables"]  # (lake.tables is also a function of the package)
+    dropped: list[list[str]] = []
+    real_drop = tables._drop_copies
+    monkeypatch.setattr(tables, "_drop_copies", lambda done: dropped.append(list(done)) or real_drop(done))
+    monkeypatch.setattr(Lake, "_holding", more)
+    s = ingest(root, str(archive_copy), scheduler="synchronous", under=[rel.rsplit("/", 1)[0]])
+    assert (s.changed, s.new) == (1, 0)
+    assert len(dropped) == 1 and len(dropped[0]) == 1  # cards' early copy, made again after the plan
+    _copies_taken(root)
+    got = lake.read("cards", root, where=f"path = '{rel}' AND keyword = 'TARGNAME'")
+    assert got["value_str"].to_list() == ["EARLY-TARGET"]
 
 
 def test_incremental_master_is_the_full_master(archive_copy: Path, tmp_path: Path) -> None:
