@@ -424,7 +424,7 @@ def _early(
         plan = _plan(found[1], found[2], found[0], Layout(template), IngestSummary())
         changed = [j.relpath for j in plan.todo if j.relpath in plan.replaced]
         tables = {t for p in changed for t in plan.replaced[p].split(",") if t} | {"files", "cards"}
-        lake.rewrite_early(published, sorted(tables), changed)
+        lake.rewrite_early(published, sorted(tables), changed, plan.years)
 
     return start
 

@@ -127,6 +127,19 @@ def _delete_filter(paths: list[str], years: Mapping[str, int | None] | None) -> 
     return reduce(lambda a, b: Or(a, b), parts)
 
 
+def _in_years(files: list[str], years: list[Any]) -> list[str]:
+    """The data files of a year-partitioned table that may be in one of ``years`` by their folder
+    (``year=2012``, ``year=null``); all of them when a year is not known."""
+    if _NO_YEAR in years:
+        return files
+    want = {f"year={'null' if y is None else y}" for y in years}
+    return [f for f in files if not (parts := _hive_years(f)) or parts & want]
+
+
+def _hive_years(file: str) -> set[str]:
+    return {part for part in file.split("/") if part.startswith("year=")}
+
+
 def _record_hdu_columns(tbl: Any, tx: Any, hdu_columns: dict[int, list[str]]) -> None:
     """Add ``hdu_columns`` to the table's record of the keyword columns each HDU has (staged in ``tx``)."""
     merged = hdu_columns_of(tbl)
@@ -627,13 +640,21 @@ class Lake:
                 key = (table, pins.tables[table], tuple(delete_paths))
                 self._ahead[key] = (tasks, futures[table].result())
 
-    def rewrite_early(self, pins: Pins, tables: Iterable[str], delete_paths: list[str]) -> None:
+    def rewrite_early(
+        self,
+        pins: Pins,
+        tables: Iterable[str],
+        delete_paths: list[str],
+        years: Mapping[str, int | None] | None = None,
+    ) -> None:
         """Start the copy-on-write deletes of ``delete_paths`` in ``tables`` from what catalog.duckdb
         records of the pinned files (their ``path`` bounds), before pyiceberg is even imported: the
         copies (DuckDB's, without the GIL) run while it loads, which is most of a one-file cron ingest's
         start. :meth:`rewrite_ahead` takes a table's copies if pyiceberg's plan of the delete agrees;
         copies not taken are deleted. Tables whose files are not recorded, or where more than
-        :data:`EARLY_FILES` may hold the paths, are left to :meth:`rewrite_ahead`."""
+        :data:`EARLY_FILES` may hold the paths, are left to :meth:`rewrite_ahead`. ``years``: the year
+        partition of each path, as for :meth:`rewrite_ahead` (in a partitioned table every year's files
+        span the archive's paths; a file's year is read from its folder, ``year=2012``)."""
         from concurrent.futures import ThreadPoolExecutor
 
         from lake.datafile import rewrite_without
@@ -646,13 +667,18 @@ class Lake:
             sid = pins.tables.get(table)
             if sid is not None and (self.identifier(pins, table), sid) in self._recorded:
                 files = self.holding(pins, table, delete_paths)
+                if years is not None and table in sch.FIXED_TABLES:
+                    files = _in_years(files, [years.get(p, _NO_YEAR) for p in delete_paths])
                 if 0 < len(files) <= EARLY_FILES:
                     todo[(table, sid, key)] = files
-        if todo:
-            self._early_pool = ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1))
-            for k, files in todo.items():
-                job = self._early_pool.submit(rewrite_without, files, k[0], "path", list(key))
-                self._early[k] = (frozenset(files), job)
+        if not todo:
+            return
+        pool = self._early_pool  # (one pool per writer session: _end_early closes it)
+        if pool is None:
+            pool = self._early_pool = ThreadPoolExecutor(max_workers=min(len(todo), os.cpu_count() or 1))
+        for k, files in todo.items():
+            job = pool.submit(rewrite_without, files, k[0], "path", list(key))
+            self._early[k] = (frozenset(files), job)
 
     def _take_early(self, pins: Pins, plans: dict[str, dict[str, Any]], delete_paths: list[str]) -> list[str]:
         """The tables of ``plans`` whose early copies (:meth:`rewrite_early`) stand: pyiceberg planned no

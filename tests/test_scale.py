@@ -170,14 +170,20 @@ def _copies_taken(root: Path) -> None:
     assert cows and cows <= current
 
 
+@pytest.mark.parametrize("years_span_the_archive", [False, True])
 def test_a_cron_ingest_copies_a_changed_files_tables_before_opening_the_catalog(
-    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    archive_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, years_span_the_archive: bool
 ) -> None:
     from lake import datafile
 
     root = tmp_path / "lake"
     ingest(root, str(archive_copy), scheduler="synchronous")
     rel = _changed_uvis_file(archive_copy, root)
+    if years_span_the_archive:
+        # every year's files span the paths (as where programs run for years): only the year partition
+        # of the changed file narrows its cards and files rows to one data file each
+        monkeypatch.setattr(Lake, "holding", lambda self, pins, table, paths: self.data_files(pins, table))
+        assert len(Lake(root).data_files(Lake(root).pins(), "cards")) > tables_module().EARLY_FILES
     events: list[str] = []
     real_copy, real_recover = datafile.rewrite_without, Lake.recover
     monkeypatch.setattr(datafile, "rewrite_without", lambda p, t, *a: events.append(t) or real_copy(p, t, *a))
@@ -196,6 +202,10 @@ def test_a_cron_ingest_copies_a_changed_files_tables_before_opening_the_catalog(
     _copies_taken(root)
     assert lake.read("uvisflt_0", root, where=f"path = '{rel}'")["targname"].to_list() == ["EARLY-TARGET"]
     assert len(lake.read("cards", root, where=f"path = '{rel}' AND keyword = 'TARGNAME'")) == 1
+
+
+def tables_module() -> Any:
+    return sys.modules["lake.tables"]  # (lake.tables is also a function of the package)
 
 
 def test_early_copies_pyiceberg_does_not_plan_alike_are_made_again_and_deleted(
