@@ -43,7 +43,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from _util import ROOT, best_of
+from _util import ROOT, best_of, compile_project
 
 B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
 
@@ -469,6 +469,7 @@ def main() -> int:
     args = ap.parse_args()
     work = Path(args.work or ROOT / "bench-scale")
     work.mkdir(parents=True, exist_ok=True)
+    compile_project()
     base_arch, base_lake = work / "base-archive", work / "base-lake"
     if not (base_arch / ".quicklake-archive").exists():
         from ingest.archivegen.generate import generate
