@@ -197,8 +197,13 @@ def canvas(spec: dict[str, Any]) -> dict[str, Any]:
 
 def tooltip(*fields: tuple[str, str]) -> list[dict[str, str]]:
     """A Vega-Lite ``tooltip`` encoding of ``(column, type)`` pairs (the site's charts are plain specs:
-    Altair validated them on every load)."""
-    return [{"field": c, "type": t} for c, t in fields]
+    Altair validated them on every load). Times are shown in UTC, as the tables beside the charts."""
+    return [
+        {"field": c, "type": t, "timeUnit": "utcyearmonthdatehoursminutesseconds", "title": f"{c} (UTC)"}
+        if t == "temporal"
+        else {"field": c, "type": t}
+        for c, t in fields
+    ]
 
 
 def human_bytes(n: float | None) -> str:

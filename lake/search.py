@@ -268,7 +268,7 @@ def resolve_target(name: str, run: Runner) -> Target:
     match if no name matches exactly. No network: only the lake's own targets."""
     want = normalise_name(name)
     if not want:
-        raise QueryError("--target: empty name; give a target such as 'NGC 4485'")
+        raise QueryError("target: empty name; give a target such as 'NGC 4485'")
     names = run("SELECT DISTINCT targname FROM master WHERE targname IS NOT NULL", []).column(0).to_pylist()
     norm = {str(n): normalise_name(str(n)) for n in names}
     hits = [n for n, k in norm.items() if k == want]
@@ -281,7 +281,7 @@ def resolve_target(name: str, run: Runner) -> Target:
             if close
             else "; 'ql sql' lists them: SELECT DISTINCT targname FROM master"
         )
-        raise QueryError(f"--target {name!r}: no dataset in the lake has this target name{hint}")
+        raise QueryError(f"target {name!r}: no dataset in the lake has this target name{hint}")
     marks = ", ".join("?" for _ in hits)
     row = run(
         f"SELECT median(ra_targ), median(dec_targ), count(*) FROM master WHERE targname IN ({marks}) "
@@ -290,7 +290,7 @@ def resolve_target(name: str, run: Runner) -> Target:
     ).to_pylist()[0]
     vals = list(row.values())
     if vals[0] is None:
-        raise QueryError(f"--target {name!r}: its datasets have no RA_TARG/DEC_TARG; search by --ra/--dec")
+        raise QueryError(f"target {name!r}: its datasets have no RA_TARG/DEC_TARG; search by position")
     return Target(name, tuple(sorted(hits)), float(vals[0]), float(vals[1]), int(vals[2]))
 
 

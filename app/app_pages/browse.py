@@ -5,7 +5,7 @@ from typing import Any
 import streamlit as st
 import ui
 
-from app.data import browse, preview, search
+from app.data import browse, counted, preview, search
 
 st.title("Browse")
 PAGE = 12
@@ -164,8 +164,10 @@ with ui.shown_errors():
         f = ui.facet_bar(f, "bf_")
     n = browse.count_datasets(scope, f)
     pages = max(1, -(-n // PAGE))
-    st.caption(f"{n:,} datasets · {f.describe()}")
-    page = st.number_input(f"Page (of {pages}; {n:,} datasets)", 1, pages, 1, key="browse_page", **ui.BOUND)
+    st.caption(f"{counted(n, 'dataset')} · {f.describe()}")
+    page = st.number_input(
+        f"Page (of {pages}; {counted(n, 'dataset')})", 1, pages, 1, key="browse_page", **ui.BOUND
+    )
     ds = browse.datasets(scope, f, limit=PAGE, offset=(int(page) - 1) * PAGE).to_pandas()
 
     if f.proposid is None:

@@ -7,7 +7,7 @@ import plotly.graph_objects as pgo
 import streamlit as st
 import ui
 
-from app.data import anomaly, browse, headerview, history, preview
+from app.data import anomaly, browse, counted, headerview, history, preview
 
 st.title("Dataset")
 DIFF_KEYS = ("diff_a", "diff_ha", "diff_other", "diff_b", "diff_hb")
@@ -200,7 +200,7 @@ def pick_dataset(typed: str) -> str:
         return root
     if not found.num_rows:
         return typed  # (the Dataset page says why it is not there)
-    many = "the first 200 datasets" if found.num_rows > 200 else f"{found.num_rows} datasets"
+    many = "the first 200 datasets" if found.num_rows > 200 else counted(found.num_rows, "dataset")
     st.markdown(f"**{many} start with “{typed}”**: pick one")
     ui.linked_table(found.slice(0, 200).to_pandas(), key="ds_prefix_table")
     st.stop()
@@ -253,7 +253,7 @@ with ui.shown_errors():
         cards = headerview.cards(
             scope, path, int(hdu), search=search, commentary=commentary, repeated_only=repeated
         )
-        st.caption(f"{cards.num_rows} cards")
+        st.caption(counted(cards.num_rows, "card"))
         ui.preformatted(
             "\n".join(
                 img[i : i + 80] for img in cards.column("image").to_pylist() for i in range(0, len(img), 80)

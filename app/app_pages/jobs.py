@@ -21,6 +21,9 @@ with ui.shown_errors():
         st.stop()
     root = scope.lake_root
     board = pd.DataFrame(jobs.board(root))
+    for column in ("latest_start", "last_success"):  # (as the latest status says)
+        if column in board:
+            board[column] = board[column].astype(object).where(board[column].notna(), "never")
     st.dataframe(
         board.style.apply(lambda r: [f"background-color: {COLOURS[r['colour']]}33"] * len(r), axis=1),
         hide_index=True,
@@ -52,7 +55,13 @@ with ui.shown_errors():
             {
                 "mark": {"type": "circle", "size": 40},
                 "encoding": {
-                    "x": {"field": "started", "type": "temporal", "title": "started"},
+                    "x": {
+                        "field": "started",
+                        "type": "temporal",
+                        "title": "started (UTC)",
+                        "scale": {"type": "utc"},  # (else the viewer's zone, on a 12-hour clock)
+                        "axis": {"format": "%b %d %H:%M"},
+                    },
                     "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
                     "color": {"field": "job", "type": "nominal"},
                     "tooltip": ui.tooltip(
@@ -79,7 +88,13 @@ with ui.shown_errors():
             {
                 "mark": "bar",
                 "encoding": {
-                    "x": {"field": "day", "type": "temporal"},
+                    "x": {
+                        "field": "day",
+                        "type": "temporal",
+                        "title": "day (UTC)",
+                        "scale": {"type": "utc"},
+                        "axis": {"format": "%b %d"},
+                    },
                     "y": {"field": "runs", "type": "quantitative"},
                     "color": {
                         "field": "status",

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import streamlit as st
 import ui
 
-from app.data import browse, saved, search
+from app.data import browse, counted, saved, search
 from app.data.scope import Scope
 
 st.title("Query")
@@ -110,7 +110,7 @@ def form_section(shown: bool) -> None:
     n = browse.count_datasets(scope, f)
     shown = browse.datasets(scope, f, limit=SHOWN)
     more = f" · the newest {SHOWN:,} shown; the downloads give up to {DOWNLOADED:,}" if n > SHOWN else ""
-    st.caption(f"{n:,} datasets · {f.describe()}{more}")
+    st.caption(f"{counted(n, 'dataset')} · {f.describe()}{more}")
     ui.linked_table(shown.to_pandas(), key="query_form_df")
     downloads((lambda: browse.datasets(scope, f, limit=DOWNLOADED)) if n > SHOWN else shown, "datasets")
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from app.data import counted
 from app.data.scope import Scope
 from lake.search import described, search_text
 
@@ -33,13 +34,14 @@ def find(scope: Scope, text: str, radius: str | float | None = None) -> pa.Table
 def summary(result: pa.Table) -> str:
     """One line saying what a search searched and found."""
     about = described(result)
-    n = f"{result.num_rows:,} datasets"
+    n = counted(result.num_rows, "dataset")
     if "ra" not in about:
         return f"{n} with rootname or proposal {about.get('name', '')!r}"
     where = f"within {about['radius_arcsec']:g} arcsec of RA {about['ra']:.5f}, Dec {about['dec']:+.5f}"
     if "target" in about:
         names = ", ".join(about["targnames"])
-        return f"{n} {where}: the median pointing of target {names} ({about['target_datasets']} datasets)"
+        of = counted(about["target_datasets"], "dataset")
+        return f"{n} {where}: the median pointing of target {names} ({of})"
     return f"{n} {where}"
 
 
