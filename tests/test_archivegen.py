@@ -229,6 +229,15 @@ def test_ir_dark_programme_takes_16_read_ramps_in_every_sample_sequence() -> Non
         assert sum(e.exptime for e in darks) / 3600.0 > 12.0
 
 
+def test_a_proposal_has_one_pi() -> None:
+    """Every exposure of a proposal names the same PI (PR_INV_L), as the proposals file does."""
+    for seed in (5, 11):
+        pis: dict[int, set[str]] = {}
+        for e in plan(200, seed):
+            pis.setdefault(e.proposid, set()).add(e.pi)
+        assert {p: v for p, v in pis.items() if len(v) > 1} == {}
+
+
 def test_photometric_decline_of_standard_stars(pixel_archive: Path) -> None:
     inst = Instrument(SEED)
     seen = 0

@@ -167,6 +167,11 @@ def _ir_sampling(rng: np.random.Generator, imagetyp: str, exptime: float) -> tup
     return nsamp, samp_seq, obs.ir_exptime(samp_seq, nsamp)
 
 
+def proposal_pi(proposid: int) -> str:
+    """A proposal's PI: one per proposal, in every header of it and in the proposals file."""
+    return PIS[proposid % len(PIS)]
+
+
 def _plan_exposure(
     rng: np.random.Generator, i: int, programs: list[tuple[int, str]], span: tuple[float, float, float]
 ) -> Exposure:
@@ -187,7 +192,7 @@ def _plan_exposure(
         nsamp, samp_seq, exptime = _ir_sampling(rng, imagetyp, exptime)
     # one association per visit and detector (associations never mix detectors)
     asn = (rootname[:6] + ("010" if detector == "UVIS" else "020")).upper() if rng.random() < 0.6 else "NONE"
-    pi = str(rng.choice(PIS))
+    rng.choice(PIS)  # (drawn, and not used: a proposal has one PI; the draws after it keep their order)
     return Exposure(
         rootname,
         proposid,
@@ -200,7 +205,7 @@ def _plan_exposure(
         exptime,
         expstart,
         asn,
-        pi,
+        proposal_pi(proposid),
         files,
         nsamp=nsamp,
         samp_seq=samp_seq,
