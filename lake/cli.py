@@ -94,6 +94,7 @@ class QuicklakeCLI(click.Group):
 
 
 @click.group(cls=QuicklakeCLI, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="quicklake", prog_name="ql")  # (the version is looked up only if asked)
 def main() -> None:
     """Quicklake: the WFC3 Quicklook archive as a columnar lake."""
 

@@ -53,6 +53,15 @@ def test_ql_processes_import_only_what_they_need(small_lake: Path) -> None:
     assert _modules_after(args) == ["duckdb", "pyarrow"], args
 
 
+def test_ql_version_names_the_installed_package() -> None:
+    from importlib.metadata import version
+
+    out = subprocess.run(
+        [sys.executable, "-m", "lake", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"ql, version {version('quicklake')}"
+
+
 def test_lake_functions_stay_functions_beside_submodules_of_their_names() -> None:
     for name in ("tables", "snapshot"):
         module = importlib.import_module(f"lake.{name}")  # sets nothing on the package
