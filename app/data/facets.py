@@ -30,7 +30,8 @@ TOP = 12  # values shown per facet (the most frequent)
 
 
 def counts(scope: Scope, f: DatasetFilter, top: int = TOP) -> dict[str, list[tuple[str, int]]]:
-    """Per facet, its ``top`` most frequent values in the datasets matching ``f``, with their counts."""
+    """Per facet, its ``top`` most frequent values in the datasets matching ``f``, with their counts (the
+    most frequent first; years in calendar order)."""
     where, args = f.where()
     parts = [
         f"SELECT '{name}' AS facet, CAST(v AS VARCHAR) AS value, count(*) AS n FROM "
@@ -48,6 +49,7 @@ def counts(scope: Scope, f: DatasetFilter, top: int = TOP) -> dict[str, list[tup
         out: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
         for r in scope.sql(sql, args).to_pylist():
             out[r["facet"]].append((r["value"], int(r["n"])))
+        out["year"].sort(key=lambda vn: int(vn[0]))  # (the most frequent years, in calendar order)
         return out
 
     # (one scan of the result per filter and snapshot: Browse and Query ask again at every rerun)
