@@ -754,3 +754,18 @@ def test_diff_picks_file_b_from_the_visit_or_a_search(site_lake: dict[str, Any])
     assert sorted(found) == sorted(p.rsplit("/", 1)[-1] for p in want.column(0).to_pylist())
     at.text_input(key="diff_other").input("zz9").run()
     assert "no file of a dataset starting with 'zz9'" in texts(at)
+
+
+def test_the_year_facet_is_in_calendar_order(site_lake: dict[str, Any]) -> None:
+    """The most frequent years (as every facet's values), shown in calendar order."""
+    from app.data import facets
+    from app.data.browse import DatasetFilter
+    from app.data.scope import Scope
+    from app.data.viewer import Viewer
+
+    team = Scope(site_lake["lake"], Viewer("alice@stsci.edu", team=True))
+    years = [int(v) for v, _ in facets.counts(team, DatasetFilter())["year"]]
+    assert len(years) > 2 and years == sorted(years)
+    many = facets.counts(team, DatasetFilter(), top=2)["year"]  # the two most frequent, in order
+    every = dict(facets.counts(team, DatasetFilter(), top=100)["year"])
+    assert [int(v) for v, _ in many] == sorted(int(v) for v in sorted(every, key=lambda v: -every[v])[:2])
