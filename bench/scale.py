@@ -25,7 +25,9 @@ Each stand-in is built once (in ``lake-N``, kept as ``standin-N``) and measured 
 back in its place (the data files hard-linked, since a lake never changes a data file in place; everything
 else copied), so runs before and after a change measure the same lake; the archive's measured folder is
 relinked for every run. Each figure is printed as it is measured, in the order of #16's "done when" list;
-a process (`ql header`, `ql sql`, `ql tables`, the cron ingests) is the median of three runs, all printed.
+a process (`ql header`, `ql sql`, `ql tables`, the cron ingests) is the median of three runs, all printed;
+the three changed-file ingests change three files spread over the path range (a second change of one
+file would find its rows in the small file the first wrote, not in a compacted data file).
 """
 
 from __future__ import annotations
@@ -446,11 +448,16 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
 
     out: dict[str, float] = Shown()
     k = k_total - 1  # the last replica: the victims sit at the end of the path range
-    uvis = sorted(p.relative_to(base_arch).as_posix() for p in base_arch.rglob("*_flt.fits"))
-    victim_base = next(p for p in uvis if "Visit" in p)
-    victim = ren.path(k, victim_base)
-    shutil.rmtree(arch / victim.rsplit("/", 1)[0], ignore_errors=True)  # a previous run's changed files
-    link_archive(base_arch, arch, ren, range(k, k + 1), only=victim_base.rsplit("/", 1)[0])
+    uvis = sorted(x.relative_to(base_arch).as_posix() for x in base_arch.rglob("*_flt.fits"))
+    uvis = [p for p in uvis if "Visit" in p]
+    # one changed file per cron run, spread over the path range: a second change of one file would find
+    # its rows in the small file the first change wrote, not in a compacted data file
+    picks = [uvis[i * (len(uvis) - 1) // (RUNS - 1)] for i in range(RUNS)]
+    victims = [ren.path(k, p) for p in picks]
+    victim = victims[0]
+    for v, p in zip(victims, picks, strict=True):  # the folders afresh: a previous run changed files
+        shutil.rmtree(arch / v.rsplit("/", 1)[0], ignore_errors=True)
+        link_archive(base_arch, arch, ren, range(k, k + 1), only=p.rsplit("/", 1)[0] + "/")
     out["point lookup, warm (ms)"] = 1000 * best_of(lambda: ql_lake.read_header(victim, path=lake_dir))
     timed(out, "`ql header` process (s)", ql("header", "--lake", str(lake_dir), victim))
     con = ql_lake.connect(lake_dir)
@@ -458,19 +465,27 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
     timed(out, "`ql sql` original query process (s)", ql("sql", "--lake", str(lake_dir), ORIGINAL_QUERY))
     timed(out, "`ql tables` process (s)", ql("tables", "--lake", str(lake_dir)))
     out["Dataset page data, warm (ms)"] = 1000 * dataset_page(lake_dir, victim.rsplit("/", 1)[1][:9])
-    # a changed UVIS file: its own inode (the hard link is shared with the base and every replica)
-    vpath = arch / victim
-    tmp = vpath.with_suffix(".tmp")
-    shutil.copyfile(vpath, tmp)
-    os.replace(tmp, vpath)
+    cron(out, lake_dir, arch, [arch / v for v in victims])
+    return out
+
+
+def cron(out: dict[str, float], lake_dir: Path, arch: Path, victims: list[Path]) -> None:
+    """One-file cron ingests (``ql ingest`` of the victims' folders): run ``i`` finds ``victims[i]``
+    changed, then run ``i`` of the new-file ingests finds one new file beside ``victims[0]``."""
     from astropy.io import fits
 
+    import lake as ql_lake
+
+    for v in victims:  # its own inode (the hard link is shared with the base and every replica)
+        shutil.copyfile(v, v.with_suffix(".tmp"))
+        os.replace(v.with_suffix(".tmp"), v)
+
     def change(i: int) -> None:
-        with fits.open(vpath, mode="update") as h:
+        with fits.open(victims[i], mode="update") as h:
             h[0].header["TARGNAME"] = f"BENCH-CHANGED-{i}"
 
-    folder = str(vpath.parent)
-    ingest = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), folder)
+    folders = sorted({str(v.parent) for v in victims})
+    ingest = ql("ingest", "--lake", str(lake_dir), "--archive", str(arch), *folders)
     timed(
         out,
         "cron ingest, changed UVIS file (s)",
@@ -478,14 +493,16 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
         "cron ingest, changed: peak RSS (MB)",
         before=change,
     )
-    got = ql_lake.read("uvisflt_0", lake_dir, where=f"path = '{victim}'")["targname"].to_list()
-    assert got == [f"BENCH-CHANGED-{RUNS - 1}"], got
+    for i, v in enumerate(victims):
+        where = f"path = '{v.relative_to(arch).as_posix()}'"
+        got = ql_lake.read("uvisflt_0", lake_dir, where=where)["targname"].to_list()
+        assert got == [f"BENCH-CHANGED-{i}"], got
 
     def add(i: int) -> None:  # rootnames no replica uses
-        shutil.copyfile(vpath, vpath.parent / (f"izz{'zyx'[i % 3]}" + vpath.name[4:]))
+        v = victims[0]
+        shutil.copyfile(v, v.parent / (f"izz{'zyx'[i % 3]}" + v.name[4:]))
 
     timed(out, "cron ingest, new file (s)", ingest, "cron ingest, new: peak RSS (MB)", before=add)
-    return out
 
 
 def main() -> int:
