@@ -448,8 +448,10 @@ def measure(lake_dir: Path, arch: Path, base_arch: Path, ren: Renamer, k_total: 
 
     out: dict[str, float] = Shown()
     k = k_total - 1  # the last replica: the victims sit at the end of the path range
+    import fitsio
+
     uvis = sorted(x.relative_to(base_arch).as_posix() for x in base_arch.rglob("*_flt.fits"))
-    uvis = [p for p in uvis if "Visit" in p]
+    uvis = [p for p in uvis if "Visit" in p and fitsio.read_header(base_arch / p, 0)["DETECTOR"] == "UVIS"]
     # one changed file per cron run, spread over the path range: a second change of one file would find
     # its rows in the small file the first change wrote, not in a compacted data file
     picks = [uvis[i * (len(uvis) - 1) // (RUNS - 1)] for i in range(RUNS)]
@@ -476,11 +478,10 @@ def cron(out: dict[str, float], lake_dir: Path, arch: Path, victims: list[Path])
 
     import lake as ql_lake
 
-    for v in victims:  # its own inode (the hard link is shared with the base and every replica)
-        shutil.copyfile(v, v.with_suffix(".tmp"))
-        os.replace(v.with_suffix(".tmp"), v)
-
     def change(i: int) -> None:
+        # its own inode first (the hard link is shared with the base and every replica)
+        shutil.copyfile(victims[i], victims[i].with_suffix(".tmp"))
+        os.replace(victims[i].with_suffix(".tmp"), victims[i])
         with fits.open(victims[i], mode="update") as h:
             h[0].header["TARGNAME"] = f"BENCH-CHANGED-{i}"
 
