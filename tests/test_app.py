@@ -467,7 +467,9 @@ def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) 
     assert set(at.dataframe[0].value["dataset"].str.extract(r"rootname=(\w+)")[0]) == want
     assert not at.get("vega_lite_chart")  # (the sky map is drawn in its tab, only while it is open)
     sky = page("search", search_text="ngc 4485", search_radius="30 deg", search_tab="Sky map")
-    assert '"equalEarth"' in sky.get("vega_lite_chart")[-1].proto.spec
+    chart = sky.get("vega_lite_chart")[-1].proto
+    assert '"equalEarth"' in chart.spec and "RA in hours" in chart.spec  # (labelled: a map has no axes)
+    assert '"type": "text"' in chart.spec and "12h" in str(chart)
     assert "Search results are ringed" in texts(sky) and sky.dataframe  # (the result too, in its tab)
     # a position, then a bad one: an error, and no stale result
     at.text_input(key="search_text").input(centre.to_string("hmsdms"))

@@ -96,6 +96,7 @@ def sky_map(points: Any, highlight: Any = None) -> Any:
             **size,
         ),
     ]
+    layers.append(_sky_labels())
     if highlight is not None and len(highlight):
         # one ring per 0.1° (a proposal's or a wide cone's thousands of datasets are a few places)
         rings = highlight.round({"ra": 1, "dec": 1}).drop_duplicates().head(2000)
@@ -104,4 +105,20 @@ def sky_map(points: Any, highlight: Any = None) -> Any:
             .mark_point(size=300, shape="circle", color="black", filled=False, strokeWidth=2)
             .encode(longitude="lon:Q", latitude="dec:Q")
         )
-    return alt.layer(*layers).project(type="equalEarth").properties(height=420)
+    title = alt.Title("Sky map", subtitle="RA in hours (increasing to the left), Dec in degrees; ICRS")
+    return alt.layer(*layers).project(type="equalEarth").properties(height=420, title=title)
+
+
+def _sky_labels() -> Any:
+    """The graticule's labels: RA hours along the equator and Dec degrees along the central meridian
+    (a map projection has no axes)."""
+    import altair as alt
+    import pandas as pd
+
+    ra = [{"lon": 180.0 - 15.0 * h, "lat": 0.0, "text": f"{h}h"} for h in range(2, 24, 2)]
+    dec = [{"lon": 0.0, "lat": float(d), "text": f"{d:+d}°"} for d in (-60, -30, 30, 60)]
+    return (
+        alt.Chart(pd.DataFrame(ra + dec))
+        .mark_text(color="#777", fontSize=10, dy=-7)
+        .encode(longitude="lon:Q", latitude="lat:Q", text="text:N")
+    )
