@@ -36,7 +36,8 @@ def _ensure_venv() -> None:
         venv.create(VENV, with_pip=True)
     # a fresh machine installs once: a wheel cache would only take disk the tests need
     pip = [str(BIN / "python"), "-m", "pip", "install", "--disable-pip-version-check", "-q", "--no-cache-dir"]
-    print("installing Quicklake and its dependencies (first run only)", flush=True)
+    # pip -q is silent for minutes: say how long and how much, so a first run does not look hung
+    print("installing Quicklake and its dependencies (first run only: 2-5 minutes, about 2 GB)", flush=True)
     subprocess.run([*pip, "-c", str(ROOT / "constraints.txt"), "-e", f"{ROOT}[dev]"], check=True)
     stamp.write_text(stamp_text)
 
