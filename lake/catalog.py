@@ -320,8 +320,10 @@ def _record(
     con.register("_rows", rows)
     rest = ""
     if replacing is not None:
-        marks = ", ".join(_sql_str(t) for t in replacing) or "NULL"
-        rest = f"SELECT * FROM {name} WHERE table_name NOT IN ({marks}) UNION ALL BY NAME "
+        # (no table replaced: every row kept; "NOT IN (NULL)" would have kept none)
+        marks = ", ".join(_sql_str(t) for t in replacing)
+        kept = f" WHERE table_name NOT IN ({marks})" if marks else ""
+        rest = f"SELECT * FROM {name}{kept} UNION ALL BY NAME "
     con.execute(f"CREATE OR REPLACE TABLE {name} AS {rest}SELECT * FROM _rows")
     con.unregister("_rows")
 
