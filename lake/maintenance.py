@@ -53,9 +53,11 @@ from lake.tables import METADATA_PROPERTIES, Lake, Pins
 SMALL_SHARE = 0.75  # a file under this share of the target size is worth rewriting
 MIN_FILES = 4  # fewer small files than this in a partition are left alone
 # A compacted file holds at most this many cells (rows x columns), whatever its compressed size: a
-# copy-on-write delete of one archive file's rows reads the data files holding it whole, so this bounds
-# the memory of a one-file ingest (some 300 MB of Arrow) in a lake of any size.
-MAX_CELLS = 16_000_000
+# copy-on-write delete of one archive file's rows reads and writes the data files holding it whole, so
+# this bounds the memory (some 150 MB of Arrow) and the CPU (about 0.3 s a copy, four copies for a changed
+# UVIS file) of a one-file ingest in a lake of any size. (16M cells took a 4M-file lake's cron ingest over
+# 5 s; half that doubles the files per view, whose footers a scan of the whole table reads.)
+MAX_CELLS = 8_000_000
 
 
 @dataclass
