@@ -40,9 +40,9 @@ def download(pg: Any, button: str = "CSV") -> str:
 
 
 def count_shown(pg: Any) -> int:
-    """The 'N datasets · …' caption beside a result."""
+    """The 'N datasets · …' caption beside a result ('1 dataset · …' for one)."""
     for text in pg.locator(CAPTION).all_inner_texts():
-        m = re.match(r"([\d,]+) datasets · ", text)
+        m = re.match(r"([\d,]+) datasets? · ", text)
         if m:
             return int(m.group(1).replace(",", ""))
     raise AssertionError(f"no result count among {pg.locator(CAPTION).all_inner_texts()}")
@@ -225,7 +225,7 @@ def test_association_members_both_ways_and_the_visit(server: dict[str, Any], bro
     pg.get_by_role("link", name=f"Proposal {d['proposid']}").click()
     pg.wait_for_url(f"**browse_proposal={d['proposid']}*", timeout=30_000)
     settle(pg)
-    pg.get_by_text(re.compile(r"[\d,]+ datasets · ")).first.wait_for(timeout=30_000)  # the result drawn
+    pg.get_by_text(re.compile(r"[\d,]+ datasets? · ")).first.wait_for(timeout=30_000)  # the result drawn
     n = public(server).sql(f"SELECT count(*) AS n FROM master WHERE proposid = {d['proposid']}")
     assert count_shown(pg) == n.column("n")[0].as_py()
 
@@ -460,7 +460,7 @@ def test_a_saved_query_is_listed_and_reruns_in_a_new_session(server: dict[str, A
     again.bring_to_front()
     again.wait_for_url(re.compile(r"q_dates=2015-01-01&q_dates=2015-12-31"), timeout=30_000)
     settle(again)
-    again.get_by_text(re.compile(r"[\d,]+ datasets · ")).first.wait_for(timeout=30_000)
+    again.get_by_text(re.compile(r"[\d,]+ datasets? · ")).first.wait_for(timeout=30_000)
     assert count_shown(again) == n and "DATE-OBS 2015-01-01 to 2015-12-31" in again.content()
     # (each user sees only their own: tests/test_app.py)
 
