@@ -182,6 +182,31 @@ def test_guest_reads_no_spill_file(
         worker.join(timeout=60)
 
 
+def test_spill_folders_of_killed_sites_are_removed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A site killed with SIGKILL leaves its scopes' empty spill folders: the next scope removes them,
+    and nothing of a live process's or a folder that holds files."""
+    from app.data import scope as scope_mod
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead = int(gone.stdout)
+    folders = {
+        "dead": tmp_path / f"quicklake-scope-{dead}-ab12",
+        "live": tmp_path / f"quicklake-scope-{os.getpid()}-cd34",
+        "old_name_old": tmp_path / "quicklake-scope-x1y2z3",
+        "old_name_new": tmp_path / "quicklake-scope-q9w8e7",
+        "dead_with_files": tmp_path / f"quicklake-scope-{dead}-ef56",
+    }
+    for folder in folders.values():
+        folder.mkdir()
+    (folders["dead_with_files"] / "duckdb_temp_storage-0.tmp").write_bytes(b"x")
+    os.utime(folders["old_name_old"], (1e9, 1e9))
+    made = Path(scope_mod._spill_folder())
+    assert made.parent == tmp_path and made.name.startswith(f"quicklake-scope-{os.getpid()}-")
+    left = {k for k, v in folders.items() if v.exists()}
+    assert left == {"live", "old_name_new", "dead_with_files"}
+
+
 def test_a_heavy_guest_query_does_not_slow_other_guests(site_lake: dict[str, Any]) -> None:
     """Two guests on the shared guest scope: one runs a long console query, the other's Home stays fast."""
     import statistics

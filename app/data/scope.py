@@ -124,6 +124,41 @@ def _close(con: duckdb.DuckDBPyConnection, tmp: str) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+SPILL_PREFIX = "quicklake-scope-"
+STALE_SECONDS = 86_400  # a folder named without its process (older versions) is stale after a day
+
+
+def _spill_folder() -> str:
+    """A new spill folder named after this process, first removing the empty ones of processes gone.
+
+    A site killed with SIGKILL never runs its scopes' finalizers, so their folders stay in the temporary
+    directory. Only empty folders are removed (``os.rmdir``): should one belong to a live process after
+    all (another PID namespace sharing /tmp), DuckDB makes it again when it first spills."""
+    base = Path(tempfile.gettempdir())
+    for old in base.glob(SPILL_PREFIX + "*"):
+        if _stale(old):
+            with contextlib.suppress(OSError):
+                old.rmdir()
+    return tempfile.mkdtemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-")
+
+
+def _stale(folder: Path) -> bool:
+    """Whether the process named in ``folder``'s name is gone (or, for a name without one, whether the
+    folder has not changed for STALE_SECONDS)."""
+    pid = folder.name[len(SPILL_PREFIX) :].split("-", 1)[0]
+    if not pid.isdigit():
+        with contextlib.suppress(OSError):
+            return time.time() - folder.stat().st_mtime > STALE_SECONDS
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, another user's
+        return False
+    return False
+
+
 class Scope:
     """The lake as ``viewer`` may see it, now. Thread-safe: queries on it are serialized."""
 
@@ -161,7 +196,7 @@ class Scope:
             self.snapshot = snapshot_as_of(self.lake.root, self.lake.catalog_uri, as_of)
         snap = self.snapshot.tables
         # spills of the site's own queries: a folder of this scope's, gone with it
-        self._own = _Private(tempfile.mkdtemp(prefix="quicklake-scope-"))
+        self._own = _Private(_spill_folder())
         self._con = duckdb.connect(config={**LOCKED, "temp_directory": self._own.tmp})
         self._own.close_with(self._con)
         self._objects: dict[str, Any] = {}  # what a user query's connection registers
