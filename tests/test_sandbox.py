@@ -188,7 +188,9 @@ def test_spill_folders_of_killed_sites_are_removed(tmp_path: Path, monkeypatch: 
     from app.data import scope as scope_mod
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead = int(gone.stdout)
     folders = {
         "dead": tmp_path / f"quicklake-scope-{dead}-ab12",
