@@ -6,8 +6,10 @@
 A generated archive of --base-datasets exposures is ingested into a real lake (the base). For each size N a
 stand-in of an N-file lake is built from it: the base lake's rows replicated with new proposal numbers and
 rootnames (every path and rootname distinct, every table's rows N / base files times the base's) and their
-dates moved within their year (replica k by k months: a month holds a month's share of the exposures, not
-the base's densest month times every replica), written as a compacted lake is (per table and year
+dates moved to the replica's cycle (:class:`Cycles`: as in HST's archive, where proposal numbers are given
+out cycle by cycle, the replicas' proposals, in path order, fill the archive's years in order; replica k's
+dates are also moved k months within the year, so that a month holds a month's share of the exposures,
+not the base's densest month times every replica), written as a compacted lake is (per table and year
 partition, in path order, files of at most MAX_CELLS cells) and committed to Iceberg with the lake's own
 code (the tables' and year partitions' files written by --jobs processes, the largest first, with
 progress); and the archive files the measurements touch, as hard links to the base files under the new
@@ -176,24 +178,46 @@ def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
     return out
 
 
-def moved(date: str, k: int) -> tuple[str, int]:
-    """``date`` (YYYY-MM-DD) moved ``k`` months on within its own year (day kept, at most 28) and the
-    days it moved: replica ``k``'s exposures fall in other months of the same years as the base's, so a
-    month of the stand-in holds about as many exposures as any other month of its year instead of the
-    base archive's one crowded January 2015 times every replica."""
+MODEL = "cycles"  # how a stand-in's rows are made from the base's (see Cycles)
+
+
+class Cycles:
+    """The year of each of ``k_total`` replicas: the base's years in order, each taken by a run of
+    consecutive replicas. HST gives out proposal numbers cycle by cycle, so in the archive a proposal
+    number (and a path) says roughly when its data were taken; the base archive's generator spreads a
+    program's exposures over all the years, which no path order can prune by date."""
+
+    def __init__(self, years: list[int], k_total: int) -> None:
+        self.years = sorted(years)
+        self.k_total = k_total
+
+    def year(self, k: int) -> int:
+        return self.years[k * len(self.years) // self.k_total]
+
+    def replicas(self, year: int) -> range:
+        """The replicas whose exposures are in ``year`` (consecutive, so in path order)."""
+        ks = [k for k in range(self.k_total) if self.year(k) == year]
+        return range(ks[0], ks[-1] + 1) if ks else range(0)
+
+
+def moved(date: str, k: int, year: int) -> tuple[str, int]:
+    """``date`` (YYYY-MM-DD) moved to ``year`` and ``k`` months on within it (day kept, at most 28) and
+    the days it moved: replica ``k``'s exposures fall in its cycle's year, and in other months than the
+    replica before it, so a month of the stand-in holds about as many exposures as any other month
+    instead of the base archive's one crowded January 2015 times every replica."""
     import datetime as dt
 
     try:
         old = dt.date.fromisoformat(date)
     except ValueError:
         return date, 0
-    new = dt.date(old.year, (old.month - 1 + k) % 12 + 1, min(old.day, 28))
+    new = dt.date(year, (old.month - 1 + k) % 12 + 1, min(old.day, 28))
     return new.isoformat(), (new - old).days
 
 
-def _redate(t: pa.Table, k: int, uniq: list[Any], where: pa.Array) -> pa.Table:
+def _redate(t: pa.Table, k: int, year: int, uniq: list[Any], where: pa.Array) -> pa.Table:
     """Replica ``k``'s ``date_obs`` moved by :func:`moved`, and its MJD columns by as many days."""
-    pairs = [moved(u, k) if isinstance(u, str) else (u, 0) for u in uniq]
+    pairs = [moved(u, k, year) if isinstance(u, str) else (u, 0) for u in uniq]
     dates = pa.array([d for d, _ in pairs], pa.string()).take(where)
     t = t.set_column(t.schema.get_field_index("date_obs"), "date_obs", dates)
     shift = pa.array([float(n) for _, n in pairs], pa.float64()).take(where)
@@ -204,12 +228,17 @@ def _redate(t: pa.Table, k: int, uniq: list[Any], where: pa.Array) -> pa.Table:
     return t
 
 
-def _replica(t: pa.Table, k: int, ren: Renamer, idx: dict[str, tuple[list[Any], pa.Array]]) -> pa.Table:
+def _replica(
+    t: pa.Table, k: int, year: int, ren: Renamer, idx: dict[str, tuple[list[Any], pa.Array]]
+) -> pa.Table:
     """Rows of replica ``k`` of a base table: path, rootname and proposid renamed through lookup tables,
-    dates moved within their years (:func:`moved`)."""
+    dates moved to ``year`` (:func:`moved`)."""
+    i = t.schema.get_field_index("year")
+    if i >= 0:
+        t = t.set_column(i, "year", pa.nulls(t.num_rows, t.schema.field(i).type).fill_null(year))
     for col, (uniq, where) in idx.items():
         if col == "date_obs":
-            t = _redate(t, k, uniq, where)
+            t = _redate(t, k, year, uniq, where)
             continue
         fn = ren.path if col == "path" else ren.rootname
         new = pa.array([fn(k, u) if u is not None else None for u in uniq], pa.string())
@@ -236,17 +265,17 @@ def _presorted(table: str, names: list[str]) -> bool:
 
 
 def _build_part(
-    name: str, year: int | None, files: list[str], plain: pa.Schema, sub: str, k_total: int, ren: Renamer
+    name: str, year: int | None, files: list[str], plain: pa.Schema, sub: str, cycles: Cycles, ren: Renamer
 ) -> tuple[str, int | None, list[str], int, float]:
-    """One table's (year partition's) data files of a stand-in: its base rows, replicated ``k_total``
-    times; returns the table, the year, the files written, their rows and the seconds it took (run in a
-    worker process)."""
+    """One table's (year partition's) data files of a stand-in: its base rows, replicated for every
+    replica (of ``year``'s cycle, for a partitioned table); returns the table, the year, the files
+    written, their rows and the seconds it took (run in a worker process)."""
     from lake.maintenance import MAX_CELLS
 
     t0 = time.perf_counter()
-    data = pq.ParquetDataset(
-        files, partitioning=None, filters=[("year", "=", year)] if year is not None else None
-    ).read()
+    data = pq.ParquetDataset(files, partitioning=None).read()
+    if year is not None:  # every dated base row, moved to the year (rows of no year are left out)
+        data = data.filter(pc.is_valid(data.column("year")))
     data = data.select(plain.names).cast(plain)
     sort = [c for c in ORDER if c in data.column_names]
     data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
@@ -254,10 +283,11 @@ def _build_part(
         Path(sub), plain, max(1, MAX_CELLS // len(plain)), f"standin-{year}", name, _presorted(name, sort)
     )
     idx = _lookups(data)
-    for k in range(k_total):
-        roll.write(_replica(data, k, ren, idx))
+    ks = cycles.replicas(year) if year is not None else range(cycles.k_total)
+    for k in ks:
+        roll.write(_replica(data, k, cycles.year(k), ren, idx))
     roll.close()
-    return name, year, roll.files, data.num_rows * k_total, time.perf_counter() - t0
+    return name, year, roll.files, data.num_rows * len(ks), time.perf_counter() - t0
 
 
 PARTITIONED = ("files", "cards", "master", "conflicts")  # by year, as in the lake
@@ -274,10 +304,13 @@ def build_standin(base_lake: Path, out: Path, n_files: int, jobs: int = 2) -> tu
 
     src = Lake(base_lake)
     sp = src.pins()
-    base_files = pq.ParquetDataset(src.data_files(sp, "files"), partitioning=None).read(columns=["path"])
+    base_files = pq.ParquetDataset(src.data_files(sp, "files"), partitioning=None).read(
+        columns=["path", "year"]
+    )
     paths = base_files.column("path").to_pylist()
     k_total = max(1, round(n_files / len(paths)))
     ren = Renamer(paths)
+    cycles = Cycles(pc.unique(base_files.column("year").drop_null()).to_pylist(), k_total)
     lk = Lake(out)
     with lk.writer():
         pins = lk.init()
@@ -289,12 +322,12 @@ def build_standin(base_lake: Path, out: Path, n_files: int, jobs: int = 2) -> tu
             if not files:
                 continue
             plain = pa.schema([pa.field(f.name, f.type) for f in schema])
-            if name in PARTITIONED:
+            if name in PARTITIONED:  # every dated row in every year, for that year's replicas
                 years = pq.ParquetDataset(files, partitioning=None).read(columns=["year"])["year"]
-                counts = pc.value_counts(years).to_pylist()
-                parts = [(c["values"], c["counts"]) for c in counts if c["values"] is not None]
+                dated = len(years) - years.null_count
+                parts = [(y, dated * len(cycles.replicas(y))) for y in cycles.years]
             else:
-                parts = [(None, sum(pq.read_metadata(f).num_rows for f in files))]
+                parts = [(None, k_total * sum(pq.read_metadata(f).num_rows for f in files))]
             parts = [(y, n) for y, n in parts if n]
             if not parts:
                 continue
@@ -302,7 +335,7 @@ def build_standin(base_lake: Path, out: Path, n_files: int, jobs: int = 2) -> tu
             schemas[name] = plain
             for y, n in parts:
                 sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
-                work.append((n * len(plain), (name, y, files, plain, str(sub), k_total, ren)))
+                work.append((n * len(plain), (name, y, files, plain, str(sub), cycles, ren)))
         work.sort(key=lambda w: -w[0])
         done: dict[str, dict[Any, tuple[list[str], int]]] = {name: {} for name in schemas}
         t0, total, so_far = time.perf_counter(), sum(w[0] for w in work), 0
@@ -538,11 +571,13 @@ def main() -> int:
     sizes = [int(x) for x in args.sizes.split(",")]
     for n in sizes:
         standin, lake_dir, arch = work / f"standin-{n}", work / f"lake-{n}", work / f"archive-{n}"
-        if not (standin / "pins.json").exists():
+        model = work / f"standin-{n}.model"  # a stand-in built by older code is built again
+        if not (standin / "pins.json").exists() or not model.exists() or model.read_text() != MODEL:
             shutil.rmtree(lake_dir, ignore_errors=True)
             t0 = time.perf_counter()
             _, k_total, ren = build_standin(base_lake, lake_dir, n, args.jobs)
             clone_lake(lake_dir, standin)  # the lake records its place: built there, kept here
+            model.write_text(MODEL)
             print(f"stand-in of {n:,} files built in {time.perf_counter() - t0:.0f} s", flush=True)
         else:
             paths = pq.ParquetDataset(
