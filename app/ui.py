@@ -317,13 +317,13 @@ def facet_bar(f: DatasetFilter, prefix: str) -> DatasetFilter:
 
     picked = {name: st.query_params.get(prefix + name) for name in facets.FACETS}
     narrowed = facets.narrowed(f, picked)
-    counts = facets.counts(scope(), narrowed)
+    counts, totals = facets.counts_and_totals(scope(), narrowed)
     shown = {name: dict(counts[name]) for name in facets.FACETS if counts[name]}
     for name in (n for n in PILL_FACETS if n in shown):
         n = shown[name]
         with st.container():  # (a full-width row each: pills in narrow columns run off the edge)
             st.pills(
-                facets.FACETS[name][0],
+                _facet_label(facets.FACETS[name][0], len(n), totals[name]),
                 list(n),
                 default=picked[name] if picked[name] in n else None,
                 format_func=lambda v, n=n: f"{v} ({n[v]:,})",  # type: ignore[misc]
@@ -335,7 +335,7 @@ def facet_bar(f: DatasetFilter, prefix: str) -> DatasetFilter:
         for name in (n for n in facets.FACETS if n in shown and n not in PILL_FACETS):
             n = shown[name]
             st.selectbox(
-                facets.FACETS[name][0],
+                _facet_label(facets.FACETS[name][0], len(n), totals[name]),
                 [None, *n],
                 index=[None, *n].index(picked[name]) if picked[name] in n else 0,
                 format_func=lambda v, n=n: "any" if v is None else f"{v} ({n[v]:,})",  # type: ignore[misc]
@@ -344,6 +344,11 @@ def facet_bar(f: DatasetFilter, prefix: str) -> DatasetFilter:
                 args=(prefix, name, "pick"),
             )
     return narrowed
+
+
+def _facet_label(label: str, shown: int, total: int) -> str:
+    """A facet's label, saying so when it shows only its most frequent values."""
+    return f"{label} ({shown:,} most frequent of {total:,})" if total > shown else label
 
 
 def _pick_facet(prefix: str, name: str, kind: str) -> None:

@@ -582,12 +582,19 @@ def tables_cmd(lake: str | None) -> None:
 @main.command("keywords")
 @click.argument("text", default="")
 @click.option("--table", default=None, help="Only keywords of this table (uvisflt, or one HDU's: uvisflt_1).")
+@lake_option
 @handle_errors
-def keywords_cmd(text: str, table: str | None) -> None:
-    """Header keywords whose name or doc contains TEXT: doc, unit, type and the tables (HDUs) with each."""
+def keywords_cmd(text: str, table: str | None, lake: str | None) -> None:
+    """Header keywords whose name or doc contains TEXT: doc, unit, type and the tables (HDUs) with each
+    (those of the lake, if there is one)."""
+    from lake.access import tables
     from lake.keywords import keywords
 
-    t = keywords(text, table=table)
+    try:
+        present: set[str] | None = set(tables(lake))
+    except QuicklakeError:  # no lake (yet): every table the schemas declare
+        present = None
+    t = keywords(text, table=table, present=present)
     if not t.num_rows:
         raise click.ClickException(f"no keyword matches {text!r}" + (f" in {table}" if table else ""))
     for r in t.to_pylist():

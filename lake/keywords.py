@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from functools import cache
 from typing import Any
 
@@ -93,10 +93,12 @@ def _by_column() -> dict[str, dict[str, Any]]:
     return {col: _merged(sorted(es, key=lambda e: not e["keyword"])) for col, es in groups.items()}
 
 
-def keywords(text: str = "", *, table: str | None = None) -> pa.Table:
+def keywords(text: str = "", *, table: str | None = None, present: Collection[str] | None = None) -> pa.Table:
     """Every documented keyword (or column of a fixed table) whose name or doc contains ``text``
     (case-insensitive), with its type, unit, doc and the tables that have it; ``table`` keeps those in
-    one table (``uvisflt_1`` or ``uvisflt``). Exact name matches first.
+    one table (``uvisflt_1`` or ``uvisflt``). Exact name matches first. ``present``: the tables of a
+    lake; header tables not among them are left out of ``tables``, and keywords of none of them too (the
+    schemas declare instruments and file types a lake may not hold).
 
     See Also
     --------
@@ -109,8 +111,16 @@ def keywords(text: str = "", *, table: str | None = None) -> pa.Table:
         if (not t or t in r["keyword"].lower() or t in r["column"] or t in r["doc"].lower())
         and (table is None or re.search(rf"(^|, ){re.escape(table)}(_\d+)?(,|$)", r["tables"]))
     ]
+    if present is not None:
+        rows = [r for r in (_in_lake(r, present) for r in rows) if r["tables"]]
     rows.sort(key=lambda r: (r["keyword"].lower() != t and r["column"] != t, r["keyword"]))
     return pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in COLUMNS]))
+
+
+def _in_lake(row: dict[str, Any], present: Collection[str]) -> dict[str, Any]:
+    """``row`` with only the header tables (``name_<hdu>``) in ``present`` (fixed tables kept)."""
+    kept = [n for n in row["tables"].split(", ") if n in present or not n[-1:].isdigit()]
+    return {**row, "tables": ", ".join(kept)}
 
 
 def column_help(columns: Iterable[str]) -> dict[str, str]:

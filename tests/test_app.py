@@ -771,3 +771,15 @@ def test_the_year_facet_is_in_calendar_order(site_lake: dict[str, Any]) -> None:
     many = facets.counts(team, DatasetFilter(), top=2)["year"]  # the two most frequent, in order
     every = dict(facets.counts(team, DatasetFilter(), top=100)["year"])
     assert [int(v) for v, _ in many] == sorted(int(v) for v in sorted(every, key=lambda v: -every[v])[:2])
+    # every year by default (a facet of the dozen most frequent left holes in the mission's timeline)
+    got, totals = facets.counts_and_totals(team, DatasetFilter())
+    assert len(got["year"]) == totals["year"] == len(every)
+    _, cut = facets.counts_and_totals(team, DatasetFilter(), top=2)
+    assert cut["year"] == len(every)
+
+
+def test_a_facet_cut_short_says_so() -> None:
+    from app.ui import _facet_label
+
+    assert _facet_label("Proposal", 12, 12) == "Proposal"
+    assert _facet_label("Proposal", 300, 4512) == "Proposal (300 most frequent of 4,512)"

@@ -60,3 +60,12 @@ def test_ql_keywords_command() -> None:
     assert r.exit_code == 0 and "DELTATIM" in r.output
     r = CliRunner().invoke(main, ["keywords", "no such thing"])
     assert r.exit_code == 1 and r.output == "Error: no keyword matches 'no such thing'\n"
+
+
+def test_a_lake_lists_only_its_own_tables() -> None:
+    """The schemas declare ACS and STIS tables too: a lake's listing names only the tables it has."""
+    everywhere = keywords.keywords("exptime").to_pylist()[0]["tables"].split(", ")
+    assert any(t.startswith(("acs_", "stis_")) for t in everywhere)
+    mine = keywords.keywords("exptime", present={"uvisflt_0", "irraw_0"}).to_pylist()[0]["tables"]
+    assert set(mine.split(", ")) == {"uvisflt_0", "irraw_0", "master"}  # (fixed tables are always there)
+    assert "CCDGAIN" not in keywords.keywords("gain of CCD", present=set()).column("keyword").to_pylist()

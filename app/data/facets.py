@@ -26,34 +26,58 @@ FACETS: dict[str, tuple[str, str, str]] = {
     "year": ("Year", "year", "year"),
 }
 INTEGER = {"proposal", "year"}
-TOP = 12  # values shown per facet (the most frequent)
+# values shown per facet, the most frequent first: every year and detector; the drop-downs (filter,
+# proposal, target) take a few hundred, as many as a person scrolls through; a facet cut short says so
+LIMITS = {"detector": 12, "filetype": 40, "year": 100, "filter": 300, "proposal": 300, "target": 300}
 
 
-def counts(scope: Scope, f: DatasetFilter, top: int = TOP) -> dict[str, list[tuple[str, int]]]:
-    """Per facet, its ``top`` most frequent values in the datasets matching ``f``, with their counts (the
-    most frequent first; years in calendar order)."""
+def counts(scope: Scope, f: DatasetFilter, top: int | None = None) -> dict[str, list[tuple[str, int]]]:
+    """Per facet, its most frequent values in the datasets matching ``f`` (``top``, or :data:`LIMITS`),
+    with their counts (the most frequent first; years in calendar order).
+
+    See Also
+    --------
+    counts_and_totals : the same, with each facet's number of distinct values
+    """
+    return counts_and_totals(scope, f, top)[0]
+
+
+def counts_and_totals(
+    scope: Scope, f: DatasetFilter, top: int | None = None
+) -> tuple[dict[str, list[tuple[str, int]]], dict[str, int]]:
+    """:func:`counts`, and per facet the number of its distinct values (more than shown when cut short)."""
     where, args = f.where()
     parts = [
         f"SELECT '{name}' AS facet, CAST(v AS VARCHAR) AS value, count(*) AS n FROM "
         f"(SELECT {expr} AS v FROM m) WHERE v IS NOT NULL GROUP BY v"
         for name, (_, _, expr) in FACETS.items()
     ]
+    limit = (
+        " CASE facet "
+        + " ".join(f"WHEN '{name}' THEN {int(top if top is not None else LIMITS[name])}" for name in FACETS)
+        + " END"
+    )
     sql = (
         f"WITH m AS (SELECT detector, filter, filetypes, proposid, targname, year FROM master{where}), "
         f"c AS ({' UNION ALL '.join(parts)}) "
-        "SELECT facet, value, n FROM (SELECT *, row_number() OVER (PARTITION BY facet ORDER BY n DESC, "
-        f"value) AS k FROM c) WHERE k <= {int(top)} ORDER BY facet, n DESC, value"
+        "SELECT facet, value, n, total FROM (SELECT *, "
+        "row_number() OVER (PARTITION BY facet ORDER BY n DESC, value) AS k, "
+        f"count(*) OVER (PARTITION BY facet) AS total FROM c) WHERE k <={limit} "
+        "ORDER BY facet, n DESC, value"
     )
 
-    def make() -> dict[str, list[tuple[str, int]]]:
+    def make() -> tuple[dict[str, list[tuple[str, int]]], dict[str, int]]:
         out: dict[str, list[tuple[str, int]]] = {name: [] for name in FACETS}
+        totals = dict.fromkeys(FACETS, 0)
         for r in scope.sql(sql, args).to_pylist():
             out[r["facet"]].append((r["value"], int(r["n"])))
+            totals[r["facet"]] = int(r["total"])
         out["year"].sort(key=lambda vn: int(vn[0]))  # (the most frequent years, in calendar order)
-        return out
+        return out, totals
 
     # (one scan of the result per filter and snapshot: Browse and Query ask again at every rerun)
-    return {k: list(v) for k, v in scope.memo(("facets", sql, tuple(args)), make).items()}
+    got, totals = scope.memo(("facets", sql, tuple(args)), make)
+    return {k: list(v) for k, v in got.items()}, dict(totals)
 
 
 def narrowed(f: DatasetFilter, picked: Mapping[str, str | None]) -> DatasetFilter:
