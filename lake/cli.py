@@ -465,6 +465,13 @@ def run_cmd(job: str, lake: str | None, param: tuple[str, ...]) -> None:
 _COLOURS = {"green": "green", "lightgreen": "bright_green", "red": "red", "yellow": "yellow", "grey": "white"}
 
 
+def _ago(days: float) -> str:
+    """``days`` as a person says it: "12 min ago", "5 h ago", "3.2 d ago"."""
+    if days < 1 / 24:
+        return f"{max(1, round(days * 1440))} min ago"
+    return f"{days * 24:.0f} h ago" if days < 2 else f"{days:.1f} d ago"
+
+
 @main.group("jobs", invoke_without_command=True)
 @lake_option
 @click.option("--job", default=None, help="Only this job's runs.")
@@ -478,9 +485,15 @@ def jobs_cmd(ctx: click.Context, lake: str | None, job: str | None, limit: int) 
     from lake.jobs import board, runs
 
     root = cfg_from(lake=lake)["lake"]
-    for b in board(root):
-        age = f"{b['age_days']:.1f} d ago" if b["age_days"] is not None else "never succeeded"
-        line = f"{b['job']:34} {b['latest_status']:15} last success {age}"
+    rows = board(root)
+    if job is not None and job not in {b["job"] for b in rows}:
+        raise click.ClickException(f"no job {job!r}; the jobs are {', '.join(b['job'] for b in rows)}")
+    for b in rows if job is None else [b for b in rows if b["job"] == job]:
+        if b["latest_status"] == "never":
+            line = f"{b['job']:34} never run"
+        else:
+            since = _ago(b["age_days"]) if b["age_days"] is not None else "never succeeded"
+            line = f"{b['job']:34} {b['latest_status']:15} last success {since}"
         click.echo(click.style(line, fg=_COLOURS[b["colour"]]))
     click.echo("")
     for r in runs(root, job, limit).to_pylist():

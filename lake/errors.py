@@ -57,6 +57,34 @@ class LakeError(QuicklakeError):
 class LakeNotFound(LakeError):
     """No lake exists at the given path."""
 
+    @classmethod
+    def at(cls, root: object, missing: str) -> LakeNotFound:
+        """The error for a folder without the lake's ``missing`` file, saying what to do: an archive
+        given for the lake is named as one (an ingest there would write a lake into the archive)."""
+        if _looks_like_archive(str(root)):
+            return cls(
+                f"{root} is an archive (it holds FITS files or proposal folders), not a lake; give the "
+                "lake's folder with --lake (or the lake setting) and this folder with --archive"
+            )
+        return cls(
+            f"no lake at {root} (no {missing}); run 'ql ingest --lake {root}' or 'ql demo' to create one"
+        )
+
+
+def _looks_like_archive(folder: str, look: int = 200) -> bool:
+    """Whether ``folder`` holds FITS files or ``<PROPOSID>`` folders among its first ``look`` entries."""
+    import itertools
+    import os
+
+    try:
+        with os.scandir(folder) as it:
+            for e in itertools.islice(it, look):
+                if e.name.lower().endswith((".fits", ".fits.gz")) or (e.name.isdigit() and e.is_dir()):
+                    return True
+    except OSError:
+        return False
+    return False
+
 
 class LakeMoved(LakeError):
     """The lake was published in another folder (moved or copied): 'ql relocate' makes it whole."""

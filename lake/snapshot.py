@@ -232,7 +232,7 @@ def load(root: str | Path, catalog_uri: str = "") -> Snapshot:
     try:
         stamp = (root / "catalog.duckdb").stat().st_mtime_ns
     except FileNotFoundError:
-        raise LakeNotFound(f"no lake at {root} (no catalog.duckdb); run 'ql ingest --lake {root}'") from None
+        raise LakeNotFound.at(root, "catalog.duckdb") from None
     return _load(str(root), catalog_uri, pins_text, stamp)
 
 
@@ -241,9 +241,7 @@ def read_pins(root: Path) -> str:
     try:
         return (root / "pins.json").read_text()
     except FileNotFoundError:
-        raise LakeNotFound(
-            f"no lake at {root} (no pins.json); run 'ql ingest --lake {root}' or 'ql demo' to create one"
-        ) from None
+        raise LakeNotFound.at(root, "pins.json") from None
 
 
 @lru_cache(maxsize=8)

@@ -269,10 +269,7 @@ class Lake:
         try:
             d: dict[str, Any] = json.loads(self.pins_path.read_text())
         except FileNotFoundError:
-            raise LakeNotFound(
-                f"no lake at {self.root} (no pins.json); run 'ql ingest --lake {self.root}' "
-                "or 'ql demo' to create one"
-            ) from None
+            raise LakeNotFound.at(self.root, "pins.json") from None
         if not self.relocating:
             from lake.relocate import check_place
 

@@ -62,6 +62,20 @@ def test_ql_version_names_the_installed_package() -> None:
     assert out.stdout.strip() == f"ql, version {version('quicklake')}"
 
 
+def test_an_archive_given_for_the_lake_is_named_as_one(tmp_path: Path) -> None:
+    """``--lake`` on the archive: not advice to ingest there (that would write a lake into the archive)."""
+    from click.testing import CliRunner
+
+    from lake.cli import main
+
+    (tmp_path / "archive" / "12345" / "Visit01").mkdir(parents=True)
+    for lake_dir, says in ((tmp_path / "archive", "is an archive"), (tmp_path / "empty", "no lake at")):
+        lake_dir.mkdir(exist_ok=True)
+        res = CliRunner().invoke(main, ["tables", "--lake", str(lake_dir)])
+        assert res.exit_code == 1 and says in res.output and len(res.output.splitlines()) <= 2, res.output
+        assert "Traceback" not in res.output
+
+
 def test_lake_functions_stay_functions_beside_submodules_of_their_names() -> None:
     for name in ("tables", "snapshot"):
         module = importlib.import_module(f"lake.{name}")  # sets nothing on the package

@@ -318,6 +318,11 @@ def test_schedule_due_and_cron_line(site: dict[str, Any], tmp_path: Path) -> Non
             assert jobs.findings_table(name) in have, name
     res = CliRunner().invoke(main, ["jobs"])
     assert res.exit_code == 0 and "make-cron-summary" in res.output
+    res = CliRunner().invoke(main, ["jobs", "--job", "make-cron-summary"])  # its board row and runs only
+    assert res.exit_code == 0 and "run-ingest" not in res.output, res.output
+    assert res.output.splitlines()[0].startswith("make-cron-summary") and " ago" in res.output
+    res = CliRunner().invoke(main, ["jobs", "--job", "nosuch"])
+    assert res.exit_code == 1 and res.output.startswith("Error: no job 'nosuch'; the jobs are "), res.output
     rid = jobs.runs(lk, "make-cron-summary").column("run_id")[0].as_py()
     res = CliRunner().invoke(main, ["jobs", "log", rid])
     assert res.exit_code == 0 and "board written" in res.output
