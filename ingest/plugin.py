@@ -106,7 +106,14 @@ def generator_options(fn: Any) -> Any:
     for opt in reversed(
         [
             click.option(
-                "--datasets", type=int, default=300, show_default=True, help="Datasets (exposures)."
+                "--datasets",
+                type=int,
+                default=300,
+                show_default=True,
+                help=(
+                    "Exposures drawn at random; the calibration programmes' follow-ups, darks, biases and "
+                    "flats, and association products come on top (300 make about 800 datasets)."
+                ),
             ),
             click.option(
                 "--seed", type=int, default=1, show_default=True, help="Random seed (same seed, same bytes)."

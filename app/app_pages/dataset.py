@@ -71,7 +71,7 @@ def navigation(d: dict) -> None:
         st.button(f"Association {asn}", key="ds_asn", icon=":material/workspaces:", on_click=go, args=(asn,))
     elif asn:
         mem = browse.members(scope, asn).to_pandas()
-        st.markdown(f"**Association {asn}: {len(mem)} members**")
+        st.markdown(f"**Association {asn}: {counted(len(mem), 'member')}**")
         with st.container(horizontal=True, key="ds_members"):
             for r in mem["rootname"].head(50):
                 st.button(r, key=f"ds_member_{r}", icon=":material/image:", on_click=go, args=(r,))
@@ -125,8 +125,18 @@ def previews(ok: list[str], first: int, detector: str) -> None:
     if hdu is None:
         st.caption("This file has no image extensions.")
         return
+    rows = preview.simulated_rows(scope, ppath, int(hdu))
+    if rows:
+        st.caption(
+            f"A generated sparse file: only rows {rows} are simulated (the ones the monitors read); the "
+            "rest is zeros. `ql generate --pixels full` simulates whole images."
+        )
     with ui.shown_errors():
-        v = preview.view(scope, ppath, int(hdu), region)
+        try:
+            v = preview.view(scope, ppath, int(hdu), region)
+        except preview.BlankImage as e:
+            st.info(f"HDU {hdu}: {e.reason}")
+            return
         ny, nx = v.shape
         st.plotly_chart(
             figure(v, stretch, f"{ppath.rsplit('/', 1)[-1]} [{labels.get(hdu, hdu)}]"),
@@ -183,7 +193,8 @@ def diff_tab(d: dict, ok: list[str]) -> None:
                          format_func=label, **ui.BOUND)  # fmt: skip
         hb = hdu_picker("HDU B", b, "diff_hb")
     kd = headerview.keyword_diff(scope, a, ha, b, hb)
-    st.caption(f"{kd.num_rows} keywords differ between {a}[{ha}] and {b}[{hb}]")
+    differ = "keyword differs" if kd.num_rows == 1 else "keywords differ"
+    st.caption(f"{kd.num_rows:,} {differ} between {a}[{ha}] and {b}[{hb}]")
     st.dataframe(kd.to_pandas(), hide_index=True, width="stretch")
     st.code(headerview.diff(scope, a, ha, b, hb) or "(identical)", language="diff")
 

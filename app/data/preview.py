@@ -95,10 +95,27 @@ def stretch_to_uint8(a: np.ndarray, stretch: Stretch) -> np.ndarray:
     return (s * 255 + 0.5).astype(np.uint8)[::-1]
 
 
-def _blank(location: str, hdu: int, value: float) -> FitsError:
-    return FitsError(
+class BlankImage(FitsError):
+    """An image extension whose pixels all have one value: nothing to draw (not a fault of the file)."""
+
+
+def _blank(location: str, hdu: int, value: float) -> BlankImage:
+    return BlankImage(
         location, f"all pixels are {value:g}: nothing to preview (a headers-only or sparse file?)", hdu=hdu
     )
+
+
+def simulated_rows(scope: Scope, path: str, hdu: int) -> str | None:
+    """The rows a generated sparse file simulated in extension ``hdu`` (its ``QLROWS`` card, e.g.
+    ``256:320,1024:1088``; None for real files and whole images): the rest of the image is zeros."""
+    scope.require_file(path)
+    got = scope.file_sql(
+        "cards",
+        [path],
+        "SELECT value_str FROM {rows} WHERE path = ? AND hdu = ? AND keyword = 'QLROWS' LIMIT 1",
+        [path, hdu],
+    ).to_pylist()
+    return str(got[0]["value_str"]) if got and got[0]["value_str"] else None
 
 
 def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
