@@ -396,7 +396,12 @@ def _relpath(snap: Snapshot, file: str) -> str:
     name = Path(file).name
     rootname = split_filetype(name.removesuffix(".fits"))[0].lower()
     found = _ok_paths(snap.tuples("files", [rootname], ["path", "status"], key="rootname"))
-    matches = [p for p in found if p == name or p.endswith("/" + name)]
+    matches = [p for p in found if p == name or p.endswith(("/" + name, "/" + name + ".fits"))]
+    if not matches and found and name.lower() == rootname:  # a dataset's name, not a file's
+        names = ", ".join(p.rsplit("/", 1)[-1] for p in sorted(found)[:8])
+        raise LakeError(
+            f"{file} is a dataset; give one of its files: {names}" + (" …" if len(found) > 8 else "")
+        )
     if not matches:
         matches = _named(snap, name)
     if len(matches) == 1:

@@ -58,6 +58,11 @@ def test_header_of_a_bare_name_is_located_by_its_rootname(
         assert lake.read_header(f"/somewhere/archive/{flt}", path=small_lake) == cards
         r = CliRunner().invoke(main, ["header", name, "--lake", str(small_lake), "--raw"])
         assert r.exit_code == 0 and r.output.splitlines() == cards
+        assert lake.read_header(name.removesuffix(".fits"), path=small_lake) == cards  # (no .fits)
+        # a dataset's name: its files, to pick one (from the rootname's files, every path unread)
+        r = CliRunner().invoke(main, ["header", name[:9], "--lake", str(small_lake)])
+        assert r.exit_code == 1 and f"{name[:9]} is a dataset; give one of its files: " in r.output
+        assert name in r.output and "Traceback" not in r.output
     snap = lake.snapshot(small_lake)
     assert access._named(snap, name) == [flt]  # the fallback finds it too
     assert access._named(snap, "nothere_flt.fits") == []
