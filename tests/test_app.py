@@ -593,12 +593,21 @@ def test_monitor_results_newest_first_then_more(monkeypatch: pytest.MonkeyPatch)
         assert shown(page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_rows": "20"})) == every[:20]
 
 
+def jobs_board(site_lake: dict[str, Any]) -> list[dict[str, Any]]:
+    from lake.jobs import board
+
+    return board(site_lake["lake"])
+
+
 def test_jobs_page_log_viewer(site_lake: dict[str, Any]) -> None:
     at = page("jobs")
     assert pre(at) and pre(at)[0].strip()
     # durations and runs per day, over dates
     specs = [json.loads(c.proto.spec) for c in at.get("vega_lite_chart")]
     assert [s["encoding"]["x"]["type"] for s in specs] == ["temporal", "temporal"]
+    # a run is picked by its job and start, not by its id alone
+    job, when, _run_id = at.selectbox(key="jobs_run").options[0].split(" · ")
+    assert job in {b["job"] for b in jobs_board(site_lake)} and when.endswith(" UTC")
     at.text_input(key="jobs_search").input("inputs selected").run()
     assert not at.exception
     guest = page("jobs", "guest")

@@ -85,6 +85,6 @@ with ui.shown_errors():
                 "started": ui.age(b["latest_start"]),
                 "last success": ui.age(b["last_success"]),
             }
-            for b in board
+            for b in sorted(board, key=lambda b: b["latest_status"] == "never")  # (jobs that ran first)
         ]
         st.dataframe(rows, hide_index=True, width="stretch")

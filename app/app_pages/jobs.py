@@ -29,6 +29,13 @@ with ui.shown_errors():
         hide_index=True,
         width="stretch",
         column_order=["job", "latest_status", "latest_start", "last_success", "age_days"],
+        column_config={
+            "job": "Job",
+            "latest_status": "Latest run",
+            "latest_start": "Started (UTC)",
+            "last_success": "Last success (UTC)",
+            "age_days": st.column_config.NumberColumn("Days since success", format="%.1f"),
+        },
     )
     hist = jobs.history(root).to_pandas()
     if not len(hist):
@@ -110,16 +117,33 @@ with ui.shown_errors():
         )
     shown = sel.head(500)
     st.dataframe(
-        shown[["run_id", "job", "status", "started", "duration_s", "user", "host", "error"]],
+        shown[["run_id", "job", "status", "started", "duration_s", "user", "host", "error"]].fillna(
+            {"error": ""}
+        ),
         hide_index=True,
         width="stretch",
         key="jobs_runs",
+        column_config={
+            "run_id": "Run",
+            "job": "Job",
+            "status": "Status",
+            "started": st.column_config.DatetimeColumn("Started (UTC)", format="YYYY-MM-DD HH:mm:ss"),
+            "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+            "user": "User",
+            "host": "Host",
+            "error": "Error",
+        },
     )
+    label = {
+        r: f"{j} · {t:%Y-%m-%d %H:%M} UTC · {r}"
+        for r, j, t in zip(shown["run_id"], shown["job"], shown["started"], strict=True)
+    }
     st.subheader("Log")
     with st.container(horizontal=True):
         run_id = st.selectbox(
             "Run",
             shown["run_id"].tolist(),
+            format_func=lambda r: label.get(r, r),
             key="jobs_run",
             index=0
             if st.query_params.get("run") is None
