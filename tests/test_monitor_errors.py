@@ -178,3 +178,24 @@ def test_gain_pair_without_a_partner_is_refused(tmp_path: Path) -> None:
     assert uvis_gain.pairs(rows[2:3], {}) == []  # alone, but its partner may still come
     with pytest.raises(Refused, match="no partner"):
         uvis_gain.measure("x", {**rows[2], "members": [{**rows[2], "abs_path": str(raw)}]})
+
+
+def test_fractions_are_drawn_in_percent_as_their_tables_give_them() -> None:
+    """The bowtie, blob and bad-actor charts draw the percentages their tables list (they drew fractions
+    beside tables in %)."""
+    from monitors.calibration import ir_bad_actors, ir_blobs, uvis_bowtie
+
+    for m, y in (
+        (uvis_bowtie.MONITOR, "amplitude"),
+        (ir_blobs.MONITOR, "depth"),
+        (ir_bad_actors.MONITOR, "x_1"),
+    ):
+        one = pa.table({"rootname": ["a"], "expstart": [57000.0], y: [0.004], "amplitude_err": [0.0005],
+                        "chip": [1], "filter": ["F110W"], "proposid": [1]})  # fmt: skip
+        assert m.vega is not None
+        spec = m.vega(one)
+        row = spec["data"]["values"][0]
+        assert row[y] == pytest.approx(0.4), m.name
+        assert "%" in spec["layer"][-1]["encoding"]["y"]["title"], m.name
+        if y == "amplitude":
+            assert (row["lo"], row["hi"]) == pytest.approx((0.35, 0.45))

@@ -145,7 +145,7 @@ MONITOR = Monitor(
     trend,
     plot,
     lambda t: vega_trend(
-        t, "x_1", "proposid", "IR pixels above saturation", label="fraction of pixels above saturation"
+        t, "x_1", "proposid", "IR pixels above saturation", label="% of pixels above saturation", scale=100
     ),
     __doc__ or "",
     measures="per exposure the fraction of pixels above 0.5-10 x saturation; programs ranked",

@@ -186,7 +186,9 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "depth", "filter", "IR blob detections", label="depth (fraction of light lost)"),
+    lambda t: vega_trend(
+        t, "depth", "filter", "IR blob detections", label="depth (% of light lost)", scale=100
+    ),
     __doc__ or "",
     measures=(
         "blob detections in full-frame IR flats after each flat's own illumination (vignetting, gradient) is "

@@ -88,9 +88,11 @@ def trend_png(
     path: Path,
     fits: dict[str, Any] | None = None,
     yerr: str | None = None,
+    scale: float = 1.0,
 ) -> Path:
     """``y`` against EXPSTART (as decimal year), one colour per ``group``, with fitted lines (their slope
-    and its error in the legend) and error bars from the column ``yerr``."""
+    and its error in the legend) and error bars from the column ``yerr``; ``scale`` multiplies the
+    values, errors and fits (100: a fraction drawn in percent)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,20 +100,20 @@ def trend_png(
 
     fig, ax = plt.subplots(figsize=(8, 4))
     x = years(np.asarray(t.column("expstart").to_numpy(zero_copy_only=False), float))
-    v = np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
-    err = np.asarray(t.column(yerr).to_numpy(zero_copy_only=False), float) if yerr else None
+    v = scale * np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
+    err = scale * np.asarray(t.column(yerr).to_numpy(zero_copy_only=False), float) if yerr else None
     groups = t.column(group).to_pylist() if group else ["all"] * t.num_rows
     for g in sorted(set(groups), key=str):
         sel = np.array([gg == g for gg in groups])
         fit = (fits or {}).get(str(g))
         label = str(g)
         if fit and np.isfinite(fit.get("slope_err", np.nan)):
-            label += f": {fit['slope']:.3g} ± {fit['slope_err']:.2g} /yr"
+            label += f": {scale * fit['slope']:.3g} ± {scale * fit['slope_err']:.2g} /yr"
         ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt="o", ms=4, capsize=2,
                     label=label)  # fmt: skip
         if fit and np.isfinite(fit.get("slope", np.nan)):
             xx = np.array([x[sel].min(), x[sel].max()])
-            ax.plot(xx, fit["intercept"] + fit["slope"] * (xx - 2009.0), "-", lw=1)
+            ax.plot(xx, scale * (fit["intercept"] + fit["slope"] * (xx - 2009.0)), "-", lw=1)
     ax.set_xlabel("year")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -124,11 +126,19 @@ def trend_png(
 
 
 def vega_trend(
-    t: pa.Table, y: str, group: str | None, title: str, *, label: str = "", yerr: str | None = None
+    t: pa.Table,
+    y: str,
+    group: str | None,
+    title: str,
+    *,
+    label: str = "",
+    yerr: str | None = None,
+    scale: float = 1.0,
 ) -> dict[str, Any]:
     """A Vega-Lite scatter of ``y`` against the date of EXPSTART (UTC), one colour per ``group``, with
-    error bars from the column ``yerr``; ``label`` (with its unit) titles the y axis. The tooltip gives
-    the dataset, date and value (the site renders it with st.vega_lite_chart)."""
+    error bars from the column ``yerr``; ``label`` (with its unit) titles the y axis. ``scale``
+    multiplies ``y`` and its error (100: a fraction drawn in percent, as the tables give it). The
+    tooltip gives the dataset, date and value (the site renders it with st.vega_lite_chart)."""
     from monitors.calibration.summary import MJD_EPOCH
 
     epoch = datetime(MJD_EPOCH.year, MJD_EPOCH.month, MJD_EPOCH.day)
@@ -138,7 +148,9 @@ def vega_trend(
         if r["expstart"] is None or r[y] is None:
             continue  # (a refused input has no numbers)
         r["date"] = (epoch + timedelta(days=float(r.pop("expstart")))).isoformat(timespec="seconds")
+        r[y] *= scale
         if yerr and r.get(yerr) is not None:
+            r[yerr] *= scale
             r["lo"], r["hi"] = r[y] - r[yerr], r[y] + r[yerr]
         data.append(r)
     x = {"field": "date", "type": "temporal", "title": "date (EXPSTART, UTC)", "axis": {"format": "%Y-%m-%d"}}

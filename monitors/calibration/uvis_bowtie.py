@@ -219,9 +219,10 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
             "amplitude",
             "chip",
             f"UVIS bowtie amplitude (limit {LIMIT:.1%})",
-            "wedge / rest - 1",
+            "amplitude (%: wedge / rest - 1)",
             out / "bowtie.png",
             yerr="amplitude_err",
+            scale=100,
         )
     ]
 
@@ -250,8 +251,9 @@ MONITOR = Monitor(
         "amplitude",
         "chip",
         "UVIS bowtie amplitude",
-        label="amplitude (wedges / rest - 1)",
+        label="amplitude (%: wedges / rest - 1)",
         yerr="amplitude_err",
+        scale=100,
     ),
     __doc__ or "",
     group=visits,
@@ -269,7 +271,7 @@ MONITOR = Monitor(
         "exposed. Each visit of the bowtie programme takes an internal flat, then a heavily saturating one "
         "that erases the pattern, then the first flat again; the amplitude is how much the two opposite "
         "wedges of a chip differ from the rest in the first flat compared with the repeat (0: no pattern; "
-        "0.005: half a percent). Each point is one visit and chip, with its 1-sigma error bar; visits "
+        "0.5 %: half a percent). Each point is one visit and chip, with its 1-sigma error bar; visits "
         "beyond plus or minus 0.5 % cross the limit and are listed in the table."
     ),
     tables=tables,
