@@ -543,6 +543,10 @@ def test_monitor_page_chart_and_empty_monitor() -> None:
     # the filters are in the URL: a shared link shows the same rows, and the trend follows them
     one = page("monitors", monitor="uvis-darks", **{"mon_uvis-darks_amp": "A"})
     assert set(one.dataframe[-1].value["amp"]) == {"A"} and list(one.dataframe[0].value["amp"]) == ["A"]
+    # filters named as an analyst names them, none on file paths; the line-fit sentence where lines are fitted
+    labels = [m.label for m in at.multiselect]
+    assert "Amplifier" in labels and not [x for x in labels if "_" in x or x.endswith("path")], labels
+    assert "change per year" in said
     empty = page("monitors", monitor="ir-blobs")
     assert "No results yet" in texts(empty)
 

@@ -64,7 +64,11 @@ def trend_tables(rep: report.Report) -> None:
     if not rep.tables:
         return
     st.subheader("Trend of the results shown")
-    st.caption("1-sigma errors; a line fitted against time gives the level in 2009 and the change per year.")
+    fitted = any(k.startswith("change per year") for rows in rep.tables.values() for r in rows for k in r)
+    st.caption(
+        "1-sigma errors"
+        + ("; a line fitted against time gives the level in 2009 and the change per year." if fitted else ".")
+    )
     for title, rows in rep.tables.items():
         st.markdown(f"**{title}**")
         if rows:
@@ -129,7 +133,7 @@ with ui.shown_errors():
     with st.container(horizontal=True):
         rng = date_range(name, everything)
         for col, values in report.group_columns(everything).items():
-            where[col] = st.multiselect(col, values, key=f"mon_{name}_{col}", **ui.BOUND)
+            where[col] = st.multiselect(report.label(col), values, key=f"mon_{name}_{col}", **ui.BOUND)
     rep = report.report(scope, name, rng, where)
     trend_plots(scope, rep, (name, rng, report.choice_key(where)))
     trend_tables(rep)

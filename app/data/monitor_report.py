@@ -61,11 +61,25 @@ def results(scope: Scope, name: str) -> pa.Table:
     return scope.memo(("monitor_results", table), lambda: scope.sql(f'SELECT * FROM "{table}"'))
 
 
+# what an analyst calls the columns results are filtered by (others: their name, spaced and capitalized)
+LABELS = {"amp": "Amplifier", "chip": "Chip", "targname": "Target", "pr_inv_l": "PI (last name)",
+          "proposid": "Proposal", "samp_seq": "Sample sequence (SAMP_SEQ)", "filter": "Filter",
+          "detector": "Detector", "aperture": "Aperture", "ccdamp": "Amplifiers (CCDAMP)"}  # fmt: skip
+
+
+def label(column: str) -> str:
+    """``pr_inv_l`` -> "PI (last name)"; ``cte_pixels`` -> "Cte pixels"."""
+    return LABELS.get(column, column.replace("_", " ").capitalize())
+
+
 def group_columns(t: pa.Table) -> dict[str, list[Any]]:
+    """The columns a monitor's results can be filtered by, with their values: text or integer columns
+    of 2 to GROUP_MAX values, not names of files or runs."""
     out = {}
     for f in t.schema:
         if (
             f.name in {"rootname", "path", "run_id", "inputs", "hot_pixels"}
+            or f.name.endswith("_path")
             or f.name.startswith(COUNTS)
             or not (pa.types.is_string(f.type) or pa.types.is_integer(f.type))
         ):
