@@ -272,6 +272,16 @@ def test_header_view_matches_the_file(scopes: dict[str, Scope], site_lake: dict[
     assert "FILENAME" in [r["keyword"] for r in kd]
 
 
+def test_a_preview_opens_a_file_with_an_image_first() -> None:
+    """An association's files start with its asn table (no image): its preview opens the drizzled one."""
+    from app.data.preview import first_image
+
+    asn = ["1/V/ib0901010_asn.fits", "1/V/ib0901010_drc.fits", "1/V/ib0901010_drz.fits"]
+    assert first_image(asn) == 1
+    assert first_image(["1/V/x_flc.fits", "1/V/x_flt.fits", "1/V/x_raw.fits"]) == 0
+    assert first_image(["1/V/x_spt.fits", "1/V/x_trl.fits"]) == 0
+
+
 def test_preview_png_cached_and_blank(scopes: dict[str, Scope], site_lake: dict[str, Any]) -> None:
     from PIL import Image
 

@@ -26,7 +26,8 @@ def heading(d: dict) -> None:
     st.subheader(f"{root} · {d['detector']} {d['filter']} · {d['targname']}")
     st.caption(
         f"observed {d['date_obs']} {d['time_obs'] or ''} UT · PI {d['pr_inv_l'] or '?'} · "
-        f"OBSTYPE {d['obstype'] or '?'} · association {d['asn_id'] or 'none'}"
+        + (f"OBSTYPE {d['obstype']} · " if d["obstype"] else "")
+        + f"association {d['asn_id'] or 'none'}"
     )
     ui.facts(
         {
@@ -286,7 +287,7 @@ with ui.shown_errors():
         if tab_p.open is not False:
             pictures, flagging = st.columns([3, 1])
             with pictures:
-                previews(ok, first, str(d["detector"]))
+                previews(ok, first if wanted in ok else preview.first_image(ok), str(d["detector"]))
             with flagging:
                 st.markdown("**Flag an anomaly**")
                 if scope.viewer.logged_in and scope.viewer.team:

@@ -95,6 +95,20 @@ def stretch_to_uint8(a: np.ndarray, stretch: Stretch) -> np.ndarray:
     return (s * 255 + 0.5).astype(np.uint8)[::-1]
 
 
+# the files with images, in the order a preview opens them (an association's first file is its asn table)
+IMAGED = ("_drc.fits", "_drz.fits", "_flc.fits", "_flt.fits", "_ima.fits", "_raw.fits")
+
+
+def first_image(paths: list[str]) -> int:
+    """The index in ``paths`` (a dataset's files) of the one a preview opens first: the first of
+    :data:`IMAGED`'s kinds (0 if none)."""
+    for kind in IMAGED:
+        for i, path in enumerate(paths):
+            if path.endswith(kind):
+                return i
+    return 0
+
+
 class BlankImage(FitsError):
     """An image extension whose pixels all have one value: nothing to draw (not a fault of the file)."""
 
