@@ -804,3 +804,16 @@ def test_a_facet_cut_short_says_so() -> None:
 
     assert _facet_label("Proposal", 12, 12) == "Proposal"
     assert _facet_label("Proposal", 300, 4512) == "Proposal (300 most frequent of 4,512)"
+
+
+def test_the_sky_map_rings_no_internal_exposure() -> None:
+    """Lamp flats and darks have RA_TARG = DEC_TARG = 0: a search finding them rings no place."""
+    import pandas as pd
+
+    from app.data.search import sky_map
+
+    points = pd.DataFrame({"ra": [150.0], "dec": [2.0], "detector": ["UVIS"], "datasets": [3]})
+    internal = pd.DataFrame({"ra": [0.0, 0.0], "dec": [0.0, 0.0]})
+    assert len(sky_map(points, internal).layer) == len(sky_map(points).layer)
+    pointed = pd.DataFrame({"ra": [0.0, 150.0], "dec": [0.0, 2.0]})
+    assert len(sky_map(points, pointed).layer) == len(sky_map(points).layer) + 1

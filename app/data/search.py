@@ -91,12 +91,18 @@ def sky_map(points: Any, highlight: Any = None) -> Any:
         .encode(
             longitude="lon:Q",
             latitude="dec:Q",
-            color=alt.Color("detector:N", title="Detector"),
+            # detectors in colours told apart at a glance (the default scheme gave UVIS and IR two blues)
+            color=alt.Color("detector:N", title="Detector", scale=alt.Scale(scheme="set1")),
             tooltip=tooltip,
             **size,
         ),
     ]
     layers.append(_sky_labels())
+    if highlight is not None and len(highlight):
+        # internal exposures (lamp flats, darks) point nowhere: RA_TARG = DEC_TARG = 0, not a place to ring
+        highlight = highlight[~((highlight["ra"] == 0) & (highlight["dec"] == 0))].dropna(
+            subset=["ra", "dec"]
+        )
     if highlight is not None and len(highlight):
         # one ring per 0.1° (a proposal's or a wide cone's thousands of datasets are a few places)
         rings = highlight.round({"ra": 1, "dec": 1}).drop_duplicates().head(2000)
