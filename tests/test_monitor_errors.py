@@ -199,3 +199,14 @@ def test_fractions_are_drawn_in_percent_as_their_tables_give_them() -> None:
         assert "%" in spec["layer"][-1]["encoding"]["y"]["title"], m.name
         if y == "amplitude":
             assert (row["lo"], row["hi"]) == pytest.approx((0.35, 0.45))
+
+
+def test_the_snowball_chart_draws_snowballs_only() -> None:
+    """A dark with no snowball keeps a row (its exposure time counts in the rate) but is no point."""
+    t = pa.table(
+        {"rootname": ["a", "b"], "expstart": [57000.0, 57001.0], "exptime": [1000.0, 1000.0],
+         "read": [3, None], "x": [10.0, None], "y": [20.0, None], "npix": [14, 0],
+         "total_e": [3.0e5, 0.0], "peak_e": [5e4, 0.0], "ellipticity": [0.1, None]}
+    )  # fmt: skip
+    assert ir_snowballs.MONITOR.vega is not None
+    assert [r["rootname"] for r in ir_snowballs.MONITOR.vega(t)["data"]["values"]] == ["a"]

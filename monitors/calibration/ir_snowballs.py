@@ -16,6 +16,7 @@ from typing import Any
 import fitsio
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from monitors.calibration.fitsdata import row_ranges
 from monitors.calibration.inputs import IR_IMA, check
@@ -176,7 +177,10 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "total_e", None, "IR snowballs", label="total charge (e-)"),
+    # (a dark with no snowball has a row of its own, for the rate's exposure time: not a point)
+    lambda t: vega_trend(
+        t.filter(pc.greater(t["npix"], 0)), "total_e", None, "IR snowballs", label="total charge (e-)"
+    ),
     __doc__ or "",
     measures="snowballs in IR dark read stacks: position, read, size, energy; rate per hour",
     claim=(
