@@ -473,6 +473,9 @@ def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) 
     at.button[0].click().run()
     assert not at.exception and "median pointing of target NGC4485" in texts(at)
     assert set(at.dataframe[0].value["dataset"].str.extract(r"rootname=(\w+)")[0]) == want
+    # the columns ql search prints come first (the distance before the instrument's name)
+    cols = list(at.dataframe[0].value.columns)
+    assert cols.index("distance_arcsec") < cols.index("instrume") and cols.index("filter") < 8, cols
     assert not at.get("vega_lite_chart")  # (the sky map is drawn in its tab, only while it is open)
     sky = page("search", search_text="ngc 4485", search_radius="30 deg", search_tab="Sky map")
     chart = sky.get("vega_lite_chart")[-1].proto

@@ -7,6 +7,7 @@ import streamlit as st
 import ui
 
 from app.data import search
+from lake.search import SHOWN
 
 st.title("Search")
 
@@ -51,6 +52,9 @@ with ui.shown_errors():
         else:
             st.caption(search.summary(res))
             df = res.to_pandas()
+            # the columns ``ql search`` prints first (distance, filter, exposure time), then the rest
+            first = [c for c in SHOWN if c in df.columns]
+            df = df[first + [c for c in df.columns if c not in first]]
             ui.linked_table(df, height=min(400, 40 + 35 * len(df)))
             st.download_button(
                 "CSV", data=lambda: df.to_csv(index=False), file_name="search.csv", mime="text/csv",
