@@ -210,3 +210,19 @@ def test_the_snowball_chart_draws_snowballs_only() -> None:
     )  # fmt: skip
     assert ir_snowballs.MONITOR.vega is not None
     assert [r["rootname"] for r in ir_snowballs.MONITOR.vega(t)["data"]["values"]] == ["a"]
+
+
+def test_chart_colours_are_the_pngs() -> None:
+    """The site's trend charts colour groups as the PNGs do (matplotlib's tab10, groups in sorted order)."""
+    from monitors.calibration.plotting import vega_trend
+
+    t = pa.table({"rootname": list("abcd"), "expstart": [57000.0] * 4, "v": [1.0] * 4, "amp": list("BADC")})
+    color = next(iter(vega_trend(t, "v", "amp", "x")["layer"]))["encoding"]["color"]
+    assert color["scale"] == {"scheme": "category10"} and color["legend"]["symbolLimit"] == 0
+    many = pa.table(
+        {"rootname": ["r"] * 12, "expstart": [57000.0] * 12, "v": [1.0] * 12, "p": list(range(12))}
+    )
+    assert (
+        next(iter(vega_trend(many, "v", "p", "x")["layer"]))["encoding"]["color"]["scale"]["scheme"]
+        == "category20"
+    )

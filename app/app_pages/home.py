@@ -39,7 +39,14 @@ with ui.shown_errors():
                     "encoding": {
                         "x": {"field": "files", "type": "quantitative", "title": "files"},
                         "y": {"field": "detector", "type": "nominal", "title": None},
-                        "color": {"field": "filetype", "type": "nominal", "title": "type"},
+                        # 20 colours for a dozen file types (10 repeated), the legend whole in two columns
+                        "color": {
+                            "field": "filetype",
+                            "type": "nominal",
+                            "title": "type",
+                            "scale": {"scheme": "tableau20"},
+                            "legend": {"columns": 2, "symbolLimit": 0},
+                        },
                         "tooltip": ui.tooltip(
                             ("detector", "nominal"),
                             ("filetype", "nominal"),

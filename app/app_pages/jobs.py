@@ -70,7 +70,13 @@ with ui.shown_errors():
                         "axis": {"format": "%b %d %H:%M"},
                     },
                     "y": {"field": "duration_s", "type": "quantitative", "title": "seconds"},
-                    "color": {"field": "job", "type": "nominal"},
+                    # a colour per job (a dozen: 10 colours repeated), every job in the legend below
+                    "color": {
+                        "field": "job",
+                        "type": "nominal",
+                        "scale": {"scheme": "tableau20"},
+                        "legend": {"orient": "bottom", "columns": 3, "symbolLimit": 0},
+                    },
                     "tooltip": ui.tooltip(
                         ("job", "nominal"),
                         ("status", "nominal"),

@@ -170,7 +170,15 @@ def vega_trend(
         ],
     }
     if group:
-        enc["color"] = {"field": group, "type": "nominal"}
+        # the PNGs' colours (matplotlib's tab10 = category10, groups in sorted order); more groups than ten
+        # get twenty colours rather than ten repeated, and a legend with all of them
+        many = len({r.get(group) for r in data}) > 10
+        enc["color"] = {
+            "field": group,
+            "type": "nominal",
+            "scale": {"scheme": "category20" if many else "category10"},
+            "legend": {"symbolLimit": 0, "columns": 2 if many else 1},
+        }
     layers: list[dict[str, Any]] = [{"mark": {"type": "point", "filled": True}, "encoding": enc}]
     if yerr:
         bars = {"x": x, "y": {"field": "lo", "type": "quantitative"}, "y2": {"field": "hi"}}
