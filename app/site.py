@@ -62,11 +62,29 @@ def environment(cfg: Mapping[str, Any]) -> dict[str, str]:
     return env
 
 
+def require_free(port: int) -> None:
+    """:class:`ConfigError` if another program listens on 127.0.0.1:``port`` (Streamlit would print only
+    a timestamped "Port N is not available" and exit)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # (as the server will: a closed port's TIME_WAIT connections do not count)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            raise ConfigError(
+                f"port {port} is in use (another 'ql app'?); pick a free one with --port or the app_port "
+                "setting"
+            ) from None
+
+
 def serve(cfg: Mapping[str, Any], port: int | None = None) -> NoReturn:
     """Become the Streamlit server (exec): a signal to ``ql app`` then reaches the server itself."""
     from lake.tables import Lake
 
     Lake(cfg["lake"], cfg.get("catalog_uri", "")).require()
     cmd, env = command(cfg, port), environment(cfg)
+    require_free(int(port or cfg["app_port"]))
     os.chdir(APP_DIR)
     os.execve(cmd[0], cmd, env)

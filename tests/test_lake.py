@@ -589,6 +589,8 @@ def test_cli_demo_and_sql(tmp_path: Path) -> None:
     assert r.exit_code == 0 and r.output.splitlines() == header_lines(tmp_path / "d" / "archive" / some, 0)
     r = CliRunner().invoke(main, ["header", "--lake", lk, "nope_flt.fits"])
     assert r.exit_code == 1 and "not in the lake" in r.output
+    again = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--scheduler", "synchronous"])
+    assert again.exit_code == 0 and "is there already: not generated again" in again.output, again.output
 
 
 def test_interactive_sql_shell(small_lake: Path, tmp_path: Path) -> None:

@@ -445,6 +445,15 @@ def test_ql_app_command_line(site_lake: dict[str, Any], tmp_path: Path) -> None:
     assert Path(env["QUICKLAKE_LAKE"]).is_absolute() and env["QUICKLAKE_APP_PORT"] == "8765"
     res = CliRunner().invoke(main, ["app", "--lake", str(tmp_path / "nolake")])
     assert res.exit_code == 1 and "no lake at" in res.output
+    import socket
+
+    with socket.socket() as taken:  # a port another program listens on: said in one line
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"port {port} is in use"):
+            site.require_free(port)
+    site.require_free(port)  # (free again once closed)
 
 
 def test_scope_judges_periods_at_its_time(site_lake: dict[str, Any]) -> None:

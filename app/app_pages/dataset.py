@@ -121,7 +121,7 @@ def previews(ok: list[str], first: int, detector: str) -> None:
         )  # fmt: skip
     region = st.text_input(
         "Full-resolution region x0:x1,y0:y1 (or draw a box with the box-select tool)",
-        key="pv_region", placeholder="empty: the whole image, one pixel in k",
+        key="pv_region", placeholder="empty: the whole image",
     )  # fmt: skip
     if hdu is None:
         st.caption("This file has no image extensions.")
@@ -155,7 +155,10 @@ def previews(ok: list[str], first: int, detector: str) -> None:
 def hdu_picker(label: str, path: str, key: str) -> int:
     """An HDU of ``path`` to pick, by index, EXTNAME and EXTVER."""
     hd = browse.hdus(scope, path).to_pylist()
-    names = {r["hdu"]: f"{r['hdu']}: {r['extname'] or 'PRIMARY'},{r['extver'] or 1}" for r in hd}
+    names = {
+        r["hdu"]: f"{r['hdu']}: " + (f"{r['extname']},{r['extver'] or 1}" if r["extname"] else "PRIMARY")
+        for r in hd
+    }
     return int(
         st.selectbox(
             label, list(names) or [0], key=key, format_func=lambda h: names.get(h, str(h)), **ui.BOUND
