@@ -13,6 +13,7 @@ any sequence of incremental runs over the same inputs give the same rows (tests/
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -168,6 +169,17 @@ def _todo(
     return [r for r in rows if r["path"] not in done], 0, []
 
 
+def _to_figures(value: Any, figures: int = 4) -> Any:
+    """``value`` (a summary: dicts, lists, numbers) with its floats to ``figures`` significant figures."""
+    if isinstance(value, dict):
+        return {k: _to_figures(v, figures) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_to_figures(v, figures) for v in value]
+    if isinstance(value, float) and math.isfinite(value) and value:
+        return float(f"{value:.{figures}g}")
+    return value
+
+
 def run_monitor(ctx: JobContext, name: str) -> JobResult:
     from functools import partial
 
@@ -218,7 +230,9 @@ def run_monitor(ctx: JobContext, name: str) -> JobResult:
     (out / "trend.json").write_text(json.dumps(summary, indent=1, default=float))
     if m.vega is not None and everything.num_rows:
         (out / "plot.vl.json").write_text(json.dumps(m.vega(everything), default=str))
-    ctx.log.info("summary %s; plots %s", json.dumps(summary, default=float), [str(p) for p in pngs])
+    # (for people reading the log: 4 significant figures, one entry per line; trend.json keeps them all)
+    ctx.log.info("summary:\n%s", json.dumps(_to_figures(summary), indent=1, default=float))
+    ctx.log.info("plots: %s", ", ".join(str(p) for p in pngs) or "none")
     failed = {r["__path__"] for r in rows if "__error__" in r} | {r["path"] for r in good if r.get(REFUSED)}
     counts = {
         "inputs": len(sel),

@@ -4,6 +4,7 @@ the generated archive in tests/test_monitors.py)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -226,3 +227,11 @@ def test_chart_colours_are_the_pngs() -> None:
         next(iter(vega_trend(many, "v", "p", "x")["layer"]))["encoding"]["color"]["scale"]["scheme"]
         == "category20"
     )
+
+
+def test_a_monitor_log_gives_its_summary_to_four_figures() -> None:
+    from monitors.framework import _to_figures
+
+    got = _to_figures({"A": {"slope": 0.123456789, "n": 12, "fits": [1.0000001, float("nan")]}, "x": "s"})
+    assert got["A"]["slope"] == 0.1235 and got["A"]["n"] == 12 and got["A"]["fits"][0] == 1.0
+    assert math.isnan(got["A"]["fits"][1]) and got["x"] == "s"
