@@ -199,7 +199,9 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, realism: str, sche
         n = _generate(str(archive), datasets, seed, pixels, cfg, realism)
         click.echo(f"generated {n} files under {archive}")
     else:  # (--datasets, --seed, --pixels and --realism apply to a new archive only)
-        click.echo(f"the demo archive {archive} is there already: not generated again (delete it to)")
+        click.echo(
+            f"the demo archive {archive} is there already: not generated again (delete it to make a new one)"
+        )
     _run_ingest(cfg, rebuild=False)
     for name in monitor_names():  # contributed by the monitors plugin, run through the job runner
         r = run_job(lake_dir, name, {}, cfg)

@@ -222,6 +222,27 @@ def tables(path: str | os.PathLike[str] | None = None) -> list[str]:
     return snapshot(path).names()
 
 
+def columns(path: str | os.PathLike[str] | None = None) -> dict[str, list[str]]:
+    """Every readable table's columns, as SQL sees them (``catalog.duckdb``'s views): what ``ql keywords``
+    names a keyword's tables from.
+
+    See Also
+    --------
+    tables : the names alone.
+    """
+    con = connect(path)
+    try:
+        found: dict[str, list[str]] = {}
+        for name, col in con.execute(
+            "SELECT DISTINCT table_name, column_name FROM information_schema.columns "
+            "WHERE NOT starts_with(table_name, '_quicklake') ORDER BY 1, 2"
+        ).fetchall():
+            found.setdefault(name, []).append(col)
+        return found
+    finally:
+        con.close()
+
+
 def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
     """Every readable name (once, in natural order: ``uvisflt_2`` before ``uvisflt_10``) with its rows.
 

@@ -600,11 +600,11 @@ def tables_cmd(lake: str | None) -> None:
 def keywords_cmd(text: str, table: str | None, lake: str | None) -> None:
     """Header keywords whose name or doc contains TEXT: doc, unit, type and the tables (HDUs) with each
     (those of the lake, if there is one)."""
-    from lake.access import tables
+    from lake.access import columns
     from lake.keywords import keywords
 
     try:
-        present: set[str] | None = set(tables(lake))
+        present: dict[str, list[str]] | None = columns(lake)
     except QuicklakeError:  # no lake (yet): every table the schemas declare
         present = None
     t = keywords(text, table=table, present=present)

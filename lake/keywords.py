@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from functools import cache
 from typing import Any
 
@@ -93,12 +93,15 @@ def _by_column() -> dict[str, dict[str, Any]]:
     return {col: _merged(sorted(es, key=lambda e: not e["keyword"])) for col, es in groups.items()}
 
 
-def keywords(text: str = "", *, table: str | None = None, present: Collection[str] | None = None) -> pa.Table:
+def keywords(
+    text: str = "", *, table: str | None = None, present: Mapping[str, Collection[str]] | None = None
+) -> pa.Table:
     """Every documented keyword (or column of a fixed table) whose name or doc contains ``text``
     (case-insensitive), with its type, unit, doc and the tables that have it; ``table`` keeps those in
-    one table (``uvisflt_1`` or ``uvisflt``). Exact name matches first. ``present``: the tables of a
-    lake; header tables not among them are left out of ``tables``, and keywords of none of them too (the
-    schemas declare instruments and file types a lake may not hold).
+    one table (``uvisflt_1`` or ``uvisflt``). Exact name matches first. ``present``: a lake's tables and
+    their columns (:func:`lake.access.columns`); ``tables`` then names the lake's tables with the
+    keyword's column, and keywords no table of the lake has are left out (the schemas declare
+    instruments and file types a lake may not hold, and a lake's tables may have more columns).
 
     See Also
     --------
@@ -107,20 +110,26 @@ def keywords(text: str = "", *, table: str | None = None, present: Collection[st
     t = text.strip().lower()
     rows = [
         r
-        for r in _by_column().values()
+        for r in (_by_column().values() if present is None else _in_lake(present))
         if (not t or t in r["keyword"].lower() or t in r["column"] or t in r["doc"].lower())
         and (table is None or re.search(rf"(^|, ){re.escape(table)}(_\d+)?(,|$)", r["tables"]))
     ]
-    if present is not None:
-        rows = [r for r in (_in_lake(r, present) for r in rows) if r["tables"]]
     rows.sort(key=lambda r: (r["keyword"].lower() != t and r["column"] != t, r["keyword"]))
     return pa.Table.from_pylist(rows, schema=pa.schema([(c, pa.string()) for c in COLUMNS]))
 
 
-def _in_lake(row: dict[str, Any], present: Collection[str]) -> dict[str, Any]:
-    """``row`` with only the header tables (``name_<hdu>``) in ``present`` (fixed tables kept)."""
-    kept = [n for n in row["tables"].split(", ") if n in present or not n[-1:].isdigit()]
-    return {**row, "tables": ", ".join(kept)}
+def _in_lake(present: Mapping[str, Collection[str]]) -> list[dict[str, Any]]:
+    """The documented keywords with the tables of ``present`` (name -> columns) that have their column,
+    in natural order (``uvisflt_2`` before ``uvisflt_10``); those no table has are left out."""
+    having: dict[str, list[str]] = {}
+    # the per-HDU tables (uvisflt_1) and the fixed ones, as the schemas name them (not uvisflt, nor results)
+    named = [n for n in present if n[-1:].isdigit() or n in FIXED_TABLES]
+    keyed = {e["column"] for e in _declared() if e["keyword"]}  # (a header table's path, hdu... are not)
+    for name in sorted(named, key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", n)]):
+        for col in present[name]:
+            if name in FIXED_TABLES or col.lower() in keyed:
+                having.setdefault(col.lower(), []).append(name)
+    return [{**r, "tables": ", ".join(having[c])} for c, r in _by_column().items() if c in having]
 
 
 def column_help(columns: Iterable[str]) -> dict[str, str]:

@@ -63,9 +63,25 @@ def test_ql_keywords_command() -> None:
 
 
 def test_a_lake_lists_only_its_own_tables() -> None:
-    """The schemas declare ACS and STIS tables too: a lake's listing names only the tables it has."""
+    """The schemas declare ACS and STIS tables too: a lake's listing names the tables it has with the
+    keyword's column, and leaves out keywords it has nowhere."""
     everywhere = keywords.keywords("exptime").to_pylist()[0]["tables"].split(", ")
     assert any(t.startswith(("acs_", "stis_")) for t in everywhere)
-    mine = keywords.keywords("exptime", present={"uvisflt_0", "irraw_0"}).to_pylist()[0]["tables"]
-    assert set(mine.split(", ")) == {"uvisflt_0", "irraw_0", "master"}  # (fixed tables are always there)
-    assert "CCDGAIN" not in keywords.keywords("gain of CCD", present=set()).column("keyword").to_pylist()
+    lake_tables = {
+        "uvisflt_0": ["path", "hdu", "exptime", "ccdgain"],
+        "irdrz_0": ["path", "exptime"],  # (a table the schemas do not name for EXPTIME)
+        "uvisflt": ["path", "exptime"],  # (all HDUs: not listed, its HDUs are)
+        "master": ["rootname", "exptime"],
+    }
+    mine = keywords.keywords("exptime", present=lake_tables).to_pylist()[0]["tables"]
+    assert mine == "irdrz_0, master, uvisflt_0"
+    assert keywords.keywords("path", present=lake_tables).num_rows == 0  # (a header table's own column)
+    assert (
+        "CCDGAIN"
+        not in keywords.keywords("gain of CCD", present={"irdrz_0": ["exptime"]})
+        .column("keyword")
+        .to_pylist()
+    )
+    assert keywords.keywords("", table="irdrz_0", present=lake_tables).column("keyword").to_pylist() == [
+        "EXPTIME"
+    ]

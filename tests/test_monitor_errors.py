@@ -235,3 +235,25 @@ def test_a_monitor_log_gives_its_summary_to_four_figures() -> None:
     got = _to_figures({"A": {"slope": 0.123456789, "n": 12, "fits": [1.0000001, float("nan")]}, "x": "s"})
     assert got["A"]["slope"] == 0.1235 and got["A"]["n"] == 12 and got["A"]["fits"][0] == 1.0
     assert math.isnan(got["A"]["fits"][1]) and got["x"] == "s"
+
+
+def test_png_groups_take_the_charts_colours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fitted line is drawn in its points' colour, so group k's points are tab10's colour k (as on the
+    site's chart), not 2k."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_hex
+
+    from monitors.calibration.plotting import trend_png
+
+    monkeypatch.setattr(plt, "close", lambda *_: None)  # (the figure kept to look at)
+    t = pa.table(
+        {"expstart": [55000.0, 56000.0] * 3, "v": [1.0, 2.0] * 3, "amp": ["A", "A", "B", "B", "C", "C"]}
+    )
+    fits = {a: {"slope": 0.1, "slope_err": 0.01, "intercept": 1.0, "n": 2} for a in "ABC"}
+    trend_png(t, "v", "amp", "t", "v", tmp_path / "t.png", fits=fits)
+    ax = plt.gcf().axes[0]
+    lines = [to_hex(ln.get_color()) for ln in ax.lines if ln.get_linestyle() == "-"]
+    points = [to_hex(ln.get_color()) for ln in ax.lines if ln.get_marker() == "o"]
+    tab10 = [to_hex(c) for c in plt.get_cmap("tab10").colors[:3]]
+    assert points == lines == tab10
+    plt.close("all")

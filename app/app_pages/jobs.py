@@ -20,7 +20,7 @@ with ui.shown_errors():
     if not ui.team_only(scope.viewer, "Job runs and logs"):
         st.stop()
     root = scope.lake_root
-    board = pd.DataFrame(jobs.board(root))
+    board = pd.DataFrame(sorted(jobs.board(root), key=lambda b: b["latest_status"] == "never"))  # (ran first)
     for column in ("latest_start", "last_success"):  # (as the latest status says)
         if column in board:
             board[column] = board[column].astype(object).where(board[column].notna(), "never")

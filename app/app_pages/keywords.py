@@ -37,7 +37,7 @@ with ui.shown_errors():
         table = st.selectbox(
             "In table", [None, *tables], format_func=ui.any_value, key="kw_table", **ui.BOUND
         )
-    found = keywords(text, table=table, present=set(scope.tables)).to_pandas()
+    found = keywords(text, table=table, present={t: scope.columns(t) for t in scope.tables}).to_pandas()
     st.caption(f"{len(found):,} keywords" + (f" matching “{text}”" if text else ""))
     if len(found) and text and found["keyword"].iloc[0].lower() == text.strip().lower():
         top = found.iloc[0]

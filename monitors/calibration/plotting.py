@@ -109,11 +109,14 @@ def trend_png(
         label = str(g)
         if fit and np.isfinite(fit.get("slope_err", np.nan)):
             label += f": {scale * fit['slope']:.3g} ± {scale * fit['slope_err']:.2g} /yr"
-        ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt="o", ms=4, capsize=2,
-                    label=label)  # fmt: skip
+        drawn = ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt="o", ms=4, capsize=2,
+                            label=label)  # fmt: skip
         if fit and np.isfinite(fit.get("slope", np.nan)):
             xx = np.array([x[sel].min(), x[sel].max()])
-            ax.plot(xx, scale * (fit["intercept"] + fit["slope"] * (xx - 2009.0)), "-", lw=1)
+            # (in its points' colour: a line of its own would take the next one, and group k's points
+            # colour 2k, not the site chart's k)
+            ax.plot(xx, scale * (fit["intercept"] + fit["slope"] * (xx - 2009.0)), "-", lw=1,
+                    color=drawn[0].get_color())  # fmt: skip
     ax.set_xlabel("year")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
