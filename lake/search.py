@@ -277,9 +277,7 @@ def resolve_target(name: str, run: Runner) -> Target:
     if not hits:
         close = difflib.get_close_matches(want, sorted(set(norm.values())), n=3)
         hint = (
-            f"; close: {', '.join(close)}"
-            if close
-            else "; 'ql sql' lists them: SELECT DISTINCT targname FROM master"
+            f"; close: {', '.join(close)}" if close else "; SELECT DISTINCT targname FROM master lists them"
         )
         raise QueryError(f"target {name!r}: no dataset in the lake has this target name{hint}")
     marks = ", ".join("?" for _ in hits)

@@ -461,6 +461,8 @@ def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) 
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
+    from ingest.archivegen.generate import BOWTIE_PROGRAM
+
     lake = site_lake["lake"]
     m = read_sql("SELECT rootname, ra_targ, dec_targ, targname, proposid FROM master", lake).to_pandas()
     ngc = m[m.targname == "NGC4485"]
@@ -482,6 +484,8 @@ def test_search_page_by_target_position_and_proposal(site_lake: dict[str, Any]) 
     assert '"equalEarth"' in chart.spec and "RA in hours" in chart.spec  # (labelled: a map has no axes)
     assert '"type": "text"' in chart.spec and "12h" in str(chart)
     assert "Search results are ringed" in texts(sky) and sky.dataframe  # (the result too, in its tab)
+    lamp = page("search", search_text=str(BOWTIE_PROGRAM), search_tab="Sky map")  # (internal flats only)
+    assert "none of these points at the sky (internal exposures" in texts(lamp)
     # a position, then a bad one: an error, and no stale result
     at.text_input(key="search_text").input(centre.to_string("hmsdms"))
     at.button[0].click().run()

@@ -220,6 +220,7 @@ def test_chart_colours_are_the_pngs() -> None:
     t = pa.table({"rootname": list("abcd"), "expstart": [57000.0] * 4, "v": [1.0] * 4, "amp": list("BADC")})
     color = next(iter(vega_trend(t, "v", "amp", "x")["layer"]))["encoding"]["color"]
     assert color["scale"] == {"scheme": "category10"} and color["legend"]["symbolLimit"] == 0
+    assert color["title"] == "amplifier"  # (the legend in words, not the column's name)
     many = pa.table(
         {"rootname": ["r"] * 12, "expstart": [57000.0] * 12, "v": [1.0] * 12, "p": list(range(12))}
     )

@@ -22,10 +22,16 @@ def sky(res: Any) -> None:
             .to_pandas()
             .rename(columns={"ra_targ": "ra", "dec_targ": "dec"})
         )
+    internal = hits is not None and bool(((hits["ra"] == 0) & (hits["dec"] == 0)).all())
     st.caption(
         f"Where the datasets you may see point (RA_TARG, DEC_TARG): {len(points):,} cells of "
         f"{search.SKY_CELL:g}° with their number of datasets, coloured by detector; RA increases to the "
-        "left. Search results are ringed."
+        "left. Search results are ringed"
+        + (
+            ": none of these points at the sky (internal exposures: lamp flats, darks, biases)."
+            if internal
+            else "."
+        )
     )
     st.altair_chart(search.sky_map(points, hits), width="stretch")
 

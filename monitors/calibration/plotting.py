@@ -128,6 +128,10 @@ def trend_png(
     return path
 
 
+# a legend's words for the columns results are grouped by
+GROUP_TITLES = {"amp": "amplifier", "proposid": "proposal", "pr_inv_l": "PI"}
+
+
 def vega_trend(
     t: pa.Table,
     y: str,
@@ -179,6 +183,7 @@ def vega_trend(
         enc["color"] = {
             "field": group,
             "type": "nominal",
+            "title": GROUP_TITLES.get(group, group.replace("_", " ")),
             "scale": {"scheme": "category20" if many else "category10"},
             "legend": {"symbolLimit": 0, "columns": 2 if many else 1},
         }
