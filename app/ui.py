@@ -304,6 +304,9 @@ def anomaly_badges(rootnames: Any) -> dict[str, str]:
     return {k: "🚩 " + ", ".join(sorted(v)) for k, v in out.items()}
 
 
+# pixels a date range ("2026/10/01 – 2026/11/30") needs in a row of inputs, which else clips it
+DATE_RANGE_WIDTH = 250
+
 # Facets with a dozen values are drop-downs: a pill per value was most of Browse's first paint (#18).
 PILL_FACETS = ("detector", "filetype", "year")
 

@@ -33,6 +33,7 @@ def filter_inputs() -> tuple[Any, Any, Any, str, Any]:
             "DATE-OBS between",
             value=[],
             key="browse_dates",
+            width=ui.DATE_RANGE_WIDTH,
             min_value=search.MISSION_START,
             max_value=search.mission_end(),
             **ui.BOUND,

@@ -29,6 +29,7 @@ def date_range(name: str, everything: Any) -> tuple[float, float]:
         min_value=min(MISSION_START, lo),
         max_value=max(date.today(), hi),
         key=f"mon_{name}_dates",
+        width=ui.DATE_RANGE_WIDTH,
         **ui.BOUND,
     )
     start = picked[0] if len(picked) > 0 else lo

@@ -95,6 +95,7 @@ def form_section(shown: bool) -> None:
                 min_value=search.MISSION_START,
                 max_value=search.mission_end(),
                 key="q_dates",
+                width=ui.DATE_RANGE_WIDTH,
                 **ui.BOUND,
             )
             min_exp = st.number_input("EXPTIME at least (s)", value=None, key="q_min_exptime", **ui.BOUND)

@@ -121,7 +121,7 @@ def trend_png(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if len(set(groups)) > 1 or fits:
-        ax.legend(fontsize=7, ncol=4)
+        ax.legend(fontsize=9, ncol=4)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

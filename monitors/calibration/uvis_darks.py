@@ -381,7 +381,7 @@ def _hot_png(t: pa.Table, summary: dict[str, Any], path: Path) -> Path:
     ax.set_xlabel("year (grey: anneals opening the cycles with data)")
     ax.set_ylabel("hot pixels (%)")
     ax.set_title("UVIS hot pixels (> 54 e-/hr) in superdarks")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
