@@ -265,8 +265,6 @@ def row_counts(path: str | os.PathLike[str] | None = None) -> pa.Table:
 
 def counts(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
     """:func:`row_counts` as a dict of name to rows, in the same order."""
-    import re
-
     from lake.state import state_counts
 
     snap = snapshot(path)
@@ -274,11 +272,14 @@ def counts(path: str | os.PathLike[str] | None = None) -> dict[str, int]:
     for name, tf in snap.tables.items():
         found.update(_table_counts(name, tf))
     found.update(state_counts(snap.root))
+    return {n: found[n] for n in sorted(found, key=natural_key)}
 
-    def natural(name: str) -> list[object]:
-        return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
-    return {n: found[n] for n in sorted(found, key=natural)}
+def natural_key(name: str) -> list[object]:
+    """A table name's sort key in natural order: ``uvisflt_2`` before ``uvisflt_10``."""
+    import re
+
+    return [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", name)]
 
 
 def _table_counts(name: str, tf: TableFiles) -> dict[str, int]:

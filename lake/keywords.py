@@ -121,11 +121,13 @@ def keywords(
 def _in_lake(present: Mapping[str, Collection[str]]) -> list[dict[str, Any]]:
     """The documented keywords with the tables of ``present`` (name -> columns) that have their column,
     in natural order (``uvisflt_2`` before ``uvisflt_10``); those no table has are left out."""
+    from lake.access import natural_key
+
     having: dict[str, list[str]] = {}
     # the per-HDU tables (uvisflt_1) and the fixed ones, as the schemas name them (not uvisflt, nor results)
     named = [n for n in present if n[-1:].isdigit() or n in FIXED_TABLES]
     keyed = {e["column"] for e in _declared() if e["keyword"]}  # (a header table's path, hdu... are not)
-    for name in sorted(named, key=lambda n: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", n)]):
+    for name in sorted(named, key=natural_key):
         for col in present[name]:
             if name in FIXED_TABLES or col.lower() in keyed:
                 having.setdefault(col.lower(), []).append(name)

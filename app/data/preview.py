@@ -123,13 +123,18 @@ def simulated_rows(scope: Scope, path: str, hdu: int) -> str | None:
     """The rows a generated sparse file simulated in extension ``hdu`` (its ``QLROWS`` card, e.g.
     ``256:320,1024:1088``; None for real files and whole images): the rest of the image is zeros."""
     scope.require_file(path)
-    got = scope.file_sql(
-        "cards",
-        [path],
-        "SELECT value_str FROM {rows} WHERE path = ? AND hdu = ? AND keyword = 'QLROWS' LIMIT 1",
-        [path, hdu],
-    ).to_pylist()
-    return str(got[0]["value_str"]) if got and got[0]["value_str"] else None
+
+    def look() -> str | None:
+        got = scope.file_sql(
+            "cards",
+            [path],
+            "SELECT value_str FROM {rows} WHERE path = ? AND hdu = ? AND keyword = 'QLROWS' LIMIT 1",
+            [path, hdu],
+        ).to_pylist()
+        return str(got[0]["value_str"]) if got and got[0]["value_str"] else None
+
+    # (once per file and snapshot: the preview asks again at every rerun, a stretch or zoom)
+    return scope.memo(("qlrows", path, hdu), look)
 
 
 def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
