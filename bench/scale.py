@@ -94,17 +94,26 @@ class Rolling:
     Bloom filters: pyiceberg writes it)."""
 
     def __init__(
-        self, out: Path, schema: pa.Schema, max_rows: int, tag: str, table: str, presorted: bool = False
+        self,
+        out: Path,
+        schema: pa.Schema,
+        max_rows: int,
+        tag: str,
+        table: str,
+        presorted: bool = False,
+        hdu_columns: dict[int, list[str]] | None = None,
     ) -> None:
         from lake.datafile import row_group_rows
-        from lake.maintenance import _sort_keys, split_primary
+        from lake.maintenance import EXTENSIONS, MAX_CELLS, PRIMARY, _sort_keys, part_schema, split_primary
 
         self.out, self.schema, self.max_rows, self.tag = out, schema, max_rows, tag
-        self.primary = (
-            Rolling(out, schema, max_rows, f"{tag}-primary", table, presorted)
-            if split_primary(table, schema.names) and not tag.endswith("-primary")
-            else None
-        )
+        self.primary = None
+        if split_primary(table, schema.names) and hdu_columns is not None:
+            # each part's files hold the columns of its HDUs, and MAX_CELLS of them (as compaction does)
+            first = part_schema(schema, hdu_columns, PRIMARY)
+            self.primary = Rolling(out, first, MAX_CELLS // len(first), f"{tag}-primary", table, presorted)
+            self.schema = part_schema(schema, hdu_columns, EXTENSIONS)
+            self.max_rows = MAX_CELLS // len(self.schema)
         self.master = table == "master"
         keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
         # rows already in the order of the keys (cards, files: by path) are not sorted again (the same
@@ -120,10 +129,10 @@ class Rolling:
     def write(self, t: pa.Table) -> None:
         from lake.maintenance import EXTENSIONS, PRIMARY, part_rows
 
-        t = t.cast(self.schema)
         if self.primary is not None:
             self.primary.write(part_rows(t, PRIMARY))
             t = part_rows(t, EXTENSIONS)
+        t = t.select(self.schema.names).cast(self.schema)
         while t.num_rows:
             take = min(t.num_rows, self.max_rows - self.rows)
             self.pending.append(t.slice(0, take))
@@ -178,7 +187,9 @@ def _lookups(t: pa.Table) -> dict[str, tuple[list[Any], pa.Array]]:
     return out
 
 
-MODEL = "cycles"  # how a stand-in's rows are made from the base's (see Cycles)
+# how a stand-in's rows are made from the base's (see Cycles) and laid out (each part of a wide table
+# holds its HDUs' columns)
+MODEL = "cycles, part columns"
 
 
 class Cycles:
@@ -265,7 +276,14 @@ def _presorted(table: str, names: list[str]) -> bool:
 
 
 def _build_part(
-    name: str, year: int | None, files: list[str], plain: pa.Schema, sub: str, cycles: Cycles, ren: Renamer
+    name: str,
+    year: int | None,
+    files: list[str],
+    plain: pa.Schema,
+    sub: str,
+    cycles: Cycles,
+    ren: Renamer,
+    hdu_columns: dict[int, list[str]],
 ) -> tuple[str, int | None, list[str], int, float]:
     """One table's (year partition's) data files of a stand-in: its base rows, replicated for every
     replica (of ``year``'s cycle, for a partitioned table); returns the table, the year, the files
@@ -280,7 +298,13 @@ def _build_part(
     sort = [c for c in ORDER if c in data.column_names]
     data = data.sort_by([(c, "ascending") for c in sort])  # replicas in path order
     roll = Rolling(
-        Path(sub), plain, max(1, MAX_CELLS // len(plain)), f"standin-{year}", name, _presorted(name, sort)
+        Path(sub),
+        plain,
+        max(1, MAX_CELLS // len(plain)),
+        f"standin-{year}",
+        name,
+        _presorted(name, sort),
+        hdu_columns or None,
     )
     idx = _lookups(data)
     ks = cycles.replicas(year) if year is not None else range(cycles.k_total)
@@ -335,7 +359,8 @@ def build_standin(base_lake: Path, out: Path, n_files: int, jobs: int = 2) -> tu
             schemas[name] = plain
             for y, n in parts:
                 sub = lk.data_dir(pins.namespace, name) / (f"year={y}" if y is not None else "")
-                work.append((n * len(plain), (name, y, files, plain, str(sub), cycles, ren)))
+                per_hdu = hdu_columns_of(src.table(sp, name))
+                work.append((n * len(plain), (name, y, files, plain, str(sub), cycles, ren, per_hdu)))
         work.sort(key=lambda w: -w[0])
         done: dict[str, dict[Any, tuple[list[str], int]]] = {name: {} for name in schemas}
         t0, total, so_far = time.perf_counter(), sum(w[0] for w in work), 0

@@ -23,14 +23,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.batch import BatchResult
 from lake import schema as sch
 from lake.datafile import FileCounts, file_counts, hdu_counts
 from lake.executor import Executor
-from lake.maintenance import EXTENSIONS, MAX_CELLS, PRIMARY, _file_schema, _plain_schema, _rewrite
-from lake.tables import Lake, Pins
+from lake.maintenance import (
+    EXTENSIONS,
+    MAX_CELLS,
+    PRIMARY,
+    _file_schema,
+    _plain_schema,
+    _rewrite,
+    part_schema,
+)
+from lake.tables import Lake, Pins, hdu_columns_of
 
 Key = tuple[str, str, str | None]  # table, partition folder, part (None: every row)
 
@@ -87,13 +96,14 @@ class Compactor:
 
     def _feed(self, res: BatchResult) -> None:
         for table, files in sorted(res.files.items()):
+            # (first: a bin's files are rewritten with the columns of their HDUs, see _schema)
+            for hdu, cols in res.hdu_columns.get(table, {}).items():
+                have = self.hdu_columns.setdefault(table, {}).setdefault(hdu, [])
+                have.extend(c for c in cols if c not in have)
             for f in files:
                 for part, rows in self._parts(table, f, res):
                     if rows:
                         self._put((table, str(Path(f).parent), part), f, rows, res.counts[f])
-            for hdu, cols in res.hdu_columns.get(table, {}).items():
-                have = self.hdu_columns.setdefault(table, {}).setdefault(hdu, [])
-                have.extend(c for c in cols if c not in have)
 
     def _parts(self, table: str, path: str, res: BatchResult) -> list[tuple[str | None, int]]:
         """The parts a batch file's rows go to, with their rows."""
@@ -107,7 +117,7 @@ class Compactor:
     def _put(self, key: Key, path: str, rows: int, counts: FileCounts) -> None:
         size = sum(c[2] for c in counts.columns) * rows // max(1, counts.num_rows)
         got = self.bins.get(key)
-        if got is not None and (got.rows + rows > self._max_rows(key[0]) or got.size + size > self.target):
+        if got is not None and (got.rows + rows > self._max_rows(key) or got.size + size > self.target):
             self._submit(key)
             got = None
         if got is None:
@@ -118,8 +128,19 @@ class Compactor:
         got.size += size
         self.uses[path] = self.uses.get(path, 0) + 1
 
-    def _max_rows(self, table: str) -> int:
-        return max(1, MAX_CELLS // max(1, len(self.lake.current_schema(self.pins, table))))
+    def _max_rows(self, key: Key) -> int:
+        return max(1, MAX_CELLS // max(1, len(self._schema(key[0], key[2]))))
+
+    def _schema(self, table: str, part: str | None) -> pa.Schema:
+        """The columns of a compacted file of ``table``'s ``part``: those the table records for the part's
+        HDUs, with those of the batches not yet committed (see :func:`lake.maintenance.part_schema`)."""
+        schema = _plain_schema(self.lake.current_schema(self.pins, table))
+        if part is None:
+            return schema
+        per_hdu = hdu_columns_of(self.lake.table(self.pins, table))
+        for hdu, cols in self.hdu_columns.get(table, {}).items():
+            per_hdu[hdu] = [*per_hdu.get(hdu, []), *cols]
+        return part_schema(schema, per_hdu, part)
 
     def _submit(self, key: Key) -> None:
         """Have a worker rewrite a bin (before the batches waiting for a worker: memory stays bounded). A
@@ -133,7 +154,7 @@ class Compactor:
             self.kept.append(Compacted(table, path, self.counts.pop(path), None, ()))
             self.uses.pop(path)
             return
-        schema = _file_schema(_plain_schema(self.lake.current_schema(self.pins, table)), b.paths[0])
+        schema = _file_schema(self._schema(table, part), b.paths[0])
         args = (b.paths, schema, table, Path(folder), part)
         self.running.append(
             (table, self.ex.submit(rewrite_bin, *args, key=f"compact-{uuid.uuid4().hex[:16]}", first=True))

@@ -75,7 +75,7 @@ def view_sql(
     name, which DuckDB does at every query's binding by merging every file's schema: 0.1 s for the 300
     files of a wide table of 440 columns."""
     if files:
-        body = _scan_sql(files, keys)
+        body = _scan_sql(files, keys, schema)
         return f"CREATE OR REPLACE VIEW {_quote(name)} {_DEFER} AS {body}" + (
             f" WHERE {where}" if where else ""
         )
@@ -88,13 +88,25 @@ def _empty_sql(schema: pa.Schema) -> str:
     return f"SELECT {cols} WHERE false"
 
 
-def _scan_sql(files: list[str], keys: Sequence[str] | None) -> str:
-    """One relation of the rows of ``files`` (see :func:`view_sql`)."""
+def _scan_sql(files: list[str], keys: Sequence[str] | None, schema: pa.Schema) -> str:
+    """One relation of the rows of ``files`` (see :func:`view_sql`), its columns in the order of
+    ``schema`` where the columns of every scan are known from its key (a wide table's primary files and
+    extension files hold different columns, and a union by name orders them as its first scan has them)."""
+    groups = _scans(files, keys)
     scans = [
         f"SELECT * FROM read_parquet([{', '.join(_sql_str(f) for f in group)}]{option})"
-        for group, option in _scans(files, keys)
+        for group, option in groups
     ]
-    return scans[0] if len(scans) == 1 else f"SELECT * FROM ({' UNION ALL BY NAME '.join(scans)})"
+    if len(scans) == 1:
+        return scans[0]
+    body = f"({' UNION ALL BY NAME '.join(scans)})"
+    if any(option for _, option in groups) or keys is None:
+        return f"SELECT * FROM {body}"
+    key_of = dict(zip(files, keys, strict=True))
+    have: set[str] = set().union(*(file_columns(g[0], key_of[g[0]]) for g, _ in groups))
+    order = {name: i for i, name in enumerate(schema.names)}
+    cols = sorted(have, key=lambda c: (order.get(c, len(order)), c))
+    return f"SELECT {', '.join(_quote(c) for c in cols)} FROM {body}"
 
 
 # At most this many groups of files with the same columns are separate scans; the rest are one scan

@@ -3,6 +3,7 @@ changed, readers of the previous state served until ``keep_hours``, and the lake
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -19,9 +20,11 @@ from click.testing import CliRunner
 import lake
 from ingest.run import ingest
 from lake.cli import main
+from lake.errors import LakeError
 from lake.jobs import run_job
 from lake.maintenance import _referenced, maintain
-from lake.tables import Lake
+from lake.schema import WIDE_BASE
+from lake.tables import Lake, hdu_columns_of
 
 TABLES = ("files", "cards", "master", "uvisflt", "uvisflt_0", "irraw_1", "findings_check_lake2fsys")
 
@@ -95,6 +98,14 @@ def test_maintain_compacts_expires_and_keeps_every_row(grown: dict[str, Any], tm
     assert primary and all(h == {0} or 0 not in h for h in hdus), hdus
     dates = pq.read_table(primary[0], columns=["date_obs"]).column("date_obs").to_pylist()
     assert dates == sorted(dates, key=lambda d: (d is None, d))
+    # each part's files hold its HDUs' keyword columns only (the views show every other as NULL)
+    per_hdu = hdu_columns_of(Lake(lk).table(Lake(lk).pins(), "uvisflt"))
+    table_cols = set(before_rows["uvisflt"].column_names)
+    only_ext = set().union(*(c for h, c in per_hdu.items() if h)) - set(per_hdu[0])
+    assert only_ext and set(pq.read_schema(primary[0]).names) == set(WIDE_BASE.names) | set(per_hdu[0])
+    ext = next(f for f in wide if f not in primary)
+    assert set(per_hdu[0]) - set(pq.read_schema(ext).names) and only_ext <= set(pq.read_schema(ext).names)
+    assert set(pq.read_schema(ext).names) < table_cols
     con = duckdb.connect(str(lk / "catalog.duckdb"), read_only=True)
     (sql,) = con.execute("SELECT sql FROM duckdb_views() WHERE view_name = 'uvisflt_0'").fetchone() or ("",)
     con.close()
@@ -162,3 +173,22 @@ def test_compacted_files_take_nullability_from_the_table(tmp_path: Path) -> None
     table = pa.schema([pa.field("path", pa.string()), pa.field("proposid", pa.int64())])
     out = _rewrite([str(first), str(second)], _file_schema(table, str(first)), "files", tmp_path)
     assert pq.read_table(out).column("proposid").to_pylist() == [1, None]
+
+
+def test_compaction_keeps_a_value_the_hdu_record_lacks(grown: dict[str, Any]) -> None:
+    """A part's file leaves out the other HDUs' keyword columns: if the table's record of an HDU's keywords
+    lacked one that holds values, compaction refuses (naming the file and column) and changes nothing."""
+    from lake.tables import HDU_COLUMNS
+
+    lk = grown["lake"]
+    before = rows(lk)
+    lkobj = Lake(lk)
+    pins = lkobj.pins()
+    tbl = lkobj.table(pins, "uvisflt")
+    per_hdu = hdu_columns_of(tbl)
+    per_hdu[0] = [c for c in per_hdu[0] if c != "targname"]
+    with tbl.transaction() as tx:
+        tx.set_properties({HDU_COLUMNS: json.dumps({str(k): v for k, v in per_hdu.items()})})
+    with pytest.raises(LakeError, match=r"uvisflt data file .*\.parquet: column 'targname' holds values"):
+        maintain(lk, keep_hours=24)
+    assert rows(lk) == before
