@@ -115,7 +115,7 @@ class Rolling:
             self.schema = part_schema(schema, hdu_columns, EXTENSIONS)
             self.max_rows = MAX_CELLS // len(self.schema)
         self.master = table == "master"
-        keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, schema.names)
+        keys = ["_healpix_29", "rootname"] if self.master else _sort_keys(table, self.schema.names)
         # rows already in the order of the keys (cards, files: by path) are not sorted again (the same
         # rows in the same order: most of the time of writing cards went to sorting sorted chunks)
         self.keys = [] if presorted else [(c, "ascending") for c in keys]
