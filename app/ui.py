@@ -215,6 +215,22 @@ def human_bytes(n: float | None) -> str:
     return f"{n:.1f} PB"
 
 
+# the job board's colours (lake.jobs.board), as cell backgrounds: an emoji font is not on every machine
+JOB_COLOURS = {
+    "green": "#2e7d32",
+    "lightgreen": "#9ccc65",
+    "red": "#c62828",
+    "yellow": "#f9a825",
+    "grey": "#9e9e9e",
+}
+
+
+def job_board_style(rows: Any) -> Any:
+    """A pandas Styler of the job board's rows (a DataFrame with a ``colour`` column), each row tinted
+    with its job's colour."""
+    return rows.style.apply(lambda r: [f"background-color: {JOB_COLOURS[r['colour']]}33"] * len(r), axis=1)
+
+
 def age(ts: datetime | str | None) -> str:
     if ts is None or ts == "":
         return "never"

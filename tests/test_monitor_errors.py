@@ -224,10 +224,17 @@ def test_chart_colours_are_the_pngs() -> None:
     many = pa.table(
         {"rootname": ["r"] * 12, "expstart": [57000.0] * 12, "v": [1.0] * 12, "p": list(range(12))}
     )
-    assert (
-        next(iter(vega_trend(many, "v", "p", "x")["layer"]))["encoding"]["color"]["scale"]["scheme"]
-        == "category20"
+    enc = next(iter(vega_trend(many, "v", "p", "x")["layer"]))["encoding"]
+    assert enc["color"]["scale"]["scheme"] == "category20" and "shape" not in enc
+    # past twenty groups (28 proposals in the bad actors' chart), shapes as well as colours
+    lots = pa.table(
+        {"rootname": ["r"] * 28, "expstart": [57000.0] * 28, "v": [1.0] * 28, "p": list(range(28))}
     )
+    enc = next(iter(vega_trend(lots, "v", "p", "x")["layer"]))["encoding"]
+    assert enc["shape"]["field"] == "p" and enc["shape"]["title"] == enc["color"]["title"]
+    from monitors.calibration.plotting import _style
+
+    assert len({_style(i, 28) for i in range(28)}) == 28 and _style(3, 12)[1] == "o"
 
 
 def test_a_monitor_log_gives_its_summary_to_four_figures() -> None:

@@ -1,5 +1,6 @@
 """Home: archive totals, ingest freshness, open alerts, the job status board, recent anomalies."""
 
+import pandas as pd
 import streamlit as st
 import ui
 
@@ -83,10 +84,9 @@ with ui.shown_errors():
     st.subheader("Job status")
     if ui.team_only(scope.viewer, "The job status board"):
         board = jobs.board(scope.lake_root)
-        colours = {"green": "🟢", "lightgreen": "🟩", "red": "🔴", "yellow": "🟡", "grey": "⚪"}
         rows = [
             {
-                "": colours.get(b["colour"], ""),
+                "colour": b["colour"],
                 "job": b["job"],
                 "latest": b["latest_status"],
                 "started": ui.age(b["latest_start"]),
@@ -94,4 +94,9 @@ with ui.shown_errors():
             }
             for b in sorted(board, key=lambda b: b["latest_status"] == "never")  # (jobs that ran first)
         ]
-        st.dataframe(rows, hide_index=True, width="stretch")
+        st.dataframe(
+            ui.job_board_style(pd.DataFrame(rows)),
+            hide_index=True,
+            width="stretch",
+            column_order=["job", "latest", "started", "last success"],
+        )

@@ -7,13 +7,6 @@ import ui
 from lake import jobs
 
 st.title("Jobs")
-COLOURS = {
-    "green": "#2e7d32",
-    "lightgreen": "#9ccc65",
-    "red": "#c62828",
-    "yellow": "#f9a825",
-    "grey": "#9e9e9e",
-}
 
 with ui.shown_errors():
     scope = ui.scope()
@@ -25,7 +18,7 @@ with ui.shown_errors():
         if column in board:
             board[column] = board[column].astype(object).where(board[column].notna(), "never")
     st.dataframe(
-        board.style.apply(lambda r: [f"background-color: {COLOURS[r['colour']]}33"] * len(r), axis=1),
+        ui.job_board_style(board),
         hide_index=True,
         width="stretch",
         column_order=["job", "latest_status", "latest_start", "last_success", "age_days"],

@@ -103,14 +103,16 @@ def trend_png(
     v = scale * np.asarray(t.column(y).to_numpy(zero_copy_only=False), float)
     err = scale * np.asarray(t.column(yerr).to_numpy(zero_copy_only=False), float) if yerr else None
     groups = t.column(group).to_pylist() if group else ["all"] * t.num_rows
-    for g in sorted(set(groups), key=str):
+    ordered = sorted(set(groups), key=str)
+    for i, g in enumerate(ordered):
         sel = np.array([gg == g for gg in groups])
         fit = (fits or {}).get(str(g))
         label = str(g)
         if fit and np.isfinite(fit.get("slope_err", np.nan)):
             label += f": {scale * fit['slope']:.3g} ± {scale * fit['slope_err']:.2g} /yr"
-        drawn = ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt="o", ms=4, capsize=2,
-                            label=label)  # fmt: skip
+        colour, marker = _style(i, len(ordered))
+        drawn = ax.errorbar(x[sel], v[sel], yerr=None if err is None else err[sel], fmt=marker, ms=4,
+                            capsize=2, label=label, color=colour)  # fmt: skip
         if fit and np.isfinite(fit.get("slope", np.nan)):
             xx = np.array([x[sel].min(), x[sel].max()])
             # (in its points' colour: a line of its own would take the next one, and group k's points
@@ -130,6 +132,19 @@ def trend_png(
 
 # a legend's words for the columns results are grouped by
 GROUP_TITLES = {"amp": "amplifier", "proposid": "proposal", "pr_inv_l": "PI"}
+
+
+# Vega-Lite's shapes in its order, as matplotlib markers (circle, square, cross, diamond, triangles)
+_MARKERS = ("o", "s", "P", "D", "^", "v", ">", "<")
+
+
+def _style(i: int, n: int) -> tuple[Any, str]:
+    """The colour and marker of group ``i`` of ``n`` (in sorted order), as :func:`vega_trend` draws it:
+    tab10 (category10), tab20 past ten groups, and past twenty a shape per group as well."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab20" if n > 10 else "tab10"]
+    return cmap(i % cmap.N), _MARKERS[i % len(_MARKERS)] if n > 20 else "o"
 
 
 def vega_trend(
@@ -179,14 +194,18 @@ def vega_trend(
     if group:
         # the PNGs' colours (matplotlib's tab10 = category10, groups in sorted order); more groups than ten
         # get twenty colours rather than ten repeated, and a legend with all of them
-        many = len({r.get(group) for r in data}) > 10
+        n = len({r.get(group) for r in data})
+        title = GROUP_TITLES.get(group, group.replace("_", " "))
+        legend = {"symbolLimit": 0, "columns": 2 if n > 10 else 1}
         enc["color"] = {
             "field": group,
             "type": "nominal",
-            "title": GROUP_TITLES.get(group, group.replace("_", " ")),
-            "scale": {"scheme": "category20" if many else "category10"},
-            "legend": {"symbolLimit": 0, "columns": 2 if many else 1},
+            "title": title,
+            "scale": {"scheme": "category20" if n > 10 else "category10"},
+            "legend": legend,
         }
+        if n > 20:  # and eight shapes beside them: 40 groups told apart (one legend: same field and title)
+            enc["shape"] = {"field": group, "type": "nominal", "title": title, "legend": legend}
     layers: list[dict[str, Any]] = [{"mark": {"type": "point", "filled": True}, "encoding": enc}]
     if yerr:
         bars = {"x": x, "y": {"field": "lo", "type": "quantitative"}, "y2": {"field": "hi"}}

@@ -80,7 +80,7 @@ MONITOR = Monitor(
         t,
         "median_dark",
         "amp",
-        "UVIS dark current per amp, CTE-corrected",
+        "UVIS dark current per amplifier, CTE-corrected",
         label="median dark current (e-/hr)",
     ),
     __doc__ or "",

@@ -394,7 +394,7 @@ def plot(t: pa.Table, summary: dict[str, Any], out: Path) -> list[Path]:
             t,
             "median_dark",
             "amp",
-            "UVIS median dark current per amp",
+            "UVIS median dark current per amplifier",
             "e-/hr",
             out / "median_dark.png",
             summary,
@@ -431,7 +431,7 @@ MONITOR = Monitor(
     trend,
     plot,
     lambda t: vega_trend(
-        t, "median_dark", "amp", "UVIS dark current per amp", label="median dark current (e-/hr)"
+        t, "median_dark", "amp", "UVIS dark current per amplifier", label="median dark current (e-/hr)"
     ),
     __doc__ or "",
     windows,

@@ -253,7 +253,7 @@ MONITOR = Monitor(
     SCHEMA,
     trend,
     plot,
-    lambda t: vega_trend(t, "gain", "amp", "UVIS gain per amp", label="gain (e-/DN)", yerr="gain_err"),
+    lambda t: vega_trend(t, "gain", "amp", "UVIS gain per amplifier", label="gain (e-/DN)", yerr="gain_err"),
     __doc__ or "",
     group=pairs,
     measures="gain per amp, photon transfer on pairs of internal flats (variance of their difference)",
