@@ -192,3 +192,27 @@ def test_compaction_keeps_a_value_the_hdu_record_lacks(grown: dict[str, Any]) ->
     with pytest.raises(LakeError, match=r"uvisflt data file .*\.parquet: column 'targname' holds values"):
         maintain(lk, keep_hours=24)
     assert rows(lk) == before
+
+
+def test_a_full_extension_file_is_not_rewritten(
+    grown: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file is small by its own part's rows: an extension file full at its rows (fewer than a primary
+    file's, which has fewer columns) is left as it is (maintenance at 4M files rewrote every one)."""
+    import lake.maintenance as m
+
+    lk = grown["lake"]
+    files = data_files(lk)["uvisflt"]
+    metas = {f: pq.read_metadata(f) for f in files}
+    ext = max((f for f in files if 0 not in set(pq.read_table(f, columns=["hdu"])["hdu"].to_pylist())),
+              key=lambda f: metas[f].num_rows)  # fmt: skip
+    lkobj = Lake(lk)
+    pins = lkobj.pins()
+    schema = m._plain_schema(lkobj.current_schema(pins, "uvisflt"))
+    per_hdu = hdu_columns_of(lkobj.table(pins, "uvisflt"))
+    n_ext, n_primary = (len(m.part_schema(schema, per_hdu, p)) for p in (m.EXTENSIONS, m.PRIMARY))
+    assert n_primary < n_ext
+    # cells that make the file just full for its part, and small by a primary file's rows
+    monkeypatch.setattr(m, "MAX_CELLS", int(metas[ext].num_rows * n_ext / m.SMALL_SHARE))
+    maintain(lk, keep_hours=24)
+    assert ext in data_files(lk)["uvisflt"]

@@ -84,6 +84,10 @@ def figure(v: preview.View, stretch: str, title: str) -> pgo.Figure:
     chosen stretch, with a colour bar in the file's BUNIT and the value under the cursor."""
     lo, hi = preview.limits(v.data, stretch)
     unit = v.bunit or "(no BUNIT)"
+    # a plot area of the image's shape at about 900 px wide, so the colour bar (as tall as the plot
+    # area) is about as tall as the image: a UVIS chip (2:1) in a square area had a bar twice its height
+    rows, cols = v.data.shape[:2]
+    area = int(min(590, max(300, 900 * rows / max(cols, 1))))
     fig = pgo.Figure(
         pgo.Heatmap(
             z=v.data, x=v.x, y=v.y, zmin=lo, zmax=hi, colorscale=preview.colorscale(stretch),
@@ -92,7 +96,7 @@ def figure(v: preview.View, stretch: str, title: str) -> pgo.Figure:
         )
     )  # fmt: skip
     fig.update_layout(
-        title={"text": title}, dragmode="zoom", height=640, margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        title={"text": title}, dragmode="zoom", height=area + 50, margin={"l": 10, "r": 10, "t": 40, "b": 10},
         xaxis={"title": {"text": "x (column)"}, "constrain": "domain"},
         yaxis={"title": {"text": "y (row)"}, "scaleanchor": "x", "constrain": "domain"},
     )  # fmt: skip
