@@ -194,7 +194,9 @@ def _create_views(con: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
     from lake.catalog import hdu_files, hdu_view_sql, view_sql
 
     for name, tf in sorted(snap.tables.items()):
-        con.execute(view_sql(name, list(tf.files), tf.schema))
+        keys = list(tf.column_keys)
+        known = len(keys) == len(tf.files) and all(k is not None for k in keys)
+        con.execute(view_sql(name, list(tf.files), tf.schema, keys=[str(k) for k in keys] if known else None))
     for view, (table, hdu, cols) in sorted(snap.hdu_views().items()):
         tf = snap.tables[table]
         got = hdu_files(tf.files, tf.hdu_rows, tf.column_keys, hdu)
