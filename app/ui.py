@@ -225,6 +225,36 @@ JOB_COLOURS = {
 }
 
 
+# a run's status as the Jobs page's charts colour it (every status of lake.jobs.STATUSES)
+RUN_COLOURS = {
+    "success": JOB_COLOURS["green"],
+    "no-work": JOB_COLOURS["lightgreen"],
+    "failed": JOB_COLOURS["red"],
+    "skipped": JOB_COLOURS["grey"],
+    "skipped-locked": "#cfcfcf",
+    "running": JOB_COLOURS["yellow"],
+}
+
+
+def utc_time(iso: str) -> str:
+    """An ISO time as ``2026-12-01 07:30:22`` in UTC (a record's microseconds and offset left out)."""
+    t = datetime.fromisoformat(iso)
+    return (t.astimezone(UTC) if t.tzinfo else t).strftime("%Y-%m-%d %H:%M:%S")
+
+
+BOARD_LEGEND = (
+    "Red: the latest run failed · yellow: running · light green: last success over a day ago · "
+    "green: succeeded within a day · grey: skipped (a setting it needs is not set) or never run"
+)
+_ATTENTION = {"red": 0, "yellow": 1, "lightgreen": 2, "grey": 3, "green": 4}
+
+
+def board_order(b: dict[str, Any]) -> tuple[bool, int, str]:
+    """The job board's order: jobs that ran before those never run, failures first, then running,
+    stale, skipped and fresh ones, each by name."""
+    return b["latest_status"] == "never", _ATTENTION.get(b["colour"], 5), b["job"]
+
+
 def job_board_style(rows: Any) -> Any:
     """A pandas Styler of the job board's rows (a DataFrame with a ``colour`` column), each row tinted
     with its job's colour."""

@@ -206,7 +206,7 @@ def demo_cmd(out: str, datasets: int, seed: int, pixels: str, realism: str, sche
     for name in monitor_names():  # contributed by the monitors plugin, run through the job runner
         r = run_job(lake_dir, name, {}, cfg)
         c = r.counts
-        made = f", {c['groups']} superdarks" if "groups" in c else ""
+        made = f", {c['groups']} groups combined" if "groups" in c else ""  # (superdarks, flat pairs, visits)
         click.echo(f"monitor {name}: {r.status} ({c.get('measured', 0)} files measured{made})")
     rows = read_sql(ORIGINAL_QUERY, lake_dir).num_rows
     click.echo(f"\nlake: {lake_dir}")

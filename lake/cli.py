@@ -11,6 +11,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -307,22 +308,42 @@ def _text_table(t: Any) -> list[str]:
 
 @main.command("header")
 @click.argument("file")
-@click.option("--ext", type=int, default=None, help="HDU index (default: all, in order).")
+@click.option(
+    "--ext",
+    default=None,
+    help="The HDU: an index (1), an EXTNAME (SCI: the first SCI) or EXTNAME,EXTVER (SCI,2) (default: all).",
+)
 @click.option("--raw", is_flag=True, help="Only the 80-character cards, with no line naming each HDU.")
 @lake_option
 @handle_errors
-def header_cmd(file: str, ext: int | None, raw: bool, lake: str | None) -> None:
+def header_cmd(file: str, ext: str | None, raw: bool, lake: str | None) -> None:
     """Print FILE's header cards from the lake, one 80-character card per line, each HDU after a line
     like ``# HDU 1 (SCI, ver 1)`` and a blank line."""
     from lake.access import read_header
 
-    lines = read_header(file, ext, lake)
-    if raw:
-        click.echo("\n".join(lines))
-        return
-    for i, cards in enumerate(_split_hdus(lines)):
-        click.echo(("\n" if i else "") + _hdu_label(i if ext is None else ext, cards))
+    if ext is not None and ext.strip().isdigit():
+        hdus = [(int(ext), read_header(file, int(ext), lake))]
+    else:
+        hdus = list(enumerate(_split_hdus(read_header(file, None, lake))))
+        if ext is not None:
+            hdus = _by_name(file, hdus, ext)
+    for i, (index, cards) in enumerate(hdus):
+        if not raw:
+            click.echo(("\n" if i else "") + _hdu_label(index, cards))
         click.echo("\n".join(cards))
+
+
+def _by_name(file: str, hdus: list[tuple[int, list[str]]], ext: str) -> list[tuple[int, list[str]]]:
+    """The HDU ``ext`` names (``SCI``: the first SCI; ``SCI,2``: EXTNAME SCI, EXTVER 2), as astropy names
+    extensions; a usage error listing the file's HDUs if none is."""
+    name, _, ver = (x.strip() for x in ext.partition(","))
+    for index, cards in hdus:
+        got = _hdu_label(index, cards)  # "# HDU 1 (SCI, ver 1)"
+        m = re.match(r"# HDU \d+ \(([^,)]*)(?:, ver (\d+))?\)", got)
+        if m and m[1].upper() == name.upper() and (not ver or (m[2] or "1") == ver):
+            return [(index, cards)]
+    have = ", ".join(_hdu_label(i, c).removeprefix("# HDU ") for i, c in hdus)
+    raise click.UsageError(f"{file} has no HDU {ext!r}; its HDUs: {have}")
 
 
 def _split_hdus(lines: list[str]) -> list[list[str]]:

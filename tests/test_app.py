@@ -265,16 +265,22 @@ def test_dataset_header_search_and_preview(site_lake: dict[str, Any]) -> None:
     raw = next(o for o in at.selectbox(key="hdr_file").options if o.endswith("_raw.fits"))
     assert not at.image  # previews are drawn only while their tab is open
     assert not at.get("plotly_chart")
-    assert not {"pv_file", "pv_hdu", "ds_flag_type"} & {s.key for s in at.selectbox}  # (nor its widgets)
+    keys = {s.key for s in at.selectbox}
+    assert not {"pv_file", "ds_flag_type"} & keys and not any(k.startswith("pv_hdu") for k in keys)
     # the files, and the five facts of the dataset, each as one block
     assert any("<table" in h.value and "_raw.fits" in h.value for h in at.get("html"))
     assert any("EXPTIME" in h.value and "IMAGETYP" in h.value for h in at.get("html"))
     shown = page("dataset", rootname=root, ds_tab="Preview", file=raw)
-    assert len(shown.selectbox(key="pv_hdu").options) == 2  # the raw's SCI extensions, one per chip
-    assert shown.selectbox(key="pv_hdu").label == "Extension"  # (a UVIS file has no reads to pick)
+    assert len(pv_hdu(shown).options) == 2  # the raw's SCI extensions, one per chip
+    assert pv_hdu(shown).label == "Extension"  # (a UVIS file has no reads to pick)
     diff = page("dataset", rootname=root, ds_tab="Diff")
     diff.text_input(key="diff_other").input(diff.selectbox(key="diff_a").options[-1]).run()
     assert not diff.exception and "keywords differ" in texts(diff)
+
+
+def pv_hdu(at: AppTest) -> Any:
+    """The preview's extension picker (a widget of each file: its labels are the file's)."""
+    return next(s for s in at.selectbox if (s.key or "").startswith("pv_hdu_"))
 
 
 def test_dataset_preview_viewer(site_lake: dict[str, Any]) -> None:
@@ -288,8 +294,8 @@ def test_dataset_preview_viewer(site_lake: dict[str, Any]) -> None:
     at.selectbox(key="pv_file").set_value(raw).run()
     assert at.radio(key="pv_stretch").options == ["zscale", "log", "linear"]
     fits_file = Path(site_lake["archive"]) / raw
-    hdu = int(at.selectbox(key="pv_hdu").options[1].split(":")[0])  # the second chip ("4: SCI,2 (…)")
-    at.selectbox(key="pv_hdu").set_value(hdu).run()
+    hdu = int(pv_hdu(at).options[1].split(":")[0])  # the second chip ("4: SCI,2 (…)")
+    pv_hdu(at).set_value(hdu).run()
     whole = viewer(at)
     ny, nx = fitsio.FITS(str(fits_file))[hdu].get_dims()
     assert max(ny, nx) > 512 and max(whole["z"].shape) <= 512  # decimated, never the whole image
@@ -645,7 +651,7 @@ def test_pages_on_the_real_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert "ROOTNAME= 'ibxy01z8q" in pre(at)[0]
         if who == "team":  # (a guest sees the same public file)
             # an IR ima: one SCI extension per read, picked by EXTVER, in the file's BUNIT
-            reads = at.selectbox(key="pv_hdu")
+            reads = pv_hdu(at)
             assert reads.label.startswith("Read") and len(reads.options) >= 4
             assert all("EXTVER" in o for o in reads.options)
             ima = REAL / "wfc3" / "ibxy01z8q_ima.fits"
@@ -824,3 +830,30 @@ def test_the_sky_map_rings_no_internal_exposure() -> None:
     assert len(sky_map(points, internal).layer) == len(sky_map(points).layer)
     pointed = pd.DataFrame({"ra": [0.0, 150.0], "dec": [0.0, 2.0]})
     assert len(sky_map(points, pointed).layer) == len(sky_map(points).layer) + 1
+
+
+def test_job_board_order_colours_and_times() -> None:
+    """Failures first, then running, stale, skipped, fresh, never run; every run status has a chart
+    colour (a skipped run had none, and its bar was not drawn); times read in UTC without microseconds."""
+    from app.ui import RUN_COLOURS, board_order, utc_time
+    from lake.jobs import STATUSES
+
+    board = [
+        {"job": j, "latest_status": s, "colour": c}
+        for j, s, c in [("a", "success", "green"), ("b", "never", "grey"), ("c", "failed", "red"),
+                        ("d", "skipped", "grey"), ("e", "success", "lightgreen"), ("f", "running", "yellow")]
+    ]  # fmt: skip
+    assert [b["job"] for b in sorted(board, key=board_order)] == ["c", "f", "e", "d", "a", "b"]
+    assert set(RUN_COLOURS) == set(STATUSES)
+    assert utc_time("2026-12-01T08:30:22.750544+01:00") == "2026-12-01 07:30:22"
+
+
+def test_preview_stretch_and_caption_follow_the_simulated_rows() -> None:
+    """A sparse file's QLROWS (0-based ranges) pick the rows the stretch is set on; a file whose every row
+    is simulated is a whole image."""
+    import numpy as np
+
+    from app.data.preview import covers, row_mask
+
+    assert row_mask("2:4,6:7", np.arange(1, 9)).tolist() == [0, 0, 1, 1, 0, 0, 1, 0]
+    assert covers("0:512,512:1014", 1014) and not covers("0:1014", 1024)

@@ -36,6 +36,14 @@ def test_header_separates_hdus_and_raw_prints_cards(small_lake: Path) -> None:
     one = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "2"])
     assert one.output.splitlines()[0] == "# HDU 2 (ERR, ver 1)"
     assert one.output.splitlines()[1:] == lake.read_header(flt, 2, small_lake)
+    # an extension by name, as astropy names them: the first SCI, the second chip's SCI
+    sci = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "sci"])
+    assert sci.output.splitlines()[0] == "# HDU 1 (SCI, ver 1)"
+    two = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "SCI,2"])
+    assert two.output.splitlines()[0] == "# HDU 4 (SCI, ver 2)"
+    assert two.output.splitlines()[1:] == lake.read_header(flt, 4, small_lake)
+    bad = CliRunner().invoke(main, ["header", flt, "--lake", str(small_lake), "--ext", "SCI,9"])
+    assert bad.exit_code == 2 and "has no HDU 'SCI,9'; its HDUs: 0 (PRIMARY), 1 (SCI, ver 1)" in bad.output
 
 
 def test_header_of_a_bare_name_is_located_by_its_rootname(

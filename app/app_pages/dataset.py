@@ -79,15 +79,17 @@ def navigation(d: dict) -> None:
         ui.linked_table(mem, key="ds_members_table", height=min(300, 40 + 35 * len(mem)))
 
 
-def figure(v: preview.View, stretch: str, title: str) -> pgo.Figure:
+def figure(v: preview.View, stretch: str, title: str, rows: str | None = None) -> pgo.Figure:
     """A heatmap of the file's values at their FITS pixel positions (row 1 at the bottom), grey on the
-    chosen stretch, with a colour bar in the file's BUNIT and the value under the cursor."""
-    lo, hi = preview.limits(v.data, stretch)
+    chosen stretch (from the simulated ``rows`` of a sparse file only, if given), with a colour bar in
+    the file's BUNIT and the value under the cursor."""
+    sample = v.data[preview.row_mask(rows, v.y)] if rows else v.data
+    lo, hi = preview.limits(sample if sample.size else v.data, stretch)
     unit = v.bunit or "(no BUNIT)"
-    # a plot area of the image's shape at about 900 px wide, so the colour bar (as tall as the plot
+    # a plot area of the image's shape at about 700 px wide, so the colour bar (as tall as the plot
     # area) is about as tall as the image: a UVIS chip (2:1) in a square area had a bar twice its height
-    rows, cols = v.data.shape[:2]
-    area = int(min(590, max(300, 900 * rows / max(cols, 1))))
+    ny, nx = v.data.shape[:2]
+    area = int(min(590, max(300, 700 * ny / max(nx, 1))))
     fig = pgo.Figure(
         pgo.Heatmap(
             z=v.data, x=v.x, y=v.y, zmin=lo, zmax=hi, colorscale=preview.colorscale(stretch),
@@ -121,7 +123,7 @@ def previews(ok: list[str], first: int, detector: str) -> None:
         labels = {h: (f"read EXTVER {lb.split(',')[1]}" if reads else lb) for h, lb in images}
         hdu = st.selectbox(
             "Read (SCI, EXTVER n; 1 is the last)" if reads else "Extension", list(labels),
-            format_func=lambda h: labels.get(h, str(h)), key="pv_hdu",
+            format_func=lambda h: labels.get(h, str(h)), key=f"pv_hdu_{ppath}",
         )  # fmt: skip
     region = st.text_input(
         "Full-resolution region x0:x1,y0:y1 (or draw a box with the box-select tool)",
@@ -131,20 +133,24 @@ def previews(ok: list[str], first: int, detector: str) -> None:
         st.caption("This file has no image extensions.")
         return
     rows = preview.simulated_rows(scope, ppath, int(hdu))
-    if rows:
-        st.caption(
-            f"A generated sparse file: only rows {rows} are simulated (the ones the monitors read); the "
-            "rest is zeros. `ql generate --pixels full` simulates whole images."
-        )
     with ui.shown_errors():
         try:
             v = preview.view(scope, ppath, int(hdu), region)
         except preview.BlankImage as e:
             st.info(f"HDU {hdu}: {e.reason}")
             return
+    if rows and preview.covers(rows, v.shape[0]):
+        rows = None  # (every row simulated: a whole image)
+    if rows:
+        st.caption(
+            f"A generated sparse file: only rows {rows} are simulated (the ones the monitors read); the "
+            "other rows hold no signal (0 as stored, shown with the file's BZERO added) and the stretch "
+            "is set on the simulated rows. `ql generate --pixels full` simulates whole images."
+        )
+    with ui.shown_errors():
         ny, nx = v.shape
         st.plotly_chart(
-            figure(v, stretch, f"{ppath.rsplit('/', 1)[-1]} [{labels.get(hdu, hdu)}]"),
+            figure(v, stretch, f"{ppath.rsplit('/', 1)[-1]} [{labels.get(hdu, hdu)}]", rows),
             key="pv_chart", on_select=zoom_to_selection, selection_mode="box",
             config={"scrollZoom": True, "displaylogo": False},
         )  # fmt: skip
@@ -160,7 +166,8 @@ def hdu_picker(label: str, path: str, key: str) -> int:
     """An HDU of ``path`` to pick, by index, EXTNAME and EXTVER."""
     hd = browse.hdus(scope, path).to_pylist()
     names = {
-        r["hdu"]: f"{r['hdu']}: " + (f"{r['extname']},{r['extver'] or 1}" if r["extname"] else "PRIMARY")
+        r["hdu"]: f"{r['hdu']}: "
+        + (f"{r['extname']},{r['extver'] or 1}" if r["extname"] and r["hdu"] else "PRIMARY")
         for r in hd
     }
     return int(

@@ -92,7 +92,7 @@ with ui.shown_errors():
                 "started": ui.age(b["latest_start"]),
                 "last success": ui.age(b["last_success"]),
             }
-            for b in sorted(board, key=lambda b: b["latest_status"] == "never")  # (jobs that ran first)
+            for b in sorted(board, key=ui.board_order)  # (what needs attention first)
         ]
         st.dataframe(
             ui.job_board_style(pd.DataFrame(rows)),
@@ -100,3 +100,4 @@ with ui.shown_errors():
             width="stretch",
             column_order=["job", "latest", "started", "last success"],
         )
+        st.caption(ui.BOARD_LEGEND)

@@ -13,10 +13,10 @@ with ui.shown_errors():
     if not ui.team_only(scope.viewer, "Job runs and logs"):
         st.stop()
     root = scope.lake_root
-    board = pd.DataFrame(sorted(jobs.board(root), key=lambda b: b["latest_status"] == "never"))  # (ran first)
+    board = pd.DataFrame(sorted(jobs.board(root), key=ui.board_order))  # (what needs attention first)
     for column in ("latest_start", "last_success"):  # (as the latest status says)
         if column in board:
-            board[column] = board[column].astype(object).where(board[column].notna(), "never")
+            board[column] = [ui.utc_time(v) if isinstance(v, str) else "never" for v in board[column]]
     st.dataframe(
         ui.job_board_style(board),
         hide_index=True,
@@ -30,6 +30,7 @@ with ui.shown_errors():
             "age_days": st.column_config.NumberColumn("Days since success", format="%.1f"),
         },
     )
+    st.caption(ui.BOARD_LEGEND)
     hist = jobs.history(root).to_pandas()
     if not len(hist):
         st.info("No job has run yet: 'ql run JOB' or 'ql run-due' from cron.")
@@ -105,10 +106,8 @@ with ui.shown_errors():
                     "color": {
                         "field": "status",
                         "type": "nominal",
-                        "scale": {
-                            "domain": ["success", "no-work", "failed", "skipped-locked", "running"],
-                            "range": ["#2e7d32", "#9ccc65", "#c62828", "#9e9e9e", "#f9a825"],
-                        },
+                        # every status a run can have (a skipped run left out was drawn in no colour)
+                        "scale": {"domain": list(ui.RUN_COLOURS), "range": list(ui.RUN_COLOURS.values())},
                     },
                 },
             },

@@ -137,6 +137,30 @@ def simulated_rows(scope: Scope, path: str, hdu: int) -> str | None:
     return scope.memo(("qlrows", path, hdu), look)
 
 
+def _ranges(rows: str) -> list[tuple[int, int]]:
+    """The 0-based row ranges ``[a, b)`` of a QLROWS value (``256:320,1024:1088``)."""
+    out = []
+    for part in rows.split(","):
+        a, _, b = part.partition(":")
+        if a.strip().isdigit() and b.strip().isdigit():
+            out.append((int(a), int(b)))
+    return out
+
+
+def row_mask(rows: str, y: np.ndarray) -> np.ndarray:
+    """Which of the FITS rows ``y`` (1-based, as :class:`View` gives them) a QLROWS value simulated."""
+    idx = np.asarray(y) - 1
+    mask = np.zeros(idx.shape, bool)
+    for a, b in _ranges(rows):
+        mask |= (idx >= a) & (idx < b)
+    return mask
+
+
+def covers(rows: str, ny: int) -> bool:
+    """Whether a QLROWS value simulated every one of an image's ``ny`` rows."""
+    return bool(row_mask(rows, np.arange(1, ny + 1)).all())
+
+
 def render(location: str, hdu: int, stretch: Stretch = "zscale", size: int = 512) -> bytes:
     """PNG bytes of one image extension of a FITS file (local path or fsspec URL)."""
     from PIL import Image

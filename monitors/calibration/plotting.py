@@ -123,9 +123,12 @@ def trend_png(
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     if len(set(groups)) > 1 or fits:
-        ax.legend(fontsize=9, ncol=4)
+        # beside the axes, not on them: a legend of four columns of slopes was wider than the figure
+        # and hid the highest points
+        cols = 1 if len(ordered) <= 16 else 2
+        ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=cols, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return path
 
