@@ -84,6 +84,7 @@ class Compactor:
         self.hdu_columns: dict[str, dict[int, list[str]]] = {}  # to record with the table's next commit
         self.counts: dict[str, FileCounts] = {}  # batch file → its writer's counts
         self.kept: list[Compacted] = []  # batch files committed as they are (see _submit)
+        self.schemas: dict[tuple[str, str | None], pa.Schema] = {}  # (table, part) → see _schema
 
     def add(self, results: list[BatchResult]) -> None:
         """Take finished batches (their tables already hold every column of their files)."""
@@ -99,7 +100,10 @@ class Compactor:
             # (first: a bin's files are rewritten with the columns of their HDUs, see _schema)
             for hdu, cols in res.hdu_columns.get(table, {}).items():
                 have = self.hdu_columns.setdefault(table, {}).setdefault(hdu, [])
-                have.extend(c for c in cols if c not in have)
+                new = [c for c in cols if c not in have]
+                if new:
+                    have.extend(new)
+                    self.schemas = {k: v for k, v in self.schemas.items() if k[0] != table}
             for f in files:
                 for part, rows in self._parts(table, f, res):
                     if rows:
@@ -133,14 +137,19 @@ class Compactor:
 
     def _schema(self, table: str, part: str | None) -> pa.Schema:
         """The columns of a compacted file of ``table``'s ``part``: those the table records for the part's
-        HDUs, with those of the batches not yet committed (see :func:`lake.maintenance.part_schema`)."""
-        schema = _plain_schema(self.lake.current_schema(self.pins, table))
+        HDUs, with those of the batches not yet committed (see :func:`lake.maintenance.part_schema`); kept
+        until a batch brings the table a keyword column (asked for each batch file: a 4M-file ingest
+        would otherwise parse the table's record some 100,000 times)."""
         if part is None:
-            return schema
-        per_hdu = hdu_columns_of(self.lake.table(self.pins, table))
-        for hdu, cols in self.hdu_columns.get(table, {}).items():
-            per_hdu[hdu] = [*per_hdu.get(hdu, []), *cols]
-        return part_schema(schema, per_hdu, part)
+            return _plain_schema(self.lake.current_schema(self.pins, table))
+        got = self.schemas.get((table, part))
+        if got is None:
+            per_hdu = hdu_columns_of(self.lake.table(self.pins, table))
+            for hdu, cols in self.hdu_columns.get(table, {}).items():
+                per_hdu[hdu] = [*per_hdu.get(hdu, []), *cols]
+            schema = _plain_schema(self.lake.current_schema(self.pins, table))
+            got = self.schemas[(table, part)] = part_schema(schema, per_hdu, part)
+        return got
 
     def _submit(self, key: Key) -> None:
         """Have a worker rewrite a bin (before the batches waiting for a worker: memory stays bounded). A
