@@ -338,9 +338,8 @@ def _by_name(file: str, hdus: list[tuple[int, list[str]]], ext: str) -> list[tup
     extensions; a usage error listing the file's HDUs if none is."""
     name, _, ver = (x.strip() for x in ext.partition(","))
     for index, cards in hdus:
-        got = _hdu_label(index, cards)  # "# HDU 1 (SCI, ver 1)"
-        m = re.match(r"# HDU \d+ \(([^,)]*)(?:, ver (\d+))?\)", got)
-        if m and m[1].upper() == name.upper() and (not ver or (m[2] or "1") == ver):
+        got, got_ver = _extname(cards)
+        if got is not None and got.upper() == name.upper() and (not ver or (got_ver or "1") == ver):
             return [(index, cards)]
     have = ", ".join(_hdu_label(i, c).removeprefix("# HDU ") for i, c in hdus)
     raise click.UsageError(f"{file} has no HDU {ext!r}; its HDUs: {have}")
@@ -356,15 +355,19 @@ def _split_hdus(lines: list[str]) -> list[list[str]]:
     return hdus
 
 
-def _hdu_label(index: int, cards: list[str]) -> str:
-    """``# HDU 1 (SCI, ver 1)``; ``# HDU 0 (PRIMARY)``; ``# HDU 3`` for an extension with no EXTNAME."""
-    import re
-
+def _extname(cards: list[str]) -> tuple[str | None, str | None]:
+    """An HDU's EXTNAME and EXTVER from its card images (None where it has none)."""
     values = {c[:8].rstrip(): c[10:] for c in cards if c[8:10] == "= "}
     name = re.match(r"\s*'((?:[^']|'')*)'", values.get("EXTNAME", ""))
     ver = re.match(r"\s*(\d+)", values.get("EXTVER", ""))
-    if name:
-        return f"# HDU {index} ({name[1].rstrip()}" + (f", ver {ver[1]})" if ver else ")")
+    return (name[1].rstrip() if name else None), (ver[1] if ver else None)
+
+
+def _hdu_label(index: int, cards: list[str]) -> str:
+    """``# HDU 1 (SCI, ver 1)``; ``# HDU 0 (PRIMARY)``; ``# HDU 3`` for an extension with no EXTNAME."""
+    name, ver = _extname(cards)
+    if name is not None:
+        return f"# HDU {index} ({name}" + (f", ver {ver})" if ver else ")")
     return f"# HDU {index} (PRIMARY)" if cards and cards[0].startswith("SIMPLE") else f"# HDU {index}"
 
 

@@ -137,21 +137,13 @@ def simulated_rows(scope: Scope, path: str, hdu: int) -> str | None:
     return scope.memo(("qlrows", path, hdu), look)
 
 
-def _ranges(rows: str) -> list[tuple[int, int]]:
-    """The 0-based row ranges ``[a, b)`` of a QLROWS value (``256:320,1024:1088``)."""
-    out = []
-    for part in rows.split(","):
-        a, _, b = part.partition(":")
-        if a.strip().isdigit() and b.strip().isdigit():
-            out.append((int(a), int(b)))
-    return out
-
-
 def row_mask(rows: str, y: np.ndarray) -> np.ndarray:
     """Which of the FITS rows ``y`` (1-based, as :class:`View` gives them) a QLROWS value simulated."""
     idx = np.asarray(y) - 1
     mask = np.zeros(idx.shape, bool)
-    for a, b in _ranges(rows):
+    from monitors.calibration.fitsdata import row_ranges
+
+    for a, b in row_ranges({"QLROWS": rows}, len(idx)):
         mask |= (idx >= a) & (idx < b)
     return mask
 
